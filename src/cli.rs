@@ -1,0 +1,324 @@
+//! Command-line definitions (clap derive) and nothing else.
+//!
+//! Every subcommand and flag lives here so `--help` is the single place a user
+//! learns the tool; behaviour lives in `crate::commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run Claude Code on a local model (Ollama + gpt-oss:20b by default), with a fast
+/// bundled Anthropic-compatible proxy, cloud fallback and a usage ledger.
+///
+/// Typical first run:
+///   ccr-setup init        # detect/install Ollama and Claude Code, write config and services
+///   ccr-setup up          # start Ollama with a 32k context, pull the model, smoke-test, run the proxy
+///   ccr-setup code        # start Claude Code pointed at the proxy
+#[derive(Debug, Parser)]
+#[command(
+    name = "ccr-setup",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted before or after any subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Router config file (claude-code-router schema, JSON5 allowed).
+    /// Default: ~/.claude-code-router/config.json
+    #[arg(long, global = true, env = "CCR_SETUP_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only print errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Disable colored output (the NO_COLOR environment variable is honoured too).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Interactive setup wizard: install what is missing, write the router config and services.
+    ///
+    /// Probes the machine (Homebrew, Ollama, Claude Code), shows a plan of what will be
+    /// installed, written and loaded, asks once, then applies it. Safe to re-run: the same
+    /// answers change nothing. Without a terminal (curl | sh), answers are read from /dev/tty
+    /// when one exists, else the defaults are used and reported.
+    Init(InitArgs),
+
+    /// Check every part of the setup and print the exact fix for each failure.
+    ///
+    /// Exit 0 when nothing failed (warnings allowed), 1 when a check failed.
+    Doctor(DoctorArgs),
+
+    /// Start Ollama with the configured context, pull the model, smoke-test, then run the proxy.
+    ///
+    /// Never kills an Ollama it did not start. Idempotent: with everything ready it only
+    /// re-checks and execs into the proxy.
+    Up(UpArgs),
+
+    /// Run the bundled Anthropic-compatible proxy in the foreground.
+    ///
+    /// Serves POST /v1/messages and /v1/messages/count_tokens to Claude Code and forwards
+    /// each request to the routed provider: OpenAI-compatible servers (Ollama, llama.cpp,
+    /// LM Studio, vLLM) are translated, Anthropic-native ones are passed through.
+    Proxy(ProxyArgs),
+
+    /// Start Claude Code pointed at the proxy (starting the proxy first if needed).
+    ///
+    /// Every argument is passed to `claude` unchanged, e.g. `ccr-setup code -- -p "hi"`.
+    Code(CodeArgs),
+
+    /// Print the environment `code` sets, as export lines: eval "$(ccr-setup env)".
+    Env(EnvArgs),
+
+    /// Show Ollama, the proxy, the services and the config path on one screen.
+    Status(StatusArgs),
+
+    /// Stop what ccr-setup started (its proxy, its Ollama child or services). Nothing else.
+    Stop(StopArgs),
+
+    /// Remove ccr-setup's services, pid and log files. Keeps the config unless --purge.
+    ///
+    /// Never uninstalls Ollama, Claude Code or models.
+    Uninstall(UninstallArgs),
+
+    /// Usage and savings from the proxy's ledger: local share, cloud spend, would-have-cost.
+    Stats(StatsArgs),
+
+    /// Inspect the router config.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
+    /// Print a shell completion script, e.g. `ccr-setup completions zsh > _ccr-setup`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceManagerChoice {
+    /// macOS launchd user agents (~/Library/LaunchAgents).
+    Launchd,
+    /// systemd user units (~/.config/systemd/user).
+    Systemd,
+    /// Do not install or manage services.
+    None,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Accept the defaults (and the flags given) without prompting.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Show the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Ollama model to serve.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// Context length for Ollama (OLLAMA_CONTEXT_LENGTH).
+    #[arg(long, value_name = "TOKENS")]
+    pub context_length: Option<u32>,
+
+    /// Port for the proxy.
+    #[arg(long)]
+    pub port: Option<u16>,
+
+    /// Add the Claude API as cloud fallback (think, longContext, fallback).
+    #[arg(long, overrides_with = "no_cloud_fallback")]
+    pub cloud_fallback: bool,
+
+    /// Do not add a cloud fallback provider.
+    #[arg(long)]
+    pub no_cloud_fallback: bool,
+
+    /// Install services that start Ollama and the proxy at login.
+    #[arg(long, overrides_with = "no_service")]
+    pub service: bool,
+
+    /// Do not install services.
+    #[arg(long)]
+    pub no_service: bool,
+
+    /// Override service-manager detection (lets either renderer run anywhere).
+    #[arg(long, value_enum, value_name = "MANAGER")]
+    pub service_manager: Option<ServiceManagerChoice>,
+
+    /// Do not install missing tools (Ollama, Claude Code); only write files.
+    #[arg(long)]
+    pub no_install: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Machine-readable output: a JSON list of {id, status, summary, detail, fix}.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Run the safe fixes that the checks name, after showing them.
+    #[arg(long)]
+    pub fix: bool,
+
+    /// With --fix: do not ask before fixing.
+    #[arg(short = 'y', long, requires = "fix")]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Ollama model to serve (default: the config's, else gpt-oss:20b).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// Context length to require (default: the config's, else 32768).
+    #[arg(long, value_name = "TOKENS")]
+    pub context_length: Option<u32>,
+
+    /// Continue when a server we do not own gives a smaller context than configured.
+    #[arg(long)]
+    pub accept_context: bool,
+
+    /// Do not exec into the proxy at the end.
+    #[arg(long)]
+    pub no_exec: bool,
+
+    /// Skip the smoke test.
+    #[arg(long)]
+    pub no_smoke: bool,
+
+    /// Seconds without pull progress before the pull is re-issued (it resumes).
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub stall_timeout: u64,
+
+    /// Machine-readable step results (one JSON object per line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProxyArgs {
+    /// Address to bind (default: the config's HOST, else 127.0.0.1).
+    /// Binding beyond loopback requires APIKEY in the config.
+    #[arg(long)]
+    pub host: Option<String>,
+
+    /// Port to bind (default: the config's PORT, else 3456).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CodeArgs {
+    /// Arguments passed to `claude` unchanged.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CLAUDE_ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnvArgs {
+    /// Shell syntax for the export lines.
+    #[arg(long, value_enum, default_value_t = EnvShell::Sh)]
+    pub shell: EnvShell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvShell {
+    Sh,
+    Fish,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StopArgs {
+    /// Also stop the Ollama that ccr-setup started (default: only the proxy).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UninstallArgs {
+    /// Also remove the router config (a backup is kept).
+    #[arg(long)]
+    pub purge: bool,
+
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Override service-manager detection.
+    #[arg(long, value_enum, value_name = "MANAGER")]
+    pub service_manager: Option<ServiceManagerChoice>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    /// Period to report: 7d, 30d, 24h, or all.
+    #[arg(long, default_value = "7d")]
+    pub since: String,
+
+    /// Group rows by day, model or route.
+    #[arg(long, value_enum)]
+    pub by: Option<StatsGroup>,
+
+    /// Cloud model used to price local requests ("would have cost").
+    #[arg(long, value_name = "MODEL")]
+    pub compare_to: Option<String>,
+
+    /// JSON output for scripts.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+
+    /// CSV output for scripts.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsGroup {
+    Day,
+    Model,
+    Route,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the config with secrets redacted.
+    Show,
+    /// Validate the config; exit 1 listing every problem with its JSON path and fix.
+    Validate,
+    /// Print the config file's path.
+    Path,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

@@ -1,0 +1,85 @@
+//! One file per subcommand: thin orchestration over the domain modules.
+//! Commands may print; domain modules may not.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+
+pub mod code;
+pub mod completions;
+pub mod config;
+pub mod doctor;
+pub mod env;
+pub mod init;
+pub mod proxy;
+pub mod stats;
+pub mod status;
+pub mod stop;
+pub mod uninstall;
+pub mod up;
+
+/// How a command finished when it did not hit an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// The work or a check failed; the command already explained why. Exit 1.
+    Failed,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::Failed => ExitCode::from(1),
+        }
+    }
+}
+
+/// What every command gets from the global flags.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub config_path: PathBuf,
+    pub verbose: u8,
+    pub quiet: bool,
+    pub color: bool,
+}
+
+impl Context {
+    pub fn from_global(global: &GlobalArgs) -> Self {
+        Context {
+            config_path: global
+                .config
+                .clone()
+                .unwrap_or_else(crate::paths::default_config_path),
+            verbose: global.verbose,
+            quiet: global.quiet,
+            color: crate::logging::color_enabled(global.no_color),
+        }
+    }
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let ctx = Context::from_global(&cli.global);
+    match cli.command {
+        Command::Init(args) => init::run(&ctx, args),
+        Command::Doctor(args) => doctor::run(&ctx, args),
+        Command::Up(args) => up::run(&ctx, args),
+        Command::Proxy(args) => proxy::run(&ctx, args),
+        Command::Code(args) => code::run(&ctx, args),
+        Command::Env(args) => env::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::Stop(args) => stop::run(&ctx, args),
+        Command::Uninstall(args) => uninstall::run(&ctx, args),
+        Command::Stats(args) => stats::run(&ctx, args),
+        Command::Config(cmd) => config::run(&ctx, cmd),
+        Command::Completions(args) => completions::run(args),
+    }
+}
+
+/// The answer of a subcommand that has not been built yet: never pretend to work.
+pub(crate) fn not_implemented(name: &str) -> anyhow::Result<Outcome> {
+    anyhow::bail!("`ccr-setup {name}` is not implemented yet")
+}

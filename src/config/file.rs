@@ -1,0 +1,204 @@
+//! The config file on disk: JSON5 in, JSON out, atomic writes with backups.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{interpolate, validate, Config, ConfigError};
+use crate::fsutil::{self, WriteOutcome};
+
+/// The config as the user wrote it: uninterpolated, unknown keys included.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub doc: Value,
+}
+
+impl ConfigFile {
+    /// Read and parse (JSON5: comments and trailing commas are fine).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::NotFound {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(ConfigError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            doc: Self::parse(&text).map_err(|message| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            })?,
+        })
+    }
+
+    /// Parse JSON5 text. Plain JSON goes through serde_json first: it is much faster and
+    /// keeps large integers exact.
+    pub fn parse(text: &str) -> Result<Value, String> {
+        serde_json::from_str(text).or_else(|_| json5::from_str(text).map_err(|e| e.to_string()))
+    }
+
+    /// A new, empty document that will be written to `path`.
+    pub fn new(path: &Path, doc: Value) -> Self {
+        ConfigFile {
+            path: path.to_path_buf(),
+            doc,
+        }
+    }
+
+    /// Interpolate `$VAR`/`${VAR}` from the process environment and validate.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        self.resolve_with(&|name| std::env::var(name).ok())
+    }
+
+    /// [`resolve`](Self::resolve) with an explicit variable lookup (for tests).
+    pub fn resolve_with(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let (doc, unset) = interpolate(&self.doc, lookup);
+        validate::build(&doc, &unset).map_err(|problems| ConfigError::Invalid {
+            path: self.path.clone(),
+            problems,
+        })
+    }
+
+    /// Does the file hold a literal secret (not a `$VAR` reference)? Such a file must be 0600.
+    pub fn holds_secret(&self) -> bool {
+        fn literal(v: Option<&Value>) -> bool {
+            v.and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty() && !s.trim_start().starts_with('$'))
+        }
+        literal(self.doc.get("APIKEY"))
+            || self
+                .doc
+                .get("Providers")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| ps.iter().any(|p| literal(p.get("api_key"))))
+    }
+
+    /// Write the document atomically, mode 0600, keeping a timestamped backup of the
+    /// previous content. Comments in a JSON5 original survive only in that backup.
+    pub fn save(&self) -> std::io::Result<WriteOutcome> {
+        let mut text = serde_json::to_string_pretty(&self.doc).map_err(std::io::Error::other)?;
+        text.push('\n');
+        fsutil::write_with_backup(&self.path, text.as_bytes(), 0o600)
+    }
+}
+
+/// A copy of `doc` with secrets replaced, for display. `$VAR` references are shown as
+/// written because they are not secrets.
+pub fn redacted(doc: &Value) -> Value {
+    fn is_secret_key(k: &str) -> bool {
+        let k = k.to_ascii_lowercase();
+        k == "apikey"
+            || k.contains("api_key")
+            || k.contains("token")
+            || k.contains("secret")
+            || k.contains("password")
+    }
+    match doc {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s)
+                            if is_secret_key(k) && !s.is_empty() && !s.starts_with('$') =>
+                        {
+                            Value::String("<redacted>".to_owned())
+                        }
+                        other => redacted(other),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const JSON5: &str = r#"{
+        // local first
+        "Providers": [
+            {name: "ollama", api_base_url: "http://127.0.0.1:11434/v1/chat/completions", models: ["gpt-oss:20b"], "my_note": "keep me",},
+        ],
+        "Router": {"default": "ollama,gpt-oss:20b", "customThing": [1, 2],},
+        "StatusLine": {"enabled": true},
+    }"#;
+
+    #[test]
+    fn json5_round_trip_keeps_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, JSON5).unwrap();
+        let mut file = ConfigFile::load(&path).unwrap();
+        file.resolve_with(&|_| None).unwrap();
+        file.doc["PORT"] = json!(4000);
+        file.save().unwrap();
+
+        let again = ConfigFile::load(&path).unwrap();
+        assert_eq!(again.doc["StatusLine"], json!({"enabled": true}));
+        assert_eq!(again.doc["Router"]["customThing"], json!([1, 2]));
+        assert_eq!(again.doc["Providers"][0]["my_note"], "keep me");
+        assert_eq!(again.doc["PORT"], 4000);
+        assert_eq!(again.resolve_with(&|_| None).unwrap().port, 4000);
+        // The JSON5 original, comments included, is in the backup.
+        let backups = fsutil::list_backups(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&backups[0]).unwrap(), JSON5);
+    }
+
+    #[test]
+    fn parse_error_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, "{ \"Router\": ").unwrap();
+        let err = ConfigFile::load(&path).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        assert!(err.to_string().contains("config.json"));
+    }
+
+    #[test]
+    fn interpolation_happens_on_resolve_not_on_disk() {
+        let doc = json!({
+            "APIKEY": "${PROXY_KEY}",
+            "Providers": [{"name": "a", "api_base_url": "https://api.anthropic.com/v1/messages", "api_key": "$ANTHROPIC_API_KEY", "models": ["m"]}],
+            "Router": {"default": "a,m"}
+        });
+        let file = ConfigFile::new(Path::new("/nonexistent/config.json"), doc.clone());
+        let cfg = file
+            .resolve_with(&|n| Some(format!("value-of-{n}")))
+            .unwrap();
+        assert_eq!(cfg.api_key.as_deref(), Some("value-of-PROXY_KEY"));
+        assert_eq!(
+            cfg.providers[0].api_key.as_deref(),
+            Some("value-of-ANTHROPIC_API_KEY")
+        );
+        assert_eq!(file.doc, doc);
+        assert!(!file.holds_secret());
+    }
+
+    #[test]
+    fn redaction_hides_literal_keys_only() {
+        let doc = json!({"APIKEY": "s3cret", "Providers": [{"api_key": "sk-1"}, {"api_key": "$KEY"}], "HOST": "127.0.0.1"});
+        let r = redacted(&doc);
+        assert_eq!(r["APIKEY"], "<redacted>");
+        assert_eq!(r["Providers"][0]["api_key"], "<redacted>");
+        assert_eq!(r["Providers"][1]["api_key"], "$KEY");
+        assert_eq!(r["HOST"], "127.0.0.1");
+        assert!(ConfigFile::new(Path::new("x"), doc).holds_secret());
+    }
+}

@@ -1,0 +1,75 @@
+//! The router config: claude-code-router's schema, kept so its users switch with no edits.
+//!
+//! * [`ConfigFile`] is the file as the user wrote it (JSON5 parsed to a JSON tree, no
+//!   interpolation). Edits go to this tree, so keys we do not know survive a save.
+//! * [`Config`] is the typed, interpolated, validated view the rest of the crate uses,
+//!   built by [`ConfigFile::resolve`], which reports *every* problem with its JSON path
+//!   and the fix.
+//!
+//! Extensions over claude-code-router (all optional): per-provider `context_window`,
+//! `max_tokens` and `reasoning_in_history`; top-level `CONNECT_TIMEOUT_MS`,
+//! `STREAM_IDLE_TIMEOUT_MS`, `Ollama` (the settings `up`, `init` and the services use)
+//! and `Pricing` (the ledger's price table).
+
+mod file;
+mod interpolate;
+mod model;
+mod validate;
+
+pub use file::{redacted, ConfigFile};
+pub use interpolate::interpolate;
+pub use model::{
+    Config, ModelRef, OllamaSettings, Provider, ProviderKind, Router, DEFAULT_CONTEXT_LENGTH,
+    DEFAULT_HOST, DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL, DEFAULT_PORT,
+};
+pub use validate::is_loopback_host;
+
+use std::path::PathBuf;
+
+/// One thing wrong with a config: where, what, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// JSON path such as `Router.default` or `Providers[1].api_base_url`.
+    pub path: String,
+    pub message: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}\n    fix: {}", self.path, self.message, self.fix)
+    }
+}
+
+/// Why a config could not be loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no config at {path}; run `ccr-setup init` to create one")]
+    NotFound { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid JSON5: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path} has {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Load, interpolate and validate the config at `path` in one step.
+pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+    ConfigFile::load(path)?.resolve()
+}

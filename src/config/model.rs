@@ -1,0 +1,167 @@
+//! The typed view of a validated config.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_PORT: u16 = 3456;
+pub const DEFAULT_LONG_CONTEXT_THRESHOLD: u64 = 60_000;
+pub const DEFAULT_MODEL: &str = "gpt-oss:20b";
+pub const DEFAULT_CONTEXT_LENGTH: u32 = 32_768;
+/// claude-code-router's default request timeout.
+pub const DEFAULT_API_TIMEOUT_MS: u64 = 600_000;
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// Local prefill of a long prompt can take minutes, so the idle limit is generous.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 600_000;
+
+/// A validated, interpolated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub providers: Vec<Provider>,
+    pub router: Router,
+    /// `APIKEY`: when set, clients must present it.
+    pub api_key: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub log: bool,
+    pub log_level: String,
+    pub api_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub stream_idle_timeout_ms: u64,
+    /// `fallback`: scenario name (`default`, `think`, …) to the models tried in order.
+    pub fallback: BTreeMap<String, Vec<ModelRef>>,
+    pub ollama: OllamaSettings,
+    /// The whole interpolated document, for extension keys read by one module only
+    /// (for example `Pricing`).
+    pub raw: Value,
+}
+
+impl Config {
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// The fallback chain for a scenario, or the `default` chain when it has none.
+    pub fn fallback_for(&self, scenario: &str) -> &[ModelRef] {
+        self.fallback
+            .get(scenario)
+            .or_else(|| self.fallback.get("default"))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+/// How the proxy talks to a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// OpenAI chat-completions: the proxy translates both ways.
+    OpenAi,
+    /// Anthropic Messages: the proxy passes requests through.
+    Anthropic,
+}
+
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    /// The full endpoint URL, e.g. `http://127.0.0.1:11434/v1/chat/completions`.
+    pub api_base_url: String,
+    /// None or empty for local servers that need no key.
+    pub api_key: Option<String>,
+    pub models: Vec<String>,
+    pub transformer: Option<Value>,
+    pub kind: ProviderKind,
+    /// Tokens the server can hold (prompt + output); enables the context guard.
+    pub context_window: Option<u32>,
+    /// Upper bound for a request's `max_tokens`.
+    pub max_tokens: Option<u32>,
+    /// Send thinking from history back as `reasoning_content` (DeepSeek-style APIs need it).
+    pub reasoning_in_history: bool,
+}
+
+/// A `"provider,model"` reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl ModelRef {
+    /// Parse `"provider,model"`; the model part may itself contain commas-free text such
+    /// as `gpt-oss:20b`. Returns None unless both parts are non-empty.
+    pub fn parse(s: &str) -> Option<ModelRef> {
+        let (provider, model) = s.split_once(',')?;
+        let (provider, model) = (provider.trim(), model.trim());
+        if provider.is_empty() || model.is_empty() {
+            return None;
+        }
+        Some(ModelRef {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}", self.provider, self.model)
+    }
+}
+
+/// `Router`: which model serves each scenario. Unset scenarios fall through to default.
+#[derive(Debug, Clone)]
+pub struct Router {
+    pub default: ModelRef,
+    pub background: Option<ModelRef>,
+    pub think: Option<ModelRef>,
+    pub long_context: Option<ModelRef>,
+    pub long_context_threshold: u64,
+    pub web_search: Option<ModelRef>,
+    pub image: Option<ModelRef>,
+}
+
+/// `Ollama`: how `up`, `init` and the services run Ollama. Every value has a default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OllamaSettings {
+    pub model: String,
+    pub context_length: u32,
+    /// KV memory grows with parallel × context, so one slot by default.
+    pub num_parallel: u32,
+    pub max_loaded_models: u32,
+    pub flash_attention: bool,
+    /// Keeps the model loaded between Claude Code turns (Ollama's default is 5m).
+    pub keep_alive: String,
+}
+
+impl Default for OllamaSettings {
+    fn default() -> Self {
+        OllamaSettings {
+            model: DEFAULT_MODEL.to_owned(),
+            context_length: DEFAULT_CONTEXT_LENGTH,
+            num_parallel: 1,
+            max_loaded_models: 1,
+            flash_attention: true,
+            keep_alive: "30m".to_owned(),
+        }
+    }
+}
+
+impl OllamaSettings {
+    /// The tuned environment for `ollama serve`, identical for the child `up` spawns and
+    /// for the launchd/systemd services.
+    pub fn tuned_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OLLAMA_CONTEXT_LENGTH", self.context_length.to_string()),
+            ("OLLAMA_NUM_PARALLEL", self.num_parallel.to_string()),
+            (
+                "OLLAMA_MAX_LOADED_MODELS",
+                self.max_loaded_models.to_string(),
+            ),
+            (
+                "OLLAMA_FLASH_ATTENTION",
+                if self.flash_attention { "1" } else { "0" }.to_owned(),
+            ),
+            ("OLLAMA_KEEP_ALIVE", self.keep_alive.clone()),
+        ]
+    }
+}

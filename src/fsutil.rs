@@ -1,0 +1,230 @@
+//! Safe file writes shared by every module that touches user files.
+//!
+//! A write goes to a temporary file in the same directory, is fsynced, then renamed
+//! over the target, so a crash leaves either the old file or the new one, never half
+//! of each. Before an existing file is replaced, a timestamped backup is kept beside
+//! it (the newest [`BACKUPS_KEPT`] are kept).
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// How many timestamped backups of one file are kept.
+pub const BACKUPS_KEPT: usize = 5;
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The file already had exactly these bytes; nothing was touched.
+    Unchanged,
+    /// The file did not exist and was created.
+    Created,
+    /// The file was replaced; the old content is in `backup`.
+    Replaced { backup: PathBuf },
+}
+
+/// Write `bytes` to `path` atomically with the given Unix mode, keeping a backup of
+/// any previous, different content. Creates parent directories.
+pub fn write_with_backup(path: &Path, bytes: &[u8], mode: u32) -> io::Result<WriteOutcome> {
+    write_with_backup_hooked(path, bytes, mode, || Ok(()))
+}
+
+/// [`write_with_backup`] with a hook that runs just before the rename; tests use it to
+/// simulate a crash between writing the temporary file and renaming it.
+pub fn write_with_backup_hooked(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    before_rename: impl FnOnce() -> io::Result<()>,
+) -> io::Result<WriteOutcome> {
+    let existing = match fs::read(path) {
+        Ok(old) => Some(old),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    if existing.as_deref() == Some(bytes) {
+        // Same content: still make sure the mode is right (e.g. a key file left 0644).
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+        return Ok(WriteOutcome::Unchanged);
+    }
+    let backup = match &existing {
+        Some(_) => Some(make_backup(path)?),
+        None => None,
+    };
+    write_atomic_hooked(path, bytes, mode, before_rename)?;
+    Ok(match backup {
+        Some(backup) => WriteOutcome::Replaced { backup },
+        None => WriteOutcome::Created,
+    })
+}
+
+/// Write atomically without a backup (for files that are wholly ours, such as pid files).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_hooked(path, bytes, mode, || Ok(()))
+}
+
+fn write_atomic_hooked(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    before_rename: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(&dir)?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        unique_suffix()
+    ));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // The umask may have narrowed the mode on create; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        before_rename()?;
+        fs::rename(&tmp, path)?;
+        // Persist the rename itself.
+        if let Ok(d) = fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Copy `path` to `<path>.<UTC timestamp>-<nn>.bak` (mode preserved) and prune old backups.
+pub fn make_backup(path: &Path) -> io::Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    // A fixed-width sequence number keeps names sortable when two backups share a
+    // millisecond.
+    let mut n = 0;
+    let mut backup = PathBuf::from(format!("{}.{stamp}-{n:02}.bak", path.display()));
+    while backup.exists() {
+        n += 1;
+        backup = PathBuf::from(format!("{}.{stamp}-{n:02}.bak", path.display()));
+    }
+    fs::copy(path, &backup)?;
+    prune_backups(path)?;
+    Ok(backup)
+}
+
+/// The existing backups of `path`, oldest first.
+pub fn list_backups(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let dir = parent_dir(path);
+    let prefix = format!(
+        "{}.",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    let mut found: Vec<PathBuf> = fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with(&prefix) && n.ends_with(".bak")
+            })
+        })
+        .collect();
+    // Timestamps sort lexically.
+    found.sort();
+    Ok(found)
+}
+
+fn prune_backups(path: &Path) -> io::Result<()> {
+    let backups = list_backups(path)?;
+    if backups.len() > BACKUPS_KEPT {
+        for old in &backups[..backups.len() - BACKUPS_KEPT] {
+            fs::remove_file(old)?;
+        }
+    }
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interrupted_write_before_rename_leaves_old_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        fs::write(&path, b"old").unwrap();
+        let err = write_with_backup_hooked(&path, b"new", 0o600, || {
+            Err(io::Error::other("simulated crash"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "simulated crash");
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        // No temporary file is left behind; only the file and its backup remain.
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+    }
+
+    #[test]
+    fn write_creates_with_mode_0600_then_backs_up_on_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.json");
+        assert_eq!(
+            write_with_backup(&path, b"one", 0o600).unwrap(),
+            WriteOutcome::Created
+        );
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            write_with_backup(&path, b"one", 0o600).unwrap(),
+            WriteOutcome::Unchanged
+        );
+        match write_with_backup(&path, b"two", 0o600).unwrap() {
+            WriteOutcome::Replaced { backup } => assert_eq!(fs::read(backup).unwrap(), b"one"),
+            other => panic!("expected a backup, got {other:?}"),
+        }
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+    }
+
+    #[test]
+    fn keeps_only_the_newest_five_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        for i in 0..9 {
+            write_with_backup(&path, format!("v{i}").as_bytes(), 0o600).unwrap();
+        }
+        let backups = list_backups(&path).unwrap();
+        assert_eq!(backups.len(), BACKUPS_KEPT);
+        // The newest backup holds the version before the current one.
+        assert_eq!(fs::read(backups.last().unwrap()).unwrap(), b"v7");
+        assert_eq!(fs::read(&backups[0]).unwrap(), b"v3");
+    }
+}

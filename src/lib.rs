@@ -1,0 +1,17 @@
+//! ccr-setup: run Claude Code on a local model.
+//!
+//! Data flows one way: `cli` parses, `commands` orchestrates, and the domain
+//! modules (`config`, `ollama`, `provision`, `service`, `proxy`, `ledger`) do the
+//! work and report progress through return values or callbacks, never by printing.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod fsutil;
+pub mod ledger;
+pub mod logging;
+pub mod ollama;
+pub mod paths;
+pub mod provision;
+pub mod proxy;
+pub mod service;

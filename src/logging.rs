@@ -1,0 +1,92 @@
+//! Logging setup with `tracing`.
+//!
+//! The CLI logs to stderr at the level set by `-v`. Long-running commands (the proxy,
+//! and `up`, which execs into it) also log to daily-rotated files under
+//! `~/.claude-code-router/logs/`, keeping a week. Secrets (API keys, Authorization
+//! headers) are never passed to a log macro anywhere in the crate.
+
+use std::io::IsTerminal;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::cli::{Command, GlobalArgs};
+
+/// Colour is on for a terminal unless `--no-color` or `NO_COLOR` (any value) says otherwise.
+pub fn color_enabled(no_color_flag: bool) -> bool {
+    !no_color_flag
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stderr().is_terminal()
+}
+
+fn stderr_level(global: &GlobalArgs, command: &Command) -> &'static str {
+    if global.quiet {
+        return "error";
+    }
+    // The proxy's one-line-per-request log is its main output, so it starts at info.
+    let base = if matches!(command, Command::Proxy(_)) {
+        1
+    } else {
+        0
+    };
+    match base + global.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    }
+}
+
+/// Install the subscriber for this run. `RUST_LOG` overrides `-v`.
+///
+/// Returns the file writer's guard when a log file is in use; keep it alive until exit
+/// so buffered lines are flushed.
+pub fn init(global: &GlobalArgs, command: &Command) -> Option<WorkerGuard> {
+    let level = stderr_level(global, command);
+    let stderr_filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("ccr_setup={level}")));
+    let stderr_layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(color_enabled(global.no_color))
+        .with_target(false)
+        .with_filter(stderr_filter);
+
+    let (file_layer, guard) = if matches!(command, Command::Proxy(_) | Command::Up(_)) {
+        match file_writer() {
+            Some((writer, guard)) => (
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(writer)
+                        .with_ansi(false)
+                        .with_filter(EnvFilter::new("ccr_setup=info")),
+                ),
+                Some(guard),
+            ),
+            None => (None, None),
+        }
+    } else {
+        (None, None)
+    };
+
+    let _ = tracing_subscriber::registry()
+        .with(stderr_layer)
+        .with(file_layer)
+        .try_init();
+    guard
+}
+
+/// A non-blocking writer to `logs/proxy.log.<date>`, rotated daily, 7 files kept.
+/// Returns None (stderr only) when the directory cannot be created.
+fn file_writer() -> Option<(tracing_appender::non_blocking::NonBlocking, WorkerGuard)> {
+    let dir = crate::paths::logs_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("proxy.log")
+        .max_log_files(7)
+        .build(&dir)
+        .ok()?;
+    Some(tracing_appender::non_blocking(appender))
+}

@@ -1,0 +1,17 @@
+//! Entry point: parse arguments, run the command, map the result to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = ccr_setup::cli::Cli::parse();
+    let _log_guard = ccr_setup::logging::init(&cli.global, &cli.command);
+    match ccr_setup::commands::run(cli) {
+        Ok(outcome) => outcome.into(),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
