@@ -7,19 +7,22 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+const FIRST_RUN: &str = "\
+Typical first run:
+  ccr-setup init     detect/install Ollama and Claude Code, write config and services
+  ccr-setup up       start Ollama with a 32k context, pull the model, smoke-test, run the proxy
+  ccr-setup code     start Claude Code pointed at the proxy
+  ccr-setup doctor   when something is wrong: every check, with the exact fix";
+
 /// Run Claude Code on a local model (Ollama + gpt-oss:20b by default), with a fast
 /// bundled Anthropic-compatible proxy, cloud fallback and a usage ledger.
-///
-/// Typical first run:
-///   ccr-setup init        # detect/install Ollama and Claude Code, write config and services
-///   ccr-setup up          # start Ollama with a 32k context, pull the model, smoke-test, run the proxy
-///   ccr-setup code        # start Claude Code pointed at the proxy
 #[derive(Debug, Parser)]
 #[command(
     name = "ccr-setup",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = FIRST_RUN
 )]
 pub struct Cli {
     #[command(flatten)]
