@@ -2,6 +2,8 @@
 //! part of this, hence the allow.
 #![allow(dead_code)]
 
+pub mod fake_ollama;
+
 use std::path::PathBuf;
 
 /// Path to external software the tests run against, from an environment variable set

@@ -1,0 +1,673 @@
+//! Typed async client for the parts of Ollama's HTTP API that ccr-setup uses.
+//!
+//! Probes (`version`, `tags`, `show`, `ps`) have a short timeout, because "is it up?"
+//! must answer quickly; calls that wait on the model (`pull`, `load`, chats) have only
+//! a connect timeout plus a generous overall limit, because a 13 GB model can take
+//! minutes to load on a laptop.
+
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use url::Url;
+
+use super::OllamaError;
+
+/// How long a probe may take before the server counts as not answering.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Connect timeout for every call: the server is (almost always) on this machine.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Upper bound for a call that waits on the model (load, chat).
+pub const MODEL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// One installed model, from `GET /api/tags`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct InstalledModel {
+    pub name: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub digest: String,
+}
+
+/// What `POST /api/show` says about a model, reduced to what we use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelDetails {
+    /// `completion`, `tools`, `thinking`, `vision`, …
+    pub capabilities: Vec<String>,
+    /// `model_info["general.architecture"]`, e.g. `gptoss`.
+    pub architecture: Option<String>,
+    /// The trained context: `model_info["<architecture>.context_length"]`, and only that key.
+    pub trained_context: Option<u64>,
+}
+
+impl ModelDetails {
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.capabilities.iter().any(|c| c == name)
+    }
+
+    /// Build from the raw `/api/show` body. Only the exact `<arch>.context_length` key
+    /// counts: keys such as `<arch>.rope.scaling.original_context_length` merely contain
+    /// the words and mean something else.
+    pub fn from_show(body: &Value) -> ModelDetails {
+        let capabilities = body
+            .get("capabilities")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let info = body.get("model_info");
+        let architecture = info
+            .and_then(|i| i.get("general.architecture"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let trained_context = architecture.as_ref().and_then(|arch| {
+            info?
+                .get(format!("{arch}.context_length"))
+                .and_then(Value::as_u64)
+        });
+        ModelDetails {
+            capabilities,
+            architecture,
+            trained_context,
+        }
+    }
+}
+
+/// One model loaded in memory, from `GET /api/ps`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct LoadedModel {
+    pub name: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub size_vram: u64,
+    /// The context that actually took effect (OLLAMA_CONTEXT_LENGTH capped by the
+    /// model's trained context, or the server's memory-based default).
+    #[serde(default)]
+    pub context_length: Option<u64>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// One line of the `POST /api/pull` NDJSON stream.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PullLine {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub digest: Option<String>,
+    #[serde(default)]
+    pub total: Option<u64>,
+    #[serde(default)]
+    pub completed: Option<u64>,
+    /// Ollama reports pull failures as an `{"error": …}` line with HTTP 200.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The parts of an OpenAI chat completion (`/v1/chat/completions`) we read.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChatCompletion {
+    #[serde(default)]
+    pub choices: Vec<ChatChoice>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChatChoice {
+    #[serde(default)]
+    pub message: Option<ChatMessage>,
+    /// Streaming chunks carry `delta` instead of `message`.
+    #[serde(default)]
+    pub delta: Option<ChatMessage>,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChatMessage {
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Ollama's name for the model's thinking.
+    #[serde(default)]
+    pub reasoning: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ToolCall {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub function: ToolFunction,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ToolFunction {
+    pub name: String,
+    /// A JSON object encoded as a string, as OpenAI sends it.
+    #[serde(default)]
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+/// An async client for one Ollama server.
+#[derive(Debug, Clone)]
+pub struct OllamaClient {
+    base: Url,
+    http: reqwest::Client,
+    probe_timeout: Duration,
+}
+
+impl OllamaClient {
+    /// A client for the server at `base` (e.g. from [`super::base_url_from_env`]).
+    pub fn new(base: Url) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .no_proxy() // Ollama is local; a corporate proxy must not see these calls
+            .build()
+            .expect("reqwest client with static settings");
+        OllamaClient {
+            base,
+            http,
+            probe_timeout: PROBE_TIMEOUT,
+        }
+    }
+
+    /// Change how long probes wait (tests and `doctor` use a shorter one).
+    pub fn with_probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout;
+        self
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> Url {
+        // `base` may carry a path prefix (OLLAMA_HOST=https://host/prefix).
+        let mut u = self.base.clone();
+        let prefix = u.path().trim_end_matches('/').to_owned();
+        u.set_path(&format!("{prefix}{path}"));
+        u
+    }
+
+    fn send_error(&self, path: &str, e: reqwest::Error) -> OllamaError {
+        if e.is_timeout() {
+            OllamaError::Timeout {
+                url: self.url(path).to_string(),
+            }
+        } else if e.is_connect() {
+            OllamaError::Unreachable {
+                url: self.url(path).to_string(),
+                source: e,
+            }
+        } else {
+            OllamaError::Transport {
+                url: self.url(path).to_string(),
+                source: e,
+            }
+        }
+    }
+
+    /// Turn a non-2xx answer into [`OllamaError::Status`], with Ollama's `{"error"}` text.
+    async fn check(
+        &self,
+        path: &str,
+        resp: reqwest::Response,
+    ) -> Result<reqwest::Response, OllamaError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(OllamaError::Status {
+            url: self.url(path).to_string(),
+            status: status.as_u16(),
+            message: error_text(&body),
+        })
+    }
+
+    async fn get_json(&self, path: &str) -> Result<Value, OllamaError> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .timeout(self.probe_timeout)
+            .send()
+            .await
+            .map_err(|e| self.send_error(path, e))?;
+        let resp = self.check(path, resp).await?;
+        resp.json().await.map_err(|e| self.decode_error(path, e))
+    }
+
+    async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, OllamaError> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.send_error(path, e))?;
+        let resp = self.check(path, resp).await?;
+        resp.json().await.map_err(|e| self.decode_error(path, e))
+    }
+
+    fn decode_error(&self, path: &str, e: reqwest::Error) -> OllamaError {
+        if e.is_timeout() {
+            return OllamaError::Timeout {
+                url: self.url(path).to_string(),
+            };
+        }
+        OllamaError::Decode {
+            url: self.url(path).to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// `GET /api/version`: the server's version string, e.g. `0.12.3`.
+    pub async fn version(&self) -> Result<String, OllamaError> {
+        let v = self.get_json("/api/version").await?;
+        v.get("version")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| OllamaError::Decode {
+                url: self.url("/api/version").to_string(),
+                message: format!("no \"version\" in {v}"),
+            })
+    }
+
+    /// `GET /api/tags`: the installed models.
+    pub async fn tags(&self) -> Result<Vec<InstalledModel>, OllamaError> {
+        #[derive(Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            models: Vec<InstalledModel>,
+        }
+        let v = self.get_json("/api/tags").await?;
+        let tags: Tags = serde_json::from_value(v).map_err(|e| OllamaError::Decode {
+            url: self.url("/api/tags").to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(tags.models)
+    }
+
+    /// Is `model` installed? `gpt-oss` and `gpt-oss:latest` name the same model.
+    pub async fn has_model(&self, model: &str) -> Result<bool, OllamaError> {
+        let want = normalize_model_name(model);
+        Ok(self.tags().await?.iter().any(|m| {
+            normalize_model_name(&m.name) == want || normalize_model_name(&m.model) == want
+        }))
+    }
+
+    /// `POST /api/show`: capabilities and trained context of `model`.
+    pub async fn show(&self, model: &str) -> Result<ModelDetails, OllamaError> {
+        let v = self
+            .post_json("/api/show", &json!({ "model": model }), self.probe_timeout)
+            .await?;
+        Ok(ModelDetails::from_show(&v))
+    }
+
+    /// `GET /api/ps`: the models loaded right now.
+    pub async fn ps(&self) -> Result<Vec<LoadedModel>, OllamaError> {
+        #[derive(Deserialize)]
+        struct Ps {
+            #[serde(default)]
+            models: Vec<LoadedModel>,
+        }
+        let v = self.get_json("/api/ps").await?;
+        let ps: Ps = serde_json::from_value(v).map_err(|e| OllamaError::Decode {
+            url: self.url("/api/ps").to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(ps.models)
+    }
+
+    /// The loaded entry for `model` in `/api/ps`, if it is loaded.
+    pub async fn loaded(&self, model: &str) -> Result<Option<LoadedModel>, OllamaError> {
+        let want = normalize_model_name(model);
+        Ok(self.ps().await?.into_iter().find(|m| {
+            normalize_model_name(&m.name) == want || normalize_model_name(&m.model) == want
+        }))
+    }
+
+    /// `POST /api/pull` with streaming: one [`PullLine`] per NDJSON line. An
+    /// `{"error":…}` line (sent with HTTP 200) ends the stream with
+    /// [`OllamaError::Pull`]. Dropping the stream cancels the download; the next pull
+    /// resumes it.
+    pub async fn pull_stream(
+        &self,
+        model: &str,
+    ) -> Result<impl Stream<Item = Result<PullLine, OllamaError>> + Send + Unpin, OllamaError> {
+        let path = "/api/pull";
+        let resp = self
+            .http
+            .post(self.url(path))
+            .json(&json!({ "model": model, "stream": true }))
+            .send()
+            .await
+            .map_err(|e| self.send_error(path, e))?;
+        let resp = self.check(path, resp).await?;
+        let url = self.url(path).to_string();
+        let lines = ndjson_lines(resp.bytes_stream(), url.clone());
+        Ok(Box::pin(lines.map(move |line| {
+            let line = line?;
+            let parsed: PullLine =
+                serde_json::from_str(&line).map_err(|e| OllamaError::Decode {
+                    url: url.clone(),
+                    message: format!("{e} in line {line:?}"),
+                })?;
+            match parsed.error {
+                Some(message) => Err(OllamaError::Pull { message }),
+                None => Ok(parsed),
+            }
+        })))
+    }
+
+    /// Load `model` into memory without generating (`POST /api/chat` with no messages),
+    /// keeping it loaded for `keep_alive` (Ollama duration syntax such as `30m`).
+    pub async fn load(&self, model: &str, keep_alive: Option<&str>) -> Result<(), OllamaError> {
+        let mut body = json!({ "model": model, "messages": [], "stream": false });
+        if let Some(k) = keep_alive {
+            body["keep_alive"] = json!(k);
+        }
+        self.post_json("/api/chat", &body, MODEL_TIMEOUT).await?;
+        Ok(())
+    }
+
+    /// `POST /api/chat` (non-streaming) with a caller-built body; returns Ollama's answer.
+    pub async fn chat(&self, body: &Value) -> Result<Value, OllamaError> {
+        let mut body = body.clone();
+        body["stream"] = json!(false);
+        self.post_json("/api/chat", &body, MODEL_TIMEOUT).await
+    }
+
+    /// `POST /v1/chat/completions`, non-streaming.
+    pub async fn chat_completion(&self, body: &Value) -> Result<ChatCompletion, OllamaError> {
+        chat_completion_at(&self.http, self.url("/v1/chat/completions"), body).await
+    }
+
+    /// `POST /v1/chat/completions` streamed: the chunks in order. A stream that ends
+    /// without `data: [DONE]` has failed and ends with [`OllamaError::Truncated`].
+    pub async fn chat_completion_stream(
+        &self,
+        body: &Value,
+    ) -> Result<impl Stream<Item = Result<ChatCompletion, OllamaError>> + Send + Unpin, OllamaError>
+    {
+        chat_completion_stream_at(&self.http, self.url("/v1/chat/completions"), body).await
+    }
+
+    /// The underlying HTTP client, for callers that talk to an OpenAI-compatible
+    /// endpoint elsewhere (e.g. the proxy) with the same settings.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
+/// `POST` a non-streaming chat completion to any OpenAI-compatible `url`.
+pub async fn chat_completion_at(
+    http: &reqwest::Client,
+    url: Url,
+    body: &Value,
+) -> Result<ChatCompletion, OllamaError> {
+    let mut body = body.clone();
+    body["stream"] = json!(false);
+    let resp = http
+        .post(url.clone())
+        .timeout(MODEL_TIMEOUT)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| transport(&url, e))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| transport(&url, e))?;
+    if !status.is_success() {
+        return Err(OllamaError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            message: error_text(&text),
+        });
+    }
+    serde_json::from_str(&text).map_err(|e| OllamaError::Decode {
+        url: url.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Stream a chat completion from any OpenAI-compatible `url` (SSE `data:` lines).
+pub async fn chat_completion_stream_at(
+    http: &reqwest::Client,
+    url: Url,
+    body: &Value,
+) -> Result<impl Stream<Item = Result<ChatCompletion, OllamaError>> + Send + Unpin, OllamaError> {
+    let mut body = body.clone();
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({ "include_usage": true });
+    let resp = http
+        .post(url.clone())
+        .timeout(MODEL_TIMEOUT)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| transport(&url, e))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        return Err(OllamaError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            message: error_text(&text),
+        });
+    }
+    let u = url.to_string();
+    let lines = ndjson_lines(resp.bytes_stream(), u.clone());
+    let state = (Box::pin(lines), false, u);
+    Ok(Box::pin(futures_util::stream::unfold(
+        state,
+        |(mut lines, done, u)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match lines.next().await {
+                    None => {
+                        let err = OllamaError::Truncated { url: u.clone() };
+                        return Some((Err(err), (lines, true, u)));
+                    }
+                    Some(Err(e)) => return Some((Err(e), (lines, true, u))),
+                    Some(Ok(line)) => {
+                        let Some(data) = line.strip_prefix("data:") else {
+                            continue; // comments, `event:` lines
+                        };
+                        let data = data.trim();
+                        if data == "[DONE]" {
+                            return None;
+                        }
+                        let item = serde_json::from_str::<Value>(data)
+                            .map_err(|e| OllamaError::Decode {
+                                url: u.clone(),
+                                message: e.to_string(),
+                            })
+                            .and_then(|v| {
+                                if let Some(err) = v.get("error") {
+                                    return Err(OllamaError::Status {
+                                        url: u.clone(),
+                                        status: 200,
+                                        message: error_text(&err.to_string()),
+                                    });
+                                }
+                                serde_json::from_value::<ChatCompletion>(v).map_err(|e| {
+                                    OllamaError::Decode {
+                                        url: u.clone(),
+                                        message: e.to_string(),
+                                    }
+                                })
+                            });
+                        let stop = item.is_err();
+                        return Some((item, (lines, stop, u)));
+                    }
+                }
+            }
+        },
+    )))
+}
+
+fn transport(url: &Url, e: reqwest::Error) -> OllamaError {
+    if e.is_timeout() {
+        OllamaError::Timeout {
+            url: url.to_string(),
+        }
+    } else if e.is_connect() {
+        OllamaError::Unreachable {
+            url: url.to_string(),
+            source: e,
+        }
+    } else {
+        OllamaError::Transport {
+            url: url.to_string(),
+            source: e,
+        }
+    }
+}
+
+/// Split a byte stream into non-empty text lines (NDJSON and SSE alike).
+fn ndjson_lines(
+    bytes: impl Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+    url: String,
+) -> impl Stream<Item = Result<String, OllamaError>> + Send {
+    let state = (Box::pin(bytes), Vec::<u8>::new(), false);
+    futures_util::stream::unfold(state, move |(mut bytes, mut buf, mut ended)| {
+        let url = url.clone();
+        async move {
+            loop {
+                if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let text = String::from_utf8_lossy(&line).trim().to_owned();
+                    if text.is_empty() {
+                        continue;
+                    }
+                    return Some((Ok(text), (bytes, buf, ended)));
+                }
+                if ended {
+                    let text = String::from_utf8_lossy(&buf).trim().to_owned();
+                    buf.clear();
+                    if text.is_empty() {
+                        return None;
+                    }
+                    return Some((Ok(text), (bytes, buf, ended)));
+                }
+                match bytes.next().await {
+                    Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                    Some(Err(e)) => {
+                        let err = if e.is_timeout() {
+                            OllamaError::Timeout { url }
+                        } else {
+                            OllamaError::Transport { url, source: e }
+                        };
+                        // End after reporting: a broken stream cannot continue.
+                        return Some((Err(err), (bytes, Vec::new(), true)));
+                    }
+                    None => ended = true,
+                }
+            }
+        }
+    })
+}
+
+/// Ollama's error bodies are `{"error":"text"}` (native API) or
+/// `{"error":{"message":"text"}}` (OpenAI-compatible API); anything else is shown as is.
+pub fn error_text(body: &str) -> String {
+    let trimmed = body.trim();
+    if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
+        let e = v.get("error").unwrap_or(&v);
+        if let Some(s) = e.as_str() {
+            return s.to_owned();
+        }
+        if let Some(s) = e.get("message").and_then(Value::as_str) {
+            return s.to_owned();
+        }
+    }
+    trimmed.chars().take(500).collect()
+}
+
+/// `name` → `name:latest`; names with a tag are kept. Ollama treats both as one model.
+pub fn normalize_model_name(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') {
+        name.to_owned()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trained_context_uses_the_exact_architecture_key() {
+        let body = json!({
+            "capabilities": ["completion", "tools", "thinking"],
+            "model_info": {
+                "general.architecture": "gptoss",
+                "gptoss.rope.scaling.original_context_length": 4096,
+                "gptoss.context_length": 131072,
+                "llama.context_length": 8192
+            }
+        });
+        let d = ModelDetails::from_show(&body);
+        assert_eq!(d.trained_context, Some(131072));
+        assert_eq!(d.architecture.as_deref(), Some("gptoss"));
+        assert!(d.has_capability("tools"));
+
+        // Only a decoy key: no trained context, rather than a wrong one.
+        let decoy = json!({"model_info": {"general.architecture": "gptoss", "gptoss.rope.scaling.original_context_length": 4096}});
+        assert_eq!(ModelDetails::from_show(&decoy).trained_context, None);
+    }
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(
+            error_text(r#"{"error":"model not found"}"#),
+            "model not found"
+        );
+        assert_eq!(
+            error_text(r#"{"error":{"message":"error parsing tool call","type":"api_error"}}"#),
+            "error parsing tool call"
+        );
+        assert_eq!(error_text("plain"), "plain");
+    }
+
+    #[test]
+    fn model_names() {
+        assert_eq!(normalize_model_name("gpt-oss"), "gpt-oss:latest");
+        assert_eq!(normalize_model_name("gpt-oss:20b"), "gpt-oss:20b");
+        assert_eq!(
+            normalize_model_name("registry.local:5000/ns/m"),
+            "registry.local:5000/ns/m:latest"
+        );
+    }
+}

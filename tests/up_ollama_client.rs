@@ -1,0 +1,149 @@
+//! The typed Ollama client against the fake server: each call, the exact trained-context
+//! key, error lines in a 200 pull stream, and streamed chat completions.
+
+mod support;
+
+use ccr_setup::ollama::{parse_ollama_host, OllamaClient, OllamaError};
+use futures_util::StreamExt;
+use serde_json::json;
+use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+
+fn client(fake: &FakeOllama) -> OllamaClient {
+    OllamaClient::new(parse_ollama_host(Some(&fake.host_port())))
+}
+
+#[tokio::test]
+async fn probes_and_model_details() {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    let c = client(&fake);
+    assert_eq!(c.version().await.unwrap(), "0.12.3");
+    let tags = c.tags().await.unwrap();
+    assert_eq!(tags.len(), 1);
+    assert_eq!(tags[0].name, "gpt-oss:20b");
+    assert!(c.has_model("gpt-oss:20b").await.unwrap());
+    assert!(!c.has_model("gpt-oss").await.unwrap());
+
+    let d = c.show("gpt-oss:20b").await.unwrap();
+    assert!(d.has_capability("tools"));
+    // The fake also serves a decoy `gptoss.rope.scaling.original_context_length: 4096`.
+    assert_eq!(d.trained_context, Some(131_072));
+
+    match c.show("nope:1b").await {
+        Err(OllamaError::Status {
+            status: 404,
+            message,
+            ..
+        }) => {
+            assert!(message.contains("not found"), "{message}")
+        }
+        other => panic!("expected 404, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn load_then_ps_reports_the_effective_context() {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    fake.update(|s| s.config.server_context = 4096);
+    let c = client(&fake);
+    assert!(c.loaded("gpt-oss:20b").await.unwrap().is_none());
+    c.load("gpt-oss:20b", Some("30m")).await.unwrap();
+    let loaded = c.loaded("gpt-oss:20b").await.unwrap().unwrap();
+    assert_eq!(loaded.context_length, Some(4096));
+    assert_eq!(fake.bodies("/api/chat")[0]["keep_alive"], "30m");
+}
+
+#[tokio::test]
+async fn pull_stream_reports_layers_and_error_lines() {
+    let fake = FakeOllama::start(FakeConfig::default());
+    let c = client(&fake);
+    let mut s = c.pull_stream("gpt-oss:20b").await.unwrap();
+    let mut statuses = Vec::new();
+    while let Some(line) = s.next().await {
+        statuses.push(line.unwrap().status);
+    }
+    assert_eq!(statuses.first().unwrap(), "pulling manifest");
+    assert_eq!(statuses.last().unwrap(), "success");
+    assert!(statuses.iter().any(|s| s == "verifying sha256 digest"));
+    let layers: std::collections::BTreeSet<_> = statuses
+        .iter()
+        .filter(|s| s.starts_with("pulling ") && *s != "pulling manifest")
+        .collect();
+    assert_eq!(layers.len(), 3, "{layers:?}");
+    assert!(fake.is_installed("gpt-oss:20b"));
+
+    let mut s = c.pull_stream("missing:7b").await.unwrap();
+    let mut last = None;
+    while let Some(line) = s.next().await {
+        last = Some(line);
+    }
+    match last {
+        Some(Err(OllamaError::Pull { message })) => {
+            assert_eq!(message, "pull model manifest: file does not exist")
+        }
+        other => panic!("expected a pull error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn chat_completions_plain_streamed_and_tool_call() {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    let c = client(&fake);
+    let plain = c
+        .chat_completion(
+            &json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .unwrap();
+    let msg = plain.choices[0].message.as_ref().unwrap();
+    assert!(msg.content.as_deref().unwrap().contains("fake Ollama"));
+
+    let mut stream = c
+        .chat_completion_stream(
+            &json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let mut usage = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        if let Some(u) = chunk.usage {
+            usage = Some(u);
+        }
+        for ch in chunk.choices {
+            text.push_str(ch.delta.and_then(|d| d.content).as_deref().unwrap_or(""));
+        }
+    }
+    assert_eq!(text, "Hello from the fake Ollama.");
+    assert_eq!(usage.unwrap().completion_tokens, 5);
+
+    let tools = json!([{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}]);
+    let tc = c
+        .chat_completion(&json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": "time?"}], "tools": tools}))
+        .await
+        .unwrap();
+    assert_eq!(
+        tc.choices[0].message.as_ref().unwrap().tool_calls[0]
+            .function
+            .name,
+        "get_time"
+    );
+
+    fake.update(|s| s.config.chat.tool_call_fails = true);
+    let err = c
+        .chat_completion(&json!({"model": "gpt-oss:20b", "messages": [], "tools": tools}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("error parsing tool call"), "{err}");
+}
+
+#[tokio::test]
+async fn nothing_listening_is_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = OllamaClient::new(parse_ollama_host(Some(&format!("127.0.0.1:{port}"))));
+    assert!(c.version().await.unwrap_err().is_unreachable());
+}
