@@ -450,10 +450,10 @@ async fn ps(State(st): State<Shared>) -> Response {
 
 /// Load `name` (as a chat/generate call would): the effective context is the server's
 /// setting capped at the trained context.
-fn load(st: &Shared, name: &str) -> Result<(), Response> {
+fn load(st: &Shared, name: &str) -> Result<(), Box<Response>> {
     let mut s = st.lock().unwrap();
     let Some(m) = find(&s.config.installed, name).cloned() else {
-        return Err(not_found(name));
+        return Err(Box::new(not_found(name)));
     };
     let ctx = s.config.server_context.min(m.trained_context);
     s.loaded.retain(|(n, _)| normalize(n) != normalize(&m.name));
@@ -581,7 +581,7 @@ async fn chat(State(st): State<Shared>, Json(body): Json<Value>) -> Response {
         )
     };
     if let Err(r) = load(&st, &name) {
-        return r;
+        return *r;
     }
     tokio::time::sleep(delay).await;
     let empty = body
