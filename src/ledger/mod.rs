@@ -5,11 +5,64 @@
 //! bounded channel to a single writer task; when the channel is full or the database
 //! is unusable the row is counted as dropped instead.
 //!
-//! This file is the contract between the proxy and the ledger; the writer, schema,
-//! pricing and the `stats` queries are built by the ledger issue.
+//! This file is the contract between the proxy and the ledger. Around it:
+//!
+//! * `schema`: the table and its versioned migrations (`PRAGMA user_version`).
+//! * `writer`: [`Ledger::spawn`], the one thread that owns the database connection and
+//!   writes rows in batched transactions.
+//! * `pricing`: the price table (built-in Anthropic list prices plus `Pricing` from the
+//!   config) and which providers count as local.
+//! * `stats`: pure queries over a `rusqlite::Connection` that `ccr-setup stats` renders.
+
+mod pricing;
+mod schema;
+mod stats;
+mod writer;
+
+pub use pricing::{
+    default_compare_to, is_local_provider, ledger_enabled, Price, PriceTable, PricingError,
+    FALLBACK_COMPARE_TO,
+};
+pub use schema::{open_for_reading, open_for_writing, SCHEMA_VERSION};
+pub use stats::{
+    read_rows, report, summarize, DaySavings, Group, GroupRow, LedgerRow, ProviderPerf, Report,
+    StatsOptions, Totals,
+};
+pub use writer::{Ledger, LedgerOptions};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// Why the ledger could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot create the ledger's folder {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ledger {path}: {source}")]
+    Sqlite {
+        path: std::path::PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "no price for model `{model}`; add it to the config, e.g. \
+         \"Pricing\": {{\"{model}\": {{\"input\": 3, \"output\": 15}}}} (USD per million tokens)"
+    )]
+    UnpricedModel { model: String },
+    #[error(
+        "ledger {path} has schema version {found}, newer than this ccr-setup understands \
+         ({supported}); upgrade ccr-setup (rows are not written to it meanwhile)"
+    )]
+    TooNew {
+        path: std::path::PathBuf,
+        found: i64,
+        supported: i64,
+    },
+}
 
 /// How a request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,11 +104,52 @@ pub struct UsageRecord {
     pub stream: bool,
 }
 
+impl RequestOutcome {
+    /// The value stored in the `outcome` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RequestOutcome::Ok => "ok",
+            RequestOutcome::ClientCancelled => "client_cancelled",
+            RequestOutcome::UpstreamError(_) => "upstream_error",
+            RequestOutcome::Rejected(_) => "rejected",
+        }
+    }
+
+    /// The error kind stored beside it, if any.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            RequestOutcome::UpstreamError(kind) | RequestOutcome::Rejected(kind) => Some(kind),
+            RequestOutcome::Ok | RequestOutcome::ClientCancelled => None,
+        }
+    }
+}
+
+/// What `status` shows about the ledger of a running proxy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerHealth {
+    /// False for [`LedgerHandle::disabled`].
+    pub enabled: bool,
+    /// Rows committed to the database.
+    pub written: u64,
+    /// Rows lost: queue full, or the database unusable (locked, read-only, disk full).
+    pub dropped: u64,
+    /// Set while the database is unusable: the last error, in one line.
+    pub problem: Option<String>,
+}
+
+/// State the writer shares with every handle, so `status` can read it.
+#[derive(Debug, Default)]
+struct WriterState {
+    written: AtomicU64,
+    problem: Mutex<Option<String>>,
+}
+
 /// Cheap to clone; hand one to every request.
 #[derive(Debug, Clone)]
 pub struct LedgerHandle {
     sender: Option<tokio::sync::mpsc::Sender<UsageRecord>>,
     dropped: Arc<AtomicU64>,
+    state: Arc<WriterState>,
 }
 
 impl LedgerHandle {
@@ -64,6 +158,7 @@ impl LedgerHandle {
         LedgerHandle {
             sender: None,
             dropped: Arc::new(AtomicU64::new(0)),
+            state: Arc::default(),
         }
     }
 
@@ -72,6 +167,7 @@ impl LedgerHandle {
         LedgerHandle {
             sender: Some(sender),
             dropped: Arc::new(AtomicU64::new(0)),
+            state: Arc::default(),
         }
     }
 
@@ -93,5 +189,26 @@ impl LedgerHandle {
     /// The shared counter, so the writer can add rows it failed to store.
     pub fn dropped_counter(&self) -> Arc<AtomicU64> {
         self.dropped.clone()
+    }
+
+    /// Whether this handle feeds a writer.
+    pub fn is_enabled(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Rows written and dropped so far, and the current problem if the database is
+    /// unusable. For `status` and the proxy's health endpoint.
+    pub fn health(&self) -> LedgerHealth {
+        LedgerHealth {
+            enabled: self.is_enabled(),
+            written: self.state.written.load(Ordering::Relaxed),
+            dropped: self.dropped(),
+            problem: self
+                .state
+                .problem
+                .lock()
+                .map(|p| p.clone())
+                .unwrap_or_default(),
+        }
     }
 }
