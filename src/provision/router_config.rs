@@ -1,0 +1,270 @@
+//! The edits `init` makes to the router config, as a pure function on the JSON tree so
+//! that running it twice with the same answers changes nothing, and everything the user
+//! added (other providers, keys, Router entries) survives.
+
+use serde_json::{json, Map, Value};
+
+use crate::config::ConfigFile;
+
+/// The local Ollama provider `init` writes.
+pub const OLLAMA_PROVIDER: &str = "ollama";
+pub const OLLAMA_CHAT_URL: &str = "http://127.0.0.1:11434/v1/chat/completions";
+/// The cloud fallback provider `init` writes when asked.
+pub const ANTHROPIC_PROVIDER: &str = "anthropic";
+pub const ANTHROPIC_MESSAGES_URL: &str = "https://api.anthropic.com/v1/messages";
+/// A reference, not the key: the key stays in the user's environment.
+pub const ANTHROPIC_KEY_REF: &str = "$ANTHROPIC_API_KEY";
+pub const CLOUD_MODEL: &str = "claude-sonnet-4-5";
+
+const TEMPLATE: &str = include_str!("../../templates/config.json");
+
+/// The answers of the `init` wizard that shape the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answers {
+    pub model: String,
+    pub context_length: u32,
+    pub port: u16,
+    pub cloud_fallback: bool,
+}
+
+/// The document a fresh config starts from (`templates/config.json`).
+pub fn template() -> Value {
+    ConfigFile::parse(TEMPLATE).expect("templates/config.json is valid JSON")
+}
+
+/// Why the answers could not be applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EditError {
+    #[error("{path} is {found}, but init needs an object there; fix or remove it and re-run")]
+    NotAnObject { path: &'static str, found: String },
+    #[error("Providers is not a list; make it a list ([ … ]) and re-run")]
+    ProvidersNotAList,
+}
+
+fn object<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &'static str,
+) -> Result<&'a mut Map<String, Value>, EditError> {
+    let v = parent.entry(key).or_insert_with(|| json!({}));
+    if v.is_null() {
+        *v = json!({});
+    }
+    let found = v.to_string();
+    v.as_object_mut()
+        .ok_or(EditError::NotAnObject { path: key, found })
+}
+
+/// Set `key` only when the current value differs (keeps `"PORT": "3456"` as written).
+fn set_number(map: &mut Map<String, Value>, key: &str, n: u64) {
+    let same = match map.get(key) {
+        Some(Value::Number(v)) => v.as_u64() == Some(n),
+        Some(Value::String(s)) => s.trim().parse::<u64>().ok() == Some(n),
+        _ => false,
+    };
+    if !same {
+        map.insert(key.to_owned(), json!(n));
+    }
+}
+
+fn find_provider<'a>(list: &'a mut [Value], name: &str) -> Option<&'a mut Map<String, Value>> {
+    list.iter_mut()
+        .filter_map(Value::as_object_mut)
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+}
+
+fn ensure_model(provider: &mut Map<String, Value>, model: &str) {
+    let models = provider.entry("models").or_insert_with(|| json!([]));
+    if !models.is_array() {
+        *models = json!([]);
+    }
+    let list = models.as_array_mut().expect("just made an array");
+    if !list.iter().any(|m| m.as_str() == Some(model)) {
+        list.push(json!(model));
+    }
+}
+
+/// Apply the answers to `doc` in place.
+pub fn apply(doc: &mut Value, a: &Answers) -> Result<(), EditError> {
+    if doc.is_null() {
+        *doc = template();
+    }
+    let root = doc.as_object_mut().ok_or(EditError::NotAnObject {
+        path: "the config",
+        found: "not an object".into(),
+    })?;
+    set_number(root, "PORT", a.port as u64);
+
+    let ollama = object(root, "Ollama")?;
+    if ollama.get("model").and_then(Value::as_str) != Some(a.model.as_str()) {
+        ollama.insert("model".into(), json!(a.model));
+    }
+    set_number(ollama, "context_length", a.context_length as u64);
+
+    let providers = root.entry("Providers").or_insert_with(|| json!([]));
+    let list = providers
+        .as_array_mut()
+        .ok_or(EditError::ProvidersNotAList)?;
+    match find_provider(list, OLLAMA_PROVIDER) {
+        Some(p) => {
+            p.entry("api_base_url")
+                .or_insert_with(|| json!(OLLAMA_CHAT_URL));
+            ensure_model(p, &a.model);
+            set_number(p, "context_window", a.context_length as u64);
+        }
+        None => list.push(json!({
+            "name": OLLAMA_PROVIDER,
+            "api_base_url": OLLAMA_CHAT_URL,
+            "api_key": "",
+            "models": [a.model],
+            "context_window": a.context_length,
+        })),
+    }
+    if a.cloud_fallback {
+        match find_provider(list, ANTHROPIC_PROVIDER) {
+            Some(p) => ensure_model(p, CLOUD_MODEL),
+            None => list.push(json!({
+                "name": ANTHROPIC_PROVIDER,
+                "api_base_url": ANTHROPIC_MESSAGES_URL,
+                "api_key": ANTHROPIC_KEY_REF,
+                "models": [CLOUD_MODEL],
+            })),
+        }
+    }
+
+    let cloud = format!("{ANTHROPIC_PROVIDER},{CLOUD_MODEL}");
+    let router = object(root, "Router")?;
+    let default = format!("{OLLAMA_PROVIDER},{}", a.model);
+    if router.get("default").and_then(Value::as_str) != Some(default.as_str()) {
+        router.insert("default".into(), json!(default));
+    }
+    for key in ["think", "longContext"] {
+        if a.cloud_fallback {
+            router.entry(key).or_insert_with(|| json!(cloud));
+        } else if router.get(key).and_then(Value::as_str) == Some(cloud.as_str()) {
+            // Only undo what init itself would have written.
+            router.remove(key);
+        }
+    }
+    let fallback = object(root, "fallback")?;
+    if a.cloud_fallback {
+        fallback.entry("default").or_insert_with(|| json!([cloud]));
+    } else if fallback.get("default") == Some(&json!([cloud])) {
+        fallback.remove("default");
+    }
+    if fallback.is_empty() {
+        root.remove("fallback");
+    }
+    Ok(())
+}
+
+/// Read the answers a config already holds (the defaults for a re-run of the wizard).
+pub fn current_answers(doc: &Value) -> Option<Answers> {
+    let ollama = doc.get("Ollama")?;
+    let num = |v: Option<&Value>| -> Option<u64> {
+        match v? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    Some(Answers {
+        model: ollama.get("model")?.as_str()?.to_owned(),
+        context_length: num(ollama.get("context_length"))? as u32,
+        port: num(doc.get("PORT")).unwrap_or(crate::config::DEFAULT_PORT as u64) as u16,
+        cloud_fallback: doc
+            .get("Providers")
+            .and_then(Value::as_array)
+            .is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p.get("name").and_then(Value::as_str) == Some(ANTHROPIC_PROVIDER))
+            }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn answers(cloud: bool) -> Answers {
+        Answers {
+            model: "gpt-oss:20b".into(),
+            context_length: 32768,
+            port: 3456,
+            cloud_fallback: cloud,
+        }
+    }
+
+    #[test]
+    fn fresh_config_validates_and_reapplying_is_a_no_op() {
+        let mut doc = Value::Null;
+        apply(&mut doc, &answers(true)).unwrap();
+        let once = doc.clone();
+        apply(&mut doc, &answers(true)).unwrap();
+        assert_eq!(doc, once);
+        let cfg = ConfigFile::new(Path::new("/c.json"), doc)
+            .resolve_with(&|n| (n == "ANTHROPIC_API_KEY").then(|| "sk-test".into()))
+            .unwrap();
+        assert_eq!(cfg.router.default.to_string(), "ollama,gpt-oss:20b");
+        assert_eq!(
+            cfg.router.think.as_ref().unwrap().to_string(),
+            "anthropic,claude-sonnet-4-5"
+        );
+        assert_eq!(cfg.provider("ollama").unwrap().context_window, Some(32768));
+        assert_eq!(cfg.ollama.context_length, 32768);
+        assert_eq!(
+            cfg.provider("anthropic").unwrap().api_key.as_deref(),
+            Some("sk-test")
+        );
+        // The key is referenced, not stored.
+        assert_eq!(once["Providers"][1]["api_key"], ANTHROPIC_KEY_REF);
+        assert_eq!(current_answers(&once), Some(answers(true)));
+    }
+
+    #[test]
+    fn user_providers_and_keys_survive() {
+        let mut doc = json!({
+            "PORT": "3456",
+            "APIKEY": "secret",
+            "Providers": [{"name": "deepseek", "api_base_url": "https://api.deepseek.com/chat/completions", "api_key": "sk-x", "models": ["deepseek-chat"]},
+                          {"name": "ollama", "api_base_url": "http://10.0.0.5:11434/v1/chat/completions", "models": ["qwen3:8b"], "note": "mine"}],
+            "Router": {"default": "deepseek,deepseek-chat", "background": "deepseek,deepseek-chat"},
+            "CustomKey": {"a": 1}
+        });
+        apply(&mut doc, &answers(false)).unwrap();
+        assert_eq!(doc["PORT"], "3456");
+        assert_eq!(doc["APIKEY"], "secret");
+        assert_eq!(doc["CustomKey"], json!({"a": 1}));
+        assert_eq!(doc["Providers"][0]["api_key"], "sk-x");
+        assert_eq!(
+            doc["Providers"][1]["api_base_url"],
+            "http://10.0.0.5:11434/v1/chat/completions"
+        );
+        assert_eq!(
+            doc["Providers"][1]["models"],
+            json!(["qwen3:8b", "gpt-oss:20b"])
+        );
+        assert_eq!(doc["Providers"][1]["note"], "mine");
+        assert_eq!(doc["Router"]["background"], "deepseek,deepseek-chat");
+        assert_eq!(doc["Router"]["default"], "ollama,gpt-oss:20b");
+        assert!(doc.get("fallback").is_none());
+    }
+
+    #[test]
+    fn turning_cloud_off_removes_only_what_init_wrote() {
+        let mut doc = Value::Null;
+        apply(&mut doc, &answers(true)).unwrap();
+        doc["Router"]["think"] = json!("anthropic,claude-opus-4-1");
+        apply(&mut doc, &answers(false)).unwrap();
+        assert_eq!(doc["Router"]["think"], "anthropic,claude-opus-4-1");
+        assert!(doc["Router"].get("longContext").is_none());
+        assert!(doc.get("fallback").is_none());
+    }
+
+    #[test]
+    fn non_object_router_is_a_clear_error() {
+        let mut doc = json!({"Router": "oops"});
+        let err = apply(&mut doc, &answers(false)).unwrap_err();
+        assert!(err.to_string().contains("Router"), "{err}");
+    }
+}
