@@ -261,7 +261,11 @@ fn happy_path_installs_the_real_binary_and_skips_init_by_flag() {
     assert!(stdout.contains(".bashrc"), "{stdout}");
 
     let installed = sandbox.installed();
-    assert_eq!(fs::read(&installed).unwrap(), real, "installed bytes differ");
+    assert_eq!(
+        fs::read(&installed).unwrap(),
+        real,
+        "installed bytes differ"
+    );
     assert_eq!(
         fs::metadata(&installed).unwrap().permissions().mode() & 0o777,
         0o755
@@ -321,7 +325,11 @@ fn checksum_mismatch_aborts_with_both_digests_and_installs_nothing() {
         let sum = root.path().join(format!(
             "download/v{VERSION}/ccr-setup-{VERSION}-{target}.tar.gz.sha256"
         ));
-        fs::write(&sum, format!("{wrong}  ccr-setup-{VERSION}-{target}.tar.gz\n")).unwrap();
+        fs::write(
+            &sum,
+            format!("{wrong}  ccr-setup-{VERSION}-{target}.tar.gz\n"),
+        )
+        .unwrap();
     }
     let server = StaticServer::start(root.path());
     let sandbox = Sandbox::new();
@@ -340,11 +348,9 @@ fn checksum_mismatch_aborts_with_both_digests_and_installs_nothing() {
             ))
         })
         .unwrap_or_else(|| panic!("no archive name in: {stderr}"));
-    let actual = sha256_hex(
-        &root
-            .path()
-            .join(format!("download/v{VERSION}/ccr-setup-{VERSION}-{target}.tar.gz")),
-    );
+    let actual = sha256_hex(&root.path().join(format!(
+        "download/v{VERSION}/ccr-setup-{VERSION}-{target}.tar.gz"
+    )));
     assert!(stderr.contains(&format!("got {actual}")), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line per failure: {stderr}");
     assert!(!sandbox.installed().exists(), "installed despite mismatch");
@@ -355,7 +361,11 @@ fn checksum_mismatch_aborts_with_both_digests_and_installs_nothing() {
 fn unsupported_platforms_are_named_clearly() {
     let (_root, server) = fake_release();
     for (os, arch, expected) in [
-        ("Linux", "riscv64", "unsupported architecture: linux-riscv64"),
+        (
+            "Linux",
+            "riscv64",
+            "unsupported architecture: linux-riscv64",
+        ),
         ("Linux", "armv7l", "unsupported architecture: linux-armv7l"),
         ("FreeBSD", "amd64", "unsupported OS: FreeBSD"),
         ("MINGW64_NT-10.0", "x86_64", "unsupported OS: Windows"),
@@ -459,8 +469,27 @@ fn wget_is_used_when_curl_is_missing() {
     let tools = sandbox.fake_bin.parent().unwrap().join("tools");
     fs::create_dir_all(&tools).unwrap();
     for tool in [
-        "sh", "uname", "tar", "gzip", "mktemp", "cp", "mv", "chmod", "mkdir", "rm", "tr", "cut",
-        "head", "basename", "grep", "ls", "sha256sum", "shasum", "cat", "sysctl", "ldd",
+        "sh",
+        "uname",
+        "tar",
+        "gzip",
+        "mktemp",
+        "cp",
+        "mv",
+        "chmod",
+        "mkdir",
+        "rm",
+        "tr",
+        "cut",
+        "head",
+        "basename",
+        "grep",
+        "ls",
+        "sha256sum",
+        "shasum",
+        "cat",
+        "sysctl",
+        "ldd",
     ] {
         if let Ok(path) = which::which(tool) {
             std::os::unix::fs::symlink(path, tools.join(tool)).unwrap();
@@ -505,7 +534,10 @@ fn init_failure_is_reported_after_a_successful_install() {
     let out = sandbox.run(&server.url(), &["--yes"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("`ccr-setup init` failed (exit 3)"), "{stderr}");
+    assert!(
+        stderr.contains("`ccr-setup init` failed (exit 3)"),
+        "{stderr}"
+    );
     assert!(sandbox.installed().exists(), "the binary stays installed");
 }
 
