@@ -1,8 +1,466 @@
-//! `ccr-setup stats`.
+//! `ccr-setup stats`: usage, local share, cloud spend and savings from the ledger.
+//!
+//! A missing ledger is not an error: a fresh install has simply recorded nothing yet, so
+//! the command says so on stderr and prints an all-zero report (exit 0), which keeps
+//! scripts reading `--json`/`--csv` simple.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Local, Offset};
+use serde_json::Value;
 
 use super::{Context, Outcome};
-use crate::cli::StatsArgs;
+use crate::cli::{StatsArgs, StatsGroup};
+use crate::config::{Config, ConfigError, ConfigFile};
+use crate::ledger::{self, Group, PriceTable, Report, StatsOptions, Totals};
 
-pub fn run(_ctx: &Context, _args: StatsArgs) -> anyhow::Result<Outcome> {
-    super::not_implemented("stats")
+pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let since_ms = parse_since(&args.since)?.map(|window_ms| now_ms - window_ms);
+
+    let (config, raw) = load_config(ctx)?;
+    let prices = PriceTable::from_config(&raw).map_err(|problems| {
+        anyhow::anyhow!(
+            "{} has {} problem(s) in Pricing:\n{}",
+            ctx.config_path.display(),
+            problems.len(),
+            problems
+                .iter()
+                .map(|p| format!("  - {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let options = StatsOptions {
+        since_ms,
+        group_by: args.by.map(|g| match g {
+            StatsGroup::Day => Group::Day,
+            StatsGroup::Model => Group::Model,
+            StatsGroup::Route => Group::Route,
+        }),
+        compare_to: args
+            .compare_to
+            .clone()
+            .unwrap_or_else(|| ledger::default_compare_to(config.as_ref())),
+        prices,
+        provider_local: provider_locality(config.as_ref(), &raw),
+        utc_offset: Local::now().offset().fix(),
+    };
+
+    let path = crate::paths::ledger_path();
+    let report = if path.exists() {
+        let conn = ledger::open_for_reading(&path)?;
+        ledger::report(&conn, &options)?
+    } else {
+        eprintln!(
+            "No usage recorded yet: {} does not exist. The proxy creates it with its first \
+             request (`ccr-setup up` or `ccr-setup proxy`).",
+            path.display()
+        );
+        ledger::summarize(&[], &options)?
+    };
+
+    let out = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else if args.csv {
+        render_csv(&report)
+    } else {
+        render_table(&report, &args.since, since_ms)
+    };
+    print!("{out}");
+    if !args.json && !args.csv && !report.unpriced_models.is_empty() && !ctx.quiet {
+        eprintln!(
+            "warning: no price for {}; their cost is counted as $0. Add them under `Pricing` \
+             in {} (USD per million tokens).",
+            report.unpriced_models.join(", "),
+            ctx.config_path.display()
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// `--since`: `all`, or a number followed by `h` (hours), `d` (days) or `w` (weeks).
+/// Returns the window length in milliseconds, None for `all`.
+pub fn parse_since(since: &str) -> anyhow::Result<Option<i64>> {
+    let s = since.trim().to_ascii_lowercase();
+    if s == "all" {
+        return Ok(None);
+    }
+    let bad = || {
+        anyhow::anyhow!(
+            "--since {since:?} is not a period; use all, or a number with h, d or w \
+             (24h, 7d, 30d, 2w)"
+        )
+    };
+    let unit_ms: i64 = match s.chars().last() {
+        Some('h') => 3_600_000,
+        Some('d') => 86_400_000,
+        Some('w') => 7 * 86_400_000,
+        _ => return Err(bad()),
+    };
+    let n: i64 = s[..s.len() - 1].parse().map_err(|_| bad())?;
+    if n <= 0 || n > 100 * 365 * 24 {
+        return Err(bad());
+    }
+    Ok(Some(n * unit_ms))
+}
+
+/// The validated config when it resolves, and the raw document either way (for
+/// `Pricing`). A config that does not resolve in this shell (for example an API key
+/// variable only the service sets) still lets `stats` run, with a warning.
+fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Value)> {
+    let file = match ConfigFile::load(&ctx.config_path) {
+        Ok(f) => f,
+        Err(ConfigError::NotFound { .. }) => {
+            if !ctx.quiet {
+                eprintln!(
+                    "note: no config at {}; using built-in prices",
+                    ctx.config_path.display()
+                );
+            }
+            return Ok((None, Value::Null));
+        }
+        Err(e) => return Err(e).context("cannot read the config for prices"),
+    };
+    match file.resolve() {
+        Ok(config) => {
+            let raw = config.raw.clone();
+            Ok((Some(config), raw))
+        }
+        Err(e) => {
+            if !ctx.quiet {
+                eprintln!(
+                    "note: the config does not resolve here ({}); providers are classified \
+                     from the file as written",
+                    first_line(&e.to_string())
+                );
+            }
+            Ok((None, file.doc))
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Provider name → local, from the resolved config or, failing that, the raw file.
+fn provider_locality(config: Option<&Config>, raw: &Value) -> HashMap<String, bool> {
+    if let Some(config) = config {
+        return config
+            .providers
+            .iter()
+            .map(|p| (p.name.clone(), ledger::is_local_provider(p)))
+            .collect();
+    }
+    raw.get("Providers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let name = p.get("name")?.as_str()?.to_owned();
+            let host = url::Url::parse(p.get("api_base_url")?.as_str()?)
+                .ok()?
+                .host_str()
+                .map(crate::config::is_loopback_host)?;
+            Some((name, host))
+        })
+        .collect()
+}
+
+/// `$0.0042` below a dollar (small local runs are the point), `$12.34` above.
+fn usd(v: f64) -> String {
+    let sign = if v < 0.0 { "-" } else { "" };
+    let a = v.abs();
+    if a == 0.0 {
+        "$0.00".into()
+    } else if a < 1.0 {
+        format!("{sign}${a:.4}")
+    } else {
+        format!("{sign}${a:.2}")
+    }
+}
+
+/// 950, 12.3k, 4.56M.
+fn tokens(n: u64) -> String {
+    match n {
+        0..=999 => n.to_string(),
+        1_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.2}M", n as f64 / 1e6),
+    }
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+fn period_label(since_arg: &str, since_ms: Option<i64>) -> String {
+    match since_ms.and_then(DateTime::from_timestamp_millis) {
+        None => "all time".into(),
+        Some(t) => format!(
+            "last {} (since {})",
+            since_arg.trim(),
+            t.with_timezone(&Local).format("%Y-%m-%d %H:%M")
+        ),
+    }
+}
+
+/// The human table.
+pub fn render_table(r: &Report, since_arg: &str, since_ms: Option<i64>) -> String {
+    let t = &r.totals;
+    let p = &r.compare_to_price;
+    let mut o = String::new();
+    let _ = writeln!(o, "Usage, {}", period_label(since_arg, since_ms));
+    let _ = writeln!(o);
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "requests",
+            format!(
+                "{}  (ok {}, upstream errors {}, cancelled {}, rejected {})",
+                t.requests, t.ok, t.upstream_errors, t.client_cancelled, t.rejected
+            ),
+        ),
+        (
+            "local share",
+            format!(
+                "{}  ({} local, {} cloud)",
+                pct(t.local_share),
+                t.local_requests,
+                t.cloud_requests
+            ),
+        ),
+        (
+            "tokens in / out",
+            format!(
+                "{} / {}  (cache read {}, cache write {}{})",
+                tokens(t.input_tokens),
+                tokens(t.output_tokens),
+                tokens(t.cache_read_tokens),
+                tokens(t.cache_write_tokens),
+                if t.estimated_token_requests > 0 {
+                    format!("; {} request(s) estimated", t.estimated_token_requests)
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        ("cloud spend", usd(t.cloud_cost_usd)),
+        (
+            "local cost",
+            if r.local_per_hour_usd > 0.0 {
+                format!(
+                    "{}  (electricity at {}/hour)",
+                    usd(t.local_cost_usd),
+                    usd(r.local_per_hour_usd)
+                )
+            } else {
+                format!(
+                    "{}  (set Pricing.local_per_hour to count electricity)",
+                    usd(0.0)
+                )
+            },
+        ),
+        (
+            "would have cost",
+            format!(
+                "{}  (local requests at {}: ${}/${} per Mtok in/out)",
+                usd(t.would_have_cost_usd),
+                r.compare_to,
+                p.input,
+                p.output
+            ),
+        ),
+        ("savings", usd(t.savings_usd)),
+        (
+            "local failures",
+            format!(
+                "{} of {} attempts ({}); fallbacks {} ({} from local)",
+                t.local_failures,
+                t.local_attempts,
+                pct(t.local_failure_rate),
+                t.fallbacks,
+                t.fallbacks_from_local
+            ),
+        ),
+    ];
+    for (label, value) in rows {
+        let _ = writeln!(o, "  {label:<16} {value}");
+    }
+
+    if !r.providers.is_empty() {
+        let _ = writeln!(o);
+        let width = r
+            .providers
+            .iter()
+            .map(|p| p.provider.len())
+            .max()
+            .unwrap_or(0)
+            .max("provider".len());
+        let _ = writeln!(
+            o,
+            "  {:<width$}  {:<5}  {:>8}  {:>11}  {:>8}",
+            "provider", "where", "requests", "median TTFT", "tokens/s"
+        );
+        for p in &r.providers {
+            let _ = writeln!(
+                o,
+                "  {:<width$}  {:<5}  {:>8}  {:>11}  {:>8}",
+                p.provider,
+                if p.local { "local" } else { "cloud" },
+                p.requests,
+                p.median_ttft_ms
+                    .map(|v| format!("{v:.0} ms"))
+                    .unwrap_or_else(|| "-".into()),
+                p.tokens_per_second
+                    .map(|v| format!("{v:.1}"))
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+    }
+
+    if let Some(group) = r.group_by {
+        let _ = writeln!(o);
+        let name = match group {
+            Group::Day => "day",
+            Group::Model => "model",
+            Group::Route => "route",
+        };
+        let width = r
+            .groups
+            .iter()
+            .map(|g| g.key.len())
+            .max()
+            .unwrap_or(0)
+            .max(name.len());
+        let _ = writeln!(
+            o,
+            "  {name:<width$}  {:>8}  {:>6}  {:>8}  {:>8}  {:>10}  {:>10}  {:>10}  {:>8}",
+            "requests", "local", "in", "out", "cloud", "would-have", "savings", "failures"
+        );
+        for g in &r.groups {
+            let t = &g.totals;
+            let _ = writeln!(
+                o,
+                "  {:<width$}  {:>8}  {:>6}  {:>8}  {:>8}  {:>10}  {:>10}  {:>10}  {:>8}",
+                g.key,
+                t.requests,
+                pct(t.local_share),
+                tokens(t.input_tokens),
+                tokens(t.output_tokens),
+                usd(t.cloud_cost_usd),
+                usd(t.would_have_cost_usd),
+                usd(t.savings_usd),
+                t.local_failures,
+            );
+        }
+    }
+
+    let _ = writeln!(o);
+    o.push_str(&savings_chart(r));
+    o
+}
+
+/// Daily savings as bars, the last 14 days that have data, scaled to the best day.
+fn savings_chart(r: &Report) -> String {
+    const WIDTH: f64 = 30.0;
+    let days = &r.daily_savings[r.daily_savings.len().saturating_sub(14)..];
+    if days.is_empty() {
+        return "  daily savings: no requests in this period\n".into();
+    }
+    let max = days.iter().map(|d| d.savings_usd).fold(0.0_f64, f64::max);
+    let mut o = String::from("  daily savings\n");
+    for d in days {
+        let cells = if max > 0.0 && d.savings_usd > 0.0 {
+            ((d.savings_usd / max) * WIDTH).round().max(1.0) as usize
+        } else {
+            0
+        };
+        let _ = writeln!(
+            o,
+            "  {}  {:<30}  {}",
+            d.day,
+            "█".repeat(cells),
+            usd(d.savings_usd)
+        );
+    }
+    o
+}
+
+const CSV_HEADER: &str = "group,requests,ok,upstream_errors,client_cancelled,rejected,\
+local_requests,cloud_requests,local_share,input_tokens,output_tokens,cache_read_tokens,\
+cache_write_tokens,cloud_cost_usd,local_cost_usd,would_have_cost_usd,savings_usd,\
+local_attempts,local_failures,local_failure_rate,fallbacks,fallbacks_from_local";
+
+/// One line per `--by` group, then a `total` line; the columns never change order.
+pub fn render_csv(r: &Report) -> String {
+    let mut o = String::from(CSV_HEADER);
+    o.push('\n');
+    for g in &r.groups {
+        csv_line(&mut o, &g.key, &g.totals);
+    }
+    csv_line(&mut o, "total", &r.totals);
+    o
+}
+
+fn csv_line(o: &mut String, key: &str, t: &Totals) {
+    let key = if key.contains([',', '"', '\n']) {
+        format!("\"{}\"", key.replace('"', "\"\""))
+    } else {
+        key.to_owned()
+    };
+    let _ = writeln!(
+        o,
+        "{key},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        t.requests,
+        t.ok,
+        t.upstream_errors,
+        t.client_cancelled,
+        t.rejected,
+        t.local_requests,
+        t.cloud_requests,
+        t.local_share,
+        t.input_tokens,
+        t.output_tokens,
+        t.cache_read_tokens,
+        t.cache_write_tokens,
+        t.cloud_cost_usd,
+        t.local_cost_usd,
+        t.would_have_cost_usd,
+        t.savings_usd,
+        t.local_attempts,
+        t.local_failures,
+        t.local_failure_rate,
+        t.fallbacks,
+        t.fallbacks_from_local,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_periods() {
+        assert_eq!(parse_since("all").unwrap(), None);
+        assert_eq!(parse_since("24h").unwrap(), Some(86_400_000));
+        assert_eq!(parse_since("7d").unwrap(), Some(7 * 86_400_000));
+        assert_eq!(parse_since("2w").unwrap(), Some(14 * 86_400_000));
+        for bad in ["", "7", "d", "-1d", "0d", "7x", "1.5d"] {
+            let e = parse_since(bad).unwrap_err().to_string();
+            assert!(e.contains("--since"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn money_and_token_formats() {
+        assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd(0.00425), "$0.0043");
+        assert_eq!(usd(12.345), "$12.35");
+        assert_eq!(usd(-0.5), "-$0.5000");
+        assert_eq!(tokens(950), "950");
+        assert_eq!(tokens(12_345), "12.3k");
+        assert_eq!(tokens(4_560_000), "4.56M");
+    }
 }
