@@ -1,1 +1,469 @@
-//! Filled in by the proxy issues.
+//! Anthropic Messages request → OpenAI chat-completions request.
+//!
+//! The result borrows from the parsed Anthropic request, so tool schemas (about 64 KB
+//! in a Claude Code request) and long texts are serialised straight from the client's
+//! parsed body without being copied.
+
+use std::borrow::Cow;
+
+use serde_json::{json, Value};
+
+use super::tool_names::ToolNameMap;
+use crate::proxy::anthropic::{
+    Content, ContentBlock, ImageSource, KnownBlock, MessagesRequest, System, Thinking, ToolChoice,
+    ToolResultContent,
+};
+use crate::proxy::openai::{
+    ChatContent, ChatMessage, ChatRequest, ChatTool, ContentPart, FunctionCall, FunctionDef,
+    ImageUrl, Role, StreamOptions, ToolCall,
+};
+
+/// Claude Code's first system block: it changes on every request, so sending it would
+/// defeat the local server's prompt cache, and it means nothing to another model.
+const BILLING_HEADER_PREFIX: &str = "x-anthropic-billing-header";
+
+/// Prefix that tells the model a tool result is an error (OpenAI tool messages have
+/// no `is_error` field).
+pub const TOOL_ERROR_PREFIX: &str = "[tool error] ";
+
+/// What the translation needs to know about the provider and model that will answer.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetOptions<'a> {
+    /// The upstream model name.
+    pub model: &'a str,
+    /// `Providers[].max_tokens`: the largest `max_tokens` the provider accepts.
+    pub max_tokens_limit: Option<u32>,
+    /// `Providers[].reasoning_in_history`: send thinking back as `reasoning_content`.
+    pub reasoning_in_history: bool,
+}
+
+/// A translated request and the tool-name mapping needed to read its answer.
+#[derive(Debug, Clone)]
+pub struct Translated<'a> {
+    pub request: ChatRequest<'a>,
+    pub tool_names: ToolNameMap,
+}
+
+/// A request that cannot be expressed for the upstream. Names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct TranslateError {
+    pub field: String,
+    pub message: String,
+}
+
+/// `thinking` → `reasoning_effort`.
+pub fn reasoning_effort(thinking: Option<&Thinking>) -> Option<&'static str> {
+    match thinking? {
+        Thinking::Enabled { budget_tokens } if *budget_tokens <= 4096 => Some("low"),
+        Thinking::Enabled { budget_tokens } if *budget_tokens <= 16384 => Some("medium"),
+        Thinking::Enabled { .. } => Some("high"),
+        Thinking::Adaptive { .. } => Some("medium"),
+        Thinking::Disabled => None,
+    }
+}
+
+/// Translate `req` for an OpenAI-compatible upstream.
+pub fn to_openai<'a>(
+    req: &'a MessagesRequest,
+    target: &TargetOptions<'a>,
+) -> Result<Translated<'a>, TranslateError> {
+    let mut names = ToolNameMap::default();
+    let mut messages: Vec<ChatMessage<'a>> = Vec::with_capacity(req.messages.len() + 1);
+
+    if let Some(system) = system_text(req.system.as_ref()) {
+        messages.push(ChatMessage::text(Role::System, system));
+    }
+
+    for (i, message) in req.messages.iter().enumerate() {
+        match message.role.as_str() {
+            "user" => push_user(&mut messages, &message.content),
+            "assistant" => push_assistant(&mut messages, &message.content, target, &mut names),
+            "system" => {
+                // Claude Code sends these mid-conversation; keep them in place.
+                let text = content_text(&message.content);
+                if !text.is_empty() {
+                    messages.push(ChatMessage::text(Role::System, text));
+                }
+            }
+            other => {
+                return Err(TranslateError {
+                    field: format!("messages[{i}].role"),
+                    message: format!(
+                        "unknown role \"{other}\"; expected user, assistant or system"
+                    ),
+                })
+            }
+        }
+    }
+
+    let tools: Vec<ChatTool<'a>> = req
+        .tools
+        .iter()
+        .flatten()
+        // Server tools (web_search_…, code_execution_…) have no schema and run on
+        // Anthropic's side; an OpenAI upstream cannot run them.
+        .filter(|t| t.kind.as_deref().is_none_or(|k| k == "custom"))
+        .map(|t| ChatTool {
+            kind: "function",
+            function: FunctionDef {
+                name: names.register(&t.name),
+                description: t.description.as_deref(),
+                parameters: match &t.input_schema {
+                    Some(schema) => Cow::Borrowed(schema),
+                    None => Cow::Owned(json!({"type": "object", "properties": {}})),
+                },
+            },
+        })
+        .collect();
+    let has_tools = !tools.is_empty();
+
+    let (tool_choice, parallel_tool_calls) = match (&req.tool_choice, has_tools) {
+        (Some(choice), true) => {
+            let (value, disable_parallel) = match choice {
+                ToolChoice::Auto {
+                    disable_parallel_tool_use,
+                } => (json!("auto"), *disable_parallel_tool_use),
+                ToolChoice::Any {
+                    disable_parallel_tool_use,
+                } => (json!("required"), *disable_parallel_tool_use),
+                ToolChoice::Tool {
+                    name,
+                    disable_parallel_tool_use,
+                } => (
+                    json!({"type": "function", "function": {"name": names.register(name)}}),
+                    *disable_parallel_tool_use,
+                ),
+                ToolChoice::None => (json!("none"), None),
+            };
+            (Some(value), disable_parallel.filter(|d| *d).map(|_| false))
+        }
+        _ => (None, None),
+    };
+
+    let stream = req.stream.unwrap_or(false);
+    let max_tokens = match (req.max_tokens, target.max_tokens_limit) {
+        (Some(asked), Some(limit)) => Some(asked.min(limit)),
+        (asked, limit) => asked.or(limit),
+    };
+
+    Ok(Translated {
+        request: ChatRequest {
+            model: target.model,
+            messages,
+            tools: has_tools.then_some(tools),
+            tool_choice,
+            parallel_tool_calls,
+            stop: req.stop_sequences.as_deref().filter(|s| !s.is_empty()),
+            temperature: req.temperature,
+            top_p: req.top_p,
+            max_tokens,
+            reasoning_effort: reasoning_effort(req.thinking.as_ref()),
+            stream,
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
+        },
+        tool_names: names,
+    })
+}
+
+/// The system prompt as one string, without the billing-header block.
+fn system_text(system: Option<&System>) -> Option<Cow<'_, str>> {
+    match system? {
+        System::Text(s) if s.is_empty() => None,
+        System::Text(s) => Some(Cow::Borrowed(s)),
+        System::Blocks(blocks) => {
+            let kept: Vec<&str> = blocks
+                .iter()
+                .filter(|b| b.kind == "text" && !b.text.starts_with(BILLING_HEADER_PREFIX))
+                .map(|b| b.text.as_str())
+                .collect();
+            match kept.as_slice() {
+                [] => None,
+                [one] => Some(Cow::Borrowed(one)),
+                many => Some(Cow::Owned(many.join("\n\n"))),
+            }
+        }
+    }
+}
+
+/// The text of a message's content (text blocks only), for system messages.
+fn content_text(content: &Content) -> Cow<'_, str> {
+    match content {
+        Content::Text(s) => Cow::Borrowed(s),
+        Content::Blocks(blocks) => join_texts(blocks.iter().filter_map(|b| match b {
+            ContentBlock::Known(KnownBlock::Text { text, .. }) => Some(text.as_str()),
+            _ => None,
+        })),
+    }
+}
+
+fn join_texts<'a>(mut texts: impl Iterator<Item = &'a str>) -> Cow<'a, str> {
+    let Some(first) = texts.next() else {
+        return Cow::Borrowed("");
+    };
+    match texts.next() {
+        None => Cow::Borrowed(first),
+        Some(second) => {
+            let mut joined = format!("{first}\n{second}");
+            for t in texts {
+                joined.push('\n');
+                joined.push_str(t);
+            }
+            Cow::Owned(joined)
+        }
+    }
+}
+
+fn image_url(source: &ImageSource) -> Cow<'_, str> {
+    match source {
+        ImageSource::Base64 { media_type, data } => {
+            Cow::Owned(format!("data:{media_type};base64,{data}"))
+        }
+        ImageSource::Url { url } => Cow::Borrowed(url),
+    }
+}
+
+/// A user turn: its tool results become `tool` messages (first, because they must
+/// follow the assistant's tool calls), then the rest becomes one user message.
+fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content) {
+    let blocks = match content {
+        Content::Text(s) => {
+            out.push(ChatMessage::text(Role::User, Cow::Borrowed(s)));
+            return;
+        }
+        Content::Blocks(blocks) => blocks,
+    };
+    let mut parts: Vec<ContentPart<'a>> = Vec::new();
+    // Images returned by tools: OpenAI tool messages hold text only, so they follow
+    // as a user message.
+    let mut tool_images: Vec<ContentPart<'a>> = Vec::new();
+    for block in blocks {
+        match block {
+            ContentBlock::Known(KnownBlock::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+                ..
+            }) => {
+                let text = tool_result_text(content.as_ref(), &mut tool_images);
+                let text = if *is_error == Some(true) {
+                    Cow::Owned(format!("{TOOL_ERROR_PREFIX}{text}"))
+                } else {
+                    text
+                };
+                out.push(ChatMessage {
+                    role: Role::Tool,
+                    content: Some(ChatContent::Text(text)),
+                    tool_calls: None,
+                    tool_call_id: Some(tool_use_id),
+                    reasoning_content: None,
+                });
+            }
+            ContentBlock::Known(KnownBlock::Text { text, .. }) => parts.push(ContentPart::Text {
+                text: Cow::Borrowed(text),
+            }),
+            ContentBlock::Known(KnownBlock::Image { source, .. }) => {
+                parts.push(ContentPart::ImageUrl {
+                    image_url: ImageUrl {
+                        url: image_url(source),
+                    },
+                })
+            }
+            // Thinking in a user turn, documents, unknown kinds: nothing an OpenAI
+            // upstream can read.
+            _ => {}
+        }
+    }
+    parts.extend(tool_images);
+    if parts.is_empty() {
+        return;
+    }
+    let all_text = parts.iter().all(|p| matches!(p, ContentPart::Text { .. }));
+    let content = if all_text {
+        // Plain strings are understood by every server; arrays are not.
+        let mut texts = parts.into_iter().filter_map(|p| match p {
+            ContentPart::Text { text } => Some(text),
+            ContentPart::ImageUrl { .. } => None,
+        });
+        let first = texts.next().unwrap_or_default();
+        let joined = texts.fold(first, |mut acc, t| {
+            let s = acc.to_mut();
+            s.push('\n');
+            s.push_str(&t);
+            acc
+        });
+        ChatContent::Text(joined)
+    } else {
+        ChatContent::Parts(parts)
+    };
+    out.push(ChatMessage {
+        role: Role::User,
+        content: Some(content),
+        tool_calls: None,
+        tool_call_id: None,
+        reasoning_content: None,
+    });
+}
+
+fn tool_result_text<'a>(
+    content: Option<&'a ToolResultContent>,
+    images: &mut Vec<ContentPart<'a>>,
+) -> Cow<'a, str> {
+    match content {
+        None => Cow::Borrowed(""),
+        Some(ToolResultContent::Text(s)) => Cow::Borrowed(s),
+        Some(ToolResultContent::Blocks(blocks)) => {
+            for block in blocks {
+                if let ContentBlock::Known(KnownBlock::Image { source, .. }) = block {
+                    images.push(ContentPart::ImageUrl {
+                        image_url: ImageUrl {
+                            url: image_url(source),
+                        },
+                    });
+                }
+            }
+            join_texts(blocks.iter().filter_map(|b| match b {
+                ContentBlock::Known(KnownBlock::Text { text, .. }) => Some(text.as_str()),
+                _ => None,
+            }))
+        }
+    }
+}
+
+fn push_assistant<'a>(
+    out: &mut Vec<ChatMessage<'a>>,
+    content: &'a Content,
+    target: &TargetOptions<'a>,
+    names: &mut ToolNameMap,
+) {
+    let blocks = match content {
+        Content::Text(s) => {
+            out.push(ChatMessage::text(Role::Assistant, Cow::Borrowed(s)));
+            return;
+        }
+        Content::Blocks(blocks) => blocks,
+    };
+    let mut texts: Vec<&'a str> = Vec::new();
+    let mut reasoning: Vec<&'a str> = Vec::new();
+    let mut calls: Vec<ToolCall<'a>> = Vec::new();
+    for block in blocks {
+        match block {
+            ContentBlock::Known(KnownBlock::Text { text, .. }) => texts.push(text),
+            ContentBlock::Known(KnownBlock::ToolUse {
+                id, name, input, ..
+            }) => calls.push(ToolCall {
+                id,
+                kind: "function",
+                function: FunctionCall {
+                    name: names.register(name),
+                    arguments: match input {
+                        Value::Null => "{}".to_owned(),
+                        other => other.to_string(),
+                    },
+                },
+            }),
+            ContentBlock::Known(KnownBlock::Thinking { thinking, .. })
+                if target.reasoning_in_history =>
+            {
+                reasoning.push(thinking)
+            }
+            _ => {}
+        }
+    }
+    if texts.is_empty() && calls.is_empty() && reasoning.is_empty() {
+        return;
+    }
+    let text = join_texts(texts.into_iter());
+    out.push(ChatMessage {
+        role: Role::Assistant,
+        content: if text.is_empty() && !calls.is_empty() {
+            None
+        } else {
+            Some(ChatContent::Text(text))
+        },
+        tool_calls: (!calls.is_empty()).then_some(calls),
+        tool_call_id: None,
+        reasoning_content: (!reasoning.is_empty()).then(|| join_texts(reasoning.into_iter())),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn translate(body: Value, target: TargetOptions) -> Value {
+        let req: MessagesRequest = serde_json::from_value(body).unwrap();
+        let t = to_openai(&req, &target).unwrap();
+        serde_json::to_value(&t.request).unwrap()
+    }
+
+    const TARGET: TargetOptions = TargetOptions {
+        model: "gpt-oss:20b",
+        max_tokens_limit: None,
+        reasoning_in_history: false,
+    };
+
+    #[test]
+    fn reasoning_effort_thresholds() {
+        let e = |b| reasoning_effort(Some(&Thinking::Enabled { budget_tokens: b }));
+        assert_eq!(
+            (e(1024), e(4096), e(4097), e(16384), e(16385)),
+            (
+                Some("low"),
+                Some("low"),
+                Some("medium"),
+                Some("medium"),
+                Some("high")
+            )
+        );
+        assert_eq!(reasoning_effort(Some(&Thinking::Disabled)), None);
+        assert_eq!(reasoning_effort(None), None);
+    }
+
+    #[test]
+    fn max_tokens_is_clamped_to_the_provider_limit() {
+        let body = json!({"model": "m", "max_tokens": 64000, "messages": [{"role": "user", "content": "hi"}]});
+        let clamped = TargetOptions {
+            max_tokens_limit: Some(8192),
+            ..TARGET
+        };
+        assert_eq!(translate(body.clone(), clamped)["max_tokens"], 8192);
+        assert_eq!(translate(body, TARGET)["max_tokens"], 64000);
+    }
+
+    #[test]
+    fn reasoning_goes_back_only_when_the_provider_wants_it() {
+        let body = json!({"model": "m", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "ponder", "signature": ""}, {"type": "tool_use", "id": "c1", "name": "Bash", "input": {"command": "ls"}}]},
+        ]});
+        let plain = translate(body.clone(), TARGET);
+        assert!(plain["messages"][1].get("reasoning_content").is_none());
+        assert_eq!(plain["messages"][1]["content"], Value::Null);
+        let deepseek = TargetOptions {
+            reasoning_in_history: true,
+            ..TARGET
+        };
+        assert_eq!(
+            translate(body, deepseek)["messages"][1]["reasoning_content"],
+            "ponder"
+        );
+    }
+
+    #[test]
+    fn unknown_role_names_the_field() {
+        let req: MessagesRequest = serde_json::from_value(json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}]})).unwrap();
+        let err = to_openai(&req, &TARGET).unwrap_err();
+        assert_eq!(err.field, "messages[1].role");
+    }
+
+    #[test]
+    fn tool_choice_without_tools_is_omitted() {
+        let body = json!({"model": "m", "tool_choice": {"type": "any"}, "messages": [{"role": "user", "content": "a"}]});
+        let out = translate(body, TARGET);
+        assert!(out.get("tool_choice").is_none());
+    }
+}

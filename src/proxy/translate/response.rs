@@ -1,1 +1,212 @@
-//! Filled in by the proxy issues.
+//! OpenAI chat completion (non-streaming) → Anthropic Messages response.
+
+use serde_json::Value;
+
+use super::tool_names::ToolNameMap;
+use crate::proxy::anthropic::{MessagesResponse, ResponseBlock, StopReason, Usage};
+use crate::proxy::openai::{ChatCompletion, ChatUsage};
+
+/// An upstream answer the client cannot be given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    #[error("the upstream answer has no choices")]
+    NoChoices,
+    #[error("the upstream's arguments for tool `{name}` are not valid JSON: {detail}")]
+    BadToolArguments { name: String, detail: String },
+}
+
+/// Anthropic usage from OpenAI usage: cached prompt tokens are reported apart, as
+/// Anthropic does. Falls back to `input_estimate` when the upstream reported nothing.
+pub fn usage_from_openai(usage: Option<&ChatUsage>, input_estimate: u64) -> (Usage, bool) {
+    match usage {
+        Some(u) => {
+            let cached = u.cached_tokens();
+            (
+                Usage {
+                    input_tokens: u.prompt_tokens.saturating_sub(cached),
+                    output_tokens: u.completion_tokens,
+                    cache_creation_input_tokens: None,
+                    cache_read_input_tokens: (cached > 0).then_some(cached),
+                },
+                false,
+            )
+        }
+        None => (
+            Usage {
+                input_tokens: input_estimate,
+                ..Usage::default()
+            },
+            true,
+        ),
+    }
+}
+
+/// What the caller knows that the upstream answer does not carry.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseContext<'a> {
+    /// Message id to use when the upstream gave none.
+    pub fallback_id: &'a str,
+    /// The model that answered (reported back to the client).
+    pub model: &'a str,
+    /// Input-token estimate, used only when the upstream reports no usage.
+    pub input_estimate: u64,
+}
+
+/// Translate a whole answer. Returns the response and whether its usage is estimated.
+pub fn from_openai(
+    resp: &ChatCompletion,
+    names: &ToolNameMap,
+    ctx: &ResponseContext,
+) -> Result<(MessagesResponse, bool), ResponseError> {
+    let choice = resp.choices.first().ok_or(ResponseError::NoChoices)?;
+    let msg = &choice.message;
+    let id = match resp.id.as_deref() {
+        Some(id) if !id.is_empty() => format!("msg_{id}"),
+        _ => ctx.fallback_id.to_owned(),
+    };
+
+    let mut content = Vec::new();
+    let reasoning = msg
+        .reasoning_content
+        .as_deref()
+        .or(msg.reasoning.as_deref())
+        .filter(|r| !r.is_empty());
+    if let Some(thinking) = reasoning {
+        content.push(ResponseBlock::Thinking {
+            thinking: thinking.to_owned(),
+            signature: String::new(),
+        });
+    }
+    if let Some(text) = msg.content.as_deref().filter(|t| !t.is_empty()) {
+        content.push(ResponseBlock::Text {
+            text: text.to_owned(),
+        });
+    }
+    for (i, call) in msg.tool_calls.iter().flatten().enumerate() {
+        let upstream_name = call.function.name.as_deref().unwrap_or_default();
+        let name = names.to_client(upstream_name).to_owned();
+        let args = call.function.arguments_text();
+        let input = if args.trim().is_empty() {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_str(&args).map_err(|e| ResponseError::BadToolArguments {
+                name: name.clone(),
+                detail: e.to_string(),
+            })?
+        };
+        content.push(ResponseBlock::ToolUse {
+            id: call
+                .id
+                .clone()
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| format!("toolu_{id}_{i}")),
+            name,
+            input,
+        });
+    }
+
+    let has_tool_calls = content
+        .iter()
+        .any(|b| matches!(b, ResponseBlock::ToolUse { .. }));
+    let stop_reason = match choice.finish_reason.as_deref() {
+        Some(reason) => StopReason::from_openai(reason),
+        // Some servers omit finish_reason on tool-call answers.
+        None if has_tool_calls => StopReason::ToolUse,
+        None => StopReason::EndTurn,
+    };
+    let (usage, estimated) = usage_from_openai(resp.usage.as_ref(), ctx.input_estimate);
+
+    Ok((
+        MessagesResponse {
+            id,
+            kind: "message".to_owned(),
+            role: "assistant".to_owned(),
+            model: ctx.model.to_owned(),
+            content,
+            stop_reason: Some(stop_reason),
+            stop_sequence: None,
+            usage,
+        },
+        estimated,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CTX: ResponseContext = ResponseContext {
+        fallback_id: "msg_local",
+        model: "gpt-oss:20b",
+        input_estimate: 42,
+    };
+
+    fn run(v: Value) -> Result<(MessagesResponse, bool), ResponseError> {
+        let resp: ChatCompletion = serde_json::from_value(v).unwrap();
+        from_openai(&resp, &ToolNameMap::default(), &CTX)
+    }
+
+    #[test]
+    fn reasoning_text_and_tool_calls_in_anthropic_order() {
+        let (r, estimated) = run(json!({
+            "id": "chatcmpl-1",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": "Let me look.", "reasoning": "need ls",
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "Bash", "arguments": "{\"command\":\"ls\"}"}}]
+            }}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 60}}
+        }))
+        .unwrap();
+        assert!(!estimated);
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({
+                "id": "msg_chatcmpl-1", "type": "message", "role": "assistant", "model": "gpt-oss:20b",
+                "content": [
+                    {"type": "thinking", "thinking": "need ls", "signature": ""},
+                    {"type": "text", "text": "Let me look."},
+                    {"type": "tool_use", "id": "call_1", "name": "Bash", "input": {"command": "ls"}}
+                ],
+                "stop_reason": "tool_use", "stop_sequence": null,
+                "usage": {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60}
+            })
+        );
+    }
+
+    #[test]
+    fn finish_reasons_and_missing_usage() {
+        for (finish, stop) in [
+            ("stop", StopReason::EndTurn),
+            ("length", StopReason::MaxTokens),
+            ("content_filter", StopReason::Refusal),
+        ] {
+            let (r, estimated) =
+                run(json!({"choices": [{"finish_reason": finish, "message": {"content": "x"}}]}))
+                    .unwrap();
+            assert_eq!(r.stop_reason, Some(stop));
+            assert!(estimated);
+            assert_eq!(r.usage.input_tokens, 42);
+            assert_eq!(r.id, "msg_local");
+        }
+    }
+
+    #[test]
+    fn broken_answers_are_errors_not_guesses() {
+        assert_eq!(
+            run(json!({"choices": []})).unwrap_err(),
+            ResponseError::NoChoices
+        );
+        let err = run(json!({"choices": [{"message": {"tool_calls": [{"function": {"name": "Bash", "arguments": "{\"command\": "}}]}}]})).unwrap_err();
+        assert!(
+            matches!(err, ResponseError::BadToolArguments { ref name, .. } if name == "Bash"),
+            "{err}"
+        );
+        // Arguments sent as an object (some servers) are accepted.
+        let (r, _) = run(json!({"choices": [{"message": {"tool_calls": [{"id": "c", "function": {"name": "Bash", "arguments": {"command": "ls"}}}]}}]})).unwrap();
+        assert_eq!(r.stop_reason, Some(StopReason::ToolUse));
+        assert!(
+            matches!(&r.content[0], ResponseBlock::ToolUse { input, .. } if input["command"] == "ls")
+        );
+    }
+}

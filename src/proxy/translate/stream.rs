@@ -1,1 +1,646 @@
-//! Filled in by the proxy issues.
+//! OpenAI chat-completion stream → Anthropic Messages stream, as a pure state machine.
+//!
+//! [`StreamTranslator::feed`] takes upstream bytes split anywhere (mid-line, mid-UTF-8
+//! character) and appends complete Anthropic SSE events to an output buffer. Lines are
+//! reassembled as bytes and decoded only when whole, so a split character comes out
+//! intact, and the output depends only on the byte sequence, never on how it was cut.
+//!
+//! Guarantees, whatever the upstream sends:
+//! * `message_start` comes first; every delta has its `content_block_start` before it;
+//!   block indexes are consecutive from 0; each block is stopped exactly once;
+//! * tool arguments are forwarded as `input_json_delta` as they arrive;
+//! * the stream ends with `message_delta` + `message_stop` only when the upstream sent
+//!   a finish_reason and `[DONE]`; otherwise it ends with `event: error` (a stream that
+//!   merely stops must not look like a complete answer);
+//! * after the end, further input is ignored.
+//!
+//! Timing (pings, idle timeouts) is the caller's job: this module has no clock.
+
+use serde_json::Value;
+
+use super::tool_names::ToolNameMap;
+use crate::proxy::anthropic::{
+    Delta, DeltaUsage, MessageDeltaBody, StartBlock, StopReason, StreamEvent, StreamMessage, Usage,
+};
+use crate::proxy::error::{ErrorKind, ProxyError};
+use crate::proxy::openai::{error_message, ChatChunk, ChatUsage, ChunkToolCall};
+use axum::http::StatusCode;
+
+/// A keep-alive event, for the caller to send while the upstream is silent.
+pub const PING_EVENT: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    NotStarted,
+    Streaming,
+    /// `message_stop` or `event: error` was written.
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockKind {
+    Thinking,
+    Text,
+    /// Index into `tools`.
+    Tool(usize),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OpenBlock {
+    index: u32,
+    kind: BlockKind,
+}
+
+/// How the upstream identifies a tool call across fragments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ToolKey {
+    Index(u32),
+    /// Ollama-style whole calls without an `index`: one call per fragment.
+    Ordinal(usize),
+}
+
+#[derive(Debug, Clone)]
+struct ToolState {
+    key: ToolKey,
+    id: Option<String>,
+    name: Option<String>,
+    /// Arguments that arrived before the name (the block cannot start without it).
+    pending_args: String,
+    started: bool,
+    stopped: bool,
+}
+
+/// How a translated stream ended, for the request log and the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    pub usage: Usage,
+    /// True when the token figures are estimates (the upstream reported none).
+    pub usage_estimated: bool,
+    pub stop_reason: Option<StopReason>,
+    /// True once `message_stop` was written.
+    pub completed: bool,
+    /// Short error kind when the stream ended with `event: error`.
+    pub error: Option<String>,
+}
+
+/// The state machine for one streamed answer.
+#[derive(Debug)]
+pub struct StreamTranslator {
+    message_id: String,
+    model: String,
+    input_estimate: u64,
+    names: ToolNameMap,
+
+    /// Bytes of an SSE line not yet terminated by `\n`.
+    line: Vec<u8>,
+    /// `data:` payload of the event being assembled.
+    data: Vec<u8>,
+    /// `event:` name of the event being assembled (some servers flag errors this way).
+    event_is_error: bool,
+
+    phase: Phase,
+    next_index: u32,
+    open: Option<OpenBlock>,
+    tools: Vec<ToolState>,
+    finish_reason: Option<String>,
+    upstream_usage: Option<ChatUsage>,
+    /// Bytes of generated text, for an output estimate when the upstream reports none.
+    generated_bytes: u64,
+    error: Option<String>,
+}
+
+impl StreamTranslator {
+    /// `message_id` and `model` go into `message_start`; `input_estimate` is the input
+    /// token count reported there (OpenAI upstreams tell it only at the end).
+    pub fn new(
+        message_id: impl Into<String>,
+        model: impl Into<String>,
+        input_estimate: u64,
+        names: ToolNameMap,
+    ) -> Self {
+        StreamTranslator {
+            message_id: message_id.into(),
+            model: model.into(),
+            input_estimate,
+            names,
+            line: Vec::new(),
+            data: Vec::new(),
+            event_is_error: false,
+            phase: Phase::NotStarted,
+            next_index: 0,
+            open: None,
+            tools: Vec::new(),
+            finish_reason: None,
+            upstream_usage: None,
+            generated_bytes: 0,
+            error: None,
+        }
+    }
+
+    /// Write `message_start` (once). Called by the first `feed`, or earlier by the
+    /// caller so the client sees the answer begin before the upstream's first token.
+    pub fn start(&mut self, out: &mut Vec<u8>) {
+        if self.phase != Phase::NotStarted {
+            return;
+        }
+        self.phase = Phase::Streaming;
+        StreamEvent::MessageStart {
+            message: StreamMessage {
+                id: &self.message_id,
+                kind: "message",
+                role: "assistant",
+                model: &self.model,
+                content: [],
+                stop_reason: None,
+                stop_sequence: None,
+                usage: Usage {
+                    input_tokens: self.input_estimate,
+                    output_tokens: 0,
+                    ..Usage::default()
+                },
+            },
+        }
+        .write_sse(out);
+    }
+
+    /// True once the stream was ended (successfully or with an error event).
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    /// Feed upstream bytes, split anywhere.
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        self.start(out);
+        while !input.is_empty() && self.phase != Phase::Finished {
+            match memchr::memchr(b'\n', input) {
+                Some(pos) => {
+                    let (head, rest) = (&input[..pos], &input[pos + 1..]);
+                    input = rest;
+                    if self.line.is_empty() {
+                        self.handle_line(head, out);
+                    } else {
+                        let mut line = std::mem::take(&mut self.line);
+                        line.extend_from_slice(head);
+                        self.handle_line(&line, out);
+                        line.clear();
+                        self.line = line;
+                    }
+                }
+                None => {
+                    self.line.extend_from_slice(input);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The upstream body ended. Completes a final unterminated event, then writes an
+    /// error event unless the stream already ended properly.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.start(out);
+        if self.phase == Phase::Finished {
+            return;
+        }
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.handle_line(&line, out);
+        }
+        if self.phase != Phase::Finished && !self.data.is_empty() {
+            self.dispatch(out);
+        }
+        if self.phase != Phase::Finished {
+            self.fail(
+                "stream_truncated",
+                ProxyError::bad_gateway(
+                    "the upstream closed the stream before it finished (no [DONE]); the answer is incomplete",
+                ),
+                out,
+            );
+        }
+    }
+
+    /// End the stream with `event: error` (the upstream broke, timed out, …).
+    /// `kind` is the short error kind recorded in the ledger.
+    pub fn fail(&mut self, kind: &str, error: ProxyError, out: &mut Vec<u8>) {
+        self.start(out);
+        if self.phase == Phase::Finished {
+            return;
+        }
+        error.write_sse(out);
+        self.error = Some(kind.to_owned());
+        self.phase = Phase::Finished;
+    }
+
+    /// Usage and ending so far.
+    pub fn summary(&self) -> StreamSummary {
+        let (usage, estimated) = self.final_usage();
+        StreamSummary {
+            usage,
+            usage_estimated: estimated,
+            stop_reason: self.stop_reason(),
+            completed: self.phase == Phase::Finished && self.error.is_none(),
+            error: self.error.clone(),
+        }
+    }
+
+    fn final_usage(&self) -> (Usage, bool) {
+        match &self.upstream_usage {
+            Some(u) => {
+                let cached = u.cached_tokens();
+                (
+                    Usage {
+                        input_tokens: u.prompt_tokens.saturating_sub(cached),
+                        output_tokens: u.completion_tokens,
+                        cache_creation_input_tokens: None,
+                        cache_read_input_tokens: (cached > 0).then_some(cached),
+                    },
+                    false,
+                )
+            }
+            None => (
+                Usage {
+                    input_tokens: self.input_estimate,
+                    // About four bytes per token for English text and code.
+                    output_tokens: self.generated_bytes.div_ceil(4),
+                    ..Usage::default()
+                },
+                true,
+            ),
+        }
+    }
+
+    fn stop_reason(&self) -> Option<StopReason> {
+        let reason = StopReason::from_openai(self.finish_reason.as_deref()?);
+        // Some servers say "stop" after tool calls; the client must still run them.
+        if reason == StopReason::EndTurn && self.tools.iter().any(|t| t.started) {
+            return Some(StopReason::ToolUse);
+        }
+        Some(reason)
+    }
+
+    fn handle_line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            if !self.data.is_empty() {
+                self.dispatch(out);
+            }
+            self.event_is_error = false;
+            return;
+        }
+        if let Some(value) = line.strip_prefix(b"data:") {
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            if !self.data.is_empty() {
+                self.data.push(b'\n');
+            }
+            self.data.extend_from_slice(value);
+        } else if let Some(value) = line.strip_prefix(b"event:") {
+            self.event_is_error = value.trim_ascii() == b"error";
+        }
+        // Comments (`:`), `id:`, `retry:` carry nothing we need.
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<u8>) {
+        let data = std::mem::take(&mut self.data);
+        self.handle_data(&data, out);
+        let mut data = data;
+        data.clear();
+        self.data = data;
+    }
+
+    fn handle_data(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        if self.phase == Phase::Finished {
+            return;
+        }
+        if data.trim_ascii() == b"[DONE]" {
+            self.complete(out);
+            return;
+        }
+        if self.event_is_error {
+            let message = serde_json::from_slice::<Value>(data)
+                .ok()
+                .and_then(|v| error_message(&v))
+                .unwrap_or_else(|| String::from_utf8_lossy(data).into_owned());
+            self.fail(
+                "upstream_stream_error",
+                ProxyError::bad_gateway(format!("the upstream reported an error: {message}")),
+                out,
+            );
+            return;
+        }
+        let chunk: ChatChunk = match serde_json::from_slice(data) {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail(
+                    "stream_invalid",
+                    ProxyError::bad_gateway(format!(
+                        "the upstream sent a stream event that is not valid JSON ({e})"
+                    )),
+                    out,
+                );
+                return;
+            }
+        };
+        if let Some(err) = &chunk.error {
+            let message = error_message(err).unwrap_or_else(|| err.to_string());
+            self.fail(
+                "upstream_stream_error",
+                ProxyError::new(
+                    StatusCode::BAD_GATEWAY,
+                    ErrorKind::Api,
+                    format!("the upstream reported an error mid-stream: {message}"),
+                ),
+                out,
+            );
+            return;
+        }
+        if let Some(usage) = chunk.usage {
+            self.upstream_usage = Some(usage);
+        }
+        for choice in chunk.choices.iter().filter(|c| c.index == 0) {
+            let delta = &choice.delta;
+            let reasoning = delta
+                .reasoning_content
+                .as_deref()
+                .or(delta.reasoning.as_deref());
+            if let Some(thinking) = reasoning.filter(|r| !r.is_empty()) {
+                let index = self.ensure_block(BlockKind::Thinking, out);
+                self.generated_bytes += thinking.len() as u64;
+                write_delta(index, Delta::ThinkingDelta { thinking }, out);
+            }
+            if let Some(text) = delta.content.as_deref().filter(|t| !t.is_empty()) {
+                let index = self.ensure_block(BlockKind::Text, out);
+                self.generated_bytes += text.len() as u64;
+                write_delta(index, Delta::TextDelta { text }, out);
+            }
+            for call in delta.tool_calls.iter().flatten() {
+                self.tool_fragment(call, out);
+                if self.phase == Phase::Finished {
+                    return;
+                }
+            }
+            if let Some(reason) = &choice.finish_reason {
+                self.finish_reason = Some(reason.clone());
+            }
+        }
+    }
+
+    fn tool_fragment(&mut self, call: &ChunkToolCall, out: &mut Vec<u8>) {
+        let slot = match call.index {
+            Some(i) => self
+                .tools
+                .iter()
+                .position(|t| t.key == ToolKey::Index(i))
+                .unwrap_or_else(|| self.new_tool(ToolKey::Index(i))),
+            None => {
+                // No index: a fragment with a new id (or the first one) is a new call,
+                // anything else continues the latest call.
+                let continues_latest = match (self.tools.last(), call.id.as_deref()) {
+                    (Some(last), None) => !last.stopped,
+                    (Some(last), Some(id)) => last.id.as_deref() == Some(id),
+                    (None, _) => false,
+                };
+                if continues_latest {
+                    self.tools.len() - 1
+                } else {
+                    let ordinal = self.tools.len();
+                    self.new_tool(ToolKey::Ordinal(ordinal))
+                }
+            }
+        };
+        let tool = &mut self.tools[slot];
+        if tool.stopped {
+            self.fail(
+                "stream_interleaved",
+                ProxyError::bad_gateway(
+                    "the upstream interleaved the arguments of parallel tool calls, which cannot be streamed in order",
+                ),
+                out,
+            );
+            return;
+        }
+        if tool.id.is_none() {
+            tool.id = call.id.clone().filter(|id| !id.is_empty());
+        }
+        if tool.name.is_none() {
+            tool.name = call.function.name.clone().filter(|n| !n.is_empty());
+        }
+        let args = call.function.arguments_text();
+        self.generated_bytes += args.len() as u64;
+
+        if !self.tools[slot].started {
+            if self.tools[slot].name.is_none() {
+                self.tools[slot].pending_args.push_str(&args);
+                return;
+            }
+            self.close_open(out);
+            let index = self.next_index;
+            self.next_index += 1;
+            let fallback_id = format!("toolu_{}_{}", self.message_id, slot);
+            let tool = &mut self.tools[slot];
+            tool.started = true;
+            let upstream_name = tool.name.as_deref().unwrap_or_default();
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block: StartBlock::ToolUse {
+                    id: tool.id.as_deref().unwrap_or(&fallback_id),
+                    name: self.names.to_client(upstream_name),
+                    input: crate::proxy::anthropic::EmptyObject,
+                },
+            }
+            .write_sse(out);
+            self.open = Some(OpenBlock {
+                index,
+                kind: BlockKind::Tool(slot),
+            });
+            let pending = std::mem::take(&mut self.tools[slot].pending_args);
+            if !pending.is_empty() {
+                write_delta(
+                    index,
+                    Delta::InputJsonDelta {
+                        partial_json: &pending,
+                    },
+                    out,
+                );
+            }
+        }
+        if args.is_empty() {
+            return;
+        }
+        let index = self.ensure_block(BlockKind::Tool(slot), out);
+        write_delta(
+            index,
+            Delta::InputJsonDelta {
+                partial_json: &args,
+            },
+            out,
+        );
+    }
+
+    fn new_tool(&mut self, key: ToolKey) -> usize {
+        self.tools.push(ToolState {
+            key,
+            id: None,
+            name: None,
+            pending_args: String::new(),
+            started: false,
+            stopped: false,
+        });
+        self.tools.len() - 1
+    }
+
+    /// The index of an open block of `kind`, starting one (and stopping the previous)
+    /// when needed. A tool block is only ever reopened here while it is still open.
+    fn ensure_block(&mut self, kind: BlockKind, out: &mut Vec<u8>) -> u32 {
+        if let Some(open) = self.open {
+            if open.kind == kind {
+                return open.index;
+            }
+        }
+        self.close_open(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        let content_block = match kind {
+            BlockKind::Thinking => StartBlock::Thinking {
+                thinking: "",
+                signature: "",
+            },
+            BlockKind::Text => StartBlock::Text { text: "" },
+            BlockKind::Tool(_) => unreachable!("tool blocks are started by tool_fragment"),
+        };
+        StreamEvent::ContentBlockStart {
+            index,
+            content_block,
+        }
+        .write_sse(out);
+        self.open = Some(OpenBlock { index, kind });
+        index
+    }
+
+    fn close_open(&mut self, out: &mut Vec<u8>) {
+        if let Some(open) = self.open.take() {
+            if let BlockKind::Tool(slot) = open.kind {
+                self.tools[slot].stopped = true;
+            }
+            StreamEvent::ContentBlockStop { index: open.index }.write_sse(out);
+        }
+    }
+
+    /// `[DONE]` arrived.
+    fn complete(&mut self, out: &mut Vec<u8>) {
+        if self.finish_reason.is_none() {
+            self.fail(
+                "stream_truncated",
+                ProxyError::bad_gateway(
+                    "the upstream ended the stream without a finish_reason; the answer may be incomplete",
+                ),
+                out,
+            );
+            return;
+        }
+        if let Some(nameless) = self.tools.iter().find(|t| !t.started) {
+            let detail = format!(
+                "the upstream sent a tool call without a name (arguments: {:?})",
+                nameless.pending_args
+            );
+            self.fail("tool_call_parse", ProxyError::bad_gateway(detail), out);
+            return;
+        }
+        self.close_open(out);
+        let (usage, estimated) = self.final_usage();
+        StreamEvent::MessageDelta {
+            delta: MessageDeltaBody {
+                stop_reason: self.stop_reason(),
+                stop_sequence: None,
+            },
+            usage: DeltaUsage {
+                output_tokens: usage.output_tokens,
+                input_tokens: (!estimated).then_some(usage.input_tokens),
+                cache_read_input_tokens: usage.cache_read_input_tokens,
+            },
+        }
+        .write_sse(out);
+        StreamEvent::MessageStop.write_sse(out);
+        self.phase = Phase::Finished;
+    }
+}
+
+fn write_delta(index: u32, delta: Delta<'_>, out: &mut Vec<u8>) {
+    StreamEvent::ContentBlockDelta { index, delta }.write_sse(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &str) -> String {
+        let mut t = StreamTranslator::new("msg_1", "m", 10, ToolNameMap::default());
+        let mut out = Vec::new();
+        t.feed(input.as_bytes(), &mut out);
+        t.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn done_without_finish_reason_is_an_error() {
+        let out = run("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n");
+        assert!(out.contains("event: error"), "{out}");
+        assert!(!out.contains("message_stop"), "{out}");
+    }
+
+    #[test]
+    fn eof_without_done_is_an_error_but_done_without_trailing_blank_line_is_fine() {
+        let body = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\n";
+        assert!(run(body).contains("event: error"));
+        let ok = run(&format!("{body}data: [DONE]"));
+        assert!(
+            ok.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+            "{ok}"
+        );
+    }
+
+    #[test]
+    fn event_error_and_invalid_json_end_the_stream() {
+        let out = run("event: error\ndata: {\"message\":\"model crashed\"}\n\n");
+        assert!(out.contains("model crashed"), "{out}");
+        let out = run("data: {not json\n\n");
+        assert!(
+            out.contains("event: error") && out.contains("not valid JSON"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn stop_after_tool_calls_still_reports_tool_use() {
+        let out = run(concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"name\":\"Bash\",\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n"
+        ));
+        assert!(out.contains("\"stop_reason\":\"tool_use\""), "{out}");
+    }
+
+    #[test]
+    fn late_fragment_of_a_closed_tool_call_is_an_error_not_a_reopen() {
+        let out = run(concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"A\",\"arguments\":\"{\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"b\",\"function\":{\"name\":\"B\",\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"}\"}}]}}]}\n\n",
+        ));
+        assert_eq!(out.matches("event: content_block_start").count(), 2);
+        assert!(out.contains("interleaved"), "{out}");
+    }
+
+    #[test]
+    fn mapped_tool_names_are_restored() {
+        let long = "x".repeat(70);
+        let mut names = ToolNameMap::default();
+        let upstream = names.register(&long).into_owned();
+        let mut t = StreamTranslator::new("msg_1", "m", 1, names);
+        let mut out = Vec::new();
+        let body = format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":0,\"id\":\"c\",\"function\":{{\"name\":\"{upstream}\",\"arguments\":\"{{}}\"}}}}]}},\"finish_reason\":\"tool_calls\"}}]}}\n\ndata: [DONE]\n\n");
+        t.feed(body.as_bytes(), &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains(&format!("\"name\":\"{long}\"")), "{out}");
+        assert!(t.summary().completed);
+    }
+}
