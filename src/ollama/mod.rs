@@ -11,7 +11,12 @@
 //! does the printing.
 
 pub mod client;
+pub mod disk;
 pub mod host;
+pub mod owner;
+pub mod pull;
+pub mod serve;
+pub mod smoke;
 pub mod version;
 
 pub use client::{

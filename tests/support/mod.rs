@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_ollama;
+pub mod fake_ollama_bin;
 
 use std::path::PathBuf;
 

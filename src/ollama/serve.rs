@@ -1,0 +1,227 @@
+//! Starting `ollama serve` ourselves, and remembering that we did.
+//!
+//! The child is detached from the terminal (its own session), so closing the terminal
+//! or pressing Ctrl-C in `up` does not take Ollama down with it, and its output goes to
+//! `~/.claude-code-router/logs/ollama.log`. The pid file in `~/.claude-code-router/run/`
+//! is how `up`, `status` and `stop` later know this server is ours, and so may be
+//! stopped or restarted; any other server is never touched.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{OllamaClient, OllamaError};
+
+/// `~/.claude-code-router/run/ollama.pid`.
+pub fn pid_file_path() -> PathBuf {
+    crate::paths::run_dir().join("ollama.pid")
+}
+
+/// `~/.claude-code-router/logs/ollama.log`.
+pub fn log_path() -> PathBuf {
+    crate::paths::logs_dir().join("ollama.log")
+}
+
+/// What the pid file records about the server we started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedServer {
+    pub pid: u32,
+    /// Where it serves, e.g. `http://127.0.0.1:11434/`.
+    pub base_url: String,
+    /// The `OLLAMA_CONTEXT_LENGTH` it was started with.
+    pub context_length: u32,
+    /// RFC 3339 start time.
+    pub started_at: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the `ollama` command is not installed (not on PATH); run `ccr-setup init` or install it from https://ollama.com/download")]
+    NotInstalled,
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`ollama serve` exited ({status}) before answering; last lines of {log}:\n{tail}")]
+    Exited {
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("`ollama serve` did not answer at {url} within {secs} s; see {log}")]
+    NotReady {
+        url: String,
+        secs: u64,
+        log: PathBuf,
+    },
+}
+
+/// Read the pid file; None when there is none or it is unreadable.
+pub fn read_pid_file() -> Option<OwnedServer> {
+    let text = std::fs::read_to_string(pid_file_path()).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Remove the pid file (after our server is gone).
+pub fn remove_pid_file() {
+    let _ = std::fs::remove_file(pid_file_path());
+}
+
+/// Is `pid` a live process that looks like Ollama (guards against a reused pid)?
+pub fn is_our_ollama_alive(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None).is_err() {
+        return false;
+    }
+    match process_command(pid) {
+        Some(cmd) => cmd.contains("ollama"),
+        None => true, // cannot inspect: trust the live pid
+    }
+}
+
+/// The command line of `pid` (Linux: /proc; elsewhere: `ps`).
+pub fn process_command(pid: u32) -> Option<String> {
+    if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+        let s: String = String::from_utf8_lossy(&raw).replace('\0', " ");
+        return Some(s.trim().to_owned());
+    }
+    let out = Command::new("ps")
+        .args(["-p", &pid.to_string(), "-o", "command="])
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (!s.is_empty()).then_some(s)
+}
+
+/// The pid-file entry when it names a live Ollama we started at `base_url`.
+pub fn owned_server_at(base_url: &url::Url) -> Option<OwnedServer> {
+    let owned = read_pid_file()?;
+    let same_place = url::Url::parse(&owned.base_url).is_ok_and(|u| {
+        u.host_str() == base_url.host_str()
+            && u.port_or_known_default() == base_url.port_or_known_default()
+    });
+    (same_place && is_our_ollama_alive(owned.pid)).then_some(owned)
+}
+
+/// Start `ollama serve` detached with `env` added to ours; write the pid file.
+/// Returns the child's pid. Does not wait for it to answer: see [`wait_until_ready`].
+pub fn spawn_serve(
+    env: &[(String, String)],
+    base_url: &url::Url,
+    context_length: u32,
+) -> Result<(std::process::Child, OwnedServer), ServeError> {
+    let program = which::which("ollama").map_err(|_| ServeError::NotInstalled)?;
+    let log = log_path();
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ServeError::Io { path, source }
+    };
+    std::fs::create_dir_all(crate::paths::logs_dir()).map_err(io_err(&crate::paths::logs_dir()))?;
+    std::fs::create_dir_all(crate::paths::run_dir()).map_err(io_err(&crate::paths::run_dir()))?;
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(io_err(&log))?;
+    let err = out.try_clone().map_err(io_err(&log))?;
+    let mut cmd = Command::new(&program);
+    cmd.arg("serve")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| ServeError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let owned = OwnedServer {
+        pid: child.id(),
+        base_url: base_url.to_string(),
+        context_length,
+        started_at: chrono::Utc::now().to_rfc3339(),
+    };
+    let text = serde_json::to_string_pretty(&owned).expect("plain struct");
+    // No backup: an old pid is worthless once replaced.
+    crate::fsutil::write_atomic(&pid_file_path(), text.as_bytes(), 0o644)
+        .map_err(io_err(&pid_file_path()))?;
+    Ok((child, owned))
+}
+
+/// Poll `/api/version` until it answers, the child exits, or `timeout` passes.
+pub async fn wait_until_ready(
+    client: &OllamaClient,
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Result<String, ServeError> {
+    let start = Instant::now();
+    loop {
+        match client.version().await {
+            Ok(v) => return Ok(v),
+            Err(OllamaError::Unreachable { .. }) | Err(OllamaError::Timeout { .. }) => {}
+            Err(e) => tracing::debug!("waiting for ollama: {e}"),
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            remove_pid_file();
+            return Err(ServeError::Exited {
+                status: status.to_string(),
+                log: log_path(),
+                tail: log_tail(&log_path(), 10),
+            });
+        }
+        if start.elapsed() >= timeout {
+            return Err(ServeError::NotReady {
+                url: client.base_url().to_string(),
+                secs: timeout.as_secs(),
+                log: log_path(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stop the server our pid file names (SIGTERM, then wait up to `grace`). Only ever
+/// called for a pid we wrote ourselves and that still looks like Ollama.
+pub async fn stop_owned(owned: &OwnedServer, grace: Duration) -> bool {
+    if !is_our_ollama_alive(owned.pid) {
+        remove_pid_file();
+        return true;
+    }
+    let pid = nix::unistd::Pid::from_raw(owned.pid as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let start = Instant::now();
+    while start.elapsed() < grace {
+        if nix::sys::signal::kill(pid, None).is_err() {
+            remove_pid_file();
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

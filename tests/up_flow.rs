@@ -1,0 +1,265 @@
+//! `ccr-setup up` end to end: the real binary, a temporary HOME, a fake `ollama` on
+//! PATH (for the runs where `up` starts the server) or the in-process fake Ollama (for
+//! servers someone else runs), and a config pointing at it.
+
+mod support;
+
+use std::process::Output;
+
+use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+use support::fake_ollama_bin::UpHome;
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Run `up` against an in-process fake (a server we do not own).
+fn up_against(fake: &FakeOllama, args: &[&str]) -> (UpHome, Output) {
+    let home = UpHome::new(&fake.host_port());
+    let mut cmd = home.up(args);
+    UpHome::registry_env(&mut cmd, &fake.url());
+    let out = cmd.output().unwrap();
+    (home, out)
+}
+
+#[test]
+fn fresh_start_spawns_ollama_with_the_tuned_environment() {
+    let home = UpHome::with_free_port();
+    let mut cmd = home.up(&["--no-exec"]);
+    cmd.env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b");
+    let out = cmd.output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("✓ ollama") && t.contains("started `ollama serve`"),
+        "{t}"
+    );
+
+    let starts = home.serve_starts();
+    assert_eq!(starts.len(), 1, "{t}");
+    let env = &starts[0]["env"];
+    assert_eq!(env["OLLAMA_CONTEXT_LENGTH"], "32768");
+    assert_eq!(env["OLLAMA_NUM_PARALLEL"], "1");
+    assert_eq!(env["OLLAMA_MAX_LOADED_MODELS"], "1");
+    assert_eq!(env["OLLAMA_FLASH_ATTENTION"], "1");
+    assert_eq!(env["OLLAMA_KEEP_ALIVE"], "30m");
+    assert_eq!(env["OLLAMA_HOST"], home.ollama_host.as_str());
+    assert_eq!(starts[0]["argv"][1], "serve");
+
+    // The pid file names the child, and the effective context is recorded in the config.
+    let pid: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.pid_file()).unwrap()).unwrap();
+    assert_eq!(pid["pid"], starts[0]["pid"]);
+    let doc = home.config_doc();
+    assert_eq!(doc["Providers"][0]["context_window"], 32768);
+    assert_eq!(doc["Providers"][0]["my_own_key"], "kept");
+    // Output goes to the log file, not the terminal.
+    assert!(home
+        .home
+        .join(".claude-code-router/logs/ollama.log")
+        .exists());
+}
+
+#[test]
+fn a_second_up_does_no_work() {
+    let home = UpHome::with_free_port();
+    let mut first = home.up(&["--no-exec"]);
+    first.env("FAKE_OLLAMA_INSTALLED", "");
+    let out = first.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(home.served().iter().any(|r| r == "POST /api/pull"));
+    let backups = home.config_backups();
+    let served_before = home.served().len();
+
+    let out = home.up(&["--no-exec"]).output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("running at") && t.contains("(ours, pid"), "{t}");
+    assert!(t.contains("context_window 32768 already recorded"), "{t}");
+    assert_eq!(
+        home.serve_starts().len(),
+        1,
+        "no second `ollama serve`: {t}"
+    );
+    let second: Vec<String> = home.served()[served_before..].to_vec();
+    assert!(!second.iter().any(|r| r == "POST /api/pull"), "{second:?}");
+    assert_eq!(home.config_backups(), backups, "config not rewritten");
+}
+
+#[test]
+fn foreign_server_with_small_context_is_left_alone_and_explained() {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    fake.update(|s| s.config.server_context = 4096);
+    let (home, out) = up_against(&fake, &["--no-exec"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("✗ context") && t.contains("4096-token context"),
+        "{t}"
+    );
+    assert!(t.contains("another process"), "{t}");
+    assert!(t.contains("OLLAMA_CONTEXT_LENGTH=32768"), "{t}");
+    assert!(t.contains("--accept-context"), "{t}");
+    assert!(home.serve_starts().is_empty(), "no ollama started");
+    // Still running and untouched: it answers, and no config was recorded.
+    let before = fake.hits("/api/version");
+    let probe = std::net::TcpStream::connect(fake.addr);
+    assert!(probe.is_ok());
+    assert!(fake.hits("/api/version") >= before);
+    assert!(home.config_doc()["Providers"][0]
+        .get("context_window")
+        .is_none());
+
+    // --accept-context continues and records what the server really gives.
+    let mut cmd = home.up(&["--no-exec", "--accept-context"]);
+    UpHome::registry_env(&mut cmd, &fake.url());
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(home.config_doc()["Providers"][0]["context_window"], 4096);
+}
+
+#[test]
+fn pull_of_three_layers_reports_progress_every_ten_percent() {
+    let fake = FakeOllama::start(FakeConfig::default());
+    let (_home, out) = up_against(&fake, &["--no-exec", "--no-smoke"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for pct in ["  0%", " 10%", " 50%", "100%"] {
+        assert!(
+            t.contains(&format!("pull gpt-oss:20b: {pct}")),
+            "missing {pct}: {t}"
+        );
+    }
+    assert!(
+        t.contains("verifying sha256 digest") && t.contains("writing manifest"),
+        "{t}"
+    );
+    assert!(t.contains("✓ pull") && t.contains("3 layer(s)"), "{t}");
+    assert!(t.contains("✓ disk"), "{t}");
+    assert!(fake.is_installed("gpt-oss:20b"));
+    assert_eq!(fake.hits("/api/pull"), 1);
+}
+
+#[test]
+fn pull_error_line_mid_stream_fails_with_the_message() {
+    let mut cfg = FakeConfig::default();
+    cfg.pull.error_after = Some(2_000_000);
+    let fake = FakeOllama::start(cfg);
+    let (_home, out) = up_against(&fake, &["--no-exec"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ pull"), "{t}");
+    assert!(
+        t.contains("pull model manifest: file does not exist"),
+        "{t}"
+    );
+    assert!(t.contains("fix: check the model name"), "{t}");
+    assert!(!fake.is_installed("gpt-oss:20b"));
+    assert_eq!(
+        fake.hits("/api/pull"),
+        1,
+        "an error line is final, not retried"
+    );
+}
+
+#[test]
+fn stalled_pull_is_reissued_and_resumes() {
+    let mut cfg = FakeConfig::default();
+    cfg.pull.stall_after = Some(1_500_000);
+    cfg.pull.stall_times = 1;
+    let fake = FakeOllama::start(cfg);
+    let (_home, out) = up_against(&fake, &["--no-exec", "--no-smoke", "--stall-timeout", "1"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("no progress for 1 s") && t.contains("re-issuing the pull"),
+        "{t}"
+    );
+    assert!(t.contains("resumed after 1 stall"), "{t}");
+    assert_eq!(fake.hits("/api/pull"), 2);
+    // The second request resumed: its first progress line did not start from zero.
+    let first_line = t
+        .lines()
+        .skip_while(|l| !l.contains("re-issuing"))
+        .find(|l| l.contains('%'));
+    assert!(first_line.is_none_or(|l| !l.contains(" 0%")), "{t}");
+    assert!(fake.is_installed("gpt-oss:20b"));
+}
+
+#[test]
+fn not_enough_disk_is_refused_before_pulling() {
+    // A manifest far larger than any test machine's free space (2 PB).
+    let cfg = FakeConfig {
+        library: vec![FakeModel {
+            layers: vec![2_000_000_000_000_000, 1_000],
+            ..FakeModel::gpt_oss()
+        }],
+        ..FakeConfig::default()
+    };
+    let fake = FakeOllama::start(cfg);
+    let (_home, out) = up_against(&fake, &["--no-exec"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("✗ disk") && t.contains("needs 2000.0 TB (from its manifest)"),
+        "{t}"
+    );
+    assert!(t.contains("free in"), "{t}");
+    assert_eq!(fake.hits("/api/pull"), 0, "refused before pulling");
+}
+
+#[test]
+fn smoke_test_tool_call_failure_names_the_step() {
+    let mut cfg = FakeConfig::default().with_installed(FakeModel::gpt_oss());
+    cfg.chat.tool_call_fails = true;
+    let fake = FakeOllama::start(cfg);
+    let (home, out) = up_against(&fake, &["--no-exec"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✓ chat"), "{t}");
+    assert!(
+        t.contains("✗ tool-call") && t.contains("smoke test, tool call"),
+        "{t}"
+    );
+    assert!(t.contains("error parsing tool call"), "{t}");
+    // Retried once (gpt-oss's sporadic parse failure), then given up.
+    let tool_requests = fake
+        .bodies("/v1/chat/completions")
+        .iter()
+        .filter(|b| b.get("tools").is_some())
+        .count();
+    assert_eq!(tool_requests, 2);
+    assert!(home.config_doc()["Providers"][0]
+        .get("context_window")
+        .is_none());
+}
+
+#[test]
+fn json_output_is_one_object_per_line() {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    let (_home, out) = up_against(&fake, &["--no-exec", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let steps: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
+    for want in [
+        "ollama",
+        "version",
+        "model",
+        "tools",
+        "load",
+        "chat",
+        "tool-call",
+        "config",
+    ] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+    let chat = steps.iter().find(|s| s["step"] == "chat").unwrap();
+    assert!(chat["ttft_seconds"].as_f64().unwrap() >= 0.0);
+}
