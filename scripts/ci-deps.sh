@@ -13,7 +13,8 @@
 # directly (`bash scripts/ci-deps.sh`) to warm the cache; then it prints the exports.
 #
 # Concurrent runs (several checkouts on one machine) serialize on a lock per
-# component, so the slow llama-server build happens once.
+# component, so the slow llama-server build happens once. With
+# CCR_CI_DEPS_FUNCTIONS_ONLY=1, sourcing only defines the functions.
 
 CCR_CI_CACHE="${CCR_CI_CACHE:-$HOME/.cache/ccr-setup-ci}"
 export CCR_CI_CACHE
@@ -264,7 +265,10 @@ ccr_ci_deps_main() {
     ccr_ci_llama_server || return 1
 }
 
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+if [ "${CCR_CI_DEPS_FUNCTIONS_ONLY:-0}" = 1 ]; then
+    # Sourced for its functions only (scripts/bench-proxy.sh needs just ccr_ci_apt).
+    :
+elif [ "${BASH_SOURCE[0]}" = "$0" ]; then
     # Run directly: warm the cache and show what a caller would get.
     ccr_ci_deps_main || exit 1
     echo "export CCR_CI_CACHE=$CCR_CI_CACHE"

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Turns scripts/bench-proxy.sh's raw records (JSON lines) into a markdown report on
+stdout and a summary JSON file.
+
+usage: report.py RESULTS.jsonl OUT.json
+"""
+import json
+import statistics
+import sys
+
+SCENARIOS = ["small", "small-stream", "large-stream"]
+SCENARIO_LABEL = {
+    "small": "small, non-streaming",
+    "small-stream": "small, streaming (200 chunks)",
+    "large-stream": "76 KB Claude Code-shaped, streaming",
+}
+TARGET_ORDER = ["direct", "ccr-setup", "ccr", "litellm"]
+TARGET_LABEL = {
+    "direct": "nginx direct (floor)",
+    "ccr-setup": "ccr-setup proxy",
+    "ccr": "claude-code-router 2.0.0",
+    "litellm": "LiteLLM proxy",
+}
+
+
+def order(target):
+    return TARGET_ORDER.index(target) if target in TARGET_ORDER else len(TARGET_ORDER)
+
+
+def main():
+    records = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    meta = next((r for r in records if r["kind"] == "meta"), {})
+    end = next((r for r in records if r["kind"] == "end"), {})
+
+    loads = {}
+    for r in records:
+        if r["kind"] != "load":
+            continue
+        w = r["wrk"]
+        seconds = w["duration_us"] / 1e6
+        errors = w["errors_connect"] + w["errors_read"] + w["errors_write"] + w["errors_timeout"]
+        loads[(r["target"], r["scenario"], r["concurrency"])] = {
+            "target": r["target"],
+            "scenario": r["scenario"],
+            "concurrency": r["concurrency"],
+            "requests": w["requests"],
+            "rps": w["requests"] / seconds if seconds else 0.0,
+            "p50_ms": w["p50_us"] / 1e3,
+            "p90_ms": w["p90_us"] / 1e3,
+            "p99_ms": w["p99_us"] / 1e3,
+            "non_2xx": w["errors_status"],
+            "socket_errors": errors,
+        }
+    for row in loads.values():
+        floor = loads.get(("direct", row["scenario"], row["concurrency"]))
+        ccr = loads.get(("ccr", row["scenario"], row["concurrency"]))
+        row["added_p50_ms"] = row["p50_ms"] - floor["p50_ms"] if floor else None
+        row["rps_vs_ccr"] = row["rps"] / ccr["rps"] if ccr and ccr["rps"] else None
+
+    rss = {}
+    for r in records:
+        if r["kind"] != "rss":
+            continue
+        entry = rss.setdefault(r["target"], {"idle_kib": None, "peak_kib": 0})
+        if entry["idle_kib"] is None or r["group"] == "json":
+            entry["idle_kib"] = r["idle_kib"]
+        entry["peak_kib"] = max(entry["peak_kib"], r["peak_kib"])
+
+    ttfb = {}
+    for r in records:
+        if r["kind"] != "ttfb" or not r["samples"]:
+            continue
+        firsts = [s[0] * 1e3 for s in r["samples"]]
+        ttfb[r["target"]] = {"median_ms": statistics.median(firsts), "samples": len(firsts)}
+    if "direct" in ttfb:
+        for t in ttfb.values():
+            t["vs_direct_ms"] = t["median_ms"] - ttfb["direct"]["median_ms"]
+
+    failed = sorted({(r["target"], r["group"]) for r in records if r["kind"] == "failed"})
+
+    out = {
+        "meta": meta,
+        "load_avg_after": end.get("load_avg_after"),
+        "load": sorted(loads.values(), key=lambda r: (SCENARIOS.index(r["scenario"]), r["concurrency"], order(r["target"]))),
+        "rss": rss,
+        "ttfb": ttfb,
+        "failed": [{"target": t, "group": g} for t, g in failed],
+    }
+    with open(sys.argv[2], "w") as f:
+        json.dump(out, f, indent=2)
+
+    m = meta.get("machine", {})
+    print(f"Run {meta.get('date', '?')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, "
+          f"{m.get('memory_gib', '?')} GiB, {m.get('os', '?')}, kernel {m.get('kernel', '?')}); "
+          f"load average {meta.get('load_avg_before', '?')} before, {end.get('load_avg_after', '?')} after. "
+          f"{meta.get('duration_s', '?')} s per run after {meta.get('warmup_s', '?')} s warmup; "
+          f"versions: {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}.")
+    print()
+    print("| scenario | conc | target | req/s | p50 ms | p99 ms | p50 added vs floor | req/s vs ccr | non-2xx |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in out["load"]:
+        added = f"{r['added_p50_ms']:+.2f} ms" if r["added_p50_ms"] is not None and r["target"] != "direct" else ""
+        ratio = f"{r['rps_vs_ccr']:.1f}×" if r["rps_vs_ccr"] is not None and r["target"] not in ("ccr", "direct") else ""
+        errs = r["non_2xx"] + r["socket_errors"]
+        print(f"| {SCENARIO_LABEL[r['scenario']]} | {r['concurrency']} | {TARGET_LABEL.get(r['target'], r['target'])} "
+              f"| {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {added} | {ratio} | {errs} |")
+    if rss:
+        print()
+        print("| target | RSS idle | RSS peak (VmHWM) |")
+        print("| --- | ---: | ---: |")
+        for t in sorted(rss, key=order):
+            e = rss[t]
+            print(f"| {TARGET_LABEL.get(t, t)} | {(e['idle_kib'] or 0) / 1024:.1f} MiB | {e['peak_kib'] / 1024:.1f} MiB |")
+    if ttfb:
+        print()
+        print("| target | time to first byte, small stream (median) | vs direct |")
+        print("| --- | ---: | ---: |")
+        for t in sorted(ttfb, key=order):
+            e = ttfb[t]
+            vs = f"{e['vs_direct_ms']:+.2f} ms" if t != "direct" and "vs_direct_ms" in e else ""
+            print(f"| {TARGET_LABEL.get(t, t)} | {e['median_ms']:.2f} ms ({e['samples']} runs) | {vs} |")
+    for t, g in failed:
+        print(f"\nFAILED: {TARGET_LABEL.get(t, t)} did not answer the {g} preflight; its rows are missing.")
+
+
+if __name__ == "__main__":
+    main()
