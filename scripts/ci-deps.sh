@@ -102,8 +102,18 @@ ccr_ci_venv() {
         return 0
     fi
     ccr_ci_log "creating $venv (cmake, ninja, pyyaml)"
-    python3 -m venv "$venv" >/dev/null 2>&1 ||
-        { ccr_ci_fail "python3 -m venv $venv"; return 1; }
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        # Debian/Ubuntu's system python3 ships venv separately.
+        rm -rf "$venv"
+        if command -v apt-get >/dev/null 2>&1; then
+            local sudo=""
+            if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+            $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q python3-venv \
+                >>"$CCR_CI_CACHE/apt.log" 2>&1
+        fi
+        python3 -m venv "$venv" >/dev/null 2>&1 ||
+            { ccr_ci_fail "python3 -m venv $venv (install python3-venv)"; return 1; }
+    fi
     "$venv/bin/pip" install -q cmake ninja pyyaml >"$CCR_CI_CACHE/venv.log" 2>&1 ||
         { ccr_ci_fail "pip install cmake ninja pyyaml (log: $CCR_CI_CACHE/venv.log)"; return 1; }
 }
