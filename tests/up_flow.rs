@@ -263,3 +263,28 @@ fn json_output_is_one_object_per_line() {
     let chat = steps.iter().find(|s| s["step"] == "chat").unwrap();
     assert!(chat["ttft_seconds"].as_f64().unwrap() >= 0.0);
 }
+
+#[test]
+fn our_server_with_another_context_is_restarted_with_the_new_one() {
+    let home = UpHome::with_free_port();
+    let mut first = home.up(&["--no-exec", "--no-smoke"]);
+    first.env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b");
+    let out = first.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let mut second = home.up(&["--no-exec", "--no-smoke", "--context-length", "16384"]);
+    second.env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b");
+    let out = second.output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let starts = home.serve_starts();
+    assert_eq!(starts.len(), 2, "{t}");
+    assert_eq!(starts[1]["env"]["OLLAMA_CONTEXT_LENGTH"], "16384");
+    // The old server (ours, from the pid file) was stopped.
+    let old = starts[0]["pid"].as_i64().unwrap() as i32;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let cmdline = std::fs::read(format!("/proc/{old}/cmdline")).unwrap_or_default();
+    assert!(cmdline.is_empty(), "old server still running");
+    assert!(t.contains("context 16384 tokens"), "{t}");
+    assert_eq!(home.config_doc()["Providers"][0]["context_window"], 16384);
+}

@@ -15,13 +15,14 @@ use url::Url;
 
 use super::{Context, Outcome};
 use crate::cli::UpArgs;
-use crate::config::{ConfigError, ConfigFile, OllamaSettings};
+use crate::config::{Config, ConfigError, ConfigFile, OllamaSettings};
 use crate::ollama::disk::{self, human_bytes, SizeSource};
 use crate::ollama::owner::{self, Owner};
 use crate::ollama::pull::{self, PullEvent, PullOptions};
 use crate::ollama::serve;
 use crate::ollama::smoke::{self, ChatMetrics};
 use crate::ollama::{self as ol, OllamaClient};
+use crate::service;
 
 /// How long a freshly started `ollama serve` may take to answer `/api/version`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,7 +32,7 @@ pub fn run(ctx: &Context, args: UpArgs) -> anyhow::Result<Outcome> {
         json: args.json,
         quiet: ctx.quiet,
     };
-    let (file, mut settings) = load_settings(ctx)?;
+    let (file, config, mut settings) = load_settings(ctx)?;
     if let Some(m) = &args.model {
         settings.model = m.clone();
     }
@@ -55,17 +56,23 @@ pub fn run(ctx: &Context, args: UpArgs) -> anyhow::Result<Outcome> {
     if outcome != Outcome::Success || args.no_exec {
         return Ok(outcome);
     }
+    if let Some(outcome) = restart_proxy_service(config.as_ref(), &out) {
+        return Ok(outcome);
+    }
     exec_proxy(ctx, &out)
 }
 
 /// The config file (when there is one) and the Ollama settings it gives.
-fn load_settings(ctx: &Context) -> anyhow::Result<(Option<ConfigFile>, OllamaSettings)> {
+fn load_settings(
+    ctx: &Context,
+) -> anyhow::Result<(Option<ConfigFile>, Option<Config>, OllamaSettings)> {
     match ConfigFile::load(&ctx.config_path) {
         Ok(file) => {
             let cfg = file.resolve()?;
-            Ok((Some(file), cfg.ollama))
+            let settings = cfg.ollama.clone();
+            Ok((Some(file), Some(cfg), settings))
         }
-        Err(ConfigError::NotFound { .. }) => Ok((None, OllamaSettings::default())),
+        Err(ConfigError::NotFound { .. }) => Ok((None, None, OllamaSettings::default())),
         Err(e) => Err(e.into()),
     }
 }
@@ -244,8 +251,10 @@ impl Up<'_> {
             .filter(|h| !h.trim().is_empty())
             .unwrap_or_else(|| format!("127.0.0.1:{}", ol::host::DEFAULT_PORT));
         env.push(("OLLAMA_HOST".to_owned(), host));
-        let (mut child, owned) = match serve::spawn_serve(&env, &base, self.settings.context_length)
-        {
+        if let Some(result) = self.start_our_service(client, start).await {
+            return result;
+        }
+        let owned = match serve::spawn_serve(&env, &base, self.settings.context_length) {
             Ok(c) => c,
             Err(e) => {
                 let fix = match e {
@@ -263,7 +272,7 @@ impl Up<'_> {
                 return Err(Stop);
             }
         };
-        match serve::wait_until_ready(client, &mut child, READY_TIMEOUT).await {
+        match serve::wait_until_ready(client, Some(owned.pid), READY_TIMEOUT).await {
             Ok(version) => {
                 self.out.ok(
                     "ollama",
@@ -289,6 +298,75 @@ impl Up<'_> {
                 Err(Stop)
             }
         }
+    }
+
+    /// Prefer our installed Ollama service (from `init --service`) over a child: it
+    /// carries the same tuned environment and survives logout. None when not installed.
+    async fn start_our_service(
+        &self,
+        client: &OllamaClient,
+        start: Instant,
+    ) -> Option<Result<(Owner, String), Stop>> {
+        let manager = service::Manager::detect()?;
+        let layout = service::Layout::current();
+        let kind = service::ServiceKind::Ollama;
+        if !layout.service_file(manager, kind).is_file() {
+            return None;
+        }
+        let name = kind.service_name(manager);
+        let loaded = service::is_loaded(manager, &layout, kind).unwrap_or(false);
+        let commands = if loaded {
+            vec![service::start_command(manager, &layout, kind)]
+        } else {
+            service::load_commands(manager, &layout, &[(kind, false, false)])
+        };
+        for c in &commands {
+            match service::run_command(c) {
+                Ok(r) if r.success => {}
+                Ok(r) => {
+                    self.out.fail(
+                        "ollama",
+                        &format!("`{c}` failed: {}", r.stderr.trim()),
+                        &format!("check the service: `ccr-setup doctor`, or re-run `ccr-setup init` to reinstall {name}"),
+                        start.elapsed(),
+                    );
+                    return Some(Err(Stop));
+                }
+                Err(e) => {
+                    self.out.fail(
+                        "ollama",
+                        &e.to_string(),
+                        "re-run `ccr-setup init`",
+                        start.elapsed(),
+                    );
+                    return Some(Err(Stop));
+                }
+            }
+        }
+        Some(
+            match serve::wait_until_ready(client, None, READY_TIMEOUT).await {
+                Ok(version) => {
+                    self.out.ok(
+                    "ollama",
+                    &format!("started our service {name} at {}", display_url(client.base_url())),
+                    start.elapsed(),
+                    json!({"url": display_url(client.base_url()), "owner": "our service", "started": true}),
+                );
+                    Ok((Owner::OurService { unit: name }, version))
+                }
+                Err(e) => {
+                    self.out.fail(
+                        "ollama",
+                        &e.to_string(),
+                        &format!(
+                            "see the service's log (`ccr-setup status`); {name} must start Ollama"
+                        ),
+                        start.elapsed(),
+                    );
+                    Err(Stop)
+                }
+            },
+        )
     }
 
     fn check_version(&self, version: &str, model: &str) -> Result<(), Stop> {
@@ -832,6 +910,56 @@ impl<'a> PullView<'a> {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Step 4 when `init` installed our proxy service: restart it (so it serves with the
+/// current config) instead of running a second proxy here. None when not installed.
+fn restart_proxy_service(config: Option<&Config>, out: &Printer) -> Option<Outcome> {
+    let manager = service::Manager::detect()?;
+    let layout = service::Layout::current();
+    let kind = service::ServiceKind::Proxy;
+    if !layout.service_file(manager, kind).is_file() {
+        return None;
+    }
+    let start = Instant::now();
+    let name = kind.service_name(manager);
+    let loaded = service::is_loaded(manager, &layout, kind).unwrap_or(false);
+    let commands = match (manager, loaded) {
+        (service::Manager::Systemd, _) => vec![service::ServiceCommand::new(
+            "systemctl",
+            &["--user", "restart", &name],
+        )],
+        (service::Manager::Launchd, true) => vec![service::start_command(manager, &layout, kind)],
+        (service::Manager::Launchd, false) => {
+            service::load_commands(manager, &layout, &[(kind, false, false)])
+        }
+    };
+    for c in &commands {
+        let failed = match service::run_command(c) {
+            Ok(r) if r.success => None,
+            Ok(r) => Some(r.stderr.trim().to_owned()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed {
+            out.fail(
+                "proxy",
+                &format!("`{c}` failed: {why}"),
+                &format!("check {name} with `ccr-setup doctor`, or run `ccr-setup proxy` in the foreground"),
+                start.elapsed(),
+            );
+            return Some(Outcome::Failed);
+        }
+    }
+    let listen = config
+        .map(|c| format!("http://{}:{}", c.host, c.port))
+        .unwrap_or_else(|| "its configured address".to_owned());
+    out.ok(
+        "proxy",
+        &format!("restarted our service {name}; it listens on {listen}"),
+        start.elapsed(),
+        json!({"service": name, "listen": listen}),
+    );
+    Some(Outcome::Success)
 }
 
 /// Step 4: replace this process with the proxy (same pid), as `ccr-setup proxy` would run.

@@ -60,8 +60,11 @@ impl Owner {
             "Or run `ccr-setup up --accept-context` to continue with {effective} tokens (Claude Code's prompts alone are ~20k)."
         );
         let body = match self {
-            Owner::Ours(_) | Owner::OurService { .. } => format!(
+            Owner::Ours(_) => format!(
                 "Our server runs with a different context: run `ccr-setup stop --all`, then `ccr-setup up` (it starts Ollama with OLLAMA_CONTEXT_LENGTH={wanted})."
+            ),
+            Owner::OurService { unit } => format!(
+                "Our service {unit} runs with a different context: run `ccr-setup init` again so it is rewritten with OLLAMA_CONTEXT_LENGTH={wanted}, then `ccr-setup up`."
             ),
             Owner::OllamaApp { .. } => format!(
                 "Ollama.app uses its own context setting: open Ollama → Settings → \"Context length\" and choose {} or more, then run `ccr-setup up` again. Or quit Ollama.app (menu bar → Quit Ollama) so `ccr-setup up` starts its own server with OLLAMA_CONTEXT_LENGTH={wanted}.",
@@ -115,6 +118,9 @@ pub fn detect(base_url: &Url) -> Owner {
         .port_or_known_default()
         .unwrap_or(super::host::DEFAULT_PORT);
     let pid = listener_pid(port);
+    if let Some(unit) = pid.and_then(our_launchd_agent_with_pid) {
+        return Owner::OurService { unit };
+    }
     let command = pid.and_then(serve::process_command);
     classify(pid, command.as_deref(), pid.and_then(cgroup_of).as_deref())
 }
@@ -151,6 +157,28 @@ pub fn classify(pid: Option<u32>, command: Option<&str>, cgroup: Option<&str>) -
         pid,
         command: command.map(str::to_owned),
     }
+}
+
+/// macOS: is `pid` the process of our launchd Ollama agent (`launchctl print` says
+/// `pid = N`)? Only asked when the agent's plist is installed.
+fn our_launchd_agent_with_pid(pid: u32) -> Option<String> {
+    use crate::service::{Layout, Manager, ServiceKind};
+    if Manager::detect() != Some(Manager::Launchd) {
+        return None;
+    }
+    let layout = Layout::current();
+    let kind = ServiceKind::Ollama;
+    if !layout.service_file(Manager::Launchd, kind).is_file() {
+        return None;
+    }
+    let cmd = crate::service::launchd::print_command(&layout, kind);
+    let out = crate::service::run_command(&cmd).ok()?;
+    let agent_pid = out
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("pid = "))
+        .and_then(|p| p.trim().parse::<u32>().ok())?;
+    (agent_pid == pid).then(|| kind.launchd_label())
 }
 
 fn cgroup_of(pid: u32) -> Option<String> {

@@ -6,7 +6,6 @@
 //! is how `up`, `status` and `stop` later know this server is ours, and so may be
 //! stopped or restarted; any other server is never touched.
 
-use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -117,33 +116,35 @@ pub fn owned_server_at(base_url: &url::Url) -> Option<OwnedServer> {
     (same_place && is_our_ollama_alive(owned.pid)).then_some(owned)
 }
 
-/// Start `ollama serve` detached with `env` added to ours; write the pid file.
-/// Returns the child's pid. Does not wait for it to answer: see [`wait_until_ready`].
+/// Start `ollama serve` detached, with `env` added to ours, and write the pid file.
+///
+/// The server is started through `sh -c '… &'` in a new session, so it is orphaned at
+/// once and adopted by init: it survives `up`, is not hit by Ctrl-C in the terminal, and
+/// never lingers as a zombie of the proxy that `up` execs into. Does not wait for it to
+/// answer: see [`wait_until_ready`].
 pub fn spawn_serve(
     env: &[(String, String)],
     base_url: &url::Url,
     context_length: u32,
-) -> Result<(std::process::Child, OwnedServer), ServeError> {
+) -> Result<OwnedServer, ServeError> {
     let program = which::which("ollama").map_err(|_| ServeError::NotInstalled)?;
     let log = log_path();
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ServeError::Io { path, source }
     };
-    std::fs::create_dir_all(crate::paths::logs_dir()).map_err(io_err(&crate::paths::logs_dir()))?;
-    std::fs::create_dir_all(crate::paths::run_dir()).map_err(io_err(&crate::paths::run_dir()))?;
-    let out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .map_err(io_err(&log))?;
-    let err = out.try_clone().map_err(io_err(&log))?;
-    let mut cmd = Command::new(&program);
-    cmd.arg("serve")
+    let logs = crate::paths::logs_dir();
+    std::fs::create_dir_all(&logs).map_err(io_err(&logs))?;
+    let run = crate::paths::run_dir();
+    std::fs::create_dir_all(&run).map_err(io_err(&run))?;
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(r#""$0" serve </dev/null >>"$1" 2>&1 & echo $!"#)
+        .arg(&program)
+        .arg(&log)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+        .stderr(Stdio::piped());
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
@@ -151,12 +152,22 @@ pub fn spawn_serve(
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|source| ServeError::Spawn {
+    let spawn_err = |source| ServeError::Spawn {
         program: program.clone(),
         source,
-    })?;
+    };
+    let out = cmd.output().map_err(spawn_err)?;
+    let pid: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| {
+            spawn_err(std::io::Error::other(format!(
+                "no pid from the launcher: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        })?;
     let owned = OwnedServer {
-        pid: child.id(),
+        pid,
         base_url: base_url.to_string(),
         context_length,
         started_at: chrono::Utc::now().to_rfc3339(),
@@ -165,13 +176,14 @@ pub fn spawn_serve(
     // No backup: an old pid is worthless once replaced.
     crate::fsutil::write_atomic(&pid_file_path(), text.as_bytes(), 0o644)
         .map_err(io_err(&pid_file_path()))?;
-    Ok((child, owned))
+    Ok(owned)
 }
 
-/// Poll `/api/version` until it answers, the child exits, or `timeout` passes.
+/// Poll `/api/version` until it answers, the server process `pid` is gone (when one
+/// is given), or `timeout` passes.
 pub async fn wait_until_ready(
     client: &OllamaClient,
-    child: &mut std::process::Child,
+    pid: Option<u32>,
     timeout: Duration,
 ) -> Result<String, ServeError> {
     let start = Instant::now();
@@ -181,10 +193,10 @@ pub async fn wait_until_ready(
             Err(OllamaError::Unreachable { .. }) | Err(OllamaError::Timeout { .. }) => {}
             Err(e) => tracing::debug!("waiting for ollama: {e}"),
         }
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(pid) = pid.filter(|p| !is_our_ollama_alive(*p)) {
             remove_pid_file();
             return Err(ServeError::Exited {
-                status: status.to_string(),
+                status: format!("pid {pid}"),
                 log: log_path(),
                 tail: log_tail(&log_path(), 10),
             });
