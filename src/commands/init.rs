@@ -1,8 +1,777 @@
-//! `ccr-setup init`.
+//! `ccr-setup init`: ask (or take flags), probe, show one plan of installs, writes and
+//! service loads, ask once, apply. Re-running with the same answers changes nothing.
+//!
+//! Prompts go to the terminal: stdin when it is one, else `/dev/tty` (so `curl | sh`
+//! still gets a wizard), else the defaults are used and the user is told.
+
+use std::fs::{File, OpenOptions};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use console::Term;
+use dialoguer::theme::ColorfulTheme;
 
 use super::{Context, Outcome};
-use crate::cli::InitArgs;
+use crate::cli::{InitArgs, ServiceManagerChoice};
+use crate::config::{
+    ConfigError, ConfigFile, OllamaSettings, DEFAULT_CONTEXT_LENGTH, DEFAULT_MODEL, DEFAULT_PORT,
+};
+use crate::fsutil::{self, WriteOutcome};
+use crate::ollama::{InstalledModel, OllamaClient};
+use crate::provision::install::{self, InstallStep, OutputLine};
+use crate::provision::router_config::{self, Answers};
+use crate::provision::{self, claude_json, ExistingOllama, Platform, ProbeEnv, Probes};
+use crate::service::{
+    self, systemd, Layout, Manager, RenderedService, ServiceCommand, ServiceKind, ServiceSpec,
+};
 
-pub fn run(_ctx: &Context, _args: InitArgs) -> anyhow::Result<Outcome> {
-    super::not_implemented("init")
+/// Test and cross-check hook: provision as this platform (`macos` or `linux`) instead
+/// of the one the binary runs on. Only the install plan and the "who serves Ollama"
+/// probe depend on it.
+pub const PLATFORM_ENV: &str = "CCR_SETUP_PLATFORM";
+
+/// The service manager from `--service-manager`, else detected.
+pub(crate) fn resolve_manager(choice: Option<ServiceManagerChoice>) -> Option<Manager> {
+    match choice {
+        Some(ServiceManagerChoice::Launchd) => Some(Manager::Launchd),
+        Some(ServiceManagerChoice::Systemd) => Some(Manager::Systemd),
+        Some(ServiceManagerChoice::None) => None,
+        None => Manager::detect(),
+    }
+}
+
+fn platform() -> anyhow::Result<Platform> {
+    match std::env::var(PLATFORM_ENV) {
+        Ok(v) if !v.is_empty() => Platform::parse(&v)
+            .with_context(|| format!("{PLATFORM_ENV}={v:?}: use `macos` or `linux`")),
+        _ => Ok(Platform::current()),
+    }
+}
+
+/// Where answers come from.
+pub(crate) enum Prompter {
+    /// A terminal to ask on.
+    Term(Term),
+    /// `--yes`: flags and defaults, no questions.
+    Yes,
+    /// No terminal at all: defaults, and the user was told.
+    NoTerminal,
+}
+
+impl Prompter {
+    /// Stdin when it is a terminal; else `/dev/tty`; else nothing.
+    pub(crate) fn open(yes: bool) -> Prompter {
+        if yes {
+            return Prompter::Yes;
+        }
+        if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+            return Prompter::Term(Term::stderr());
+        }
+        let tty = (
+            File::open("/dev/tty"),
+            OpenOptions::new().write(true).open("/dev/tty"),
+        );
+        match tty {
+            (Ok(r), Ok(w)) => Prompter::Term(Term::read_write_pair(r, w)),
+            _ => Prompter::NoTerminal,
+        }
+    }
+
+    fn term(&self) -> Option<&Term> {
+        match self {
+            Prompter::Term(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Ask a yes/no question; without a terminal the default is the answer.
+    pub(crate) fn confirm(&self, question: &str, default: bool) -> anyhow::Result<bool> {
+        match self.term() {
+            Some(t) => Ok(dialoguer::Confirm::with_theme(&ColorfulTheme::default())
+                .with_prompt(question)
+                .default(default)
+                .interact_on(t)?),
+            None => Ok(default),
+        }
+    }
+}
+
+/// What Ollama told us, when it answered.
+struct OllamaInfo {
+    client: OllamaClient,
+    models: Option<Vec<InstalledModel>>,
+}
+
+impl OllamaInfo {
+    fn fetch() -> OllamaInfo {
+        let client = OllamaClient::new(crate::ollama::base_url_from_env())
+            .with_probe_timeout(Duration::from_secs(2));
+        let models = super::code::block_on(client.tags()).ok();
+        OllamaInfo { client, models }
+    }
+
+    /// The model's trained context, when the model is pulled and Ollama answers.
+    fn trained_context(&self, model: &str) -> Option<u64> {
+        self.models.as_ref()?;
+        super::code::block_on(self.client.show(model))
+            .ok()?
+            .trained_context
+    }
+}
+
+/// "13.8 GB"
+fn human_size(bytes: u64) -> String {
+    let gb = bytes as f64 / 1e9;
+    if gb >= 1.0 {
+        format!("{gb:.1} GB")
+    } else {
+        format!("{:.0} MB", bytes as f64 / 1e6)
+    }
+}
+
+fn check_context(model: &str, ctx: u32, trained: Option<u64>) -> Result<(), String> {
+    if ctx < 2048 {
+        return Err(format!("{ctx} tokens is too small for Claude Code's prompts; use at least 2048 (default {DEFAULT_CONTEXT_LENGTH})"));
+    }
+    match trained {
+        Some(t) if u64::from(ctx) > t => Err(format!(
+            "{model} was trained on {t} tokens of context; Ollama caps OLLAMA_CONTEXT_LENGTH there, so use {t} or less"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// All the answers: the config ones plus whether to install services.
+struct AllAnswers {
+    config: Answers,
+    services: bool,
+}
+
+fn gather(
+    prompter: &Prompter,
+    args: &InitArgs,
+    base: Option<Answers>,
+    ollama: &OllamaInfo,
+    manager: Option<Manager>,
+) -> anyhow::Result<AllAnswers> {
+    let defaults = base.unwrap_or_else(|| Answers {
+        model: DEFAULT_MODEL.to_owned(),
+        context_length: DEFAULT_CONTEXT_LENGTH,
+        port: DEFAULT_PORT,
+        cloud_fallback: std::env::var_os("ANTHROPIC_API_KEY").is_some_and(|v| !v.is_empty()),
+    });
+    let theme = ColorfulTheme::default();
+    let term = prompter.term();
+
+    let model = match (&args.model, term) {
+        (Some(m), _) => m.clone(),
+        (None, None) => defaults.model.clone(),
+        (None, Some(t)) => ask_model(t, &theme, &defaults.model, ollama.models.as_deref())?,
+    };
+    let trained = ollama.trained_context(&model);
+    let context_length = match (args.context_length, term) {
+        (Some(c), _) => c,
+        (None, None) => defaults.context_length,
+        (None, Some(t)) => {
+            let prompt = match trained {
+                Some(tc) => format!("Context length in tokens (trained: {tc})"),
+                None => "Context length in tokens".to_owned(),
+            };
+            let m = model.clone();
+            dialoguer::Input::<u32>::with_theme(&theme)
+                .with_prompt(prompt)
+                .default(
+                    defaults
+                        .context_length
+                        .min(trained.map_or(u32::MAX, |t| t as u32)),
+                )
+                .validate_with(move |c: &u32| check_context(&m, *c, trained))
+                .interact_text_on(t)?
+        }
+    };
+    if let Err(why) = check_context(&model, context_length, trained) {
+        bail!("--context-length {context_length}: {why}");
+    }
+    let port = match (args.port, term) {
+        (Some(p), _) => p,
+        (None, None) => defaults.port,
+        (None, Some(t)) => dialoguer::Input::<u16>::with_theme(&theme)
+            .with_prompt("Proxy port")
+            .default(defaults.port)
+            .validate_with(|p: &u16| {
+                if *p == 0 {
+                    Err("use a port from 1 to 65535")
+                } else {
+                    Ok(())
+                }
+            })
+            .interact_text_on(t)?,
+    };
+    if port == 0 {
+        bail!("--port 0: use a port from 1 to 65535 (default {DEFAULT_PORT})");
+    }
+    let cloud_fallback = if args.cloud_fallback {
+        true
+    } else if args.no_cloud_fallback {
+        false
+    } else {
+        match term {
+            None => defaults.cloud_fallback,
+            Some(t) => dialoguer::Confirm::with_theme(&theme)
+                .with_prompt("Add the Claude API as cloud fallback (think, long context, errors)? The key is read from $ANTHROPIC_API_KEY, not stored")
+                .default(defaults.cloud_fallback)
+                .interact_on(t)?,
+        }
+    };
+    let services = match manager {
+        None => false,
+        Some(m) => {
+            if args.service {
+                true
+            } else if args.no_service {
+                false
+            } else {
+                match term {
+                    None => true,
+                    Some(t) => dialoguer::Confirm::with_theme(&theme)
+                        .with_prompt(format!(
+                            "Start Ollama and the proxy at login ({} services)?",
+                            m.name()
+                        ))
+                        .default(true)
+                        .interact_on(t)?,
+                }
+            }
+        }
+    };
+    Ok(AllAnswers {
+        config: Answers {
+            model,
+            context_length,
+            port,
+            cloud_fallback,
+        },
+        services,
+    })
+}
+
+fn ask_model(
+    t: &Term,
+    theme: &ColorfulTheme,
+    default: &str,
+    pulled: Option<&[InstalledModel]>,
+) -> anyhow::Result<String> {
+    let Some(pulled) = pulled.filter(|p| !p.is_empty()) else {
+        return Ok(dialoguer::Input::<String>::with_theme(theme)
+            .with_prompt("Ollama model (`ccr-setup up` pulls it if needed)")
+            .default(default.to_owned())
+            .interact_text_on(t)?);
+    };
+    let mut names: Vec<String> = pulled.iter().map(|m| m.name.clone()).collect();
+    let mut items: Vec<String> = pulled
+        .iter()
+        .map(|m| format!("{} ({})", m.name, human_size(m.size)))
+        .collect();
+    if !names.iter().any(|n| n == default) {
+        names.insert(0, default.to_owned());
+        items.insert(
+            0,
+            format!("{default} (not pulled yet; `ccr-setup up` pulls it)"),
+        );
+    }
+    items.push("another model…".to_owned());
+    let default_index = names.iter().position(|n| n == default).unwrap_or(0);
+    let pick = dialoguer::Select::with_theme(theme)
+        .with_prompt("Ollama model")
+        .items(&items)
+        .default(default_index)
+        .interact_on(t)?;
+    if pick < names.len() {
+        Ok(names[pick].clone())
+    } else {
+        Ok(dialoguer::Input::<String>::with_theme(theme)
+            .with_prompt("Model name")
+            .interact_text_on(t)?)
+    }
+}
+
+/// Whether a file write would change anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Create,
+    Update,
+    Unchanged,
+}
+
+impl Change {
+    fn of(path: &Path, contents: &[u8]) -> Change {
+        match std::fs::read(path) {
+            Ok(old) if old == contents => Change::Unchanged,
+            Ok(_) => Change::Update,
+            Err(_) => Change::Create,
+        }
+    }
+    fn word(self) -> &'static str {
+        match self {
+            Change::Create => "create",
+            Change::Update => "update",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Everything `init` would write and load.
+struct FilePlan {
+    config: ConfigFile,
+    config_change: Change,
+    claude_json: Option<String>,
+    services: Vec<(RenderedService, Change)>,
+    dropin: Option<(PathBuf, String, Change)>,
+    notes: Vec<String>,
+}
+
+fn plan_files(
+    ctx: &Context,
+    answers: &AllAnswers,
+    existing: Option<&ConfigFile>,
+    probes: &Probes,
+    manager: Option<Manager>,
+    layout: &Layout,
+) -> anyhow::Result<FilePlan> {
+    let mut notes = Vec::new();
+    let mut doc = existing
+        .map(|f| f.doc.clone())
+        .unwrap_or_else(router_config::template);
+    router_config::apply(&mut doc, &answers.config)?;
+    let config_change = match existing {
+        None => Change::Create,
+        Some(f) if f.doc == doc => Change::Unchanged,
+        Some(_) => Change::Update,
+    };
+    let config = ConfigFile::new(&ctx.config_path, doc);
+    // The config must resolve (a referenced key may be unset here; that is for the proxy).
+    if let Err(ConfigError::Invalid { problems, .. }) =
+        config.resolve_with(&|n| Some(std::env::var(n).unwrap_or_else(|_| "set-later".into())))
+    {
+        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+        bail!(
+            "the config would not be valid; fix these in {} and re-run:\n{}",
+            ctx.config_path.display(),
+            list.join("\n")
+        );
+    }
+
+    let claude_path = crate::paths::claude_json_path();
+    let current = std::fs::read_to_string(&claude_path).ok();
+    let claude_json = claude_json::seeded(&claude_path.display().to_string(), current.as_deref())?;
+
+    let settings = OllamaSettings {
+        model: answers.config.model.clone(),
+        context_length: answers.config.context_length,
+        ..OllamaSettings::default()
+    };
+    let mut services = Vec::new();
+    let mut dropin = None;
+    if let (true, Some(manager)) = (answers.services, manager) {
+        let competing = match (&probes.existing_ollama, manager) {
+            (
+                Some(e @ (ExistingOllama::App(_) | ExistingOllama::BrewService(_))),
+                Manager::Launchd,
+            ) => Some(e),
+            (Some(e @ ExistingOllama::SystemUnit(_)), Manager::Systemd) => Some(e),
+            _ => None,
+        };
+        match competing {
+            Some(e) => {
+                notes.push(e.explanation());
+                if let ExistingOllama::SystemUnit(_) = e {
+                    let path = systemd::dropin_path(Path::new("/"));
+                    let text = systemd::render_ollama_dropin(&settings);
+                    let change = Change::of(&path, text.as_bytes());
+                    dropin = Some((path, text, change));
+                }
+            }
+            None => {
+                let ollama = ollama_binary(probes);
+                let spec = ServiceSpec::ollama(&ollama, &settings);
+                services.push(service::render(manager, layout, &spec)?);
+            }
+        }
+        let exe = std::env::current_exe().context("cannot locate the ccr-setup binary")?;
+        let spec = ServiceSpec::proxy(&exe, &ctx.config_path);
+        services.push(service::render(manager, layout, &spec)?);
+    }
+    let services = services
+        .into_iter()
+        .map(|r| {
+            let c = Change::of(&r.path, r.contents.as_bytes());
+            (r, c)
+        })
+        .collect();
+    Ok(FilePlan {
+        config,
+        config_change,
+        claude_json,
+        services,
+        dropin,
+        notes,
+    })
+}
+
+/// Where Ollama is, or will be once installed.
+fn ollama_binary(probes: &Probes) -> PathBuf {
+    if let Some(t) = &probes.ollama {
+        return t.path.clone();
+    }
+    match (&probes.brew, probes.platform) {
+        (Some(brew), Platform::MacOs) => brew.path.with_file_name("ollama"),
+        (None, Platform::MacOs) => PathBuf::from("/opt/homebrew/bin/ollama"),
+        (_, Platform::Linux) => PathBuf::from("/usr/local/bin/ollama"),
+    }
+}
+
+fn tilde(p: &Path) -> String {
+    let home = crate::paths::home_dir();
+    match p.strip_prefix(&home) {
+        Ok(rest) if home != Path::new("/") => format!("~/{}", rest.display()),
+        _ => p.display().to_string(),
+    }
+}
+
+pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
+    let platform = platform()?;
+    let manager = resolve_manager(args.service_manager);
+    let prompter = Prompter::open(args.yes);
+    if let Prompter::NoTerminal = prompter {
+        eprintln!("No terminal to ask on (stdin is not a TTY and there is no /dev/tty): using the defaults and the flags given. Re-run `ccr-setup init` in a terminal to choose.");
+    }
+    let existing = match ConfigFile::load(&ctx.config_path) {
+        Ok(f) => Some(f),
+        Err(ConfigError::NotFound { .. }) => None,
+        Err(e) => {
+            return Err(e)
+                .context("init will not overwrite a config it cannot read; fix it or move it away")
+        }
+    };
+    let base = existing
+        .as_ref()
+        .and_then(|f| router_config::current_answers(&f.doc));
+    let ollama = OllamaInfo::fetch();
+    let answers = gather(&prompter, &args, base, &ollama, manager)?;
+
+    let probe_env = ProbeEnv::current(platform);
+    let probes = provision::probe_with(&probe_env);
+    let scratch = crate::paths::run_dir().join("installers");
+    let installs = if args.no_install {
+        Vec::new()
+    } else {
+        match install::plan_installs(platform, &probes, &scratch) {
+            Ok(steps) => steps,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(Outcome::Failed);
+            }
+        }
+    };
+    let layout = Layout::current();
+    let files = plan_files(ctx, &answers, existing.as_ref(), &probes, manager, &layout)?;
+    let loaded: Vec<(ServiceKind, bool)> = files
+        .services
+        .iter()
+        .map(|(r, _)| {
+            (
+                r.kind,
+                service::is_loaded(r.manager, &layout, r.kind) == Some(true),
+            )
+        })
+        .collect();
+    let loads = load_plan(manager, &layout, &files, &loaded);
+
+    let changes = !installs.is_empty()
+        || files.config_change != Change::Unchanged
+        || files.claude_json.is_some()
+        || files.services.iter().any(|(_, c)| *c != Change::Unchanged)
+        || !loads.is_empty()
+        || files
+            .dropin
+            .as_ref()
+            .is_some_and(|d| d.2 != Change::Unchanged);
+    for note in &files.notes {
+        println!("Note: {note}");
+    }
+    if !changes {
+        println!(
+            "Nothing to change: {} and the services already match these answers (model {}, context {}, port {}).",
+            tilde(&ctx.config_path),
+            answers.config.model,
+            answers.config.context_length,
+            answers.config.port
+        );
+        return Ok(Outcome::Success);
+    }
+    print_plan(&installs, &files, &loads);
+    if args.dry_run {
+        println!("\nDry run: nothing was changed.");
+        return Ok(Outcome::Success);
+    }
+    if !prompter.confirm("Apply this plan?", true)? {
+        println!("Nothing was changed.");
+        return Ok(Outcome::Success);
+    }
+    apply(
+        ctx,
+        &prompter,
+        platform,
+        &probe_env,
+        &answers,
+        existing.as_ref(),
+        manager,
+        &layout,
+        installs,
+        files,
+        &loaded,
+    )
+}
+
+fn load_plan(
+    manager: Option<Manager>,
+    layout: &Layout,
+    files: &FilePlan,
+    loaded: &[(ServiceKind, bool)],
+) -> Vec<ServiceCommand> {
+    let Some(manager) = manager else {
+        return Vec::new();
+    };
+    let states: Vec<(ServiceKind, bool, bool)> = files
+        .services
+        .iter()
+        .zip(loaded)
+        .map(|((r, c), (_, l))| (r.kind, *c != Change::Unchanged, *l))
+        .collect();
+    service::load_commands(manager, layout, &states)
+}
+
+fn print_plan(installs: &[InstallStep], files: &FilePlan, loads: &[ServiceCommand]) {
+    println!("Plan:");
+    if !installs.is_empty() {
+        println!("  Install:");
+        for step in installs {
+            let sudo = if step.uses_sudo {
+                " (the installer uses sudo and may ask for your password)"
+            } else {
+                ""
+            };
+            println!("    {}: {}{sudo}", step.software.name(), step.manual);
+        }
+    }
+    println!("  Write:");
+    println!(
+        "    {:<9} {} (router config{})",
+        files.config_change.word(),
+        tilde(&files.config.path),
+        if files.config_change == Change::Update {
+            "; a backup is kept"
+        } else {
+            ""
+        }
+    );
+    if files.claude_json.is_some() {
+        let path = crate::paths::claude_json_path();
+        let word = if path.exists() { "update" } else { "create" };
+        println!(
+            "    {word:<9} {} (hasCompletedOnboarding: true, other keys kept)",
+            tilde(&path)
+        );
+    }
+    for (r, c) in &files.services {
+        println!(
+            "    {:<9} {} ({} service)",
+            c.word(),
+            tilde(&r.path),
+            r.kind.short()
+        );
+    }
+    if let Some((path, text, change)) = &files.dropin {
+        if *change != Change::Unchanged {
+            println!(
+                "    {:<9} {} (with sudo), containing:",
+                change.word(),
+                path.display()
+            );
+            for line in text.lines() {
+                println!("        {line}");
+            }
+        }
+    }
+    if !loads.is_empty() {
+        println!("  Load:");
+        for c in loads {
+            println!("    {c}");
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    ctx: &Context,
+    prompter: &Prompter,
+    platform: Platform,
+    probe_env: &ProbeEnv,
+    answers: &AllAnswers,
+    existing: Option<&ConfigFile>,
+    manager: Option<Manager>,
+    layout: &Layout,
+    installs: Vec<InstallStep>,
+    mut files: FilePlan,
+    loaded: &[(ServiceKind, bool)],
+) -> anyhow::Result<Outcome> {
+    let _ = platform;
+    if !installs.is_empty() {
+        for step in &installs {
+            println!("==> Installing {} ({})", step.software.name(), step.manual);
+            if step.uses_sudo {
+                println!("    This installer uses sudo; enter your password if asked.");
+            }
+            let result = install::run_step(step, &mut |line| match line {
+                OutputLine::Command(c) => println!("    $ {c}"),
+                OutputLine::Stdout(l) | OutputLine::Stderr(l) => println!("    | {l}"),
+            });
+            if let Err(e) = result {
+                eprintln!("error: {e}");
+                eprintln!(
+                    "Nothing after this step was changed; fix it and re-run `ccr-setup init`."
+                );
+                return Ok(Outcome::Failed);
+            }
+        }
+        let _ = std::fs::remove_dir_all(crate::paths::run_dir().join("installers"));
+        // Paths of the freshly installed tools go into the service files.
+        let probes = provision::probe_with(probe_env);
+        files = plan_files(ctx, answers, existing, &probes, manager, layout)?;
+        for note in &files.notes {
+            println!("Note: {note}");
+        }
+    }
+
+    if files.config_change != Change::Unchanged {
+        match files
+            .config
+            .save()
+            .with_context(|| format!("cannot write {}", files.config.path.display()))?
+        {
+            WriteOutcome::Replaced { backup } => println!(
+                "Updated {} (backup: {})",
+                tilde(&files.config.path),
+                tilde(&backup)
+            ),
+            _ => println!("Wrote {}", tilde(&files.config.path)),
+        }
+    }
+    if let Some(text) = &files.claude_json {
+        let path = crate::paths::claude_json_path();
+        fsutil::write_with_backup(&path, text.as_bytes(), 0o600)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("Set hasCompletedOnboarding in {}", tilde(&path));
+    }
+    for (r, c) in &files.services {
+        if *c == Change::Unchanged {
+            continue;
+        }
+        if r.manager == Manager::Launchd {
+            let logs = layout.launchd_logs_dir();
+            std::fs::create_dir_all(&logs)
+                .with_context(|| format!("cannot create {}", logs.display()))?;
+        }
+        fsutil::write_with_backup(&r.path, r.contents.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", r.path.display()))?;
+        println!("Wrote {}", tilde(&r.path));
+    }
+    for cmd in load_plan(manager, layout, &files, loaded) {
+        println!("$ {cmd}");
+        let r = service::run_command(&cmd)?;
+        if !r.success {
+            eprintln!(
+                "error: `{cmd}` failed ({}): {}",
+                r.code.map_or("signal".into(), |c| format!("exit {c}")),
+                r.stderr.trim()
+            );
+            eprintln!(
+                "The files are written; run the command above by hand once the problem is fixed."
+            );
+            return Ok(Outcome::Failed);
+        }
+    }
+    if let Some((path, text, change)) = &files.dropin {
+        if *change != Change::Unchanged {
+            apply_dropin(prompter, path, text)?;
+        }
+    }
+    println!("\nDone. Next: `ccr-setup up` starts Ollama with the {}-token context and pulls {}; then `ccr-setup code`.",
+        answers.config.context_length, answers.config.model);
+    Ok(Outcome::Success)
+}
+
+/// Offer the drop-in for a system-wide ollama.service: show it, ask, run with sudo.
+fn apply_dropin(prompter: &Prompter, path: &Path, text: &str) -> anyhow::Result<()> {
+    let staged = crate::paths::run_dir().join(systemd::DROPIN_NAME);
+    let as_root = nix::unistd::geteuid().is_root();
+    let cmds = systemd::dropin_install_commands(&staged, path, as_root);
+    let by_hand = || {
+        println!(
+            "To apply it later, save the file shown above as {} and run:",
+            path.display()
+        );
+        println!("    sudo systemctl daemon-reload && sudo systemctl restart ollama.service");
+    };
+    if let Prompter::NoTerminal = prompter {
+        println!("The system-wide ollama.service needs sudo to change, and there is no terminal to ask on.");
+        by_hand();
+        return Ok(());
+    }
+    if !prompter.confirm(
+        &format!(
+            "Install the drop-in {} with sudo and restart ollama.service?",
+            path.display()
+        ),
+        true,
+    )? {
+        by_hand();
+        return Ok(());
+    }
+    fsutil::write_atomic(&staged, text.as_bytes(), 0o644)?;
+    for cmd in cmds {
+        println!("$ {cmd}");
+        let status = std::process::Command::new(&cmd.program)
+            .args(&cmd.args)
+            .status()
+            .with_context(|| format!("cannot run `{cmd}`"))?;
+        if !status.success() {
+            let _ = std::fs::remove_file(&staged);
+            bail!("`{cmd}` failed ({status}); nothing else was changed for ollama.service");
+        }
+    }
+    let _ = std::fs::remove_file(&staged);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_is_checked_against_the_trained_length() {
+        assert!(check_context("m", 32768, Some(131072)).is_ok());
+        assert!(check_context("m", 32768, None).is_ok());
+        let err = check_context("m", 200_000, Some(131072)).unwrap_err();
+        assert!(err.contains("131072"), "{err}");
+        assert!(check_context("m", 100, None).is_err());
+    }
+
+    #[test]
+    fn sizes_read_like_ollama_list() {
+        assert_eq!(human_size(13_800_000_000), "13.8 GB");
+        assert_eq!(human_size(400_000_000), "400 MB");
+    }
 }

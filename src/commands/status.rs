@@ -1,8 +1,177 @@
-//! `ccr-setup status`.
+//! `ccr-setup status`: Ollama, the proxy, the services and the config on one screen
+//! (or as JSON). Liveness comes from the servers' own answers, not from pid files.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
 
 use super::{Context, Outcome};
 use crate::cli::StatusArgs;
+use crate::config::{DEFAULT_HOST, DEFAULT_PORT};
+use crate::ollama::{LoadedModel, OllamaClient};
+use crate::service::runtime::{self, Owned, PidState, ProxyHealth};
+use crate::service::{self, Layout, Manager, ServiceState};
 
-pub fn run(_ctx: &Context, _args: StatusArgs) -> anyhow::Result<Outcome> {
-    super::not_implemented("status")
+#[derive(Debug, Serialize)]
+struct OllamaStatus {
+    url: String,
+    up: bool,
+    version: Option<String>,
+    loaded: Vec<LoadedModel>,
+    started_by_ccr_setup: PidState,
+}
+
+#[derive(Debug, Serialize)]
+struct ProxyStatus {
+    url: String,
+    port: u16,
+    up: bool,
+    health: Option<ProxyHealth>,
+    started_by_ccr_setup: PidState,
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    config: serde_json::Value,
+    ollama: OllamaStatus,
+    proxy: ProxyStatus,
+    service_manager: Option<Manager>,
+    services: Vec<ServiceState>,
+}
+
+fn gather(ctx: &Context) -> Status {
+    // The port and host come from the config; a broken config still gets a status.
+    let (host, port, config) = match super::code::load_client_config(&ctx.config_path) {
+        Ok(cfg) => (
+            cfg.host.clone(),
+            cfg.port,
+            json!({"path": ctx.config_path, "exists": true, "valid": true}),
+        ),
+        Err(e) => (
+            DEFAULT_HOST.to_owned(),
+            DEFAULT_PORT,
+            json!({"path": ctx.config_path, "exists": ctx.config_path.exists(), "valid": false, "error": format!("{e:#}")}),
+        ),
+    };
+    let run_dir = crate::paths::run_dir();
+    let client = OllamaClient::new(crate::ollama::base_url_from_env())
+        .with_probe_timeout(Duration::from_secs(2));
+    let proxy_url = runtime::proxy_url(&host, port);
+    let (version, loaded, health) = super::code::block_on(async {
+        let version = client.version().await.ok();
+        let loaded = if version.is_some() {
+            client.ps().await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let health = runtime::proxy_health(&proxy_url, Duration::from_secs(2)).await;
+        (version, loaded, health)
+    });
+    let manager = Manager::detect();
+    let layout = Layout::current();
+    Status {
+        config,
+        ollama: OllamaStatus {
+            url: client.base_url().to_string(),
+            up: version.is_some(),
+            version,
+            loaded,
+            started_by_ccr_setup: runtime::owned_pid(Owned::Ollama, &run_dir),
+        },
+        proxy: ProxyStatus {
+            url: proxy_url,
+            port,
+            up: health.is_some(),
+            health,
+            started_by_ccr_setup: runtime::owned_pid(Owned::Proxy, &run_dir),
+        },
+        service_manager: manager,
+        services: manager
+            .map(|m| service::inspect(m, &layout))
+            .unwrap_or_default(),
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "up"
+    } else {
+        "down"
+    }
+}
+
+fn pid_note(p: &PidState) -> String {
+    match p {
+        PidState::Running { pid } => format!(" (started by ccr-setup, pid {pid})"),
+        PidState::Stale { .. } => " (stale pid file)".to_owned(),
+        _ => String::new(),
+    }
+}
+
+pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
+    let s = gather(ctx);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(Outcome::Success);
+    }
+    let o = &s.ollama;
+    print!("Ollama   {} at {}", yes_no(o.up), o.url);
+    if let Some(v) = &o.version {
+        print!(", version {v}");
+    }
+    println!("{}", pid_note(&o.started_by_ccr_setup));
+    if o.up && o.loaded.is_empty() {
+        println!("         no model loaded");
+    }
+    for m in &o.loaded {
+        let ctx_len = m
+            .context_length
+            .map_or("unknown".to_owned(), |c| c.to_string());
+        println!("         loaded: {} (context {ctx_len})", m.name);
+    }
+    let p = &s.proxy;
+    print!("Proxy    {} at {}", yes_no(p.up), p.url);
+    if let Some(h) = &p.health {
+        if let Some(v) = &h.version {
+            print!(", version {v}");
+        }
+        if let Some(u) = h.uptime_secs {
+            print!(", up {}m{}s", u / 60, u % 60);
+        }
+        if let Some(r) = h.requests {
+            print!(", {r} requests served");
+        }
+    }
+    println!("{}", pid_note(&p.started_by_ccr_setup));
+    match s.service_manager {
+        None => println!("Services none (no launchd or running systemd here)"),
+        Some(m) => {
+            for st in &s.services {
+                let state = match (st.installed, st.loaded) {
+                    (false, _) => "not installed".to_owned(),
+                    (true, Some(true)) => "loaded".to_owned(),
+                    (true, Some(false)) => "installed, not loaded".to_owned(),
+                    (true, None) => format!("installed ({} not answering)", m.name()),
+                };
+                println!("Service  {:<24} {state}", st.name);
+                for problem in &st.problems {
+                    println!("         problem: {problem}");
+                }
+            }
+        }
+    }
+    let valid = s.config["valid"].as_bool().unwrap_or(false);
+    println!(
+        "Config   {}{}",
+        ctx.config_path.display(),
+        if valid {
+            String::new()
+        } else if s.config["exists"].as_bool() == Some(false) {
+            " (missing: run `ccr-setup init`)".to_owned()
+        } else {
+            " (invalid: run `ccr-setup config validate`)".to_owned()
+        }
+    );
+    Ok(Outcome::Success)
 }

@@ -1,8 +1,144 @@
-//! `ccr-setup uninstall`.
+//! `ccr-setup uninstall`: unload and remove our services, stop what we started, remove
+//! our pid and log files. The config is backed up and kept (removed with `--purge`).
+//! Ollama, Claude Code, models and `~/.claude.json` are never touched.
 
+use std::path::Path;
+
+use anyhow::bail;
+
+use super::init::{resolve_manager, Prompter};
 use super::{Context, Outcome};
 use crate::cli::UninstallArgs;
+use crate::service::runtime::Owned;
+use crate::service::{self, systemd, Layout, Manager, ServiceKind};
 
-pub fn run(_ctx: &Context, _args: UninstallArgs) -> anyhow::Result<Outcome> {
-    super::not_implemented("uninstall")
+fn remove_dir(path: &Path, said: &mut Vec<String>) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => said.push(format!("Removed {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => bail!("cannot remove {}: {e}", path.display()),
+    }
+    Ok(())
+}
+
+pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
+    let manager = resolve_manager(args.service_manager);
+    let layout = Layout::current();
+    let installed: Vec<ServiceKind> = match manager {
+        Some(m) => ServiceKind::ALL
+            .into_iter()
+            .filter(|k| layout.service_file(m, *k).is_file())
+            .collect(),
+        None => Vec::new(),
+    };
+
+    println!("This removes:");
+    if let Some(m) = manager {
+        for k in &installed {
+            println!(
+                "  {} service {}",
+                m.name(),
+                layout.service_file(m, *k).display()
+            );
+        }
+    }
+    println!("  pid files in {}", crate::paths::run_dir().display());
+    println!("  logs in {}", crate::paths::logs_dir().display());
+    if manager == Some(Manager::Launchd) {
+        println!("  logs in {}", layout.launchd_logs_dir().display());
+    }
+    if args.purge {
+        println!(
+            "  the config {} (a backup is kept)",
+            ctx.config_path.display()
+        );
+    } else {
+        println!(
+            "and keeps the config {} (with a fresh backup).",
+            ctx.config_path.display()
+        );
+    }
+    println!("Ollama, Claude Code and your models are not touched.");
+    if !args.yes {
+        let prompter = Prompter::open(false);
+        if let Prompter::NoTerminal = prompter {
+            bail!("no terminal to confirm on; re-run with --yes to uninstall");
+        }
+        if !prompter.confirm("Uninstall?", false)? {
+            println!("Nothing was changed.");
+            return Ok(Outcome::Success);
+        }
+    }
+
+    let mut said = Vec::new();
+    let mut failed = false;
+    if let Some(m) = manager {
+        let to_unload: Vec<ServiceKind> = match m {
+            // bootout fails on an agent that is not loaded; ask first.
+            Manager::Launchd => installed
+                .iter()
+                .copied()
+                .filter(|k| service::is_loaded(m, &layout, *k) == Some(true))
+                .collect(),
+            Manager::Systemd => installed.clone(),
+        };
+        for cmd in service::unload_commands(m, &layout, &to_unload) {
+            let r = service::run_command(&cmd)?;
+            if r.success {
+                said.push(format!("$ {cmd}"));
+            } else {
+                failed = true;
+                said.push(format!("`{cmd}` failed: {}", r.stderr.trim()));
+            }
+        }
+        for k in &installed {
+            let path = layout.service_file(m, *k);
+            std::fs::remove_file(&path)?;
+            said.push(format!("Removed {}", path.display()));
+        }
+        if m == Manager::Systemd && !installed.is_empty() {
+            let cmd = systemd::daemon_reload_command();
+            let r = service::run_command(&cmd)?;
+            said.push(format!("$ {cmd}"));
+            failed |= !r.success;
+        }
+        if m == Manager::Systemd {
+            let dropin = systemd::dropin_path(Path::new("/"));
+            if dropin.is_file() {
+                said.push(format!(
+                    "The drop-in {} for the system-wide ollama.service needs sudo to remove: sudo rm {} && sudo systemctl daemon-reload && sudo systemctl restart ollama.service",
+                    dropin.display(),
+                    dropin.display()
+                ));
+            }
+        }
+    }
+    let run_dir = crate::paths::run_dir();
+    for what in [Owned::Proxy, Owned::Ollama] {
+        if let Some(line) = super::stop::stop_owned(what, &run_dir)? {
+            said.push(line);
+        }
+    }
+    remove_dir(&run_dir, &mut said)?;
+    remove_dir(&crate::paths::logs_dir(), &mut said)?;
+    remove_dir(&layout.launchd_logs_dir(), &mut said)?;
+    if ctx.config_path.is_file() {
+        let backup = crate::fsutil::make_backup(&ctx.config_path)?;
+        said.push(format!("Backed up the config to {}", backup.display()));
+        if args.purge {
+            std::fs::remove_file(&ctx.config_path)?;
+            said.push(format!("Removed {}", ctx.config_path.display()));
+        }
+    }
+    for line in said {
+        println!("{line}");
+    }
+    println!(
+        "Done. Delete the ccr-setup binary itself to finish (e.g. `cargo uninstall ccr-setup`)."
+    );
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
 }

@@ -12,6 +12,7 @@
 //! Nothing here prints; commands run through [`run_command`] and report back.
 
 pub mod launchd;
+pub mod runtime;
 pub mod systemd;
 
 use std::path::{Path, PathBuf};
@@ -347,13 +348,21 @@ pub fn unload_commands(
     }
 }
 
-/// The command that starts (or restarts) one installed service now.
-pub fn start_command(manager: Manager, layout: &Layout, kind: ServiceKind) -> ServiceCommand {
+/// The commands that start one installed service now: launchd needs `bootstrap` when
+/// the agent is not loaded (e.g. after `stop`) and `kickstart -k` when it is.
+pub fn start_commands(manager: Manager, layout: &Layout, kind: ServiceKind) -> Vec<ServiceCommand> {
     match manager {
-        Manager::Launchd => launchd::kickstart_command(layout, kind),
-        Manager::Systemd => {
-            ServiceCommand::new("systemctl", &["--user", "start", &kind.systemd_unit()])
+        Manager::Launchd => {
+            if is_loaded(manager, layout, kind) == Some(true) {
+                vec![launchd::kickstart_command(layout, kind)]
+            } else {
+                vec![launchd::bootstrap_command(layout, kind)]
+            }
         }
+        Manager::Systemd => vec![ServiceCommand::new(
+            "systemctl",
+            &["--user", "start", &kind.systemd_unit()],
+        )],
     }
 }
 

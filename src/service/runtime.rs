@@ -1,0 +1,327 @@
+//! Processes ccr-setup starts without a service manager: a detached proxy (from `code`)
+//! or an Ollama child (from `up`), each with a pid file in `~/.claude-code-router/run/`.
+//!
+//! A pid file alone proves nothing: the process may have exited and the number been
+//! reused. Before anything is signalled, [`owned_pid`] checks that the process's command
+//! line still is the one we started, so `stop` never kills somebody else's process.
+//! Liveness of the proxy is judged by its `GET /health`, never by a pid.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A process ccr-setup may start and later stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Owned {
+    Proxy,
+    Ollama,
+}
+
+impl Owned {
+    /// Its pid file: `run/proxy.pid` or `run/ollama.pid`.
+    pub fn pid_file(self, run_dir: &Path) -> PathBuf {
+        run_dir.join(match self {
+            Owned::Proxy => "proxy.pid",
+            Owned::Ollama => "ollama.pid",
+        })
+    }
+
+    /// Words the command line of our process contains (`ccr-setup … proxy`, `ollama serve`).
+    fn signature(self) -> &'static [&'static str] {
+        match self {
+            Owned::Proxy => &["ccr-setup", "proxy"],
+            Owned::Ollama => &["ollama", "serve"],
+        }
+    }
+}
+
+/// Why a process could not be started or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot signal pid {pid}: {source}")]
+    Signal { pid: i32, source: nix::Error },
+}
+
+/// The pid in a pid file, if the file holds one.
+pub fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p: &i32| *p > 0)
+}
+
+/// The command line of a running process (`/proc/<pid>/cmdline` on Linux, `ps` elsewhere).
+pub fn command_line(pid: i32) -> Option<String> {
+    if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+        if raw.is_empty() {
+            return None; // a zombie or a kernel thread
+        }
+        return Some(
+            raw.split(|b| *b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    let out = Command::new("ps")
+        .args(["-o", "command=", "-p", &pid.to_string()])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// What a pid file says about a process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PidState {
+    /// No pid file.
+    None,
+    /// The pid file names a running process that still is ours.
+    Running { pid: i32 },
+    /// The process is gone (or the file is unreadable): the file is stale.
+    Stale { pid: Option<i32> },
+    /// The pid was reused by a process that is not ours.
+    Foreign { pid: i32, command: String },
+}
+
+/// Check the pid file of `what` against the running processes.
+pub fn owned_pid(what: Owned, run_dir: &Path) -> PidState {
+    let file = what.pid_file(run_dir);
+    if !file.exists() {
+        return PidState::None;
+    }
+    let Some(pid) = read_pid(&file) else {
+        return PidState::Stale { pid: None };
+    };
+    match command_line(pid) {
+        None => PidState::Stale { pid: Some(pid) },
+        Some(cmd) if what.signature().iter().all(|w| cmd.contains(w)) => PidState::Running { pid },
+        Some(command) => PidState::Foreign { pid, command },
+    }
+}
+
+/// Start `program args…` detached from this terminal (new session, stdin closed, output
+/// appended to `log`) and record its pid in `pid_file`. Returns the pid.
+pub fn spawn_detached(
+    program: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+    log: &Path,
+    pid_file: &Path,
+) -> Result<u32, RuntimeError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RuntimeError::Io { path, source }
+    };
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io_err(log))?;
+    let err = out.try_clone().map_err(io_err(log))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: setsid is async-signal-safe; it detaches the child from our terminal so
+    // closing the terminal (or Ctrl-C in `claude`) does not stop the proxy.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
+        program: program.display().to_string(),
+        source,
+    })?;
+    let pid = child.id();
+    crate::fsutil::write_atomic(pid_file, format!("{pid}\n").as_bytes(), 0o644)
+        .map_err(io_err(pid_file))?;
+    // The child is not waited on: it outlives us. Dropping `Child` does not kill it.
+    drop(child);
+    Ok(pid)
+}
+
+/// Send SIGTERM to `pid`, wait up to `grace` for it to exit, then SIGKILL. Only call
+/// this for a pid that [`owned_pid`] reported as ours.
+pub fn terminate(pid: i32, grace: Duration) -> Result<(), RuntimeError> {
+    let p = Pid::from_raw(pid);
+    match kill(p, Signal::SIGTERM) {
+        Ok(()) => {}
+        Err(nix::Error::ESRCH) => return Ok(()),
+        Err(source) => return Err(RuntimeError::Signal { pid, source }),
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        // Reap it if it is our own child (tests), then see whether it is gone.
+        let _ = nix::sys::wait::waitpid(p, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        if kill(p, None).is_err() || command_line(pid).is_none() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    match kill(p, Signal::SIGKILL) {
+        Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
+        Err(source) => Err(RuntimeError::Signal { pid, source }),
+    }
+}
+
+/// The proxy's `GET /health` answer: `{status, version, providers, …}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProxyHealth {
+    pub status: String,
+    pub version: Option<String>,
+    pub uptime_secs: Option<u64>,
+    pub requests: Option<u64>,
+    /// The whole body, for fields added later.
+    pub body: Value,
+}
+
+/// The URL clients use to reach a proxy bound to `host:port` (a wildcard bind is
+/// reached through loopback).
+pub fn proxy_url(host: &str, port: u16) -> String {
+    let h = match host.trim() {
+        "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+        h => h,
+    };
+    if h.contains(':') && !h.starts_with('[') {
+        format!("http://[{h}]:{port}")
+    } else {
+        format!("http://{h}:{port}")
+    }
+}
+
+/// Ask the proxy at `base` for its health. `None` when nothing healthy answers.
+pub async fn proxy_health(base: &str, timeout: Duration) -> Option<ProxyHealth> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .ok()?;
+    let resp = client.get(format!("{base}/health")).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body: Value = resp.json().await.ok()?;
+    let num = |k: &str| body.get(k).and_then(Value::as_u64);
+    Some(ProxyHealth {
+        status: body
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("ok")
+            .to_owned(),
+        version: body
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        uptime_secs: num("uptime_secs").or_else(|| num("uptime")),
+        requests: num("requests").or_else(|| num("requests_served")),
+        body,
+    })
+}
+
+/// Poll [`proxy_health`] until it answers or `within` passes.
+pub async fn wait_for_proxy(base: &str, within: Duration) -> Option<ProxyHealth> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(h) = proxy_health(base, Duration::from_secs(1)).await {
+            return Some(h);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_files_are_checked_against_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        assert_eq!(owned_pid(Owned::Proxy, run), PidState::None);
+        // Our own test process is not a ccr-setup proxy: foreign, never to be signalled.
+        std::fs::write(
+            Owned::Proxy.pid_file(run),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
+        assert!(matches!(
+            owned_pid(Owned::Proxy, run),
+            PidState::Foreign { .. }
+        ));
+        std::fs::write(Owned::Proxy.pid_file(run), "garbage").unwrap();
+        assert_eq!(owned_pid(Owned::Proxy, run), PidState::Stale { pid: None });
+    }
+
+    #[test]
+    fn detached_process_is_recognised_and_terminated() {
+        let dir = tempfile::tempdir().unwrap();
+        // A stand-in whose command line carries the ollama signature.
+        let fake = dir.path().join("ollama");
+        std::fs::write(&fake, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pid_file = Owned::Ollama.pid_file(dir.path());
+        // `sh <path>/ollama serve` keeps both words in the command line until exec.
+        let pid = spawn_detached(
+            Path::new("/bin/sh"),
+            &["-c", "sleep 30; :", &format!("{} serve", fake.display())],
+            &[],
+            &dir.path().join("logs/o.log"),
+            &pid_file,
+        )
+        .unwrap() as i32;
+        assert_eq!(read_pid(&pid_file), Some(pid));
+        assert_eq!(
+            owned_pid(Owned::Ollama, dir.path()),
+            PidState::Running { pid }
+        );
+        terminate(pid, Duration::from_secs(5)).unwrap();
+        assert!(matches!(
+            owned_pid(Owned::Ollama, dir.path()),
+            PidState::Stale { .. }
+        ));
+    }
+
+    #[test]
+    fn wildcard_binds_are_reached_through_loopback() {
+        assert_eq!(proxy_url("0.0.0.0", 3456), "http://127.0.0.1:3456");
+        assert_eq!(proxy_url("::1", 1), "http://[::1]:1");
+        assert_eq!(proxy_url("127.0.0.1", 80), "http://127.0.0.1:80");
+    }
+}

@@ -1,0 +1,350 @@
+//! `ccr-setup init --yes` against fake launchctl/systemctl/brew/npm/curl on PATH: the
+//! exact command sequences, idempotent re-runs, preserved user config, and no-TTY runs.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::fake_bin::{run_expect, Sandbox};
+
+fn uid() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
+fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn macos_sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.fakes.add_brew();
+    sb.fakes.add_npm();
+    sb.fakes.add("curl");
+    sb.fakes.add_launchctl(&sb.state_dir());
+    sb
+}
+
+#[test]
+fn macos_init_yes_installs_writes_and_bootstraps_then_reruns_as_a_no_op() {
+    let sb = macos_sandbox();
+    let mut cmd = sb.cmd(&["init", "--yes", "--service-manager", "launchd"]);
+    cmd.env("CCR_SETUP_PLATFORM", "macos");
+    let (out, _) = run_expect(cmd, 0);
+    let agents = sb.home.join("Library/LaunchAgents");
+    let u = uid();
+    let fake = sb.fakes.dir.display();
+    assert_eq!(
+        sb.actions(),
+        vec![
+            format!("launchctl print gui/{u}/dev.ccr-setup.ollama"),
+            format!("launchctl print gui/{u}/dev.ccr-setup.proxy"),
+            "brew install ollama".to_owned(),
+            "npm install -g @anthropic-ai/claude-code".to_owned(),
+            format!(
+                "launchctl bootstrap gui/{u} {}",
+                agents.join("dev.ccr-setup.ollama.plist").display()
+            ),
+            format!(
+                "launchctl bootstrap gui/{u} {}",
+                agents.join("dev.ccr-setup.proxy.plist").display()
+            ),
+        ],
+        "stdout:\n{out}"
+    );
+    // The service runs the Ollama that brew just installed, with the tuned environment.
+    let plist = plist::Value::from_file(agents.join("dev.ccr-setup.ollama.plist")).unwrap();
+    let d = plist.as_dictionary().unwrap();
+    assert_eq!(
+        d["ProgramArguments"].as_array().unwrap()[0]
+            .as_string()
+            .unwrap(),
+        format!("{fake}/ollama")
+    );
+    let env = d["EnvironmentVariables"].as_dictionary().unwrap();
+    assert_eq!(env["OLLAMA_CONTEXT_LENGTH"].as_string(), Some("32768"));
+    assert_eq!(env["OLLAMA_HOST"].as_string(), Some("127.0.0.1:11434"));
+    assert!(sb.home.join("Library/Logs/ccr-setup").is_dir());
+
+    let cfg = read_json(&sb.config_path());
+    assert_eq!(cfg["Router"]["default"], "ollama,gpt-oss:20b");
+    assert_eq!(
+        cfg["Ollama"],
+        json!({"model": "gpt-oss:20b", "context_length": 32768})
+    );
+    assert_eq!(
+        read_json(&sb.home.join(".claude.json"))["hasCompletedOnboarding"],
+        true
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(sb.config_path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // Same answers again: nothing installed, written or loaded.
+    sb.fakes.clear();
+    let before = std::fs::read(sb.config_path()).unwrap();
+    let mut again = sb.cmd(&["init", "--yes", "--service-manager", "launchd"]);
+    again.env("CCR_SETUP_PLATFORM", "macos");
+    let (out, _) = run_expect(again, 0);
+    assert!(out.contains("Nothing to change"), "{out}");
+    assert_eq!(
+        sb.actions(),
+        [
+            format!("launchctl print gui/{u}/dev.ccr-setup.ollama"),
+            format!("launchctl print gui/{u}/dev.ccr-setup.proxy"),
+        ]
+    );
+    assert_eq!(std::fs::read(sb.config_path()).unwrap(), before);
+    assert!(ccr_setup::fsutil::list_backups(&sb.config_path())
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn linux_init_yes_runs_the_official_script_and_enables_user_units() {
+    let sb = Sandbox::new();
+    sb.fakes.add_curl();
+    sb.fakes.add_npm();
+    sb.fakes.add_systemctl(&sb.state_dir());
+    let mut cmd = sb.cmd(&[
+        "init",
+        "--yes",
+        "--service-manager",
+        "systemd",
+        "--cloud-fallback",
+    ]);
+    cmd.env("CCR_SETUP_PLATFORM", "linux");
+    let (out, _) = run_expect(cmd, 0);
+    assert!(out.contains("uses sudo"), "{out}");
+    let script = sb
+        .home
+        .join(".claude-code-router/run/installers/ollama-install.sh");
+    assert_eq!(
+        sb.actions(),
+        vec![
+            "systemctl --user is-active ccr-setup-ollama.service".to_owned(),
+            "systemctl --user is-active ccr-setup-proxy.service".to_owned(),
+            format!(
+                "curl -fsSL https://ollama.com/install.sh -o {}",
+                script.display()
+            ),
+            "npm install -g @anthropic-ai/claude-code".to_owned(),
+            "systemctl --user daemon-reload".to_owned(),
+            "systemctl --user enable --now ccr-setup-ollama.service ccr-setup-proxy.service"
+                .to_owned(),
+        ],
+        "stdout:\n{out}"
+    );
+    let unit = std::fs::read_to_string(
+        sb.home
+            .join(".config/systemd/user/ccr-setup-ollama.service"),
+    )
+    .unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStart=\"{}/ollama\" \"serve\"",
+            sb.fakes.dir.display()
+        )),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("Environment=\"OLLAMA_CONTEXT_LENGTH=32768\""),
+        "{unit}"
+    );
+    let proxy =
+        std::fs::read_to_string(sb.home.join(".config/systemd/user/ccr-setup-proxy.service"))
+            .unwrap();
+    assert!(proxy.contains("\"proxy\""), "{proxy}");
+    // Cloud fallback references the key; it is never written into the config.
+    let cfg = read_json(&sb.config_path());
+    assert_eq!(cfg["Providers"][1]["api_key"], "$ANTHROPIC_API_KEY");
+    assert_eq!(cfg["Router"]["think"], "anthropic,claude-sonnet-4-5");
+    assert_eq!(
+        cfg["fallback"]["default"],
+        json!(["anthropic,claude-sonnet-4-5"])
+    );
+
+    sb.fakes.clear();
+    let mut again = sb.cmd(&[
+        "init",
+        "--yes",
+        "--service-manager",
+        "systemd",
+        "--cloud-fallback",
+    ]);
+    again.env("CCR_SETUP_PLATFORM", "linux");
+    let (out, _) = run_expect(again, 0);
+    assert!(out.contains("Nothing to change"), "{out}");
+    assert!(
+        sb.actions().iter().all(|c| c.contains("is-active")),
+        "{:?}",
+        sb.actions()
+    );
+}
+
+#[test]
+fn existing_config_keeps_the_users_provider_and_is_backed_up() {
+    let sb = Sandbox::new();
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    let path = sb.config_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        r#"{
+  // my own setup
+  "APIKEY": "my-proxy-key",
+  "Providers": [{"name": "openrouter", "api_base_url": "https://openrouter.ai/api/v1/chat/completions", "api_key": "sk-or-1", "models": ["x/y"]}],
+  "Router": {"default": "openrouter,x/y", "background": "openrouter,x/y"},
+  "StatusLine": {"enabled": true},
+}"#,
+    )
+    .unwrap();
+    let (out, _) = run_expect(
+        sb.cmd(&[
+            "init",
+            "--yes",
+            "--service-manager",
+            "none",
+            "--model",
+            "qwen3:8b",
+            "--context-length",
+            "16384",
+            "--port",
+            "4567",
+        ]),
+        0,
+    );
+    assert!(out.contains("update"), "{out}");
+    let cfg = read_json(&path);
+    assert_eq!(cfg["Providers"][0]["name"], "openrouter");
+    assert_eq!(cfg["Providers"][0]["api_key"], "sk-or-1");
+    assert_eq!(cfg["APIKEY"], "my-proxy-key");
+    assert_eq!(cfg["StatusLine"], json!({"enabled": true}));
+    assert_eq!(cfg["Router"]["background"], "openrouter,x/y");
+    assert_eq!(cfg["Router"]["default"], "ollama,qwen3:8b");
+    assert_eq!(cfg["PORT"], 4567);
+    assert_eq!(cfg["Providers"][1]["context_window"], 16384);
+    let backups = ccr_setup::fsutil::list_backups(&path).unwrap();
+    assert_eq!(backups.len(), 1);
+    assert!(std::fs::read_to_string(&backups[0])
+        .unwrap()
+        .contains("// my own setup"));
+    // The config validates through the real loader.
+    ccr_setup::config::load(&path).unwrap();
+    // Nothing was installed: both tools were present.
+    assert!(sb.actions().is_empty(), "{:?}", sb.actions());
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let sb = macos_sandbox();
+    let mut cmd = sb.cmd(&["init", "--yes", "--dry-run", "--service-manager", "launchd"]);
+    cmd.env("CCR_SETUP_PLATFORM", "macos");
+    let (out, _) = run_expect(cmd, 0);
+    assert!(
+        out.contains("brew install ollama") && out.contains("Dry run"),
+        "{out}"
+    );
+    assert!(out.contains("launchctl bootstrap"), "{out}");
+    assert!(!sb.config_path().exists());
+    assert!(!sb.home.join(".claude.json").exists());
+    assert!(!sb.home.join("Library").exists());
+    assert!(
+        sb.actions()
+            .iter()
+            .all(|c| c.starts_with("launchctl print")),
+        "{:?}",
+        sb.actions()
+    );
+}
+
+#[test]
+fn macos_without_homebrew_prints_its_installer_and_stops() {
+    let sb = Sandbox::new();
+    sb.fakes.add("claude");
+    let mut cmd = sb.cmd(&["init", "--yes", "--service-manager", "none"]);
+    cmd.env("CCR_SETUP_PLATFORM", "macos");
+    let (_, err) = run_expect(cmd, 1);
+    assert!(
+        err.contains("https://raw.githubusercontent.com/Homebrew/install/HEAD/install.sh"),
+        "{err}"
+    );
+    assert!(!sb.config_path().exists());
+}
+
+#[test]
+fn failed_installer_stops_with_the_manual_command() {
+    let sb = Sandbox::new();
+    sb.fakes.add("ollama");
+    sb.fakes
+        .add_script("npm", "echo 'npm ERR! EACCES' >&2; exit 243");
+    let (out, err) = run_expect(sb.cmd(&["init", "--yes", "--service-manager", "none"]), 1);
+    assert!(
+        out.contains("npm ERR! EACCES"),
+        "installer output is streamed: {out}"
+    );
+    assert!(
+        err.contains("npm install -g @anthropic-ai/claude-code") && err.contains("243"),
+        "{err}"
+    );
+    assert!(
+        !sb.config_path().exists(),
+        "nothing after the failed step is written"
+    );
+}
+
+#[test]
+fn context_beyond_the_trained_length_is_refused() {
+    let sb = Sandbox::new();
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    let fake = support::fake_ollama::FakeOllama::start(
+        support::fake_ollama::FakeConfig::default()
+            .with_installed(support::fake_ollama::FakeModel::gpt_oss()),
+    );
+    let mut cmd = sb.cmd(&[
+        "init",
+        "--yes",
+        "--service-manager",
+        "none",
+        "--context-length",
+        "999999",
+    ]);
+    cmd.env("OLLAMA_HOST", fake.host_port());
+    let (_, err) = run_expect(cmd, 1);
+    assert!(
+        err.contains("--context-length 999999") && err.contains("trained"),
+        "{err}"
+    );
+    assert!(!sb.config_path().exists());
+}
+
+#[test]
+fn no_tty_and_no_controlling_terminal_uses_the_defaults() {
+    let sb = Sandbox::new();
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    // setsid: a new session without a controlling terminal, so /dev/tty cannot open.
+    let setsid = ["/usr/bin/setsid", "/bin/setsid"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("setsid (util-linux) is installed");
+    let mut cmd = std::process::Command::new(setsid);
+    cmd.arg("--wait")
+        .arg(env!("CARGO_BIN_EXE_ccr-setup"))
+        .args(["init", "--service-manager", "none"])
+        .env_clear()
+        .env("HOME", &sb.home)
+        .env("PATH", sb.fakes.path_env())
+        .env("OLLAMA_HOST", "127.0.0.1:9")
+        .stdin(std::process::Stdio::null());
+    let (_, err) = run_expect(cmd, 0);
+    assert!(err.contains("using the defaults"), "{err}");
+    let cfg = read_json(&sb.config_path());
+    assert_eq!(cfg["Ollama"]["model"], "gpt-oss:20b");
+    assert_eq!(cfg["Ollama"]["context_length"], 32768);
+    assert_eq!(cfg["PORT"], 3456);
+}
