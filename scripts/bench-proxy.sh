@@ -140,16 +140,32 @@ STARTED_PIDS+=("$!")
 wait_http "$NGINX_PORT" "$!" nginx
 UPSTREAM="http://127.0.0.1:$NGINX_PORT"
 
+# A second, slow upstream: first token at once, the rest after a pause. Shows whether a
+# proxy forwards stream chunks as they come or buffers them.
+TRICKLE_PAUSE_MS=300
+TRICKLE_PORT="$(free_port)"
+python3 scripts/bench/trickle_upstream.py "$TRICKLE_PORT" "$TRICKLE_PAUSE_MS" >"$WORK/trickle.log" 2>&1 &
+STARTED_PIDS+=("$!")
+wait_http "$TRICKLE_PORT" "$!" trickle
+TRICKLE="http://127.0.0.1:$TRICKLE_PORT"
+
+# The upstream base (…/v1) that a group's provider points at.
+upstream_base() {
+    if [ "$1" = trickle ]; then echo "$TRICKLE/v1"; else echo "$UPSTREAM/$1/v1"; fi
+}
+
 # --- targets -----------------------------------------------------------------------
-# group: "json" (upstream answers chat.json) or "sse" (upstream answers chat.sse). The
-# proxies are restarted per group with the provider pointing at that location.
+# group: "json" (upstream answers chat.json), "sse" (upstream answers chat.sse) or
+# "trickle" (the slow upstream). The proxies are restarted per group with the provider
+# pointing at that upstream.
 TARGET_URL=""
 TARGET_PID=""
 TARGET_LAUNCHER=""
 
 start_target() { # name group
     local name="$1" group="$2" port log
-    local endpoint="$UPSTREAM/$group/v1/chat/completions"
+    local endpoint
+    endpoint="$(upstream_base "$group")/chat/completions"
     TARGET_PID=""
     TARGET_LAUNCHER=""
     case "$name" in
@@ -196,7 +212,7 @@ model_list:
   - model_name: claude-opus-4-8
     litellm_params:
       model: hosted_vllm/bench-model
-      api_base: $UPSTREAM/$group/v1
+      api_base: $(upstream_base "$group")
       api_key: bench
 litellm_settings:
   set_verbose: false
@@ -264,9 +280,19 @@ ttfb() { # name url
 
 bench_target() { # name
     local name="$1" group scenario body conc expect idle hwm ok
-    for group in json sse; do
+    for group in json sse trickle; do
         start_target "$name" "$group"
         if [ "$name" = direct ]; then expect='\[DONE\]\|chat.completion'; else expect='message_stop\|"type":"message"'; fi
+        if [ "$group" = trickle ]; then
+            if preflight "$name" "$TARGET_URL" "$FIXTURES/small-stream.json" "$expect" &&
+                python3 scripts/bench/first_token.py "$TARGET_URL" "$FIXTURES/small-stream.json" 10 >"$WORK/first_token.json"; then
+                record "{\"kind\":\"first_token\",\"target\":\"$name\",\"pause_ms\":$TRICKLE_PAUSE_MS,\"result\":$(cat "$WORK/first_token.json")}"
+            else
+                record "{\"kind\":\"failed\",\"target\":\"$name\",\"group\":\"$group\"}"
+            fi
+            stop_target
+            continue
+        fi
         ok=1
         for scenario in small small-stream large-stream; do
             case "$scenario" in

@@ -76,6 +76,17 @@ def main():
         for t in ttfb.values():
             t["vs_direct_ms"] = t["median_ms"] - ttfb["direct"]["median_ms"]
 
+    first_token = {}
+    for r in records:
+        if r["kind"] != "first_token":
+            continue
+        firsts = [x[0] for x in r["result"]["samples"]]
+        first_token[r["target"]] = {"median_ms": statistics.median(firsts), "max_ms": max(firsts),
+                                    "samples": len(firsts), "pause_ms": r["pause_ms"]}
+    if "direct" in first_token:
+        for t in first_token.values():
+            t["vs_direct_ms"] = t["median_ms"] - first_token["direct"]["median_ms"]
+
     failed = sorted({(r["target"], r["group"]) for r in records if r["kind"] == "failed"})
 
     out = {
@@ -84,6 +95,7 @@ def main():
         "load": sorted(loads.values(), key=lambda r: (SCENARIOS.index(r["scenario"]), r["concurrency"], order(r["target"]))),
         "rss": rss,
         "ttfb": ttfb,
+        "first_token": first_token,
         "failed": [{"target": t, "group": g} for t, g in failed],
     }
     with open(sys.argv[2], "w") as f:
@@ -119,6 +131,15 @@ def main():
             e = ttfb[t]
             vs = f"{e['vs_direct_ms']:+.2f} ms" if t != "direct" and "vs_direct_ms" in e else ""
             print(f"| {TARGET_LABEL.get(t, t)} | {e['median_ms']:.2f} ms ({e['samples']} runs) | {vs} |")
+    if first_token:
+        pause = next(iter(first_token.values()))["pause_ms"]
+        print()
+        print(f"| target | first token, upstream pauses {pause} ms after it (median) | vs direct |")
+        print("| --- | ---: | ---: |")
+        for t in sorted(first_token, key=order):
+            e = first_token[t]
+            vs = f"{e['vs_direct_ms']:+.2f} ms" if t != "direct" and "vs_direct_ms" in e else ""
+            print(f"| {TARGET_LABEL.get(t, t)} | {e['median_ms']:.2f} ms ({e['samples']} runs, max {e['max_ms']:.2f}) | {vs} |")
     for t, g in failed:
         print(f"\nFAILED: {TARGET_LABEL.get(t, t)} did not answer the {g} preflight; its rows are missing.")
 
