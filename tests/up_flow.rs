@@ -288,3 +288,37 @@ fn our_server_with_another_context_is_restarted_with_the_new_one() {
     assert!(t.contains("context 16384 tokens"), "{t}");
     assert_eq!(home.config_doc()["Providers"][0]["context_window"], 16384);
 }
+
+#[test]
+fn without_a_config_up_uses_defaults_and_cannot_exec_the_proxy() {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    let home = UpHome::new(&fake.host_port());
+    std::fs::remove_file(&home.config).unwrap();
+    let out = home.up(&["--no-exec", "--no-smoke"]).output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("– config") && t.contains("ccr-setup init"),
+        "{t}"
+    );
+    assert!(!home.config.exists(), "up does not invent a config");
+
+    let out = home.up(&["--no-smoke"]).output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ proxy") && t.contains("no config at"), "{t}");
+}
+
+#[test]
+fn foreign_small_context_is_caught_before_a_pull() {
+    // Another model is loaded with 4096 tokens although it holds 131072: the server's
+    // setting is too small, so pulling gpt-oss:20b first would be wasted.
+    let fake =
+        FakeOllama::start(FakeConfig::default().with_installed(FakeModel::named("qwen3:8b")));
+    fake.update(|s| s.loaded.push(("qwen3:8b".into(), 4096)));
+    let (_home, out) = up_against(&fake, &["--no-exec"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ context") && t.contains("qwen3:8b"), "{t}");
+    assert_eq!(fake.hits("/api/pull"), 0, "{t}");
+}

@@ -166,6 +166,9 @@ impl Up<'_> {
 
         let (owner, version) = self.ensure_server(&client).await?;
         self.check_version(&version, &model)?;
+        if !owner.is_ours() && !self.args.accept_context {
+            self.precheck_foreign_context(&client, &owner).await?;
+        }
         self.ensure_model(&client, &base).await?;
         if !self.args.no_smoke {
             self.check_tools(&client).await?;
@@ -568,6 +571,46 @@ impl Up<'_> {
                 Err(Stop)
             }
         }
+    }
+
+    /// Before pulling gigabytes for a server we do not own: if a model it has loaded
+    /// already shows a context below ours while that model could hold more, the
+    /// server's setting is too small, and the pull would be wasted. Say so now.
+    async fn precheck_foreign_context(
+        &self,
+        client: &OllamaClient,
+        owner: &Owner,
+    ) -> Result<(), Stop> {
+        let start = Instant::now();
+        let wanted = u64::from(self.settings.context_length);
+        let Ok(loaded) = client.ps().await else {
+            return Ok(());
+        };
+        for m in loaded {
+            let Some(ctx) = m.context_length.filter(|c| *c < wanted) else {
+                continue;
+            };
+            let trained = client
+                .show(&m.name)
+                .await
+                .ok()
+                .and_then(|d| d.trained_context);
+            if trained.is_some_and(|t| t > ctx) {
+                self.out.fail(
+                    "context",
+                    &format!(
+                        "{} runs {} with a {ctx}-token context (the model holds {}), below the configured {wanted}",
+                        owner.describe(),
+                        m.name,
+                        trained.unwrap_or_default()
+                    ),
+                    &owner.context_fix(ctx, self.settings.context_length),
+                    start.elapsed(),
+                );
+                return Err(Stop);
+            }
+        }
+        Ok(())
     }
 
     /// Load the model and compare the context that took effect with the configured one.
