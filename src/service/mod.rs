@@ -348,6 +348,16 @@ pub fn unload_commands(
     }
 }
 
+/// The command that (re)starts one loaded service: `kickstart -k` or `systemctl --user start`.
+pub fn start_command(manager: Manager, layout: &Layout, kind: ServiceKind) -> ServiceCommand {
+    match manager {
+        Manager::Launchd => launchd::kickstart_command(layout, kind),
+        Manager::Systemd => {
+            ServiceCommand::new("systemctl", &["--user", "start", &kind.systemd_unit()])
+        }
+    }
+}
+
 /// The commands that start one installed service now: launchd needs `bootstrap` when
 /// the agent is not loaded (e.g. after `stop`) and `kickstart -k` when it is.
 pub fn start_commands(manager: Manager, layout: &Layout, kind: ServiceKind) -> Vec<ServiceCommand> {
@@ -359,10 +369,7 @@ pub fn start_commands(manager: Manager, layout: &Layout, kind: ServiceKind) -> V
                 vec![launchd::bootstrap_command(layout, kind)]
             }
         }
-        Manager::Systemd => vec![ServiceCommand::new(
-            "systemctl",
-            &["--user", "start", &kind.systemd_unit()],
-        )],
+        Manager::Systemd => vec![start_command(manager, layout, kind)],
     }
 }
 
