@@ -317,12 +317,7 @@ impl Up<'_> {
             return None;
         }
         let name = kind.service_name(manager);
-        let loaded = service::is_loaded(manager, &layout, kind).unwrap_or(false);
-        let commands = if loaded {
-            vec![service::start_command(manager, &layout, kind)]
-        } else {
-            service::load_commands(manager, &layout, &[(kind, false, false)])
-        };
+        let commands = service::start_commands(manager, &layout, kind);
         for c in &commands {
             match service::run_command(c) {
                 Ok(r) if r.success => {}
@@ -966,16 +961,13 @@ fn restart_proxy_service(config: Option<&Config>, out: &Printer) -> Option<Outco
     }
     let start = Instant::now();
     let name = kind.service_name(manager);
-    let loaded = service::is_loaded(manager, &layout, kind).unwrap_or(false);
-    let commands = match (manager, loaded) {
-        (service::Manager::Systemd, _) => vec![service::ServiceCommand::new(
+    // systemd's `start` leaves a running unit alone; `restart` picks up the new config.
+    let commands = match manager {
+        service::Manager::Systemd => vec![service::ServiceCommand::new(
             "systemctl",
             &["--user", "restart", &name],
         )],
-        (service::Manager::Launchd, true) => vec![service::start_command(manager, &layout, kind)],
-        (service::Manager::Launchd, false) => {
-            service::load_commands(manager, &layout, &[(kind, false, false)])
-        }
+        service::Manager::Launchd => service::start_commands(manager, &layout, kind),
     };
     for c in &commands {
         let failed = match service::run_command(c) {
