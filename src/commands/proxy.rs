@@ -1,8 +1,133 @@
-//! `ccr-setup proxy`.
+//! `ccr-setup proxy`: run the bundled proxy in the foreground until Ctrl-C / SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 
 use super::{Context, Outcome};
 use crate::cli::ProxyArgs;
+use crate::ledger::{Ledger, LedgerHandle, LedgerOptions};
+use crate::proxy::reload::{self, LiveConfig, ReloadEvent, WatchOptions};
+use crate::proxy::server::{self, AppState, ServerOptions};
+use crate::proxy::tokens::TokenEstimator;
 
-pub fn run(_ctx: &Context, _args: ProxyArgs) -> anyhow::Result<Outcome> {
-    super::not_implemented("proxy")
+/// How long in-flight answers get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<Outcome> {
+    let config = crate::config::load(&ctx.config_path)?;
+    let host = args.host.unwrap_or_else(|| config.host.clone());
+    let port = args.port.unwrap_or(config.port);
+    crate::proxy::auth::check_bind(&host, config.api_key.as_deref())?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(ctx, config, host, port))
+}
+
+async fn serve(
+    ctx: &Context,
+    config: crate::config::Config,
+    host: String,
+    port: u16,
+) -> anyhow::Result<Outcome> {
+    let ledger = if crate::ledger::ledger_enabled(&config.raw) {
+        Ledger::spawn(
+            crate::paths::ledger_path(),
+            LedgerOptions::for_config(&config),
+        )
+    } else {
+        LedgerHandle::disabled()
+    };
+    let live = LiveConfig::new(config);
+    let state = AppState::new(live.clone(), ledger, ServerOptions::default())
+        .context("cannot build the HTTP client")?;
+
+    let bind_host = host.clone();
+    let _watcher = reload::watch(
+        ctx.config_path.clone(),
+        live,
+        WatchOptions::default(),
+        move |candidate| {
+            crate::proxy::auth::check_bind(&bind_host, candidate.api_key.as_deref())
+                .map_err(|e| e.to_string())
+        },
+        |event| match event {
+            ReloadEvent::Reloaded { generation } => {
+                tracing::info!("config reloaded (generation {generation})")
+            }
+            ReloadEvent::Rejected { error } => {
+                tracing::warn!("config edit rejected, previous config kept: {error}")
+            }
+            ReloadEvent::RestartNeeded { what } => {
+                tracing::warn!("{what} changed; restart the proxy to apply it")
+            }
+            ReloadEvent::EventsUnavailable { error } => {
+                tracing::debug!("file events unavailable, polling the config: {error}")
+            }
+        },
+    );
+    // The tokenizer takes ~100 ms to load; do it before the first request.
+    tokio::task::spawn_blocking(TokenEstimator::warm_up);
+
+    let address = format!("{host}:{port}");
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {address} (is another proxy running? `ccr-setup status`)")
+        })?;
+    tracing::info!(
+        "ccr-setup proxy {} listening on http://{}",
+        env!("CARGO_PKG_VERSION"),
+        listener.local_addr()?
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server =
+        axum::serve(listener, server::app(Arc::clone(&state))).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+    tokio::select! {
+        result = &mut server => {
+            result.context("the proxy server failed")?;
+            return Ok(Outcome::Success);
+        }
+        _ = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(());
+    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+        tracing::warn!(
+            "answers still in flight after {} s were cut off",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

@@ -1,1 +1,231 @@
-//! Filled in by the proxy issues.
+//! The HTTP client side: one pooled client, the request headers each provider kind
+//! needs, and failures turned into both an Anthropic error (for the client) and an
+//! [`AttemptFailure`] (for the fallback decision and the ledger).
+//!
+//! Cancellation is by ownership: the upstream response is owned by the body stream
+//! sent to the client, so when the client goes away the response is dropped and the
+//! upstream connection is closed at once (the GPU stops generating).
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::error::{ErrorKind, ProxyError};
+use super::fallback::AttemptFailure;
+use crate::config::{Provider, ProviderKind};
+
+/// The Anthropic API version sent when the client named none.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The most of an upstream error body kept for the message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// A failed attempt: what the client is told, and how the fallback logic sees it.
+#[derive(Debug, Clone)]
+pub struct AttemptError {
+    pub client: ProxyError,
+    pub failure: AttemptFailure,
+}
+
+/// The shared client. Cloning is cheap (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+}
+
+impl Upstream {
+    /// A client with the config's connect timeout. No overall timeout: streams are
+    /// bounded by the idle timeout between chunks instead, which the caller applies.
+    pub fn new(connect_timeout: Duration) -> Result<Upstream, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            // Upstreams are configured by URL; a redirect would resend credentials to
+            // a host the user did not name.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Upstream { client })
+    }
+
+    /// POST `body` to the provider. Waits for the response head at most `head_timeout`
+    /// (a local server may prefill for minutes before answering). A non-2xx answer is
+    /// read (bounded) and returned as an error that keeps the upstream's message.
+    pub async fn send(
+        &self,
+        provider: &Provider,
+        client_headers: &HeaderMap,
+        body: Bytes,
+        stream: bool,
+        head_timeout: Duration,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let mut req = self
+            .client
+            .post(&provider.api_base_url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if stream {
+            req = req.header(reqwest::header::ACCEPT, "text/event-stream");
+        }
+        let key = provider.api_key.as_deref().filter(|k| !k.is_empty());
+        match provider.kind {
+            ProviderKind::OpenAi => {
+                if let Some(key) = key {
+                    req = req.bearer_auth(key);
+                }
+            }
+            ProviderKind::Anthropic => {
+                if let Some(key) = key {
+                    req = req.header("x-api-key", key);
+                }
+                let version = client_headers
+                    .get("anthropic-version")
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION));
+                req = req.header("anthropic-version", version);
+                if let Some(beta) = client_headers.get("anthropic-beta") {
+                    req = req.header("anthropic-beta", beta.clone());
+                }
+            }
+        }
+
+        let response = match tokio::time::timeout(head_timeout, req.send()).await {
+            Err(_) => return Err(timeout_error(provider, head_timeout, "an answer")),
+            Ok(Err(e)) => return Err(send_error(provider, &e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = read_bounded(response, head_timeout).await;
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| super::openai::error_message(&v))
+            .unwrap_or_else(|| text.trim().to_owned());
+        let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        Err(AttemptError {
+            client: ProxyError::from_upstream_status(
+                status,
+                format!(
+                    "provider \"{}\" answered HTTP {}: {message}",
+                    provider.name,
+                    status.as_u16()
+                ),
+            ),
+            failure: AttemptFailure::Status {
+                status: status.as_u16(),
+                body: message,
+            },
+        })
+    }
+}
+
+/// Read at most [`ERROR_BODY_LIMIT`] bytes of an error answer, lossily decoded.
+async fn read_bounded(response: reqwest::Response, timeout: Duration) -> String {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    let read = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            let room = ERROR_BODY_LIMIT - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() >= ERROR_BODY_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, read).await;
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// Is this provider an Ollama server (so the fix is `ccr-setup up`)?
+pub fn looks_like_ollama(provider: &Provider) -> bool {
+    provider.name.to_ascii_lowercase().contains("ollama")
+        || url::Url::parse(&provider.api_base_url)
+            .ok()
+            .and_then(|u| u.port())
+            == Some(11434)
+}
+
+fn send_error(provider: &Provider, e: &reqwest::Error) -> AttemptError {
+    if e.is_timeout() {
+        return timeout_error(provider, Duration::ZERO, "a connection");
+    }
+    // reqwest's Display hides the cause ("error sending request"); the root cause
+    // says "Connection refused" or "dns error".
+    let mut cause = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    let hint = if looks_like_ollama(provider) {
+        " Ollama is not running or not reachable: run `ccr-setup up` (or `ccr-setup doctor`)."
+    } else {
+        " Check that the server is running and that api_base_url is right."
+    };
+    AttemptError {
+        client: ProxyError::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorKind::Api,
+            format!(
+                "cannot reach provider \"{}\" at {}: {cause}.{hint}",
+                provider.name, provider.api_base_url
+            ),
+        ),
+        failure: AttemptFailure::Connect(cause),
+    }
+}
+
+fn timeout_error(provider: &Provider, after: Duration, waiting_for: &str) -> AttemptError {
+    let after = if after.is_zero() {
+        "the connect timeout (CONNECT_TIMEOUT_MS)".to_owned()
+    } else {
+        format!("{} s", after.as_secs_f64())
+    };
+    let message = format!(
+        "provider \"{}\" at {} gave no {waiting_for} within {after}",
+        provider.name, provider.api_base_url
+    );
+    AttemptError {
+        client: ProxyError::new(StatusCode::GATEWAY_TIMEOUT, ErrorKind::Api, message.clone()),
+        failure: AttemptFailure::Timeout(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(name: &str, url: &str) -> Provider {
+        Provider {
+            name: name.into(),
+            api_base_url: url.into(),
+            api_key: None,
+            models: vec![],
+            transformer: None,
+            kind: ProviderKind::OpenAi,
+            context_window: None,
+            max_tokens: None,
+            reasoning_in_history: false,
+        }
+    }
+
+    #[test]
+    fn ollama_is_recognised_by_name_or_port() {
+        assert!(looks_like_ollama(&provider(
+            "local",
+            "http://127.0.0.1:11434/v1/chat/completions"
+        )));
+        assert!(looks_like_ollama(&provider(
+            "Ollama-box",
+            "http://10.0.0.2:8080/v1/chat/completions"
+        )));
+        assert!(!looks_like_ollama(&provider(
+            "llama",
+            "http://127.0.0.1:8080/v1/chat/completions"
+        )));
+    }
+}

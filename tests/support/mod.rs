@@ -5,6 +5,7 @@
 pub mod fake_bin;
 pub mod fake_ollama;
 pub mod fake_ollama_bin;
+pub mod openai_upstream;
 
 use std::path::PathBuf;
 
