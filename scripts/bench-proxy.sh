@@ -26,6 +26,9 @@ WITH_CCR_SETUP=1
 CCR_SETUP_BIN=""
 TTFB_SAMPLES=30
 CCR_VERSION="2.0.0"
+# The key every request carries (LiteLLM insists on a master key; the others have no
+# APIKEY configured and ignore it).
+export BENCH_API_KEY="sk-bench-key"
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -216,6 +219,8 @@ model_list:
       api_key: bench
 litellm_settings:
   set_verbose: false
+general_settings:
+  master_key: $BENCH_API_KEY
 EOF
             log="$WORK/litellm.log"
             "$CACHE/litellm-venv/bin/litellm" --config "$WORK/litellm-$group.yaml" \
@@ -245,7 +250,7 @@ stop_target() {
 preflight() { # name url body expect
     local name="$1" url="$2" body="$3" expect="$4" code
     code="$(curl -s -o "$WORK/preflight.out" -w '%{http_code}' --max-time 30 -X POST \
-        -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -H 'x-api-key: bench' \
+        -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -H "x-api-key: $BENCH_API_KEY" \
         --data-binary "@$body" "$url")" || code="curl-failed"
     if [ "$code" != 200 ] || ! grep -q -- "$expect" "$WORK/preflight.out"; then
         say "$name: preflight $(basename "$body") got HTTP $code, wanted 200 with '$expect': $(head -c 300 "$WORK/preflight.out" | tr '\n' ' ')"
@@ -272,7 +277,7 @@ ttfb() { # name url
     : >"$WORK/ttfb"
     for _ in $(seq 1 "$TTFB_SAMPLES"); do
         curl -s -o /dev/null -w '%{time_starttransfer} %{time_total}\n' --max-time 30 -X POST \
-            -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -H 'x-api-key: bench' \
+            -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -H "x-api-key: $BENCH_API_KEY" \
             --data-binary "@$FIXTURES/small-stream.json" "$url" >>"$WORK/ttfb" || true
     done
     record "{\"kind\":\"ttfb\",\"target\":\"$name\",\"samples\":[$(awk '{printf "%s[%s,%s]", (NR>1?",":""), $1, $2}' "$WORK/ttfb")]}"

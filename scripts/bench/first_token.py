@@ -9,6 +9,7 @@ wire format (OpenAI chunks direct, Anthropic text_delta through a proxy).
 """
 import http.client
 import json
+import os
 import sys
 import time
 from urllib.parse import urlsplit
@@ -21,7 +22,7 @@ def one(url, body):
     conn.request("POST", parts.path, body=body, headers={
         "content-type": "application/json",
         "anthropic-version": "2023-06-01",
-        "x-api-key": "bench",
+        "x-api-key": os.environ.get("BENCH_API_KEY", "sk-bench-key"),
     })
     resp = conn.getresponse()
     if resp.status != 200:

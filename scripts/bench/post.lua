@@ -9,7 +9,7 @@ wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["anthropic-version"] = "2023-06-01"
-wrk.headers["x-api-key"] = os.getenv("BENCH_API_KEY") or "bench"
+wrk.headers["x-api-key"] = os.getenv("BENCH_API_KEY") or "sk-bench-key"
 
 function done(summary, latency, requests)
     local e = summary.errors

@@ -54,7 +54,10 @@ def main():
     for row in loads.values():
         floor = loads.get(("direct", row["scenario"], row["concurrency"]))
         ccr = loads.get(("ccr", row["scenario"], row["concurrency"]))
-        row["added_p50_ms"] = row["p50_ms"] - floor["p50_ms"] if floor else None
+        measured = row["requests"] > 0
+        row["added_p50_ms"] = row["p50_ms"] - floor["p50_ms"] if floor and measured else None
+        if not measured:
+            row["p50_ms"] = row["p99_ms"] = row["p90_ms"] = None
         row["rps_vs_ccr"] = row["rps"] / ccr["rps"] if ccr and ccr["rps"] else None
 
     rss = {}
@@ -114,8 +117,10 @@ def main():
         added = f"{r['added_p50_ms']:+.2f} ms" if r["added_p50_ms"] is not None and r["target"] != "direct" else ""
         ratio = f"{r['rps_vs_ccr']:.1f}×" if r["rps_vs_ccr"] is not None and r["target"] not in ("ccr", "direct") else ""
         errs = r["non_2xx"] + r["socket_errors"]
+        p50 = f"{r['p50_ms']:.2f}" if r["p50_ms"] is not None else "none completed"
+        p99 = f"{r['p99_ms']:.2f}" if r["p99_ms"] is not None else ""
         print(f"| {SCENARIO_LABEL[r['scenario']]} | {r['concurrency']} | {TARGET_LABEL.get(r['target'], r['target'])} "
-              f"| {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {added} | {ratio} | {errs} |")
+              f"| {r['rps']:.0f} | {p50} | {p99} | {added} | {ratio} | {errs} |")
     if rss:
         print()
         print("| target | RSS idle | RSS peak (VmHWM) |")
