@@ -51,9 +51,12 @@ fn fresh_start_spawns_ollama_with_the_tuned_environment() {
     assert_eq!(starts[0]["argv"][1], "serve");
 
     // The pid file names the child, and the effective context is recorded in the config.
-    let pid: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(home.pid_file()).unwrap()).unwrap();
-    assert_eq!(pid["pid"], starts[0]["pid"]);
+    let pid: i64 = std::fs::read_to_string(home.pid_file())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(Some(pid), starts[0]["pid"].as_i64());
     let doc = home.config_doc();
     assert_eq!(doc["Providers"][0]["context_window"], 32768);
     assert_eq!(doc["Providers"][0]["my_own_key"], "kept");
@@ -321,4 +324,29 @@ fn foreign_small_context_is_caught_before_a_pull() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("✗ context") && t.contains("qwen3:8b"), "{t}");
     assert_eq!(fake.hits("/api/pull"), 0, "{t}");
+}
+
+#[test]
+fn stop_all_stops_the_ollama_that_up_started() {
+    let home = UpHome::with_free_port();
+    let mut cmd = home.up(&["--no-exec", "--no-smoke"]);
+    cmd.env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = home.serve_starts()[0]["pid"].as_i64().unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
+        .env("HOME", &home.home)
+        .args(["--config"])
+        .arg(&home.config)
+        .args(["stop", "--all"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains(&format!("pid {pid}")), "{t}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(cmdline.is_empty(), "still running: {t}");
+    assert!(!home.pid_file().exists());
 }

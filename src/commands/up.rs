@@ -193,7 +193,7 @@ impl Up<'_> {
             Ok(version) => {
                 let owner = owner::detect(&base);
                 if let Owner::Ours(ours) = &owner {
-                    if ours.context_length != wanted {
+                    if ours.context_length != 0 && ours.context_length != wanted {
                         // Ours, started with another context: ours to restart.
                         if !serve::stop_owned(ours, Duration::from_secs(10)).await {
                             self.out.fail(

@@ -14,10 +14,18 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{OllamaClient, OllamaError};
+use crate::service::runtime::{self, Owned};
 
-/// `~/.claude-code-router/run/ollama.pid`.
+/// `~/.claude-code-router/run/ollama.pid`: the pid alone, in the format every pid file of
+/// ccr-setup uses (`crate::service::runtime`), so `stop` and `status` read it too.
 pub fn pid_file_path() -> PathBuf {
-    crate::paths::run_dir().join("ollama.pid")
+    Owned::Ollama.pid_file(&crate::paths::run_dir())
+}
+
+/// `~/.claude-code-router/run/ollama.json`: what `up` needs beyond the pid (where the
+/// server listens, the context it was started with).
+pub fn meta_path() -> PathBuf {
+    crate::paths::run_dir().join("ollama.json")
 }
 
 /// `~/.claude-code-router/logs/ollama.log`.
@@ -67,52 +75,49 @@ pub enum ServeError {
     },
 }
 
-/// Read the pid file; None when there is none or it is unreadable.
+/// Read the pid file (and its metadata); None when there is no readable pid.
 pub fn read_pid_file() -> Option<OwnedServer> {
-    let text = std::fs::read_to_string(pid_file_path()).ok()?;
-    serde_json::from_str(&text).ok()
+    let pid = runtime::read_pid(&pid_file_path())?;
+    let meta: Option<OwnedServer> = std::fs::read_to_string(meta_path())
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|m: &OwnedServer| m.pid == pid as u32);
+    Some(meta.unwrap_or(OwnedServer {
+        pid: pid as u32,
+        base_url: String::new(),
+        context_length: 0,
+        started_at: String::new(),
+    }))
 }
 
-/// Remove the pid file (after our server is gone).
+/// Remove the pid file and its metadata (after our server is gone).
 pub fn remove_pid_file() {
     let _ = std::fs::remove_file(pid_file_path());
+    let _ = std::fs::remove_file(meta_path());
 }
 
-/// Is `pid` a live process that looks like Ollama (guards against a reused pid)?
+/// Is `pid` a live `ollama serve` (guards against a reused pid; a zombie is not live)?
 pub fn is_our_ollama_alive(pid: u32) -> bool {
     let Ok(raw) = i32::try_from(pid) else {
         return false;
     };
-    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None).is_err() {
-        return false;
-    }
-    match process_command(pid) {
-        Some(cmd) => cmd.contains("ollama"),
-        None => true, // cannot inspect: trust the live pid
-    }
+    runtime::command_line(raw).is_some_and(|c| c.contains("ollama") && c.contains("serve"))
 }
 
-/// The command line of `pid` (Linux: /proc; elsewhere: `ps`).
+/// The command line of `pid`, if it runs.
 pub fn process_command(pid: u32) -> Option<String> {
-    if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-        let s: String = String::from_utf8_lossy(&raw).replace('\0', " ");
-        return Some(s.trim().to_owned());
-    }
-    let out = Command::new("ps")
-        .args(["-p", &pid.to_string(), "-o", "command="])
-        .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (!s.is_empty()).then_some(s)
+    runtime::command_line(i32::try_from(pid).ok()?)
 }
 
-/// The pid-file entry when it names a live Ollama we started at `base_url`.
+/// The pid-file entry when it names a live Ollama we started at `base_url` (a pid file
+/// without metadata, e.g. from an older version, counts for any address).
 pub fn owned_server_at(base_url: &url::Url) -> Option<OwnedServer> {
     let owned = read_pid_file()?;
-    let same_place = url::Url::parse(&owned.base_url).is_ok_and(|u| {
-        u.host_str() == base_url.host_str()
-            && u.port_or_known_default() == base_url.port_or_known_default()
-    });
+    let same_place = owned.base_url.is_empty()
+        || url::Url::parse(&owned.base_url).is_ok_and(|u| {
+            u.host_str() == base_url.host_str()
+                && u.port_or_known_default() == base_url.port_or_known_default()
+        });
     (same_place && is_our_ollama_alive(owned.pid)).then_some(owned)
 }
 
@@ -172,9 +177,12 @@ pub fn spawn_serve(
         context_length,
         started_at: chrono::Utc::now().to_rfc3339(),
     };
-    let text = serde_json::to_string_pretty(&owned).expect("plain struct");
-    // No backup: an old pid is worthless once replaced.
-    crate::fsutil::write_atomic(&pid_file_path(), text.as_bytes(), 0o644)
+    let meta = serde_json::to_string_pretty(&owned).expect("plain struct");
+    // No backups: an old pid is worthless once replaced. Metadata first, so a reader
+    // that finds the pid also finds where it listens.
+    crate::fsutil::write_atomic(&meta_path(), meta.as_bytes(), 0o644)
+        .map_err(io_err(&meta_path()))?;
+    crate::fsutil::write_atomic(&pid_file_path(), format!("{pid}\n").as_bytes(), 0o644)
         .map_err(io_err(&pid_file_path()))?;
     Ok(owned)
 }
