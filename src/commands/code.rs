@@ -81,6 +81,13 @@ pub(crate) fn load_client_config(path: &Path) -> anyhow::Result<Config> {
     }
 }
 
+/// The last `n` lines of a log file, for error messages.
+fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// A small runtime for the few async calls (health, Ollama) the sync commands make.
 pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -115,6 +122,7 @@ fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
     let layout = Layout::current();
     let service =
         Manager::detect().filter(|m| layout.service_file(*m, ServiceKind::Proxy).is_file());
+    let mut detached_log = None;
     let how = if let Some(manager) = service {
         for cmd in service::start_commands(manager, &layout, ServiceKind::Proxy) {
             if !ctx.quiet {
@@ -141,15 +149,37 @@ fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
                 log.display()
             );
         }
+        detached_log = Some(log.clone());
         format!("the background proxy (log {})", log.display())
     };
-    if block_on(runtime::wait_for_proxy(&base, START_WAIT)).is_none() {
-        bail!(
-            "the proxy did not answer {base}/health within {}s after starting {how}; see the log, or run `ccr-setup proxy` in a terminal to see why",
-            START_WAIT.as_secs()
-        );
+    let deadline = std::time::Instant::now() + START_WAIT;
+    loop {
+        if block_on(runtime::proxy_health(&base, Duration::from_secs(1))).is_some() {
+            return Ok(());
+        }
+        if let Some(log) = &detached_log {
+            // A proxy that already exited will not answer; say why at once.
+            if !matches!(
+                runtime::owned_pid(Owned::Proxy, &crate::paths::run_dir()),
+                runtime::PidState::Running { .. }
+            ) {
+                let _ = std::fs::remove_file(Owned::Proxy.pid_file(&crate::paths::run_dir()));
+                bail!(
+                    "the proxy exited right after starting; last lines of {}:\n{}",
+                    log.display(),
+                    log_tail(log, 10)
+                );
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(150));
     }
-    Ok(())
+    bail!(
+        "the proxy did not answer {base}/health within {}s after starting {how}; see the log, or run `ccr-setup proxy` in a terminal to see why",
+        START_WAIT.as_secs()
+    )
 }
 
 #[cfg(test)]

@@ -202,6 +202,8 @@ pub enum ServiceError {
     ControlCharacter { field: String, value: String },
     #[error("{field} must be an absolute path, got {value:?}")]
     NotAbsolute { field: String, value: String },
+    #[error("systemd cannot run a program whose path contains quotes or backslashes: {program}; move it to a path without them (e.g. ~/.local/bin) and re-run")]
+    UnsupportedExecutable { program: String },
     #[error("cannot render the launchd plist: {0}")]
     Plist(#[from] plist::Error),
     #[error("cannot run `{command}`: {source}")]

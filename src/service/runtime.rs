@@ -62,13 +62,20 @@ pub enum RuntimeError {
     Signal { pid: i32, source: nix::Error },
 }
 
-/// The pid in a pid file, if the file holds one.
+/// The pid in a pid file, if the file holds one: a bare number (ours) or a JSON object
+/// with a `pid` field (what `up` writes for its Ollama child).
 pub fn read_pid(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path)
-        .ok()?
-        .trim()
-        .parse()
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = text.trim();
+    text.parse()
         .ok()
+        .or_else(|| {
+            serde_json::from_str::<Value>(text)
+                .ok()?
+                .get("pid")?
+                .as_i64()
+                .and_then(|p| i32::try_from(p).ok())
+        })
         .filter(|p: &i32| *p > 0)
 }
 
@@ -141,35 +148,48 @@ pub fn spawn_detached(
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
-    let out = OpenOptions::new()
+    // Touch the log so a failure to open it is reported here, not lost in the shell.
+    OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .map_err(io_err(log))?;
-    let err = out.try_clone().map_err(io_err(log))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
+    // Double fork through sh: the server is not our child, so it never lingers as a
+    // zombie under whatever this process becomes (`code` execs into `claude`).
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(r#"l="$1"; shift; "$@" </dev/null >>"$l" 2>&1 & echo $!"#)
+        .arg("sh")
+        .arg(log)
+        .arg(program)
+        .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    // SAFETY: setsid is async-signal-safe; it detaches the child from our terminal so
-    // closing the terminal (or Ctrl-C in `claude`) does not stop the proxy.
+        .stderr(Stdio::piped());
+    // SAFETY: setsid is async-signal-safe; it detaches the server from our terminal so
+    // closing the terminal (or Ctrl-C in `claude`) does not stop it.
     unsafe {
         cmd.pre_exec(|| {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
+    let spawn_err = |source| RuntimeError::Spawn {
         program: program.display().to_string(),
         source,
-    })?;
-    let pid = child.id();
+    };
+    let out = cmd.output().map_err(spawn_err)?;
+    let pid: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| {
+            spawn_err(std::io::Error::other(format!(
+                "no pid from the launcher: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        })?;
     crate::fsutil::write_atomic(pid_file, format!("{pid}\n").as_bytes(), 0o644)
         .map_err(io_err(pid_file))?;
-    // The child is not waited on: it outlives us. Dropping `Child` does not kill it.
-    drop(child);
     Ok(pid)
 }
 
@@ -285,6 +305,14 @@ mod tests {
             PidState::Foreign { .. }
         ));
         std::fs::write(Owned::Proxy.pid_file(run), "garbage").unwrap();
+        // `up` writes JSON pid files; those are read too.
+        let json = dir.path().join("j.pid");
+        std::fs::write(
+            &json,
+            r#"{"pid": 4242, "base_url": "http://127.0.0.1:11434/"}"#,
+        )
+        .unwrap();
+        assert_eq!(read_pid(&json), Some(4242));
         assert_eq!(owned_pid(Owned::Proxy, run), PidState::Stale { pid: None });
     }
 

@@ -17,8 +17,18 @@ pub const SYSTEM_OLLAMA_UNIT: &str = "ollama.service";
 /// Our drop-in file name under `ollama.service.d/`.
 pub const DROPIN_NAME: &str = "ccr-setup.conf";
 
-/// Quote one `ExecStart=` word.
+/// Quote one `ExecStart=` argument (not the program: see [`quote_exec_program`]).
 pub fn quote_exec_arg(arg: &str) -> String {
+    quote_exec_word(arg, true)
+}
+
+/// Quote the program path of `ExecStart=`. systemd expands specifiers in it but not
+/// variables, so `$` stays single (checked with `systemd-analyze verify`).
+pub fn quote_exec_program(program: &str) -> String {
+    quote_exec_word(program, false)
+}
+
+fn quote_exec_word(arg: &str, expands_variables: bool) -> String {
     let mut out = String::with_capacity(arg.len() + 2);
     out.push('"');
     for c in arg.chars() {
@@ -26,7 +36,7 @@ pub fn quote_exec_arg(arg: &str) -> String {
             '\\' => out.push_str(r"\\"),
             '"' => out.push_str("\\\""),
             '%' => out.push_str("%%"),
-            '$' => out.push_str("$$"),
+            '$' if expands_variables => out.push_str("$$"),
             c => out.push(c),
         }
     }
@@ -63,25 +73,36 @@ pub fn render_unit(spec: &ServiceSpec) -> Result<String, ServiceError> {
     for arg in &spec.program {
         check_text("ExecStart", arg)?;
     }
+    // systemd refuses an executable path holding quotes or backslashes ("Executable
+    // name contains special characters"), however it is escaped. Arguments may.
+    let program = spec.program.first().map(String::as_str).unwrap_or("");
+    if program.contains(['"', '\'', '\\']) {
+        return Err(ServiceError::UnsupportedExecutable {
+            program: program.to_owned(),
+        });
+    }
     let exec_start = spec
         .program
         .iter()
-        .map(|a| quote_exec_arg(a))
+        .enumerate()
+        .map(|(i, a)| {
+            if i == 0 {
+                quote_exec_program(a)
+            } else {
+                quote_exec_arg(a)
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ");
     // The proxy should come up after our Ollama when both are installed; `Wants=` is
     // weak, so a proxy routed elsewhere still starts without it.
-    let (after, wants) = match spec.kind {
-        ServiceKind::Proxy => (
-            format!(" {}", ServiceKind::Ollama.systemd_unit()),
-            format!("Wants={}\n", ServiceKind::Ollama.systemd_unit()),
-        ),
-        ServiceKind::Ollama => (String::new(), String::new()),
+    let ordering = match spec.kind {
+        ServiceKind::Proxy => format!("After={0}\nWants={0}\n", ServiceKind::Ollama.systemd_unit()),
+        ServiceKind::Ollama => String::new(),
     };
     Ok(UNIT_TEMPLATE
         .replace("{{description}}", spec.kind.description())
-        .replace("{{after}}", &after)
-        .replace("{{wants}}", &wants)
+        .replace("{{ordering}}\n", &ordering)
         .replace("{{exec_start}}", &exec_start)
         .replace("{{environment}}", &environment_lines(&spec.env)?))
 }
@@ -218,7 +239,7 @@ fn first_word(s: &str) -> Option<String> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => out.push(chars.next()?),
-            '%' | '$' if chars.peek() == Some(&c) => {
+            '%' if chars.peek() == Some(&c) => {
                 chars.next();
                 out.push(c);
             }
@@ -239,16 +260,35 @@ mod tests {
         assert_eq!(quote_exec_arg("/a b/x&y<z"), "\"/a b/x&y<z\"");
         assert_eq!(quote_exec_arg("50%$HOME\"\\"), "\"50%%$$HOME\\\"\\\\\"");
         assert_eq!(quote_env("K", "$V 10%"), "\"K=$V 10%%\"");
+        assert_eq!(quote_exec_program("/a/$x%"), "\"/a/$x%%\"");
     }
 
     #[test]
     fn program_of_unescapes_what_render_escaped() {
         let dir = tempfile::tempdir().unwrap();
-        let prog = "/home/A & B/<bin>/50% $x \"q\"/ccr-setup";
+        let prog = "/home/A & B/<bin>/50% $x ${y}/ccr-setup";
         let spec = ServiceSpec::proxy(Path::new(prog), Path::new("/c.json"));
         let path = dir.path().join("u.service");
         std::fs::write(&path, render_unit(&spec).unwrap()).unwrap();
         assert_eq!(program_of(&path).unwrap(), prog);
+    }
+
+    #[test]
+    fn quotes_in_the_executable_path_are_refused_with_a_fix() {
+        let spec = ServiceSpec::proxy(
+            Path::new("/home/o'brien/bin/ccr-setup"),
+            Path::new("/c's.json"),
+        );
+        let err = render_unit(&spec).unwrap_err();
+        assert!(err.to_string().contains("~/.local/bin"), "{err}");
+        // A quote in an argument or the environment is fine.
+        let spec = ServiceSpec::proxy(
+            Path::new("/usr/bin/ccr-setup"),
+            Path::new("/home/o'brien/c.json"),
+        );
+        assert!(render_unit(&spec)
+            .unwrap()
+            .contains("CCR_SETUP_CONFIG=/home/o'brien/c.json"));
     }
 
     #[test]
