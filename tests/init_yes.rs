@@ -348,3 +348,69 @@ fn no_tty_and_no_controlling_terminal_uses_the_defaults() {
     assert_eq!(cfg["Ollama"]["context_length"], 32768);
     assert_eq!(cfg["PORT"], 3456);
 }
+
+#[test]
+fn ollama_app_gets_no_competing_service_and_the_choice_is_explained() {
+    let sb = macos_sandbox();
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    std::fs::create_dir_all(sb.home.join("Applications/Ollama.app")).unwrap();
+    let mut cmd = sb.cmd(&["init", "--yes", "--service-manager", "launchd"]);
+    cmd.env("CCR_SETUP_PLATFORM", "macos");
+    let (out, _) = run_expect(cmd, 0);
+    assert!(
+        out.contains("Ollama.app") && out.contains("installs no Ollama service"),
+        "{out}"
+    );
+    let agents = sb.home.join("Library/LaunchAgents");
+    assert!(!agents.join("dev.ccr-setup.ollama.plist").exists());
+    assert!(agents.join("dev.ccr-setup.proxy.plist").is_file());
+    let u = uid();
+    assert_eq!(
+        sb.actions(),
+        [
+            format!("launchctl print gui/{u}/dev.ccr-setup.proxy"),
+            format!(
+                "launchctl bootstrap gui/{u} {}",
+                agents.join("dev.ccr-setup.proxy.plist").display()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_home_with_spaces_ampersand_and_angle_brackets_gets_valid_services() {
+    let sb = Sandbox::with_home_name("Jane & <Co> home");
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    sb.fakes.add_launchctl(&sb.state_dir());
+    sb.fakes.add_systemctl(&sb.state_dir());
+    for (manager, platform) in [("launchd", "macos"), ("systemd", "linux")] {
+        let mut cmd = sb.cmd(&["init", "--yes", "--service-manager", manager]);
+        cmd.env("CCR_SETUP_PLATFORM", platform);
+        run_expect(cmd, 0);
+    }
+    let plist = plist::Value::from_file(
+        sb.home
+            .join("Library/LaunchAgents/dev.ccr-setup.proxy.plist"),
+    )
+    .unwrap();
+    let env = plist.as_dictionary().unwrap()["EnvironmentVariables"]
+        .as_dictionary()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        env["CCR_SETUP_CONFIG"].as_string().unwrap(),
+        sb.config_path().to_str().unwrap()
+    );
+    let unit =
+        std::fs::read_to_string(sb.home.join(".config/systemd/user/ccr-setup-proxy.service"))
+            .unwrap();
+    assert!(
+        unit.contains(&format!(
+            "Environment=\"CCR_SETUP_CONFIG={}\"",
+            sb.config_path().display()
+        )),
+        "{unit}"
+    );
+}

@@ -1,0 +1,106 @@
+//! The `init` wizard on a real terminal (a PTY via expectrl): the pulled models are
+//! listed with sizes, arrow keys pick one, the context length is checked against the
+//! model's trained context, and the answers end up in the written config.
+
+mod support;
+
+use std::time::Duration;
+
+use expectrl::Session;
+use support::fake_bin::Sandbox;
+use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+
+#[test]
+fn wizard_picks_a_pulled_model_with_arrow_keys_and_writes_the_answers() {
+    let mut qwen = FakeModel::named("qwen3:8b");
+    qwen.trained_context = 40_960;
+    qwen.layers = vec![5_200_000_000];
+    let fake = FakeOllama::start(
+        FakeConfig::default()
+            .with_installed(FakeModel::gpt_oss())
+            .with_installed(qwen),
+    );
+    let sb = Sandbox::new();
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    let mut cmd = sb.cmd(&["init", "--service-manager", "none"]);
+    cmd.env("OLLAMA_HOST", fake.host_port())
+        .env("TERM", "xterm-256color");
+    let mut s = Session::spawn(cmd).expect("spawn in a pty");
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+
+    s.expect("Ollama model").expect("the model question");
+    s.expect("qwen3:8b (5.2 GB)")
+        .expect("pulled models with sizes");
+    s.send("\x1b[B").unwrap(); // arrow down: from gpt-oss:20b to qwen3:8b
+    s.send("\r").unwrap();
+
+    s.expect("trained: 40960")
+        .expect("the trained context of the picked model");
+    s.send_line("65536").unwrap();
+    s.expect("trained on 40960")
+        .expect("too long a context is refused");
+    // Clear the rejected text before typing the next answer.
+    s.send("\x7f".repeat(8)).unwrap();
+    s.send_line("16384").unwrap();
+
+    s.expect("Proxy port").expect("the port question");
+    s.send_line("4100").unwrap();
+    s.expect("cloud fallback").expect("the cloud question");
+    s.send("y").unwrap();
+
+    s.expect("Plan:").expect("the plan");
+    s.expect("Apply this plan?").expect("one confirmation");
+    s.send("y").unwrap();
+    s.expect("Done.").expect("applied");
+    let status = s.get_process().wait().unwrap();
+    assert_eq!(
+        status,
+        expectrl::WaitStatus::Exited(s.get_process().pid(), 0)
+    );
+
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.config_path()).unwrap()).unwrap();
+    assert_eq!(cfg["Ollama"]["model"], "qwen3:8b");
+    assert_eq!(cfg["Ollama"]["context_length"], 16384);
+    assert_eq!(cfg["PORT"], 4100);
+    assert_eq!(cfg["Router"]["default"], "ollama,qwen3:8b");
+    assert_eq!(cfg["Providers"][0]["context_window"], 16384);
+    assert_eq!(cfg["Providers"][1]["api_key"], "$ANTHROPIC_API_KEY");
+    assert!(fake
+        .bodies("/api/show")
+        .iter()
+        .any(|b| b["model"] == "qwen3:8b"));
+}
+
+#[test]
+fn declining_the_plan_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    let mut cmd = sb.cmd(&[
+        "init",
+        "--service-manager",
+        "none",
+        "--model",
+        "gpt-oss:20b",
+        "--context-length",
+        "8192",
+        "--port",
+        "3456",
+        "--no-cloud-fallback",
+    ]);
+    cmd.env("TERM", "xterm-256color");
+    let mut s = Session::spawn(cmd).expect("spawn in a pty");
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    s.expect("Apply this plan?")
+        .expect("only the confirmation is asked");
+    s.send("n").unwrap();
+    s.expect("Nothing was changed.").expect("declined");
+    let status = s.get_process().wait().unwrap();
+    assert_eq!(
+        status,
+        expectrl::WaitStatus::Exited(s.get_process().pid(), 0)
+    );
+    assert!(!sb.config_path().exists());
+}
