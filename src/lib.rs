@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod fsutil;
 pub mod ledger;
 pub mod logging;

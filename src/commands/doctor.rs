@@ -1,8 +1,181 @@
-//! `ccr-setup doctor`.
+//! `ccr-setup doctor`: print every check (✓ / ! / ✗) with the fix under each problem,
+//! or a JSON list with `--json`; `--fix` runs the safe fixes after showing them.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use console::Style;
 
 use super::{Context, Outcome};
 use crate::cli::DoctorArgs;
+use crate::doctor::{self, Check, DoctorEnv, Status};
 
-pub fn run(_ctx: &Context, _args: DoctorArgs) -> anyhow::Result<Outcome> {
-    super::not_implemented("doctor")
+pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<Outcome> {
+    let env = DoctorEnv::current(ctx.config_path.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+
+    let started = Instant::now();
+    let mut checks = rt.block_on(doctor::run(&env));
+    let mut elapsed = started.elapsed();
+
+    if args.fix {
+        if !args.json {
+            print_report(ctx, &checks, elapsed);
+        }
+        if run_fixes(ctx, &env, &checks, args.yes)? {
+            let again = Instant::now();
+            checks = rt.block_on(doctor::run(&env));
+            elapsed = again.elapsed();
+            if !args.json {
+                eprintln!();
+                eprintln!("After the fixes:");
+            }
+        } else if !args.json {
+            return Ok(outcome(&checks));
+        }
+    }
+    // A stuck probe must not hold the exit; every probe has its own timeout anyway.
+    rt.shutdown_timeout(Duration::from_millis(100));
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        print_report(ctx, &checks, elapsed);
+    }
+    Ok(outcome(&checks))
+}
+
+fn outcome(checks: &[Check]) -> Outcome {
+    if doctor::any_failed(checks) {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    }
+}
+
+struct Palette {
+    ok: Style,
+    warn: Style,
+    fail: Style,
+    dim: Style,
+}
+
+impl Palette {
+    fn new(color: bool) -> Palette {
+        let s = |st: Style| st.force_styling(color);
+        Palette {
+            ok: s(Style::new().green()),
+            warn: s(Style::new().yellow()),
+            fail: s(Style::new().red().bold()),
+            dim: s(Style::new().dim()),
+        }
+    }
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn print_report(ctx: &Context, checks: &[Check], elapsed: Duration) {
+    let p = Palette::new(ctx.color);
+    let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    for c in checks {
+        let (mark, style) = match c.status {
+            Status::Ok => ("✓", &p.ok),
+            Status::Warn => ("!", &p.warn),
+            Status::Fail => ("✗", &p.fail),
+        };
+        if ctx.quiet && c.status == Status::Ok {
+            continue;
+        }
+        println!(
+            "{} {} {}",
+            style.apply_to(mark),
+            p.dim.apply_to(format!("{:width$}", c.id)),
+            c.summary
+        );
+        let show_detail = c.status != Status::Ok || ctx.verbose > 0;
+        if let (true, Some(d)) = (show_detail, &c.detail) {
+            println!("{}", p.dim.apply_to(indent(d, "      ")));
+        }
+        if c.status != Status::Ok {
+            if let Some(fix) = &c.fix {
+                let mut lines = fix.lines();
+                if let Some(first) = lines.next() {
+                    println!("    {} {first}", style.apply_to("fix:"));
+                }
+                for l in lines {
+                    println!("         {l}");
+                }
+            }
+        }
+    }
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    println!(
+        "{} ok, {} warning(s), {} failed ({} ms)",
+        count(Status::Ok),
+        count(Status::Warn),
+        count(Status::Fail),
+        elapsed.as_millis()
+    );
+}
+
+/// Show the safe fixes, ask (unless `yes`), run them. Returns whether any ran.
+fn run_fixes(ctx: &Context, env: &DoctorEnv, checks: &[Check], yes: bool) -> anyhow::Result<bool> {
+    let actions: Vec<_> = checks
+        .iter()
+        .filter(|c| c.status != Status::Ok)
+        .filter_map(|c| c.action.as_ref().map(|a| (c.id, a)))
+        .collect();
+    if actions.is_empty() {
+        eprintln!(
+            "Nothing here that `doctor --fix` can fix safely; the fixes above are for you to run."
+        );
+        return Ok(false);
+    }
+    eprintln!("`doctor --fix` will:");
+    for (i, (id, a)) in actions.iter().enumerate() {
+        eprintln!("  {}. [{id}] {}", i + 1, a.describe(&env.home));
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!("not asking without a terminal: re-run with `ccr-setup doctor --fix --yes` to apply these fixes");
+        }
+        let go = dialoguer::Confirm::new()
+            .with_prompt("Apply these fixes?")
+            .default(true)
+            .interact()
+            .context("cannot read the answer")?;
+        if !go {
+            eprintln!("Nothing changed.");
+            return Ok(false);
+        }
+    }
+    let p = Palette::new(ctx.color);
+    let mut failed = 0;
+    for (id, a) in &actions {
+        match doctor::fix::apply(a, &env.home) {
+            Ok(()) => eprintln!(
+                "{} [{id}] {}",
+                p.ok.apply_to("fixed"),
+                a.describe(&env.home)
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{} [{id}] {e}", p.fail.apply_to("could not fix"));
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} fix(es) failed; see above.");
+    }
+    Ok(true)
 }

@@ -1,0 +1,724 @@
+//! Gathering: ask the machine everything the checks need, concurrently.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use url::Url;
+
+use super::probe::{self, HttpAnswer, PortProbe, ToolProbe};
+use super::DoctorEnv;
+use crate::config::{Config, ConfigError, ConfigFile, Problem, ProviderKind};
+use crate::ollama::{InstalledModel, LoadedModel, ModelDetails, OllamaClient};
+use crate::provision::Platform;
+use crate::service::{Layout, Manager, ServiceState};
+
+/// Everything [`super::evaluate`] judges. Plain data, built by [`gather`] or by hand in tests.
+#[derive(Debug)]
+pub struct Facts {
+    pub platform: Platform,
+    pub home: PathBuf,
+    pub os: String,
+    pub arch: String,
+    pub memory_bytes: Option<u64>,
+    pub models_dir: PathBuf,
+    /// (directory measured, free bytes).
+    pub disk: Result<(PathBuf, u64), String>,
+    /// None on Linux, where Homebrew is not needed.
+    pub brew: Option<ToolProbe>,
+    pub ollama_bin: ToolProbe,
+    pub claude_bin: ToolProbe,
+    pub ollama: OllamaFacts,
+    /// Everything set up to start an Ollama server on this machine.
+    pub launchers: Vec<Launcher>,
+    pub claude_json_path: PathBuf,
+    pub claude_json: ClaudeJson,
+    pub claude_settings_path: PathBuf,
+    /// `env` entries of `~/.claude/settings.json` that matter (ANTHROPIC_*), or why the
+    /// file could not be read.
+    pub claude_settings_env: Result<Vec<(String, String)>, String>,
+    /// ANTHROPIC_* variables in this shell.
+    pub anthropic_env: Vec<(String, String)>,
+    pub config: ConfigFacts,
+    /// The model and context the config asks for (defaults when it cannot be read).
+    pub model: String,
+    pub context_length: u32,
+    pub providers: Vec<ProviderProbe>,
+    pub proxy: ProxyFacts,
+    pub services: ServiceFacts,
+    pub current_exe: Option<PathBuf>,
+    pub self_version: String,
+}
+
+/// The Ollama server at `OLLAMA_HOST`.
+#[derive(Debug, Clone)]
+pub struct OllamaFacts {
+    pub url: Url,
+    pub local: bool,
+    /// `/api/version`, or why the server did not answer.
+    pub version: Result<String, String>,
+    /// `/api/tags` (None when the server did not answer).
+    pub models: Option<Vec<InstalledModel>>,
+    /// `/api/show` of the configured model, when it is installed.
+    pub details: Option<Result<ModelDetails, String>>,
+    /// `/api/ps` entry of the configured model (Ok(None): not loaded).
+    pub loaded: Option<Result<Option<LoadedModel>, String>>,
+    pub owner: Owner,
+}
+
+impl OllamaFacts {
+    pub fn answers(&self) -> bool {
+        self.version.is_ok()
+    }
+
+    /// Is `model` in `/api/tags`? None when unknown.
+    pub fn has_model(&self, model: &str) -> Option<bool> {
+        let want = crate::ollama::normalize_model_name(model);
+        self.models.as_ref().map(|ms| {
+            ms.iter().any(|m| {
+                crate::ollama::normalize_model_name(&m.name) == want
+                    || crate::ollama::normalize_model_name(&m.model) == want
+            })
+        })
+    }
+}
+
+/// Who runs the Ollama server that answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// One of our login services (`init`).
+    OurService(String),
+    /// The `ollama serve` child `ccr-setup up` started (its pid file names a live process).
+    OurChild(i32),
+    /// Ollama.app (macOS), which applies its own context setting.
+    App(PathBuf),
+    /// `brew services start ollama`.
+    BrewService(PathBuf),
+    /// The system-wide ollama.service from Ollama's Linux installer.
+    SystemUnit(PathBuf),
+    /// A server on another machine.
+    Remote,
+    /// Nothing above: a manual `ollama serve` or another tool.
+    Manual,
+}
+
+impl Owner {
+    pub fn describe(&self) -> String {
+        match self {
+            Owner::OurService(name) => format!("our service {name}"),
+            Owner::OurChild(pid) => format!("`ccr-setup up` (pid {pid})"),
+            Owner::App(p) => format!("Ollama.app ({})", p.display()),
+            Owner::BrewService(_) => "brew services (homebrew.mxcl.ollama)".to_owned(),
+            Owner::SystemUnit(p) => format!("the system service {}", p.display()),
+            Owner::Remote => "a remote server".to_owned(),
+            Owner::Manual => "a manually started `ollama serve` (no service found)".to_owned(),
+        }
+    }
+}
+
+/// Something set up to start an Ollama server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launcher {
+    App(PathBuf),
+    BrewService(PathBuf),
+    SystemUnit(PathBuf),
+    OurService(PathBuf),
+}
+
+impl Launcher {
+    pub fn describe(&self) -> String {
+        match self {
+            Launcher::App(p) => format!("Ollama.app ({})", p.display()),
+            Launcher::BrewService(p) => format!("brew services ({})", p.display()),
+            Launcher::SystemUnit(p) => format!("system service {}", p.display()),
+            Launcher::OurService(p) => format!("our service {}", p.display()),
+        }
+    }
+
+    /// How to stop this one from starting a server.
+    pub fn disable(&self) -> String {
+        match self {
+            Launcher::App(_) => {
+                "quit Ollama.app and remove it from System Settings → General → Login Items"
+                    .to_owned()
+            }
+            Launcher::BrewService(_) => "`brew services stop ollama`".to_owned(),
+            Launcher::SystemUnit(_) => "`sudo systemctl disable --now ollama`".to_owned(),
+            Launcher::OurService(_) => "`ccr-setup uninstall` (removes our services)".to_owned(),
+        }
+    }
+}
+
+/// `~/.claude.json` as far as onboarding goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaudeJson {
+    Missing,
+    /// `hasCompletedOnboarding` is true.
+    Done,
+    /// The file exists without the flag.
+    NotDone,
+    /// The flag is present and false (the user's choice; not overwritten).
+    SetFalse,
+    Invalid(String),
+}
+
+/// The router config file.
+#[derive(Debug)]
+pub struct ConfigFacts {
+    pub path: PathBuf,
+    pub file: Result<ConfigFile, ConfigError>,
+    /// Interpolated and validated, when the file parsed.
+    pub resolved: Option<Result<Config, Vec<Problem>>>,
+    /// Permission bits of the file.
+    pub mode: Option<u32>,
+}
+
+impl ConfigFacts {
+    pub fn config(&self) -> Option<&Config> {
+        self.resolved.as_ref().and_then(|r| r.as_ref().ok())
+    }
+}
+
+/// One provider's reachability and model list.
+#[derive(Debug, Clone)]
+pub struct ProviderProbe {
+    pub index: usize,
+    pub name: String,
+    pub url: String,
+    /// Served by the Ollama server at `OLLAMA_HOST` (its models come from `/api/tags`).
+    pub is_ollama: bool,
+    /// Used by `Router.default` (problems here fail; elsewhere they warn).
+    pub is_default: bool,
+    pub models: Vec<String>,
+    /// Ok(Some(ids)): reachable, with its model list; Ok(None): reachable, no list.
+    pub answer: Result<Option<Vec<String>>, String>,
+}
+
+/// What listens on the proxy's port.
+#[derive(Debug, Clone)]
+pub struct ProxyFacts {
+    pub url: String,
+    pub port: u16,
+    pub probe: PortProbe,
+    /// `GET /health`, when the port was open.
+    pub health: Option<Result<HttpAnswer, String>>,
+}
+
+/// Our login services.
+#[derive(Debug, Clone)]
+pub struct ServiceFacts {
+    pub manager: Manager,
+    /// Is the manager actually running here (systemd as init, or macOS)?
+    pub manager_running: bool,
+    pub states: Vec<ServiceState>,
+}
+
+fn read_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
+}
+
+fn load_config(path: &Path) -> ConfigFacts {
+    let file = ConfigFile::load(path);
+    let resolved = file.as_ref().ok().map(|f| {
+        f.resolve().map_err(|e| match e {
+            ConfigError::Invalid { problems, .. } => problems,
+            other => vec![Problem {
+                path: "(file)".into(),
+                message: other.to_string(),
+                fix: "fix the file, or move it away and run `ccr-setup init`".into(),
+            }],
+        })
+    });
+    ConfigFacts {
+        path: path.to_path_buf(),
+        mode: read_mode(path),
+        file,
+        resolved,
+    }
+}
+
+fn read_claude_json(path: &Path) -> ClaudeJson {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ClaudeJson::Missing,
+        Err(e) => return ClaudeJson::Invalid(e.to_string()),
+    };
+    if text.trim().is_empty() {
+        return ClaudeJson::NotDone;
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => match m.get("hasCompletedOnboarding") {
+            Some(Value::Bool(true)) => ClaudeJson::Done,
+            Some(_) => ClaudeJson::SetFalse,
+            None => ClaudeJson::NotDone,
+        },
+        Ok(_) => ClaudeJson::Invalid("not a JSON object".into()),
+        Err(e) => ClaudeJson::Invalid(e.to_string()),
+    }
+}
+
+/// `~/.claude/settings.json` (or `$CLAUDE_CONFIG_DIR/settings.json`).
+pub fn claude_settings_path(home: &Path) -> PathBuf {
+    match std::env::var_os("CLAUDE_CONFIG_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("settings.json"),
+        None => home.join(".claude").join("settings.json"),
+    }
+}
+
+fn read_settings_env(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let doc: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let Some(env) = doc.get("env").and_then(Value::as_object) else {
+        return Ok(Vec::new());
+    };
+    Ok(super::ANTHROPIC_VARS
+        .iter()
+        .filter_map(|k| {
+            env.get(*k).map(|v| {
+                let s = v
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string());
+                ((*k).to_owned(), s)
+            })
+        })
+        .collect())
+}
+
+/// Everything set up to launch an Ollama server here.
+fn launchers(env: &DoctorEnv, services: &ServiceFacts) -> Vec<Launcher> {
+    let mut out = Vec::new();
+    match env.platform {
+        Platform::MacOs => {
+            for app in [
+                env.root.join("Applications/Ollama.app"),
+                env.home.join("Applications/Ollama.app"),
+            ] {
+                if app.is_dir() {
+                    out.push(Launcher::App(app));
+                    break;
+                }
+            }
+            let brew = env
+                .home
+                .join("Library/LaunchAgents/homebrew.mxcl.ollama.plist");
+            if brew.is_file() {
+                out.push(Launcher::BrewService(brew));
+            }
+        }
+        Platform::Linux => {
+            if let Some(unit) = crate::service::systemd::find_system_ollama_unit(&env.root) {
+                out.push(Launcher::SystemUnit(unit));
+            }
+        }
+    }
+    for s in &services.states {
+        if s.kind == crate::service::ServiceKind::Ollama && s.installed {
+            out.push(Launcher::OurService(s.path.clone()));
+        }
+    }
+    out
+}
+
+fn owner(env: &DoctorEnv, url: &Url, services: &ServiceFacts, launchers: &[Launcher]) -> Owner {
+    if !crate::ollama::is_local(url) {
+        return Owner::Remote;
+    }
+    if let Some(s) = services.states.iter().find(|s| {
+        s.kind == crate::service::ServiceKind::Ollama && s.installed && s.loaded == Some(true)
+    }) {
+        return Owner::OurService(s.name.clone());
+    }
+    let pid_file = env
+        .home
+        .join(".claude-code-router")
+        .join("run")
+        .join("ollama.pid");
+    if let Some(pid) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .filter(|p| *p > 0)
+    {
+        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+            return Owner::OurChild(pid);
+        }
+    }
+    for l in launchers {
+        match l {
+            Launcher::App(p) => return Owner::App(p.clone()),
+            Launcher::BrewService(p) => return Owner::BrewService(p.clone()),
+            Launcher::SystemUnit(p) => return Owner::SystemUnit(p.clone()),
+            Launcher::OurService(_) => {}
+        }
+    }
+    Owner::Manual
+}
+
+async fn ollama_server(client: &OllamaClient, model: &str) -> OllamaFacts {
+    let url = client.base_url().clone();
+    let (version, tags, ps) = tokio::join!(client.version(), client.tags(), client.ps());
+    let version = version.map_err(|e| e.to_string());
+    let models = tags.ok();
+    let want = crate::ollama::normalize_model_name(model);
+    let installed = models.as_ref().is_some_and(|ms| {
+        ms.iter().any(|m| {
+            crate::ollama::normalize_model_name(&m.name) == want
+                || crate::ollama::normalize_model_name(&m.model) == want
+        })
+    });
+    let details = if installed {
+        Some(client.show(model).await.map_err(|e| e.to_string()))
+    } else {
+        None
+    };
+    let loaded = version.is_ok().then(|| {
+        ps.map(|list| {
+            list.into_iter().find(|m| {
+                crate::ollama::normalize_model_name(&m.name) == want
+                    || crate::ollama::normalize_model_name(&m.model) == want
+            })
+        })
+        .map_err(|e| e.to_string())
+    });
+    OllamaFacts {
+        local: crate::ollama::is_local(&url),
+        url,
+        version,
+        models,
+        details,
+        loaded,
+        owner: Owner::Manual,
+    }
+}
+
+/// The URL a client uses for a server bound to `host` (a wildcard bind means loopback).
+fn client_host(host: &str) -> String {
+    match host.trim() {
+        "" | "0.0.0.0" => "127.0.0.1".to_owned(),
+        "::" | "[::]" => "::1".to_owned(),
+        h => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+    }
+}
+
+async fn proxy(host: &str, port: u16, http: &reqwest::Client, timeout: Duration) -> ProxyFacts {
+    let h = client_host(host);
+    let url = if h.contains(':') {
+        format!("http://[{h}]:{port}")
+    } else {
+        format!("http://{h}:{port}")
+    };
+    let probe = probe::port(&h, port, timeout).await;
+    let health = if probe == PortProbe::Open {
+        Some(probe::http_get(http, &format!("{url}/health"), &[], timeout).await)
+    } else {
+        None
+    };
+    ProxyFacts {
+        url,
+        port,
+        probe,
+        health,
+    }
+}
+
+/// The URL that lists an OpenAI-compatible server's models: `…/v1/chat/completions` →
+/// `…/v1/models`.
+pub fn openai_models_url(api_base_url: &str) -> String {
+    let base = api_base_url.trim_end_matches('/');
+    let base = base.strip_suffix("/chat/completions").unwrap_or(base);
+    let base = base.strip_suffix("/completions").unwrap_or(base);
+    format!("{base}/models")
+}
+
+/// Anthropic lists models at `<origin>/v1/models`.
+pub fn anthropic_models_url(api_base_url: &str) -> String {
+    let base = api_base_url.trim_end_matches('/');
+    let base = base.strip_suffix("/messages").unwrap_or(base);
+    let base = base.strip_suffix("/v1").unwrap_or(base);
+    format!("{base}/v1/models")
+}
+
+fn same_server(a: &str, b: &Url) -> bool {
+    Url::parse(a).is_ok_and(|a| {
+        a.scheme() == b.scheme()
+            && a.port_or_known_default() == b.port_or_known_default()
+            && match (a.host(), b.host()) {
+                (Some(x), Some(y)) => {
+                    x == y || (crate::ollama::is_local(&a) && crate::ollama::is_local(b))
+                }
+                _ => false,
+            }
+    })
+}
+
+/// `{"data":[{"id":…}]}` → ids.
+fn model_ids(body: &str) -> Option<Vec<String>> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let data = v.get("data").or_else(|| v.get("models"))?.as_array()?;
+    Some(
+        data.iter()
+            .filter_map(|m| {
+                m.get("id")
+                    .or_else(|| m.get("name"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .collect(),
+    )
+}
+
+async fn provider_answer(
+    p: &crate::config::Provider,
+    http: &reqwest::Client,
+    timeout: Duration,
+) -> Result<Option<Vec<String>>, String> {
+    let key = p.api_key.as_deref().filter(|k| !k.is_empty());
+    let (url, headers): (String, Vec<(&str, String)>) = match p.kind {
+        ProviderKind::OpenAi => (
+            openai_models_url(&p.api_base_url),
+            key.map(|k| vec![("authorization", format!("Bearer {k}"))])
+                .unwrap_or_default(),
+        ),
+        ProviderKind::Anthropic => {
+            let mut h = vec![("anthropic-version", "2023-06-01".to_owned())];
+            if let Some(k) = key {
+                h.push(("x-api-key", k.to_owned()));
+            }
+            (anthropic_models_url(&p.api_base_url), h)
+        }
+    };
+    let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let answer = probe::http_get(http, &url, &hdrs, timeout)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    match answer.status {
+        200..=299 => Ok(model_ids(&answer.body)),
+        401 | 403 => Err(format!(
+            "{url} answered HTTP {}: the API key was rejected",
+            answer.status
+        )),
+        // Reachable, but it does not list models (some servers lack /models).
+        404 | 405 => Ok(None),
+        s => Err(format!(
+            "{url} answered HTTP {s}: {}",
+            crate::ollama::client::error_text(&answer.body)
+        )),
+    }
+}
+
+async fn providers(
+    config: Option<&Config>,
+    ollama: &OllamaFacts,
+    http: &reqwest::Client,
+    timeout: Duration,
+) -> Vec<ProviderProbe> {
+    let Some(cfg) = config else {
+        return Vec::new();
+    };
+    let futures = cfg
+        .providers
+        .iter()
+        .enumerate()
+        .map(|(index, p)| async move {
+            let is_ollama =
+                p.kind == ProviderKind::OpenAi && same_server(&p.api_base_url, &ollama.url);
+            let answer = if is_ollama {
+                match (&ollama.version, &ollama.models) {
+                    (Ok(_), Some(ms)) => Ok(Some(ms.iter().map(|m| m.name.clone()).collect())),
+                    (Err(e), _) => Err(e.clone()),
+                    (Ok(_), None) => Err("Ollama answered but /api/tags failed".to_owned()),
+                }
+            } else {
+                provider_answer(p, http, timeout).await
+            };
+            ProviderProbe {
+                index,
+                name: p.name.clone(),
+                url: p.api_base_url.clone(),
+                is_ollama,
+                is_default: cfg.router.default.provider == p.name,
+                models: p.models.clone(),
+                answer,
+            }
+        });
+    futures_util::future::join_all(futures).await
+}
+
+async fn services(env: &DoctorEnv) -> ServiceFacts {
+    let detected = Manager::detect();
+    let manager = detected.unwrap_or(match env.platform {
+        Platform::MacOs => Manager::Launchd,
+        Platform::Linux => Manager::Systemd,
+    });
+    let layout = Layout {
+        home: env.home.clone(),
+        uid: nix::unistd::getuid().as_raw(),
+    };
+    let states = tokio::task::spawn_blocking(move || crate::service::inspect(manager, &layout))
+        .await
+        .unwrap_or_default();
+    ServiceFacts {
+        manager,
+        manager_running: detected.is_some(),
+        states,
+    }
+}
+
+/// Ask the machine. Every probe runs concurrently; each network probe is bounded by
+/// `env.probe_timeout` and each tool by twice that.
+pub async fn gather(env: &DoctorEnv) -> Facts {
+    let config = load_config(&env.config_path);
+    let settings = config
+        .config()
+        .map(|c| c.ollama.clone())
+        .unwrap_or_default();
+    let (host, port) = match config.config() {
+        Some(c) => (c.host.clone(), c.port),
+        None => (
+            crate::config::DEFAULT_HOST.to_owned(),
+            raw_port(&config).unwrap_or(crate::config::DEFAULT_PORT),
+        ),
+    };
+    let timeout = env.probe_timeout;
+    let tool_timeout = timeout * 2;
+    let http = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .no_proxy()
+        .build()
+        .expect("reqwest client with static settings");
+    let client = OllamaClient::new(env.ollama_url.clone()).with_probe_timeout(timeout);
+
+    let brew = async {
+        match env.platform {
+            Platform::MacOs => Some(probe::tool("brew", &env.path, tool_timeout).await),
+            Platform::Linux => None,
+        }
+    };
+    let models_dir = env.models_dir.clone();
+    let disk = tokio::task::spawn_blocking(move || probe::free_disk(&models_dir));
+    let (memory_bytes, disk, brew, ollama_bin, claude_bin, mut ollama, proxy, services) = tokio::join!(
+        probe::memory_bytes(),
+        disk,
+        brew,
+        probe::tool("ollama", &env.path, tool_timeout),
+        probe::tool("claude", &env.path, tool_timeout),
+        ollama_server(&client, &settings.model),
+        proxy(&host, port, &http, timeout),
+        services(env),
+    );
+    // Providers reuse the Ollama answers, so they go second; only remote or
+    // non-Ollama providers cost a request here.
+    let providers = providers(config.config(), &ollama, &http, timeout).await;
+    let launchers = launchers(env, &services);
+    ollama.owner = owner(env, &ollama.url, &services, &launchers);
+
+    let claude_json_path = env.home.join(".claude.json");
+    let claude_settings_path = claude_settings_path(&env.home);
+    Facts {
+        platform: env.platform,
+        home: env.home.clone(),
+        os: std::env::consts::OS.to_owned(),
+        arch: std::env::consts::ARCH.to_owned(),
+        memory_bytes,
+        models_dir: env.models_dir.clone(),
+        disk: disk.unwrap_or_else(|e| Err(e.to_string())),
+        brew,
+        ollama_bin,
+        claude_bin,
+        ollama,
+        launchers,
+        claude_json: read_claude_json(&claude_json_path),
+        claude_json_path,
+        claude_settings_env: read_settings_env(&claude_settings_path),
+        claude_settings_path,
+        anthropic_env: env.anthropic_env.clone(),
+        model: settings.model,
+        context_length: settings.context_length,
+        providers,
+        proxy,
+        services,
+        current_exe: env.current_exe.clone(),
+        self_version: env!("CARGO_PKG_VERSION").to_owned(),
+        config,
+    }
+}
+
+/// `PORT` straight from the document, so the port check still works when some other
+/// part of the config is invalid.
+fn raw_port(config: &ConfigFacts) -> Option<u16> {
+    let doc = &config.file.as_ref().ok()?.doc;
+    match doc.get("PORT")? {
+        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_urls() {
+        assert_eq!(
+            openai_models_url("http://127.0.0.1:8080/v1/chat/completions"),
+            "http://127.0.0.1:8080/v1/models"
+        );
+        assert_eq!(
+            openai_models_url("https://api.deepseek.com/chat/completions"),
+            "https://api.deepseek.com/models"
+        );
+        assert_eq!(
+            anthropic_models_url("https://api.anthropic.com/v1/messages"),
+            "https://api.anthropic.com/v1/models"
+        );
+    }
+
+    #[test]
+    fn ollama_provider_is_recognised_by_address() {
+        let ollama = Url::parse("http://127.0.0.1:11434/").unwrap();
+        assert!(same_server(
+            "http://localhost:11434/v1/chat/completions",
+            &ollama
+        ));
+        assert!(same_server(
+            "http://127.0.0.1:11434/v1/chat/completions",
+            &ollama
+        ));
+        assert!(!same_server(
+            "http://127.0.0.1:8080/v1/chat/completions",
+            &ollama
+        ));
+    }
+
+    #[test]
+    fn model_lists_from_openai_and_anthropic_shapes() {
+        assert_eq!(
+            model_ids(r#"{"object":"list","data":[{"id":"a"},{"id":"b"}]}"#),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(model_ids("not json"), None);
+    }
+
+    #[test]
+    fn claude_json_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".claude.json");
+        assert_eq!(read_claude_json(&p), ClaudeJson::Missing);
+        std::fs::write(&p, r#"{"userID":"x"}"#).unwrap();
+        assert_eq!(read_claude_json(&p), ClaudeJson::NotDone);
+        std::fs::write(&p, r#"{"hasCompletedOnboarding":true}"#).unwrap();
+        assert_eq!(read_claude_json(&p), ClaudeJson::Done);
+        std::fs::write(&p, r#"{"hasCompletedOnboarding":false}"#).unwrap();
+        assert_eq!(read_claude_json(&p), ClaudeJson::SetFalse);
+        std::fs::write(&p, "{oops").unwrap();
+        assert!(matches!(read_claude_json(&p), ClaudeJson::Invalid(_)));
+    }
+}
