@@ -1,0 +1,492 @@
+//! `ccr-setup doctor` run as a real binary in fake environments: a temp HOME, fake
+//! `ollama`, `claude` and `brew` executables on PATH, the fake Ollama server, and tiny
+//! HTTP servers holding the proxy port. Each case asserts the status of every check and
+//! the exit code.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+use support::tiny_http::TinyHttp;
+
+/// The documented check ids, in report order (README "`ccr-setup doctor`").
+const IDS: &[&str] = &[
+    "platform.os",
+    "platform.memory",
+    "platform.disk",
+    "homebrew",
+    "ollama.binary",
+    "ollama.server",
+    "ollama.model",
+    "ollama.context",
+    "ollama.competing",
+    "claude.binary",
+    "claude.onboarding",
+    "claude.env",
+    "config.valid",
+    "config.providers",
+    "config.mode",
+    "config.auth",
+    "proxy.port",
+    "services",
+];
+
+struct Env {
+    root: tempfile::TempDir,
+    ollama_host: String,
+    proxy_port: u16,
+}
+
+fn write_exe(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Env {
+    /// A healthy machine around `ollama_host`: tools on PATH, onboarding done, a valid
+    /// local-only config (mode 0600) pointing at that server.
+    fn new(ollama_host: &str) -> Env {
+        let root = tempfile::tempdir().unwrap();
+        let env = Env {
+            root,
+            ollama_host: ollama_host.to_owned(),
+            proxy_port: free_port(),
+        };
+        std::fs::create_dir_all(env.bin()).unwrap();
+        std::fs::create_dir_all(env.home()).unwrap();
+        write_exe(&env.bin().join("ollama"), "echo 'ollama version is 0.12.3'");
+        write_exe(&env.bin().join("claude"), "echo '2.1.197 (Claude Code)'");
+        write_exe(&env.bin().join("brew"), "echo 'Homebrew 4.6.1'");
+        std::fs::write(
+            env.home().join(".claude.json"),
+            r#"{"hasCompletedOnboarding": true, "userID": "test"}"#,
+        )
+        .unwrap();
+        env.write_config(&env.config_doc(), 0o600);
+        env
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.root.path().join("bin")
+    }
+    fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+    fn config_path(&self) -> PathBuf {
+        self.home().join(".claude-code-router/config.json")
+    }
+
+    fn config_doc(&self) -> Value {
+        json!({
+            "HOST": "127.0.0.1",
+            "PORT": self.proxy_port,
+            "Providers": [{
+                "name": "ollama",
+                "api_base_url": format!("http://{}/v1/chat/completions", self.ollama_host),
+                "api_key": "",
+                "models": ["gpt-oss:20b"]
+            }],
+            "Router": {"default": "ollama,gpt-oss:20b"},
+            "Ollama": {"model": "gpt-oss:20b", "context_length": 32768}
+        })
+    }
+
+    fn write_config(&self, doc: &Value, mode: u32) {
+        let p = self.config_path();
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, serde_json::to_string_pretty(doc).unwrap()).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccr-setup"));
+        cmd.env_clear()
+            .env("PATH", self.bin())
+            .env("HOME", self.home())
+            .env("OLLAMA_HOST", &self.ollama_host)
+            .env("OLLAMA_MODELS", self.root.path().join("models"))
+            .env("NO_COLOR", "1")
+            .arg("doctor")
+            .args(args);
+        cmd
+    }
+
+    /// Run `doctor --json`: (exit code, checks by id, elapsed).
+    fn run_json(&self, extra: &[&str]) -> (i32, Vec<Value>, Duration) {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        let start = Instant::now();
+        let out = self.command(&args).output().unwrap();
+        let elapsed = start.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let checks: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "doctor --json printed no JSON ({e}):\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let list = checks.as_array().expect("a JSON list").clone();
+        assert_shape(&list);
+        (out.status.code().expect("exit code"), list, elapsed)
+    }
+}
+
+/// The documented `--json` shape: a list of exactly `{id, status, summary, detail, fix}`
+/// in the documented id order; status is ok|warn|fail; detail and fix are string or
+/// null; every warning and failure carries a fix.
+fn assert_shape(list: &[Value]) {
+    let ids: Vec<&str> = list.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, IDS, "check ids or their order changed");
+    for c in list {
+        let obj = c.as_object().expect("each check is an object");
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["id", "status", "summary", "detail", "fix"], "{c}");
+        let status = c["status"].as_str().unwrap();
+        assert!(["ok", "warn", "fail"].contains(&status), "{c}");
+        assert!(!c["summary"].as_str().unwrap().is_empty(), "{c}");
+        assert!(c["detail"].is_null() || c["detail"].is_string(), "{c}");
+        assert!(c["fix"].is_null() || c["fix"].is_string(), "{c}");
+        if status != "ok" {
+            assert!(
+                c["fix"].as_str().is_some_and(|f| !f.is_empty()),
+                "a {status} without a fix: {c}"
+            );
+        }
+    }
+}
+
+fn by_id(list: &[Value], id: &str) -> Value {
+    list.iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no check {id}"))
+}
+
+/// What platform.memory must say on this machine, computed independently from
+/// /proc/meminfo with the documented thresholds (fail < 12 GB, warn < 16 GB).
+fn expected_memory() -> &'static str {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: u64 = text
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let gib = (kb * 1024 + (1 << 29)) >> 30;
+    match gib {
+        g if g < 12 => "fail",
+        g if g < 16 => "warn",
+        _ => "ok",
+    }
+}
+
+/// The statuses of a healthy machine, with `overrides`.
+fn expect(overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut m: BTreeMap<String, String> = IDS
+        .iter()
+        .map(|id| ((*id).to_owned(), "ok".to_owned()))
+        .collect();
+    m.insert("platform.memory".into(), expected_memory().into());
+    for (id, s) in overrides {
+        assert!(m.contains_key(*id), "unknown id {id}");
+        m.insert((*id).into(), (*s).into());
+    }
+    m
+}
+
+fn statuses(list: &[Value]) -> BTreeMap<String, String> {
+    list.iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn assert_case(list: &[Value], overrides: &[(&str, &str)]) {
+    let want = expect(overrides);
+    let got = statuses(list);
+    if want != got {
+        let diff: Vec<String> = want
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(v))
+            .map(|(k, v)| format!("{k}: want {v}, got {} ({})", got[k], by_id(list, k)))
+            .collect();
+        panic!("statuses differ:\n{}", diff.join("\n"));
+    }
+}
+
+/// Our proxy's `/health` contract, answered on the proxy port.
+fn our_proxy_health(port: u16) -> TinyHttp {
+    let body =
+        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "providers": ["ollama"]});
+    TinyHttp::start(port, 200, "application/json", &body.to_string())
+}
+
+fn loaded_fake(context: u64) -> FakeOllama {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    fake.update(|s| s.loaded.push(("gpt-oss:20b".into(), context)));
+    fake
+}
+
+#[test]
+fn all_healthy() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    let _proxy = our_proxy_health(env.proxy_port);
+    let (code, list, elapsed) = env.run_json(&[]);
+    assert_case(&list, &[]);
+    assert_eq!(code, 0);
+    assert!(by_id(&list, "ollama.context")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("32768-token"));
+    assert!(by_id(&list, "claude.binary")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("2.1.197"));
+    // A loose guard; the measured figure is in the README and the closing note.
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+
+    // The human report: one line per check, ✓ everywhere, exit 0.
+    let out = env.command(&[]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}"); // visible with --nocapture
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for id in IDS {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(id)),
+            "no line for {id}:\n{text}"
+        );
+    }
+    if expected_memory() == "ok" {
+        assert_eq!(text.matches('✓').count(), IDS.len(), "{text}");
+    }
+}
+
+#[test]
+fn ollama_missing() {
+    let dead = format!("127.0.0.1:{}", free_port());
+    let env = Env::new(&dead);
+    std::fs::remove_file(env.bin().join("ollama")).unwrap();
+    let _proxy = our_proxy_health(env.proxy_port);
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(
+        &list,
+        &[
+            ("ollama.binary", "fail"),
+            ("ollama.server", "fail"),
+            ("ollama.model", "warn"),
+            ("ollama.context", "warn"),
+            ("config.providers", "fail"),
+        ],
+    );
+    assert_eq!(code, 1);
+    let fix = by_id(&list, "ollama.binary")["fix"].to_string();
+    assert!(fix.contains("ollama.com/install.sh"), "{fix}");
+}
+
+#[test]
+fn server_down() {
+    let dead = format!("127.0.0.1:{}", free_port());
+    let env = Env::new(&dead);
+    let _proxy = our_proxy_health(env.proxy_port);
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(
+        &list,
+        &[
+            ("ollama.server", "fail"),
+            ("ollama.model", "warn"),
+            ("ollama.context", "warn"),
+            ("config.providers", "fail"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(by_id(&list, "ollama.server")["fix"]
+        .as_str()
+        .unwrap()
+        .contains("ccr-setup up"));
+}
+
+#[test]
+fn model_missing() {
+    let fake = FakeOllama::start(FakeConfig::default());
+    let env = Env::new(&fake.host_port());
+    let _proxy = our_proxy_health(env.proxy_port);
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(
+        &list,
+        &[("ollama.model", "fail"), ("config.providers", "fail")],
+    );
+    assert_eq!(code, 1);
+    assert!(by_id(&list, "ollama.model")["fix"]
+        .as_str()
+        .unwrap()
+        .contains("ollama pull gpt-oss:20b"));
+}
+
+#[test]
+fn context_4096() {
+    let fake = loaded_fake(4096);
+    let env = Env::new(&fake.host_port());
+    let _proxy = our_proxy_health(env.proxy_port);
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(&list, &[("ollama.context", "fail")]);
+    assert_eq!(code, 1);
+    let c = by_id(&list, "ollama.context");
+    assert!(c["summary"].as_str().unwrap().contains("4096"), "{c}");
+    assert!(
+        c["fix"]
+            .as_str()
+            .unwrap()
+            .contains("OLLAMA_CONTEXT_LENGTH=32768"),
+        "{c}"
+    );
+}
+
+#[test]
+fn config_invalid() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    let mut doc = env.config_doc();
+    doc["Router"]["default"] = json!("nowhere,gpt-oss:20b");
+    doc["Providers"][0]["api_base_url"] = json!("not a url");
+    env.write_config(&doc, 0o600);
+    let _proxy = our_proxy_health(env.proxy_port);
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(
+        &list,
+        &[("config.valid", "fail"), ("config.providers", "warn")],
+    );
+    assert_eq!(code, 1);
+    // Every problem is listed with its JSON path and its fix.
+    let c = by_id(&list, "config.valid");
+    let detail = c["detail"].as_str().unwrap();
+    let fix = c["fix"].as_str().unwrap();
+    for path in ["Router.default", "Providers[0].api_base_url"] {
+        assert!(detail.contains(path), "{detail}");
+        assert!(fix.contains(path), "{fix}");
+    }
+}
+
+#[test]
+fn port_taken_by_a_stranger() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    // What a foreign server (e.g. claude-code-router's Node server) answers.
+    let _stranger = TinyHttp::start(
+        env.proxy_port,
+        200,
+        "application/json",
+        r#"{"status":"ok","timestamp":"2026-01-01T00:00:00Z"}"#,
+    );
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(&list, &[("proxy.port", "fail")]);
+    assert_eq!(code, 1);
+    let c = by_id(&list, "proxy.port");
+    assert!(
+        c["summary"].as_str().unwrap().contains("another program"),
+        "{c}"
+    );
+    assert!(c["fix"].as_str().unwrap().contains("PORT"), "{c}");
+}
+
+#[test]
+fn config_mode_0644_with_a_key_and_fix_repairs_it() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    let mut doc = env.config_doc();
+    doc["APIKEY"] = json!("a-literal-secret-of-some-length");
+    env.write_config(&doc, 0o644);
+    let _proxy = our_proxy_health(env.proxy_port);
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(&list, &[("config.mode", "fail")]);
+    assert_eq!(code, 1);
+    let c = by_id(&list, "config.mode");
+    assert!(c["summary"].as_str().unwrap().contains("0644"), "{c}");
+    assert_eq!(
+        c["fix"].as_str().unwrap(),
+        format!("`chmod 600 {}`", env.config_path().display())
+    );
+    // The human report shows the fix under the failure.
+    let out = env.command(&[]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("config.mode"))
+        .unwrap();
+    assert!(
+        text.lines()
+            .nth(line + 1)
+            .unwrap()
+            .contains("fix: `chmod 600"),
+        "{text}"
+    );
+
+    // doctor alone changed nothing; --fix without a terminal refuses unless --yes.
+    let mode = || {
+        std::fs::metadata(env.config_path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(), 0o644);
+    let out = env.command(&["--fix"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert_eq!(mode(), 0o644);
+
+    let (code, list, _) = env.run_json(&["--fix", "--yes"]);
+    assert_eq!(mode(), 0o600);
+    assert_case(&list, &[]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn fix_writes_a_missing_config_and_seeds_onboarding() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    std::fs::remove_file(env.config_path()).unwrap();
+    std::fs::remove_file(env.home().join(".claude.json")).unwrap();
+    let (code, list, _) = env.run_json(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(by_id(&list, "config.valid")["status"], "fail");
+    assert_eq!(by_id(&list, "claude.onboarding")["status"], "warn");
+    assert!(
+        !env.config_path().exists(),
+        "doctor without --fix wrote a file"
+    );
+
+    let (_, list, _) = env.run_json(&["--fix", "--yes"]);
+    assert_eq!(by_id(&list, "config.valid")["status"], "ok");
+    assert_eq!(by_id(&list, "claude.onboarding")["status"], "ok");
+    assert_eq!(
+        std::fs::metadata(env.config_path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+}
