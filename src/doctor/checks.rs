@@ -5,11 +5,12 @@ use std::path::Path;
 use serde_json::Value;
 use url::Url;
 
-use super::facts::{ClaudeJson, Facts, Launcher, Owner};
+use super::facts::{ClaudeJson, Facts, Launcher};
 use super::fix::FixAction;
 use super::probe::{PortProbe, ToolProbe};
 use super::{Check, Status};
 use crate::config::{is_loopback_host, ConfigError, DEFAULT_MODEL};
+use crate::ollama::owner::Owner;
 use crate::provision::Platform;
 use crate::service::ServiceKind;
 
@@ -19,7 +20,7 @@ const GIB: u64 = 1 << 30;
 pub const MEMORY_FAIL_GIB: u64 = 12;
 pub const MEMORY_WARN_GIB: u64 = 16;
 /// Bytes a gpt-oss:20b download needs (13.8 GB plus headroom), as `up` assumes.
-pub const DEFAULT_MODEL_DISK_BYTES: u64 = 15_000_000_000;
+pub const DEFAULT_MODEL_DISK_BYTES: u64 = crate::ollama::disk::DEFAULT_MODEL_BYTES;
 /// Below this, even an installed model leaves Ollama no room for its blobs and logs.
 pub const DISK_LOW_BYTES: u64 = 2_000_000_000;
 
@@ -172,7 +173,7 @@ fn install_ollama_fix(platform: Platform) -> String {
 
 fn upgrade_ollama_fix(platform: Platform, owner: &Owner) -> String {
     match (platform, owner) {
-        (_, Owner::App(_)) => "update Ollama.app (menu bar → Restart to update), or download the latest from https://ollama.com/download".into(),
+        (_, Owner::OllamaApp { .. }) => "update Ollama.app (menu bar → Restart to update), or download the latest from https://ollama.com/download".into(),
         (Platform::MacOs, _) => "`brew upgrade ollama`, then restart the server (`ccr-setup up`)".into(),
         (Platform::Linux, _) => "`curl -fsSL https://ollama.com/install.sh | sh` (upgrades in place), then restart the server".into(),
     }
@@ -306,29 +307,6 @@ fn ollama_model(f: &Facts) -> Check {
     }
 }
 
-/// The exact fix for a server that gives a smaller context than configured, by owner.
-fn context_fix(owner: &Owner, wanted: u32) -> String {
-    match owner {
-        Owner::OurService(_) | Owner::OurChild(_) => format!(
-            "our server runs with an old setting: `ccr-setup stop`, then `ccr-setup up` (starts Ollama with OLLAMA_CONTEXT_LENGTH={wanted})"
-        ),
-        Owner::App(_) => format!(
-            "Ollama.app uses its own setting: Ollama → Settings → Context length → {}k or more; or quit Ollama.app so `ccr-setup up` starts its own server",
-            wanted / 1024
-        ),
-        Owner::BrewService(_) => format!(
-            "brew rewrites its service file, so the setting cannot live there: `brew services stop ollama`, then `ccr-setup up` (OLLAMA_CONTEXT_LENGTH={wanted})"
-        ),
-        Owner::SystemUnit(_) => format!(
-            "`sudo systemctl edit ollama.service`, add [Service] Environment=\"OLLAMA_CONTEXT_LENGTH={wanted}\", then `sudo systemctl restart ollama`"
-        ),
-        Owner::Remote => format!("restart the remote server with OLLAMA_CONTEXT_LENGTH={wanted}"),
-        Owner::Manual => format!(
-            "restart that server with OLLAMA_CONTEXT_LENGTH={wanted} in its environment, or stop it and run `ccr-setup up`"
-        ),
-    }
-}
-
 fn ollama_context(f: &Facts) -> Check {
     let o = &f.ollama;
     if !o.answers() {
@@ -367,7 +345,7 @@ fn ollama_context(f: &Facts) -> Check {
                     "{} runs with a {ctx}-token context; the config asks for {wanted}",
                     f.model
                 ),
-                context_fix(&o.owner, wanted),
+                o.owner.context_fix(ctx, wanted),
             )
             .with_detail(format!(
                 "Claude Code's prompts alone are ~20k tokens; run by {}",

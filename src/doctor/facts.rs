@@ -9,6 +9,7 @@ use url::Url;
 use super::probe::{self, HttpAnswer, PortProbe, ToolProbe};
 use super::DoctorEnv;
 use crate::config::{Config, ConfigError, ConfigFile, Problem, ProviderKind};
+use crate::ollama::owner::Owner;
 use crate::ollama::{InstalledModel, LoadedModel, ModelDetails, OllamaClient};
 use crate::provision::Platform;
 use crate::service::{Layout, Manager, ServiceState};
@@ -80,39 +81,6 @@ impl OllamaFacts {
                     || crate::ollama::normalize_model_name(&m.model) == want
             })
         })
-    }
-}
-
-/// Who runs the Ollama server that answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
-    /// One of our login services (`init`).
-    OurService(String),
-    /// The `ollama serve` child `ccr-setup up` started (its pid file names a live process).
-    OurChild(i32),
-    /// Ollama.app (macOS), which applies its own context setting.
-    App(PathBuf),
-    /// `brew services start ollama`.
-    BrewService(PathBuf),
-    /// The system-wide ollama.service from Ollama's Linux installer.
-    SystemUnit(PathBuf),
-    /// A server on another machine.
-    Remote,
-    /// Nothing above: a manual `ollama serve` or another tool.
-    Manual,
-}
-
-impl Owner {
-    pub fn describe(&self) -> String {
-        match self {
-            Owner::OurService(name) => format!("our service {name}"),
-            Owner::OurChild(pid) => format!("`ccr-setup up` (pid {pid})"),
-            Owner::App(p) => format!("Ollama.app ({})", p.display()),
-            Owner::BrewService(_) => "brew services (homebrew.mxcl.ollama)".to_owned(),
-            Owner::SystemUnit(p) => format!("the system service {}", p.display()),
-            Owner::Remote => "a remote server".to_owned(),
-            Owner::Manual => "a manually started `ollama serve` (no service found)".to_owned(),
-        }
     }
 }
 
@@ -327,40 +295,6 @@ fn launchers(env: &DoctorEnv, services: &ServiceFacts) -> Vec<Launcher> {
     out
 }
 
-fn owner(env: &DoctorEnv, url: &Url, services: &ServiceFacts, launchers: &[Launcher]) -> Owner {
-    if !crate::ollama::is_local(url) {
-        return Owner::Remote;
-    }
-    if let Some(s) = services.states.iter().find(|s| {
-        s.kind == crate::service::ServiceKind::Ollama && s.installed && s.loaded == Some(true)
-    }) {
-        return Owner::OurService(s.name.clone());
-    }
-    let pid_file = env
-        .home
-        .join(".claude-code-router")
-        .join("run")
-        .join("ollama.pid");
-    if let Some(pid) = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        .filter(|p| *p > 0)
-    {
-        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
-            return Owner::OurChild(pid);
-        }
-    }
-    for l in launchers {
-        match l {
-            Launcher::App(p) => return Owner::App(p.clone()),
-            Launcher::BrewService(p) => return Owner::BrewService(p.clone()),
-            Launcher::SystemUnit(p) => return Owner::SystemUnit(p.clone()),
-            Launcher::OurService(_) => {}
-        }
-    }
-    Owner::Manual
-}
-
 async fn ollama_server(client: &OllamaClient, model: &str) -> OllamaFacts {
     let url = client.base_url().clone();
     let (version, tags, ps) = tokio::join!(client.version(), client.tags(), client.ps());
@@ -394,27 +328,17 @@ async fn ollama_server(client: &OllamaClient, model: &str) -> OllamaFacts {
         models,
         details,
         loaded,
-        owner: Owner::Manual,
-    }
-}
-
-/// The URL a client uses for a server bound to `host` (a wildcard bind means loopback).
-fn client_host(host: &str) -> String {
-    match host.trim() {
-        "" | "0.0.0.0" => "127.0.0.1".to_owned(),
-        "::" | "[::]" => "::1".to_owned(),
-        h => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        owner: Owner::Remote, // filled in by `gather`
     }
 }
 
 async fn proxy(host: &str, port: u16, http: &reqwest::Client, timeout: Duration) -> ProxyFacts {
-    let h = client_host(host);
-    let url = if h.contains(':') {
-        format!("http://[{h}]:{port}")
-    } else {
-        format!("http://{h}:{port}")
-    };
-    let probe = probe::port(&h, port, timeout).await;
+    let url = crate::service::runtime::proxy_url(host, port);
+    let connect_host = Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
+        .unwrap_or_else(|| crate::config::DEFAULT_HOST.to_owned());
+    let probe = probe::port(&connect_host, port, timeout).await;
     let health = if probe == PortProbe::Open {
         Some(probe::http_get(http, &format!("{url}/health"), &[], timeout).await)
     } else {
@@ -602,8 +526,13 @@ pub async fn gather(env: &DoctorEnv) -> Facts {
         }
     };
     let models_dir = env.models_dir.clone();
-    let disk = tokio::task::spawn_blocking(move || probe::free_disk(&models_dir));
-    let (memory_bytes, disk, brew, ollama_bin, claude_bin, mut ollama, proxy, services) = tokio::join!(
+    let disk = tokio::task::spawn_blocking(move || {
+        crate::ollama::disk::free_bytes(&models_dir).map_err(|e| e.to_string())
+    });
+    // Who listens on Ollama's port (pid file, /proc or lsof, cgroup): `up`'s detection.
+    let owner_url = env.ollama_url.clone();
+    let owner = tokio::task::spawn_blocking(move || crate::ollama::owner::detect(&owner_url));
+    let (memory_bytes, disk, brew, ollama_bin, claude_bin, mut ollama, proxy, services, owner) = tokio::join!(
         probe::memory_bytes(),
         disk,
         brew,
@@ -612,12 +541,16 @@ pub async fn gather(env: &DoctorEnv) -> Facts {
         ollama_server(&client, &settings.model),
         proxy(&host, port, &http, timeout),
         services(env),
+        owner,
     );
     // Providers reuse the Ollama answers, so they go second; only remote or
     // non-Ollama providers cost a request here.
     let providers = providers(config.config(), &ollama, &http, timeout).await;
     let launchers = launchers(env, &services);
-    ollama.owner = owner(env, &ollama.url, &services, &launchers);
+    ollama.owner = owner.unwrap_or(Owner::Other {
+        pid: None,
+        command: None,
+    });
 
     let claude_json_path = env.home.join(".claude.json");
     let claude_settings_path = claude_settings_path(&env.home);

@@ -162,10 +162,6 @@ pub const ANTHROPIC_VARS: &[&str] = &[
 impl DoctorEnv {
     pub fn current(config_path: PathBuf) -> DoctorEnv {
         let home = crate::paths::home_dir();
-        let models_dir = match std::env::var_os("OLLAMA_MODELS").filter(|v| !v.is_empty()) {
-            Some(p) => PathBuf::from(p),
-            None => home.join(".ollama").join("models"),
-        };
         DoctorEnv {
             platform: Platform::current(),
             path: std::env::var_os("PATH").unwrap_or_default(),
@@ -173,7 +169,7 @@ impl DoctorEnv {
             root: PathBuf::from("/"),
             config_path,
             ollama_url: crate::ollama::base_url_from_env(),
-            models_dir,
+            models_dir: crate::ollama::disk::models_dir(),
             anthropic_env: ANTHROPIC_VARS
                 .iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))

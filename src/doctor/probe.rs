@@ -90,24 +90,6 @@ pub fn parse_meminfo_total(text: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Free bytes on the filesystem holding `path`, or on its nearest existing ancestor
-/// (the models directory does not exist before the first pull). Returns the directory
-/// that was measured.
-pub fn free_disk(path: &Path) -> Result<(PathBuf, u64), String> {
-    let mut probe = path.to_path_buf();
-    while !probe.exists() {
-        match probe.parent() {
-            Some(p) => probe = p.to_path_buf(),
-            None => break,
-        }
-    }
-    let st = nix::sys::statvfs::statvfs(&probe)
-        .map_err(|e| format!("cannot read free space of {}: {e}", probe.display()))?;
-    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
-    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
-    Ok((probe, free))
-}
-
 /// What answered on a TCP port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortProbe {
@@ -190,14 +172,6 @@ mod tests {
         let text = "MemTotal:       24576000 kB\nMemFree:         1000 kB\n";
         assert_eq!(parse_meminfo_total(text), Some(24_576_000 * 1024));
         assert_eq!(parse_meminfo_total("MemFree: 1 kB\n"), None);
-    }
-
-    #[test]
-    fn free_disk_measures_the_nearest_existing_parent() {
-        let dir = tempfile::tempdir().unwrap();
-        let (measured, free) = free_disk(&dir.path().join("not/yet/models")).unwrap();
-        assert_eq!(measured, dir.path());
-        assert!(free > 0);
     }
 
     #[tokio::test]
