@@ -234,11 +234,35 @@ fn assert_case(list: &[Value], overrides: &[(&str, &str)]) {
     }
 }
 
-/// Our proxy's `/health` contract, answered on the proxy port.
-fn our_proxy_health(port: u16) -> TinyHttp {
-    let body =
-        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "providers": ["ollama"]});
-    TinyHttp::start(port, 200, "application/json", &body.to_string())
+/// Our real proxy (`ccr-setup proxy`) on the config's port, in the test's HOME; killed
+/// on drop (the test started it).
+struct RealProxy(std::process::Child);
+
+impl Drop for RealProxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn our_proxy(env: &Env) -> RealProxy {
+    let child = Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
+        .env_clear()
+        .env("PATH", env.bin())
+        .env("HOME", env.home())
+        .env("NO_COLOR", "1")
+        .arg("proxy")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let proxy = RealProxy(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", env.proxy_port)).is_err() {
+        assert!(Instant::now() < deadline, "the proxy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    proxy
 }
 
 fn loaded_fake(context: u64) -> FakeOllama {
@@ -251,7 +275,7 @@ fn loaded_fake(context: u64) -> FakeOllama {
 fn all_healthy() {
     let fake = loaded_fake(32_768);
     let env = Env::new(&fake.host_port());
-    let _proxy = our_proxy_health(env.proxy_port);
+    let _proxy = our_proxy(&env);
     let (code, list, elapsed) = env.run_json(&[]);
     assert_case(&list, &[]);
     assert_eq!(code, 0);
@@ -288,7 +312,7 @@ fn ollama_missing() {
     let dead = format!("127.0.0.1:{}", free_port());
     let env = Env::new(&dead);
     std::fs::remove_file(env.bin().join("ollama")).unwrap();
-    let _proxy = our_proxy_health(env.proxy_port);
+    let _proxy = our_proxy(&env);
     let (code, list, _) = env.run_json(&[]);
     assert_case(
         &list,
@@ -309,7 +333,7 @@ fn ollama_missing() {
 fn server_down() {
     let dead = format!("127.0.0.1:{}", free_port());
     let env = Env::new(&dead);
-    let _proxy = our_proxy_health(env.proxy_port);
+    let _proxy = our_proxy(&env);
     let (code, list, _) = env.run_json(&[]);
     assert_case(
         &list,
@@ -331,7 +355,7 @@ fn server_down() {
 fn model_missing() {
     let fake = FakeOllama::start(FakeConfig::default());
     let env = Env::new(&fake.host_port());
-    let _proxy = our_proxy_health(env.proxy_port);
+    let _proxy = our_proxy(&env);
     let (code, list, _) = env.run_json(&[]);
     assert_case(
         &list,
@@ -348,7 +372,7 @@ fn model_missing() {
 fn context_4096() {
     let fake = loaded_fake(4096);
     let env = Env::new(&fake.host_port());
-    let _proxy = our_proxy_health(env.proxy_port);
+    let _proxy = our_proxy(&env);
     let (code, list, _) = env.run_json(&[]);
     assert_case(&list, &[("ollama.context", "fail")]);
     assert_eq!(code, 1);
@@ -367,11 +391,12 @@ fn context_4096() {
 fn config_invalid() {
     let fake = loaded_fake(32_768);
     let env = Env::new(&fake.host_port());
+    // The proxy started on the valid config keeps it when the file goes bad.
+    let _proxy = our_proxy(&env);
     let mut doc = env.config_doc();
     doc["Router"]["default"] = json!("nowhere,gpt-oss:20b");
     doc["Providers"][0]["api_base_url"] = json!("not a url");
     env.write_config(&doc, 0o600);
-    let _proxy = our_proxy_health(env.proxy_port);
     let (code, list, _) = env.run_json(&[]);
     assert_case(
         &list,
@@ -417,7 +442,7 @@ fn config_mode_0644_with_a_key_and_fix_repairs_it() {
     let mut doc = env.config_doc();
     doc["APIKEY"] = json!("a-literal-secret-of-some-length");
     env.write_config(&doc, 0o644);
-    let _proxy = our_proxy_health(env.proxy_port);
+    let _proxy = our_proxy(&env);
     let (code, list, _) = env.run_json(&[]);
     assert_case(&list, &[("config.mode", "fail")]);
     assert_eq!(code, 1);
@@ -489,4 +514,17 @@ fn fix_writes_a_missing_config_and_seeds_onboarding() {
             & 0o777,
         0o600
     );
+}
+
+#[test]
+fn an_older_proxy_of_ours_is_a_warning() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    let body = json!({"status": "ok", "version": "0.0.1", "providers": []});
+    let _old = TinyHttp::start(env.proxy_port, 200, "application/json", &body.to_string());
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(&list, &[("proxy.port", "warn")]);
+    assert_eq!(code, 0, "warnings do not fail the run");
+    let c = by_id(&list, "proxy.port");
+    assert!(c["summary"].as_str().unwrap().contains("0.0.1"), "{c}");
 }

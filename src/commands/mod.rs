@@ -78,8 +78,3 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Completions(args) => completions::run(args),
     }
 }
-
-/// The answer of a subcommand that has not been built yet: never pretend to work.
-pub(crate) fn not_implemented(name: &str) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`ccr-setup {name}` is not implemented yet")
-}
