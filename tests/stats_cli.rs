@@ -128,18 +128,15 @@ fn fixture() -> Vec<Seed> {
                 "claude-haiku-4-5-20251001",
             )
         },
-        // R7 local, rejected by the context guard: electricity $0.000001.
+        // R7 rejected by the context guard before routing (provider "-"): neither local
+        // nor cloud, costs nothing.
         Seed {
             duration: 10,
             outcome: "rejected",
             error_kind: Some("context_guard"),
             status: 400,
-            ..s(
-                DAY1 + 2 * DAY + 11 * HOUR + HOUR / 2,
-                "default",
-                "ollama",
-                "gpt-oss:20b",
-            )
+            local: None,
+            ..s(DAY1 + 2 * DAY + 11 * HOUR + HOUR / 2, "default", "-", "-")
         },
     ]
 }
@@ -214,20 +211,20 @@ fn table_shows_every_figure() {
 Usage, all time
 
   requests         7  (ok 4, upstream errors 1, cancelled 1, rejected 1)
-  local share      71.4%  (5 local, 2 cloud)
+  local share      57.1%  (4 local, 2 cloud)
   tokens in / out  177.0k / 17.5k  (cache read 50.0k, cache write 2.0k; 1 request(s) estimated)
   cloud spend      $0.0720
   local cost       $0.0025  (electricity at $0.3600/hour)
   would have cost  $0.7200  (local requests at claude-sonnet-4-5: $3/$15 per Mtok in/out)
   savings          $0.7175
-  local failures   2 of 6 attempts (33.3%); fallbacks 1 (1 from local)
+  local failures   2 of 5 attempts (40.0%); fallbacks 1 (1 from local)
 
   provider   where  requests  median TTFT  tokens/s
-  ollama     local         5       400 ms     857.1
+  ollama     local         4       400 ms     857.1
   anthropic  cloud         2       600 ms     500.0
 
   route       requests   local        in       out       cloud  would-have     savings  failures
-  default            4   75.0%    115.0k     11.0k     $0.0675     $0.4500     $0.4488         2
+  default            4   50.0%    115.0k     11.0k     $0.0675     $0.4500     $0.4488         2
   background         2   50.0%     22.0k      2.5k     $0.0045     $0.0900     $0.0896         0
   think              1  100.0%     40.0k      4.0k       $0.00     $0.1800     $0.1791         0
 
@@ -250,13 +247,13 @@ fn json_has_exact_figures() {
     let t = &v["totals"];
     let expect = serde_json::json!({
         "requests": 7, "ok": 4, "client_cancelled": 1, "upstream_errors": 1, "rejected": 1,
-        "local_requests": 5, "cloud_requests": 2, "local_share": 0.7143,
+        "local_requests": 4, "cloud_requests": 2, "local_share": 0.5714,
         "input_tokens": 177000, "output_tokens": 17500,
         "cache_read_tokens": 50000, "cache_write_tokens": 2000,
         "estimated_token_requests": 1,
-        "cloud_cost_usd": 0.072, "local_cost_usd": 0.002501,
-        "would_have_cost_usd": 0.72, "savings_usd": 0.717499,
-        "local_attempts": 6, "local_failures": 2, "local_failure_rate": 0.3333,
+        "cloud_cost_usd": 0.072, "local_cost_usd": 0.0025,
+        "would_have_cost_usd": 0.72, "savings_usd": 0.7175,
+        "local_attempts": 5, "local_failures": 2, "local_failure_rate": 0.4,
         "fallbacks": 1, "fallbacks_from_local": 1
     });
     assert_eq!(t, &expect);
@@ -282,7 +279,8 @@ fn json_has_exact_figures() {
     assert_eq!(
         groups,
         [
-            ("ollama,gpt-oss:20b".to_owned(), 5, 0.0),
+            ("ollama,gpt-oss:20b".to_owned(), 4, 0.0),
+            ("-,-".to_owned(), 1, 0.0),
             ("anthropic,claude-haiku-4-5-20251001".to_owned(), 1, 0.0045),
             ("anthropic,claude-sonnet-4-5".to_owned(), 1, 0.0675),
         ]
@@ -290,7 +288,7 @@ fn json_has_exact_figures() {
     assert_eq!(
         v["providers"],
         serde_json::json!([
-            {"provider": "ollama", "local": true, "requests": 5,
+            {"provider": "ollama", "local": true, "requests": 4,
              "median_ttft_ms": 400.0, "tokens_per_second": 857.14},
             {"provider": "anthropic", "local": false, "requests": 2,
              "median_ttft_ms": 600.0, "tokens_per_second": 500.0}
@@ -301,7 +299,7 @@ fn json_has_exact_figures() {
         serde_json::json!([
             {"day": "2026-11-01", "savings_usd": 0.5384},
             {"day": "2026-11-02", "savings_usd": 0.0},
-            {"day": "2026-11-03", "savings_usd": 0.179099}
+            {"day": "2026-11-03", "savings_usd": 0.1791}
         ])
     );
     assert_eq!(v["unpriced_models"], serde_json::json!([]));
@@ -317,8 +315,8 @@ fn csv_is_stable() {
     let expected = "\
 group,requests,ok,upstream_errors,client_cancelled,rejected,local_requests,cloud_requests,local_share,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,cloud_cost_usd,local_cost_usd,would_have_cost_usd,savings_usd,local_attempts,local_failures,local_failure_rate,fallbacks,fallbacks_from_local
 2026-11-01,3,2,1,0,0,3,0,1,125000,12000,0,0,0,0.0016,0.54,0.5384,3,1,0.3333,0,0
-2026-11-03,4,2,0,1,1,2,2,0.5,52000,5500,50000,2000,0.072,0.000901,0.18,0.179099,3,1,0.3333,1,1
-total,7,4,1,1,1,5,2,0.7143,177000,17500,50000,2000,0.072,0.002501,0.72,0.717499,6,2,0.3333,1,1
+2026-11-03,4,2,0,1,1,1,2,0.25,52000,5500,50000,2000,0.072,0.0009,0.18,0.1791,2,1,0.5,1,1
+total,7,4,1,1,1,4,2,0.5714,177000,17500,50000,2000,0.072,0.0025,0.72,0.7175,5,2,0.4,1,1
 ";
     assert_eq!(out, expected, "got:\n{out}");
 }

@@ -2,6 +2,8 @@
 //! over rows), so tests can feed a fixture database and check every number.
 //!
 //! Definitions (the README repeats them for users):
+//! * A row whose provider is `-` was refused before routing (bad request, auth, context
+//!   guard): it counts as a request and as rejected, but neither local nor cloud.
 //! * A row is **local** when its provider was local when written (`provider_local`), or,
 //!   for rows that predate that column, when the current config says so.
 //! * **Cloud spend** prices every cloud row at its model's price.
@@ -245,10 +247,12 @@ pub fn summarize(rows: &[LedgerRow], options: &StatsOptions) -> Result<Report, L
             };
             groups.entry(key).or_default().add(row, &figures);
         }
-        per_provider
-            .entry(row.provider.clone())
-            .or_default()
-            .add(row, figures.local);
+        if figures.routed {
+            per_provider
+                .entry(row.provider.clone())
+                .or_default()
+                .add(row, figures.local);
+        }
     }
 
     let mut groups: Vec<GroupRow> = groups
@@ -288,8 +292,12 @@ struct Ctx<'a> {
     compare_price: Price,
 }
 
+/// The provider column of a request refused before it was routed.
+const UNROUTED: &str = "-";
+
 /// Money and locality of one row.
 struct Figures {
+    routed: bool,
     local: bool,
     fallback_from_local: bool,
     cloud_cost: f64,
@@ -314,9 +322,11 @@ impl Ctx<'_> {
     }
 
     fn figures(&self, row: &LedgerRow) -> Figures {
-        let local = row
-            .provider_local
-            .unwrap_or_else(|| self.is_local(&row.provider));
+        let routed = row.provider != UNROUTED;
+        let local = routed
+            && row
+                .provider_local
+                .unwrap_or_else(|| self.is_local(&row.provider));
         let fallback_from_local = row
             .fallback_from
             .as_deref()
@@ -331,6 +341,7 @@ impl Ctx<'_> {
             )
         };
         let mut f = Figures {
+            routed,
             local,
             fallback_from_local,
             cloud_cost: 0.0,
@@ -344,7 +355,7 @@ impl Ctx<'_> {
             if matches!(row.outcome.as_str(), "ok" | "client_cancelled") {
                 f.would_have = tokens(&self.compare_price);
             }
-        } else {
+        } else if routed {
             match self.options.prices.lookup(&row.model) {
                 Some((_, price)) => f.cloud_cost = tokens(&price),
                 None => {
@@ -384,7 +395,7 @@ impl Acc {
             if row.outcome == "upstream_error" {
                 t.local_failures += 1;
             }
-        } else {
+        } else if f.routed {
             t.cloud_requests += 1;
         }
         if row.fallback_from.is_some() {
