@@ -487,6 +487,29 @@ impl Plan {
     }
 }
 
+/// `GET /v1/models`: every configured `provider,model` pair, in Anthropic's list shape,
+/// so Claude Code's model picker (and `/model`) can offer them. The id is exactly what
+/// rule 1 routes on.
+pub fn models_list(config: &Config) -> Value {
+    let data: Vec<Value> = config
+        .providers
+        .iter()
+        .flat_map(|p| {
+            p.models.iter().map(move |m| {
+                serde_json::json!({
+                    "type": "model",
+                    "id": format!("{},{m}", p.name),
+                    "display_name": format!("{m} ({})", p.name),
+                    "created_at": "1970-01-01T00:00:00Z",
+                })
+            })
+        })
+        .collect();
+    let first = data.first().map(|m| m["id"].clone()).unwrap_or(Value::Null);
+    let last = data.last().map(|m| m["id"].clone()).unwrap_or(Value::Null);
+    serde_json::json!({"data": data, "has_more": false, "first_id": first, "last_id": last})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -949,5 +972,34 @@ mod tests {
         let p = plan(&c, &est, &mut r).unwrap();
         assert_eq!(p.count, None);
         assert_eq!(est.stats().misses, 0);
+    }
+
+    #[test]
+    fn models_list_has_every_configured_pair() {
+        let v = models_list(&every_scenario());
+        let ids: Vec<&str> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "ollama,gpt-oss:20b",
+                "ollama,qwen3:8b",
+                "anthropic,claude-sonnet-4-5",
+                "anthropic,claude-haiku-4-5"
+            ]
+        );
+        assert_eq!(v["first_id"], "ollama,gpt-oss:20b");
+        assert_eq!(v["has_more"], false);
+        // Every id routes by rule 1.
+        for id in ids {
+            assert_eq!(
+                route(&every_scenario(), json!({"model": id}), 0).scenario,
+                Scenario::Explicit
+            );
+        }
     }
 }
