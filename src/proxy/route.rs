@@ -510,6 +510,17 @@ pub fn models_list(config: &Config) -> Value {
     serde_json::json!({"data": data, "has_more": false, "first_id": first, "last_id": last})
 }
 
+/// Where an Anthropic-kind provider counts tokens: its `/v1/messages` URL plus
+/// `/count_tokens`. None for OpenAI-kind providers and URLs of another shape.
+pub fn count_tokens_url(provider: &crate::config::Provider) -> Option<String> {
+    if provider.kind != ProviderKind::Anthropic {
+        return None;
+    }
+    let url = provider.api_base_url.trim_end_matches('/');
+    url.ends_with("/v1/messages")
+        .then(|| format!("{url}/count_tokens"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

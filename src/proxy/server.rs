@@ -101,6 +101,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     axum::Router::new()
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/", get(root))
         .fallback(not_found)
@@ -163,13 +164,57 @@ async fn count_tokens(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    match parse_request(&bytes) {
-        Ok(req) => axum::Json(serde_json::json!({
-            "input_tokens": state.estimator.estimate(&req)
-        }))
-        .into_response(),
-        Err(e) => e.into_response(),
+    let mut req = match parse_request(&bytes) {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
+    let input_tokens = match upstream_count_tokens(&state, &config, &headers, &mut req).await {
+        Some(n) => n,
+        None => state.estimator.estimate(&req),
+    };
+    axum::Json(serde_json::json!({ "input_tokens": input_tokens })).into_response()
+}
+
+/// count_tokens answered by the Anthropic-kind provider the request routes to (exact
+/// figures for cloud models). None when the target is OpenAI-kind, serves no
+/// count_tokens, or fails: the estimator answers then.
+async fn upstream_count_tokens(
+    state: &AppState,
+    config: &Config,
+    headers: &HeaderMap,
+    req: &mut MessagesRequest,
+) -> Option<u64> {
+    let decision = route::decide(config, req, || state.estimator.estimate(req)).ok()?;
+    let provider = config.provider(&decision.target.provider)?;
+    let url = route::count_tokens_url(provider)?;
+    decision.apply(req);
+    super::fallback::strip_unsigned_thinking(req);
+    let body = serde_json::to_vec(req).ok()?;
+    let counting = Provider {
+        api_base_url: url,
+        ..provider.clone()
+    };
+    let timeout = Duration::from_millis(config.connect_timeout_ms.max(10_000));
+    let answer = state
+        .upstream
+        .send(&counting, headers, Bytes::from(body), false, timeout)
+        .await
+        .map_err(|e| tracing::debug!("count_tokens upstream failed, estimating: {}", e.failure))
+        .ok()?;
+    let v: serde_json::Value = tokio::time::timeout(timeout, answer.json())
+        .await
+        .ok()?
+        .ok()?;
+    v.get("input_tokens")?.as_u64()
+}
+
+/// `GET /v1/models`: the configured `provider,model` pairs.
+async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let config = state.config.current();
+    if let Err(e) = super::auth::check(config.api_key.as_deref(), &headers) {
+        return auth_error(e).into_response();
     }
+    axum::Json(route::models_list(&config)).into_response()
 }
 
 /// Read the body, refusing more than [`MAX_BODY_BYTES`] (early, from Content-Length,

@@ -6,6 +6,7 @@ pub mod fake_bin;
 pub mod fake_ollama;
 pub mod fake_ollama_bin;
 pub mod openai_upstream;
+pub mod proxy_app;
 pub mod tiny_http;
 
 use std::path::PathBuf;

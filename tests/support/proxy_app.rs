@@ -1,0 +1,121 @@
+//! The real proxy app (`server::app`) on 127.0.0.1:0, built from a config document, with
+//! the ledger rows it writes captured in a channel. Used by the routing, fallback and
+//! end-to-end tests; the config can be a file (for live reload) or a literal document.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ccr_setup::config::{Config, ConfigFile};
+use ccr_setup::ledger::{LedgerHandle, UsageRecord};
+use ccr_setup::proxy::reload::LiveConfig;
+use ccr_setup::proxy::server::{app, AppState, ServerOptions};
+use serde_json::Value;
+
+pub struct ProxyApp {
+    pub base: String,
+    pub live: Arc<LiveConfig>,
+    ledger: tokio::sync::mpsc::Receiver<UsageRecord>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ProxyApp {
+    fn drop(&mut self) {
+        self._server.abort();
+    }
+}
+
+/// Resolve a config document the way the proxy does (no environment lookups).
+pub fn config(doc: &Value) -> Config {
+    ConfigFile::new(Path::new("/test/config.json"), doc.clone())
+        .resolve_with(&|_| None)
+        .unwrap_or_else(|e| panic!("test config is invalid: {e}"))
+}
+
+impl ProxyApp {
+    pub async fn start(doc: &Value) -> ProxyApp {
+        Self::start_config(config(doc)).await
+    }
+
+    pub async fn start_config(config: Config) -> ProxyApp {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let live = LiveConfig::new(config);
+        let state = AppState::new(
+            live.clone(),
+            LedgerHandle::from_sender(tx),
+            ServerOptions::default(),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app(Arc::clone(&state)))
+                .await
+                .unwrap();
+        });
+        ProxyApp {
+            base,
+            live,
+            ledger: rx,
+            _server: server,
+        }
+    }
+
+    /// The next ledger row (one per `/v1/messages` request).
+    pub async fn next_record(&mut self) -> UsageRecord {
+        tokio::time::timeout(Duration::from_secs(5), self.ledger.recv())
+            .await
+            .expect("a ledger row within 5 s")
+            .expect("ledger channel open")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POST `body` to `/v1/messages?beta=true` as Claude Code does.
+    pub async fn post(&self, body: &Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/v1/messages?beta=true"))
+            .bearer_auth("client-token")
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The `x-ccr-route` header of a response.
+pub fn route_of(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("x-ccr-route")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// (event name, data) pairs of an SSE body.
+pub fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split_terminator("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let mut name = String::new();
+            let mut data = Value::Null;
+            for line in e.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = n.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(d).unwrap_or(Value::Null);
+                }
+            }
+            (name, data)
+        })
+        .collect()
+}
+
+/// The text an SSE answer streamed.
+pub fn sse_text(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter_map(|(_, d)| d["delta"]["text"].as_str())
+        .collect()
+}
