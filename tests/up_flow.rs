@@ -38,6 +38,10 @@ fn fresh_start_spawns_ollama_with_the_tuned_environment() {
         t.contains("✓ ollama") && t.contains("started `ollama serve`"),
         "{t}"
     );
+    // The smoke test ran direct and through the bundled proxy.
+    for step in ["✓ chat", "✓ tool-call", "✓ proxy-chat", "✓ proxy-tool"] {
+        assert!(t.contains(step), "missing {step}: {t}");
+    }
 
     let starts = home.serve_starts();
     assert_eq!(starts.len(), 1, "{t}");
@@ -259,6 +263,8 @@ fn json_output_is_one_object_per_line() {
         "load",
         "chat",
         "tool-call",
+        "proxy-chat",
+        "proxy-tool",
         "config",
     ] {
         assert!(names.contains(&want), "{names:?}");
@@ -349,4 +355,57 @@ fn stop_all_stops_the_ollama_that_up_started() {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     assert!(cmdline.is_empty(), "still running: {t}");
     assert!(!home.pid_file().exists());
+}
+
+#[test]
+fn up_execs_into_the_proxy_in_the_same_process() {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    let home = UpHome::new(&fake.host_port());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut doc = home.config_doc();
+    doc["PORT"] = serde_json::json!(port);
+    std::fs::write(&home.config, doc.to_string()).unwrap();
+
+    let mut cmd = home.up(&["--no-smoke"]);
+    UpHome::registry_env(&mut cmd, &fake.url());
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut health = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n");
+            let _ = s.read_to_string(&mut health);
+            if health.contains("200") {
+                break;
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let still_running = child.try_wait().unwrap().is_none();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id()))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    assert!(still_running, "up exited instead of becoming the proxy");
+    assert!(health.contains("200"), "{health}");
+    assert!(
+        cmdline.contains("proxy --config"),
+        "same pid now runs the proxy: {cmdline}"
+    );
 }

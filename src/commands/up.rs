@@ -49,6 +49,7 @@ pub fn run(ctx: &Context, args: UpArgs) -> anyhow::Result<Outcome> {
         settings,
         out: &out,
         file,
+        config: config.clone(),
         config_path: ctx.config_path.clone(),
     };
     let outcome = rt.block_on(up.run())?;
@@ -144,6 +145,7 @@ struct Up<'a> {
     settings: OllamaSettings,
     out: &'a Printer,
     file: Option<ConfigFile>,
+    config: Option<Config>,
     config_path: std::path::PathBuf,
 }
 
@@ -178,7 +180,7 @@ impl Up<'_> {
             self.out.skip("smoke", "skipped (--no-smoke)");
         } else {
             self.smoke_direct(&client, &base).await?;
-            self.smoke_proxy();
+            self.smoke_proxy(&base).await?;
         }
         self.record_context(&base, effective.filter(|_| true), wanted);
         Ok(())
@@ -715,13 +717,119 @@ impl Up<'_> {
         }
     }
 
-    /// The same two requests through the bundled proxy. Not available until the proxy
-    /// server exists; say so instead of pretending.
-    fn smoke_proxy(&self) {
-        self.out.skip(
-            "proxy-smoke",
-            "not run: the bundled proxy server is not built yet in this version",
-        );
+    /// The same two requests through the bundled proxy, started in-process on a free
+    /// loopback port with the user's config (explicit `provider,model` routing, so the
+    /// requests go to this Ollama whatever the Router says). The ledger is off: smoke
+    /// requests are not usage.
+    async fn smoke_proxy(&self, base: &Url) -> Result<(), Stop> {
+        use crate::proxy::reload::LiveConfig;
+        use crate::proxy::server::{self, AppState, ServerOptions};
+        let start = Instant::now();
+        let (Some(file), Some(config)) = (self.file.as_ref(), self.config.as_ref()) else {
+            self.out.skip(
+                "proxy-chat",
+                &format!(
+                    "not run: no config at {} (run `ccr-setup init`)",
+                    self.config_path.display()
+                ),
+            );
+            return Ok(());
+        };
+        let Some(idx) = ollama_provider_index(&file.doc, base) else {
+            self.out.skip(
+                "proxy-chat",
+                &format!(
+                    "not run: no provider in {} points at {}",
+                    file.path.display(),
+                    display_url(base)
+                ),
+            );
+            return Ok(());
+        };
+        let provider = config.providers[idx].name.clone();
+        let model = format!("{provider},{}", self.settings.model);
+        let fail = |step: &str, detail: String| {
+            self.out.fail(
+                step,
+                &detail,
+                "run `ccr-setup proxy -v` and `ccr-setup doctor` to see why the proxy fails",
+                start.elapsed(),
+            );
+            Stop
+        };
+        let state = AppState::new(
+            LiveConfig::new(config.clone()),
+            crate::ledger::LedgerHandle::disabled(),
+            ServerOptions::default(),
+        )
+        .map_err(|e| fail("proxy-chat", format!("smoke test through the proxy: {e}")))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| {
+                fail(
+                    "proxy-chat",
+                    format!("smoke test through the proxy: cannot listen on loopback: {e}"),
+                )
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| fail("proxy-chat", e.to_string()))?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, server::app(state))
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        });
+        let url = Url::parse(&format!("http://{addr}/v1/messages")).expect("valid url");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("static client");
+        let key = config.api_key.as_deref();
+        let result = async {
+            let t = Instant::now();
+            let m = smoke::messages_chat_probe(&http, url.clone(), &model, key)
+                .await
+                .map_err(|e| {
+                    (
+                        "proxy-chat",
+                        format!("smoke test, chat through the proxy: {e}"),
+                        t,
+                    )
+                })?;
+            self.out.ok(
+                "proxy-chat",
+                &metrics_text(&m).replace("direct to Ollama", "through the proxy"),
+                t.elapsed(),
+                metrics_json(&m),
+            );
+            let t = Instant::now();
+            smoke::messages_tool_probe(&http, url.clone(), &model, key)
+                .await
+                .map_err(|e| {
+                    (
+                        "proxy-tool",
+                        format!("smoke test, tool call through the proxy: {e}"),
+                        t,
+                    )
+                })?;
+            self.out.ok(
+                "proxy-tool",
+                "get_time called (through the proxy)",
+                t.elapsed(),
+                json!({}),
+            );
+            Ok::<(), (&str, String, Instant)>(())
+        }
+        .await;
+        let _ = stop_tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        result.map_err(|(step, detail, t)| {
+            self.out.fail(step, &detail, "run `ccr-setup proxy -v` in one terminal and `ccr-setup code` in another to see the failing request", t.elapsed());
+            Stop
+        })
     }
 
     /// Record the effective context as `context_window` on the config's Ollama provider.
