@@ -2,6 +2,7 @@
 //! part of this, hence the allow.
 #![allow(dead_code)]
 
+pub mod claude_code;
 pub mod fake_bin;
 pub mod fake_ollama;
 pub mod fake_ollama_bin;
