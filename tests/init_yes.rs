@@ -414,3 +414,66 @@ fn a_home_with_spaces_ampersand_and_angle_brackets_gets_valid_services() {
         "{unit}"
     );
 }
+
+#[test]
+fn system_ollama_unit_gets_a_dropin_instead_of_a_second_server() {
+    let sb = Sandbox::new();
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    sb.fakes.add("sudo");
+    sb.fakes.add("install");
+    sb.fakes.add_systemctl(&sb.state_dir());
+    let root = sb.root.path().join("sysroot");
+    let unit = root.join("etc/systemd/system/ollama.service");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::write(&unit, "[Service]\nExecStart=/usr/local/bin/ollama serve\n").unwrap();
+    let mut cmd = sb.cmd(&[
+        "init",
+        "--yes",
+        "--service-manager",
+        "systemd",
+        "--context-length",
+        "16384",
+    ]);
+    cmd.env("CCR_SETUP_PLATFORM", "linux")
+        .env("CCR_SETUP_SYSTEM_ROOT", &root);
+    let (out, _) = run_expect(cmd, 0);
+    // The file is shown before anything runs with sudo.
+    let shown = out
+        .find("Environment=\"OLLAMA_CONTEXT_LENGTH=16384\"")
+        .expect(&out);
+    let ran = out.find("$ ").unwrap();
+    assert!(shown < ran, "{out}");
+    assert!(out.contains("installs no second server"), "{out}");
+    assert!(!sb
+        .home
+        .join(".config/systemd/user/ccr-setup-ollama.service")
+        .exists());
+    assert!(sb
+        .home
+        .join(".config/systemd/user/ccr-setup-proxy.service")
+        .is_file());
+    let staged = sb.home.join(".claude-code-router/run/ccr-setup.conf");
+    let target = root.join("etc/systemd/system/ollama.service.d/ccr-setup.conf");
+    let sudo = if nix::unistd::geteuid().is_root() {
+        ""
+    } else {
+        "sudo "
+    };
+    assert_eq!(
+        sb.actions(),
+        vec![
+            "systemctl --user is-active ccr-setup-proxy.service".to_owned(),
+            "systemctl --user daemon-reload".to_owned(),
+            "systemctl --user enable --now ccr-setup-proxy.service".to_owned(),
+            format!(
+                "{sudo}install -D -m 0644 {} {}",
+                staged.display(),
+                target.display()
+            ),
+            format!("{sudo}systemctl daemon-reload"),
+            format!("{sudo}systemctl restart ollama.service"),
+        ],
+        "{out}"
+    );
+}

@@ -42,6 +42,18 @@ pub(crate) fn resolve_manager(choice: Option<ServiceManagerChoice>) -> Option<Ma
     }
 }
 
+/// Test hook: where system-wide files (`/etc/systemd/system/ollama.service`,
+/// `/Applications/Ollama.app`) are looked for and the Ollama drop-in is written.
+pub const SYSTEM_ROOT_ENV: &str = "CCR_SETUP_SYSTEM_ROOT";
+
+/// `/`, unless the test hook says otherwise.
+pub(crate) fn system_root() -> PathBuf {
+    std::env::var_os(SYSTEM_ROOT_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
 fn platform() -> anyhow::Result<Platform> {
     match std::env::var(PLATFORM_ENV) {
         Ok(v) if !v.is_empty() => Platform::parse(&v)
@@ -387,7 +399,7 @@ fn plan_files(
             Some(e) => {
                 notes.push(e.explanation());
                 if let ExistingOllama::SystemUnit(_) = e {
-                    let path = systemd::dropin_path(Path::new("/"));
+                    let path = systemd::dropin_path(&system_root());
                     let text = systemd::render_ollama_dropin(&settings);
                     let change = Change::of(&path, text.as_bytes());
                     dropin = Some((path, text, change));
@@ -461,7 +473,10 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
     let ollama = OllamaInfo::fetch();
     let answers = gather(&prompter, &args, base, &ollama, manager)?;
 
-    let probe_env = ProbeEnv::current(platform);
+    let probe_env = ProbeEnv {
+        root: system_root(),
+        ..ProbeEnv::current(platform)
+    };
     let probes = provision::probe_with(&probe_env);
     let scratch = crate::paths::run_dir().join("installers");
     let installs = if args.no_install {

@@ -103,7 +103,7 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
             failed |= !r.success;
         }
         if m == Manager::Systemd {
-            let dropin = systemd::dropin_path(Path::new("/"));
+            let dropin = systemd::dropin_path(&super::init::system_root());
             if dropin.is_file() {
                 said.push(format!(
                     "The drop-in {} for the system-wide ollama.service needs sudo to remove: sudo rm {} && sudo systemctl daemon-reload && sudo systemctl restart ollama.service",
