@@ -152,7 +152,7 @@ fn code_without_a_config_says_to_run_init() {
 }
 
 #[test]
-fn code_starts_a_detached_proxy_when_none_answers() {
+fn code_starts_a_detached_proxy_when_none_answers_and_stop_stops_it() {
     let sb = Sandbox::new();
     // A free port nobody listens on.
     let port = TcpListener::bind("127.0.0.1:0")
@@ -161,26 +161,71 @@ fn code_starts_a_detached_proxy_when_none_answers() {
         .unwrap()
         .port();
     write_config(&sb, port, "");
-    let (argv, _) = add_fake_claude(&sb);
-    let out = sb.cmd(&["code", "--", "-p", "hi"]).output().unwrap();
+    let (argv, env) = add_fake_claude(&sb);
+    let mut cmd = sb.cmd(&["code", "--", "-p", "hi"]);
+    // The proxy (started detached) resolves $ANTHROPIC_API_KEY from this environment.
+    cmd.env("ANTHROPIC_API_KEY", "sk-test");
+    let out = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    let pid_file = sb.home.join(".claude-code-router/run/proxy.pid");
+    assert_eq!(out.status.code(), Some(7), "claude ran: {err}");
     assert!(err.contains("Started the proxy in the background"), "{err}");
-    if out.status.code() == Some(7) {
-        // The real proxy came up: claude ran, and `stop` stops only that proxy.
-        assert_eq!(std::fs::read_to_string(&argv).unwrap(), "-p\nhi\n");
-        let pid = std::fs::read_to_string(&pid_file).unwrap();
-        let (said, _) = run_expect(sb.cmd(&["stop"]), 0);
-        assert!(said.contains(&format!("pid {}", pid.trim())), "{said}");
-        assert!(!pid_file.exists());
-    } else {
-        // The proxy could not start: code says so with the log, fast, and runs no claude.
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(
-            err.contains("proxy exited") && err.contains("proxy.out.log"),
-            "{err}"
-        );
-        assert!(!argv.exists(), "claude must not run without a proxy");
-        assert!(!pid_file.exists(), "a dead proxy's pid file is removed");
-    }
+    assert_eq!(std::fs::read_to_string(&argv).unwrap(), "-p\nhi\n");
+    assert!(std::fs::read_to_string(&env)
+        .unwrap()
+        .contains("ANTHROPIC_API_KEY=''"));
+    let pid_file = sb.home.join(".claude-code-router/run/proxy.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+
+    // It really is the proxy: status sees it up and started by us.
+    let (status, _) = run_expect(sb.cmd(&["status", "--json"]), 0);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["proxy"]["up"], true, "{status}");
+    assert_eq!(
+        v["proxy"]["started_by_ccr_setup"]["pid"].to_string(),
+        pid.trim()
+    );
+
+    // A second `code` finds it healthy and starts nothing.
+    let mut again = sb.cmd(&["code", "--", "-p", "again"]);
+    again.env("ANTHROPIC_API_KEY", "sk-test");
+    let out = again.output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Started the proxy"));
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid);
+
+    let (said, _) = run_expect(sb.cmd(&["stop"]), 0);
+    assert!(said.contains(&format!("pid {}", pid.trim())), "{said}");
+    assert!(!pid_file.exists());
+    let (status, _) = run_expect(sb.cmd(&["status", "--json"]), 0);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["proxy"]["up"], false, "{status}");
+}
+
+#[test]
+fn code_reports_a_proxy_that_dies_at_once_with_its_log() {
+    let sb = Sandbox::new();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The proxy refuses this config: the referenced key is not set.
+    write_config(&sb, port, "");
+    let (argv, _) = add_fake_claude(&sb);
+    let started = std::time::Instant::now();
+    let (_, err) = run_expect(sb.cmd(&["code", "--", "-p", "hi"]), 1);
+    assert!(
+        err.contains("proxy exited") && err.contains("proxy.out.log"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ANTHROPIC_API_KEY"),
+        "the log tail says why: {err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "fails fast"
+    );
+    assert!(!argv.exists(), "claude must not run without a proxy");
+    assert!(!sb.home.join(".claude-code-router/run/proxy.pid").exists());
 }
