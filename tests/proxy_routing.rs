@@ -277,12 +277,16 @@ async fn count_tokens_estimates_locally_and_asks_anthropic_providers() {
             v["input_tokens"].as_u64().unwrap()
         }
     };
-    let body = json!({"model": "claude-opus-4-8", "system": "be brief", "messages": [{"role": "user", "content": "count these words please"}]});
+    // History with a local model's thinking, which an OpenAI-kind target never receives.
+    let body = json!({"model": "claude-opus-4-8", "system": "be brief", "messages": [
+        {"role": "user", "content": "count these words please"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "the user wants a count of words", "signature": ""}, {"type": "text", "text": "four"}]},
+        {"role": "user", "content": "thanks"}
+    ]});
     let req: MessagesRequest = serde_json::from_value(body.clone()).unwrap();
-    assert_eq!(
-        count(body.clone()).await,
-        TokenEstimator::default().estimate(&req)
-    );
+    let full = TokenEstimator::default().count(&req);
+    assert!(full.thinking > 0);
+    assert_eq!(count(body.clone()).await, full.total_without_thinking());
     assert!(
         local.requests().is_empty(),
         "the estimate needs no upstream"
@@ -297,7 +301,11 @@ async fn count_tokens_estimates_locally_and_asks_anthropic_providers() {
     // The provider cannot count: the estimate answers.
     let mut gone = body.clone();
     gone["model"] = json!("anthropic,claude-gone");
-    assert_eq!(count(gone).await, TokenEstimator::default().estimate(&req));
+    assert_eq!(
+        count(gone).await,
+        full.total(),
+        "an Anthropic target keeps the thinking"
+    );
 }
 
 #[tokio::test]

@@ -164,14 +164,22 @@ async fn count_tokens(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let mut req = match parse_request(&bytes) {
+    let req = match parse_request(&bytes) {
         Ok(req) => req,
         Err(e) => return e.into_response(),
     };
-    let input_tokens = match upstream_count_tokens(&state, &config, &headers, &mut req).await {
-        Some(n) => n,
-        None => state.estimator.estimate(&req),
+    // One routing decision for both paths; a routing error still gets an estimate.
+    let count = state.estimator.count(&req);
+    let decision = route::decide(&config, &req, || count.total()).ok();
+    let upstream = match &decision {
+        Some(d) => upstream_count_tokens(&state, &config, &headers, &req, d).await,
+        None => None,
     };
+    let input_tokens = upstream.unwrap_or_else(|| match &decision {
+        // What the routed target will receive (no earlier thinking for OpenAI-kind).
+        Some(d) => route::input_tokens_for(&config, &d.target, &count),
+        None => count.total(),
+    });
     axum::Json(serde_json::json!({ "input_tokens": input_tokens })).into_response()
 }
 
@@ -182,14 +190,15 @@ async fn upstream_count_tokens(
     state: &AppState,
     config: &Config,
     headers: &HeaderMap,
-    req: &mut MessagesRequest,
+    req: &MessagesRequest,
+    decision: &route::RouteDecision,
 ) -> Option<u64> {
-    let decision = route::decide(config, req, || state.estimator.estimate(req)).ok()?;
     let provider = config.provider(&decision.target.provider)?;
     let url = route::count_tokens_url(provider)?;
-    decision.apply(req);
-    super::fallback::strip_unsigned_thinking(req);
-    let body = serde_json::to_vec(req).ok()?;
+    let mut req = req.clone();
+    decision.apply(&mut req);
+    super::fallback::strip_unsigned_thinking(&mut req);
+    let body = serde_json::to_vec(&req).ok()?;
     let counting = Provider {
         api_base_url: url,
         ..provider.clone()
