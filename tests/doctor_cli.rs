@@ -563,3 +563,105 @@ fn an_older_proxy_of_ours_is_a_warning() {
     let c = by_id(&list, "proxy.port");
     assert!(c["summary"].as_str().unwrap().contains("0.0.1"), "{c}");
 }
+
+#[test]
+fn macos_app_and_brew_service_compete_and_homebrew_is_checked() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    let _proxy = our_proxy(&env);
+    let system = env.root.path().join("system");
+    std::fs::create_dir_all(system.join("Applications/Ollama.app")).unwrap();
+    let agents = env.home().join("Library/LaunchAgents");
+    std::fs::create_dir_all(&agents).unwrap();
+    std::fs::write(agents.join("homebrew.mxcl.ollama.plist"), "<plist/>").unwrap();
+    let run = |env: &Env| {
+        let out = env
+            .command(&["--json"])
+            .env("CCR_SETUP_PLATFORM", "macos")
+            .env("CCR_SETUP_SYSTEM_ROOT", &system)
+            .output()
+            .unwrap();
+        let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_shape(&list);
+        (out.status.code().unwrap(), list)
+    };
+    let (code, list) = run(&env);
+    assert_case(&env, &list, &[("ollama.competing", "warn")]);
+    assert_eq!(code, 0);
+    let c = by_id(&list, "ollama.competing");
+    assert!(c["summary"].as_str().unwrap().contains("Ollama.app"), "{c}");
+    assert!(
+        c["fix"]
+            .as_str()
+            .unwrap()
+            .contains("brew services stop ollama"),
+        "{c}"
+    );
+    assert!(by_id(&list, "homebrew")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("4.6.1"));
+
+    std::fs::remove_file(env.bin().join("brew")).unwrap();
+    let (_, list) = run(&env);
+    assert_eq!(by_id(&list, "homebrew")["status"], "warn");
+}
+
+#[test]
+fn services_with_a_stale_path_fail_and_unloaded_ones_are_loaded_by_fix() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    let _proxy = our_proxy(&env);
+    let units = env.home().join(".config/systemd/user");
+    std::fs::create_dir_all(&units).unwrap();
+    let unit = units.join("ccr-setup-proxy.service");
+    let log = env.root.path().join("systemctl.log");
+    // `is-active` says inactive (exit 3); every call is recorded.
+    write_exe(
+        &env.bin().join("systemctl"),
+        &format!(
+            "echo \"$@\" >> '{}'\ncase \"$*\" in *is-active*) exit 3;; esac\nexit 0",
+            log.display()
+        ),
+    );
+
+    // A binary that moved away: the unit points at nothing.
+    std::fs::write(&unit, "[Service]\nExecStart=/moved/away/ccr-setup proxy\n").unwrap();
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(&env, &list, &[("services", "fail")]);
+    assert_eq!(code, 1);
+    let c = by_id(&list, "services");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/moved/away/ccr-setup"),
+        "{c}"
+    );
+    assert!(c["fix"].as_str().unwrap().contains("ccr-setup init"), "{c}");
+
+    // The right binary, but not loaded: a warning, and --fix loads it.
+    std::fs::write(
+        &unit,
+        format!(
+            "[Service]\nExecStart={} proxy\n",
+            env!("CARGO_BIN_EXE_ccr-setup")
+        ),
+    )
+    .unwrap();
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(&env, &list, &[("services", "warn")]);
+    assert_eq!(code, 0);
+    assert!(by_id(&list, "services")["fix"]
+        .as_str()
+        .unwrap()
+        .contains("systemctl --user enable --now ccr-setup-proxy.service"));
+    env.run_json(&["--fix", "--yes"]);
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls
+            .lines()
+            .any(|l| l == "--user enable --now ccr-setup-proxy.service"),
+        "{calls}"
+    );
+}

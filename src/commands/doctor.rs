@@ -12,7 +12,20 @@ use crate::cli::DoctorArgs;
 use crate::doctor::{self, Check, DoctorEnv, Status};
 
 pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<Outcome> {
-    let env = DoctorEnv::current(ctx.config_path.clone());
+    let mut env = DoctorEnv::current(ctx.config_path.clone());
+    // The same hooks as `init`, so both judge the same platform and system files.
+    if let Some(v) = std::env::var(super::init::PLATFORM_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        env.platform = crate::provision::Platform::parse(&v).with_context(|| {
+            format!(
+                "{}={v:?}: use `macos` or `linux`",
+                super::init::PLATFORM_ENV
+            )
+        })?;
+    }
+    env.root = super::init::system_root();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
