@@ -665,3 +665,30 @@ fn services_with_a_stale_path_fail_and_unloaded_ones_are_loaded_by_fix() {
         "{calls}"
     );
 }
+
+/// The real Claude Code (from `scripts/ci-deps.sh`): its version is read as doctor reads it.
+#[test]
+fn real_claude_code_version_is_reported() {
+    let Some(claude) = support::require_tool("CCR_E2E_CLAUDE") else {
+        return;
+    };
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    let _proxy = our_proxy(&env);
+    std::fs::remove_file(env.bin().join("claude")).unwrap();
+    std::os::unix::fs::symlink(&claude, env.bin().join("claude")).unwrap();
+    let out = Command::new(&claude)
+        .arg("--version")
+        .env_clear()
+        .env("HOME", env.home())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let version = printed.split_whitespace().next().unwrap().to_owned();
+    let (code, list, elapsed) = env.run_json(&[]);
+    assert_case(&env, &list, &[]);
+    assert_eq!(code, 0);
+    let c = by_id(&list, "claude.binary");
+    assert_eq!(c["summary"], format!("Claude Code {version}"), "{c}");
+    println!("healthy doctor with the real Claude Code: {elapsed:?}");
+}
