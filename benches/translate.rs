@@ -40,7 +40,7 @@ fn transcript_chunks() -> Vec<Vec<u8>> {
         format!("data: {v}\n\n").into_bytes()
     };
     let mut out = Vec::new();
-    for i in 0..60 {
+    for i in 0..63 {
         out.push(chunk(
             json!({"reasoning": format!(" step {i} of the plan,")}),
             None,
