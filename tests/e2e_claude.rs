@@ -1,0 +1,356 @@
+//! End to end with the real Claude Code (`CCR_E2E_CLAUDE`) through the real
+//! `ccr-setup proxy` binary:
+//!
+//! * to the scripted fake OpenAI upstream, which first asks for a `Bash` tool call:
+//!   Claude Code runs it, sends the result back (the upstream must receive it as a
+//!   role `tool` message) and prints the final answer;
+//! * to a real llama.cpp `llama-server` serving SmolLM2 (`CCR_E2E_LLAMA_SERVER`,
+//!   `CCR_E2E_GGUF`), once as an openai-kind provider (`/v1/chat/completions`) and
+//!   once as an anthropic-kind provider (`/v1/messages`).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::openai_upstream::{openai_transcript, FakeUpstream, Recorded, Reply, SseEnd};
+
+const CLAUDE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A child process this test started; killed and reaped on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+async fn wait_healthy(url: &str, timeout: Duration, child: &mut Child, what: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} not healthy at {url} after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Run `ccr-setup proxy` with `config` (HOME is `dir`, so logs and ledger stay there).
+async fn start_proxy(dir: &Path, config: Value) -> (Child, String, PathBuf) {
+    let config_path = dir.join("config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let port = free_port();
+    let log = dir.join("proxy.stderr");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
+        .args(["--config"])
+        .arg(&config_path)
+        .args(["proxy", "--port", &port.to_string()])
+        .env("HOME", dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(
+        &format!("{base}/health"),
+        Duration::from_secs(20),
+        &mut child,
+        "ccr-setup proxy",
+    )
+    .await;
+    (child, base, log)
+}
+
+struct ClaudeRun {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// `claude -p PROMPT ARGS…` against the proxy at `base`, in a fresh HOME.
+async fn run_claude(
+    claude: &Path,
+    home: &Path,
+    base: &str,
+    prompt: &str,
+    args: &[&str],
+) -> ClaudeRun {
+    std::fs::write(
+        home.join(".claude.json"),
+        json!({"hasCompletedOnboarding": true}).to_string(),
+    )
+    .unwrap();
+    let work = home.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut cmd = tokio::process::Command::new(claude);
+    cmd.arg("-p")
+        .arg(prompt)
+        .args(args)
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("TERM", "dumb")
+        .env("ANTHROPIC_BASE_URL", base)
+        .env("ANTHROPIC_AUTH_TOKEN", "x")
+        .env("CLAUDE_CODE_MAX_OUTPUT_TOKENS", "512")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("start claude");
+    let output = tokio::time::timeout(CLAUDE_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("claude -p did not finish within {CLAUDE_TIMEOUT:?}"))
+        .unwrap();
+    ClaudeRun {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+const FINAL_TEXT: &str = "The command printed the e2e marker.";
+
+/// The fake's script: a Bash tool call first; once a tool result came back, the final
+/// text; any other request (Claude Code's side calls) gets a short text.
+fn scripted_answer(req: &Recorded, _n: usize) -> Reply {
+    let messages = req.body["messages"].as_array().cloned().unwrap_or_default();
+    let has_tool_result = messages.iter().any(|m| m["role"] == "tool");
+    let offers_bash = req.body["tools"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "Bash"));
+    let transcript = if has_tool_result {
+        openai_transcript(
+            &[
+                json!({"role": "assistant", "content": "The command printed "}),
+                json!({"content": "the e2e marker."}),
+            ],
+            "stop",
+        )
+    } else if offers_bash {
+        let args =
+            json!({"command": "echo ccr-e2e-$((6*7))", "description": "Print the e2e marker"})
+                .to_string();
+        let (a, b) = args.split_at(args.len() / 2);
+        openai_transcript(
+            &[
+                json!({"role": "assistant", "reasoning": "I will run the command."}),
+                json!({"tool_calls": [{"index": 0, "id": "call_e2e", "type": "function", "function": {"name": "Bash", "arguments": a}}]}),
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": b}}]}),
+            ],
+            "tool_calls",
+        )
+    } else {
+        openai_transcript(&[json!({"role": "assistant", "content": "ok"})], "stop")
+    };
+    if req.body["stream"] == true {
+        Reply::sse_events(&transcript, Duration::from_millis(5), SseEnd::Finish)
+    } else {
+        // A whole answer for non-streamed side calls.
+        let text = if has_tool_result { FINAL_TEXT } else { "ok" };
+        Reply::json(
+            &json!({"id": "chatcmpl-fake", "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_runs_a_tool_through_the_proxy_to_a_fake_openai_upstream() {
+    let Some(claude) = support::require_tool("CCR_E2E_CLAUDE") else {
+        return;
+    };
+    let fake = FakeUpstream::start_with(scripted_answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "Providers": [{"name": "fake", "api_base_url": fake.url("/v1/chat/completions"), "api_key": "sk-fake", "models": ["fake-model"]}],
+        "Router": {"default": "fake,fake-model"},
+    });
+    let (_proxy, base, log) = start_proxy(dir.path(), config).await;
+
+    let run = run_claude(
+        &claude,
+        dir.path(),
+        &base,
+        "Run the shell command `echo ccr-e2e-$((6*7))` and tell me what it printed.",
+        &["--allowedTools", "Bash"],
+    )
+    .await;
+    let proxy_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let context = format!(
+        "claude exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{proxy_log}",
+        run.status, run.stdout, run.stderr
+    );
+    assert!(run.status.success(), "{context}");
+    assert!(run.stdout.contains(FINAL_TEXT), "{context}");
+
+    // The tool ran: its output (which the command text does not contain) came back to
+    // the upstream as a role=tool message answering our call id.
+    let requests = fake.requests();
+    let tool_message = requests
+        .iter()
+        .flat_map(|r| r.body["messages"].as_array().cloned().unwrap_or_default())
+        .find(|m| m["role"] == "tool")
+        .unwrap_or_else(|| panic!("no role=tool message reached the upstream\n{context}"));
+    assert_eq!(tool_message["tool_call_id"], "call_e2e", "{tool_message}");
+    assert!(
+        tool_message["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("ccr-e2e-42")),
+        "the tool's output is in the tool message: {tool_message}"
+    );
+    // The assistant turn before it carries the call, translated back to OpenAI.
+    let second = requests
+        .iter()
+        .find(|r| {
+            r.body["messages"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["role"] == "tool"))
+        })
+        .unwrap();
+    let calls: Vec<&Value> = second.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "assistant" && m["tool_calls"].is_array())
+        .collect();
+    assert_eq!(calls[0]["tool_calls"][0]["function"]["name"], "Bash");
+    // Credentials: the provider's key went upstream, never Claude Code's token.
+    assert!(requests
+        .iter()
+        .all(|r| r.header("authorization") == Some("Bearer sk-fake")));
+    assert!(
+        proxy_log.contains("fake,fake-model status=200"),
+        "{proxy_log}"
+    );
+    eprintln!(
+        "claude printed: {}\nupstream saw {} request(s); proxy log:\n{proxy_log}",
+        run.stdout.trim(),
+        requests.len()
+    );
+}
+
+/// A running llama-server; killed on drop.
+async fn start_llama_server(bin: &Path, gguf: &Path, dir: &Path) -> (Child, u16) {
+    let port = free_port();
+    let child = std::process::Command::new(bin)
+        .arg("-m")
+        .arg(gguf)
+        .args(["--alias", "smollm2", "-c", "8192", "--jinja", "-t", "2"])
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("llama-server.log")).unwrap())
+        .spawn()
+        .expect("start llama-server");
+    let mut child = Child(child);
+    wait_healthy(
+        &format!("http://127.0.0.1:{port}/health"),
+        Duration::from_secs(120),
+        &mut child,
+        "llama-server",
+    )
+    .await;
+    (child, port)
+}
+
+/// Claude Code's full system prompt and tool list do not fit SmolLM2's 8k context, so
+/// these runs offer no tools and a short system prompt.
+const SMALL_REQUEST_ARGS: &[&str] = &[
+    "--tools",
+    "",
+    "--system-prompt",
+    "You are a helpful assistant. Answer in one short sentence.",
+];
+
+/// One llama-server serves both runs (two would fight over two CPU cores).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_gets_real_text_from_llama_server_as_openai_and_anthropic_kind() {
+    let (Some(claude), Some(server), Some(gguf)) = (
+        support::require_tool("CCR_E2E_CLAUDE"),
+        support::require_tool("CCR_E2E_LLAMA_SERVER"),
+        support::require_tool("CCR_E2E_GGUF"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_llama, port) = start_llama_server(&server, &gguf, dir.path()).await;
+    for (kind, path) in [
+        ("openai", "/v1/chat/completions"),
+        ("anthropic", "/v1/messages"),
+    ] {
+        let home = dir.path().join(kind);
+        std::fs::create_dir_all(&home).unwrap();
+        let config = json!({
+            "Providers": [{"name": "llama", "api_base_url": format!("http://127.0.0.1:{port}{path}"), "api_key": "", "models": ["smollm2"], "max_tokens": 128}],
+            "Router": {"default": "llama,smollm2"},
+        });
+        let (_proxy, base, log) = start_proxy(&home, config).await;
+        let health: Value = reqwest::get(format!("{base}/health"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["providers"][0]["kind"], kind);
+        let run = run_claude(
+            &claude,
+            &home,
+            &base,
+            "What is the capital of France?",
+            SMALL_REQUEST_ARGS,
+        )
+        .await;
+        let proxy_log = std::fs::read_to_string(&log).unwrap_or_default();
+        let llama_log =
+            std::fs::read_to_string(dir.path().join("llama-server.log")).unwrap_or_default();
+        let tail = llama_log
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n");
+        let context = format!(
+            "{kind} kind: claude exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{proxy_log}\nllama-server log tail:\n{tail}",
+            run.status, run.stdout, run.stderr
+        );
+        assert!(run.status.success(), "{context}");
+        let words = run
+            .stdout
+            .split_whitespace()
+            .filter(|w| w.chars().any(char::is_alphabetic))
+            .count();
+        assert!(words >= 1, "claude printed generated text\n{context}");
+        assert!(!run.stdout.contains("API Error"), "{context}");
+        assert!(proxy_log.contains("llama,smollm2 status=200"), "{context}");
+        eprintln!("{kind} kind: claude printed: {}", run.stdout.trim());
+    }
+}
