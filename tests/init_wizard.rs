@@ -104,3 +104,41 @@ fn declining_the_plan_changes_nothing() {
     );
     assert!(!sb.config_path().exists());
 }
+
+#[test]
+fn without_a_tty_on_stdin_the_questions_go_to_dev_tty() {
+    // As under `curl … | sh`: stdin is not the terminal, but the session has one.
+    let sb = Sandbox::new();
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(r#"exec "$0" init --service-manager none --no-cloud-fallback < /dev/null"#)
+        .arg(env!("CARGO_BIN_EXE_ccr-setup"))
+        .env_clear()
+        .env("HOME", &sb.home)
+        .env("PATH", sb.fakes.path_env())
+        .env("OLLAMA_HOST", "127.0.0.1:9")
+        .env("TERM", "xterm-256color");
+    let mut s = Session::spawn(cmd).expect("spawn in a pty");
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    s.expect("Ollama model").expect("asked on /dev/tty");
+    s.send_line("qwen3:4b").unwrap();
+    s.expect("Context length").unwrap();
+    s.send_line("").unwrap(); // the default
+    s.expect("Proxy port").unwrap();
+    s.send_line("").unwrap();
+    s.expect("Apply this plan?").unwrap();
+    s.send("y").unwrap();
+    s.expect("Done.").unwrap();
+    let status = s.get_process().wait().unwrap();
+    assert_eq!(
+        status,
+        expectrl::WaitStatus::Exited(s.get_process().pid(), 0)
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.config_path()).unwrap()).unwrap();
+    assert_eq!(cfg["Ollama"]["model"], "qwen3:4b");
+    assert_eq!(cfg["Ollama"]["context_length"], 32768);
+    assert_eq!(cfg["PORT"], 3456);
+}

@@ -477,3 +477,55 @@ fn system_ollama_unit_gets_a_dropin_instead_of_a_second_server() {
         "{out}"
     );
 }
+
+#[test]
+fn linux_installer_that_creates_a_system_service_switches_to_the_dropin() {
+    let sb = Sandbox::new();
+    sb.fakes.add("claude");
+    sb.fakes.add("sudo");
+    sb.fakes.add("install");
+    sb.fakes.add_systemctl(&sb.state_dir());
+    let root = sb.root.path().join("sysroot");
+    // Ollama's script installs the binary and a system-wide ollama.service.
+    let installer = format!(
+        "printf '#!/bin/sh\\necho 0.12.3\\n' > '{bin}/ollama'; chmod 755 '{bin}/ollama'; mkdir -p '{etc}'; : > '{etc}/ollama.service'",
+        bin = sb.fakes.dir.display(),
+        etc = root.join("etc/systemd/system").display()
+    );
+    sb.fakes.add_script(
+        "curl",
+        &format!(
+            "out=''; while [ $# -gt 0 ]; do [ \"$1\" = -o ] && out=\"$2\"; shift; done\ncat > \"$out\" <<'SCRIPT'\n{installer}\nSCRIPT"
+        ),
+    );
+    let mut cmd = sb.cmd(&["init", "--yes", "--service-manager", "systemd"]);
+    cmd.env("CCR_SETUP_PLATFORM", "linux")
+        .env("CCR_SETUP_SYSTEM_ROOT", &root);
+    let (out, _) = run_expect(cmd, 0);
+    assert!(out.contains("installs no second server"), "{out}");
+    assert!(!sb
+        .home
+        .join(".config/systemd/user/ccr-setup-ollama.service")
+        .exists());
+    let actions = sb.actions();
+    assert_eq!(
+        actions[..5],
+        [
+            "systemctl --user is-active ccr-setup-ollama.service".to_owned(),
+            "systemctl --user is-active ccr-setup-proxy.service".to_owned(),
+            format!(
+                "curl -fsSL https://ollama.com/install.sh -o {}",
+                sb.home
+                    .join(".claude-code-router/run/installers/ollama-install.sh")
+                    .display()
+            ),
+            "systemctl --user daemon-reload".to_owned(),
+            "systemctl --user enable --now ccr-setup-proxy.service".to_owned(),
+        ],
+        "{out}"
+    );
+    assert!(
+        actions[5].ends_with("ollama.service.d/ccr-setup.conf"),
+        "{actions:?}"
+    );
+}

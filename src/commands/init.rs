@@ -559,11 +559,15 @@ fn load_plan(
     let Some(manager) = manager else {
         return Vec::new();
     };
+    // Looked up by kind: after an install the set of services can change (Ollama's
+    // Linux installer creates its own system service, so ours is dropped).
     let states: Vec<(ServiceKind, bool, bool)> = files
         .services
         .iter()
-        .zip(loaded)
-        .map(|((r, c), (_, l))| (r.kind, *c != Change::Unchanged, *l))
+        .map(|(r, c)| {
+            let is_loaded = loaded.iter().any(|(k, l)| *k == r.kind && *l);
+            (r.kind, *c != Change::Unchanged, is_loaded)
+        })
         .collect();
     service::load_commands(manager, layout, &states)
 }
