@@ -10,130 +10,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::claude_code::{free_port, run_claude, start_proxy, wait_healthy, Child};
 use support::openai_upstream::{openai_transcript, FakeUpstream, Recorded, Reply, SseEnd};
-
-const CLAUDE_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// A child process this test started; killed and reaped on drop.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-async fn wait_healthy(url: &str, timeout: Duration, child: &mut Child, what: &str) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        if let Ok(Some(status)) = child.0.try_wait() {
-            panic!("{what} exited early with {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} not healthy at {url} after {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Run `ccr-setup proxy` with `config` (HOME is `dir`, so logs and ledger stay there).
-async fn start_proxy(dir: &Path, config: Value) -> (Child, String, PathBuf) {
-    let config_path = dir.join("config.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let port = free_port();
-    let log = dir.join("proxy.stderr");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
-        .args(["--config"])
-        .arg(&config_path)
-        .args(["proxy", "--port", &port.to_string()])
-        .env("HOME", dir)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut child = Child(child);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(
-        &format!("{base}/health"),
-        Duration::from_secs(20),
-        &mut child,
-        "ccr-setup proxy",
-    )
-    .await;
-    (child, base, log)
-}
-
-struct ClaudeRun {
-    status: std::process::ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// `claude -p PROMPT ARGS…` against the proxy at `base`, in a fresh HOME.
-async fn run_claude(
-    claude: &Path,
-    home: &Path,
-    base: &str,
-    prompt: &str,
-    args: &[&str],
-) -> ClaudeRun {
-    std::fs::write(
-        home.join(".claude.json"),
-        json!({"hasCompletedOnboarding": true}).to_string(),
-    )
-    .unwrap();
-    let work = home.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    let mut cmd = tokio::process::Command::new(claude);
-    cmd.arg("-p")
-        .arg(prompt)
-        .args(args)
-        .current_dir(&work)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("TERM", "dumb")
-        .env("ANTHROPIC_BASE_URL", base)
-        .env("ANTHROPIC_AUTH_TOKEN", "x")
-        .env("CLAUDE_CODE_MAX_OUTPUT_TOKENS", "512")
-        .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd.spawn().expect("start claude");
-    let output = tokio::time::timeout(CLAUDE_TIMEOUT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("claude -p did not finish within {CLAUDE_TIMEOUT:?}"))
-        .unwrap();
-    ClaudeRun {
-        status: output.status,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 const FINAL_TEXT: &str = "The command printed the e2e marker.";
 
