@@ -5,13 +5,26 @@
 //!   in a temp dir. Both include cloning the record, so the difference is the ledger.
 //! * `writer/10k_rows`: how long the writer takes to commit 10,000 queued rows, i.e. the
 //!   sustained rate it absorbs without dropping.
+//! * `proxy/ledger_off` vs `proxy/ledger_on`: a whole non-streamed request through the
+//!   real proxy to a fake OpenAI upstream on 127.0.0.1, same run, same upstream; the
+//!   only difference is the ledger (disabled handle vs the writer on a SQLite file).
 //!
 //! `cargo bench --bench ledger`
 
+#[path = "../tests/support/openai_upstream.rs"]
+#[allow(dead_code)]
+mod openai_upstream;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ccr_setup::config::ConfigFile;
 use ccr_setup::ledger::{Ledger, LedgerHandle, LedgerOptions, RequestOutcome, UsageRecord};
+use ccr_setup::proxy::reload::LiveConfig;
+use ccr_setup::proxy::server::{app, AppState, ServerOptions};
 use criterion::{criterion_group, criterion_main, Criterion};
+use openai_upstream::{FakeUpstream, Reply};
+use serde_json::json;
 
 fn sample() -> UsageRecord {
     UsageRecord {
@@ -99,5 +112,79 @@ fn writer_throughput(c: &mut Criterion) {
     assert_eq!(h.dropped, 0, "the writer fell behind a 20k queue: {h:?}");
 }
 
-criterion_group!(benches, record_cost, writer_throughput);
+async fn start_proxy(upstream_url: String, ledger: LedgerHandle) -> String {
+    let doc = json!({
+        "Providers": [{"name": "local", "api_base_url": upstream_url, "api_key": "",
+                       "models": ["gpt-oss:20b"]}],
+        "Router": {"default": "local,gpt-oss:20b"}
+    });
+    let config = ConfigFile::new(std::path::Path::new("/bench/config.json"), doc)
+        .resolve_with(&|_| None)
+        .unwrap();
+    let state = AppState::new(LiveConfig::new(config), ledger, ServerOptions::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, app(Arc::clone(&state)))
+            .await
+            .unwrap();
+    });
+    base
+}
+
+fn proxy_requests(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let enabled = Ledger::spawn(dir.path().join("proxy.sqlite"), LedgerOptions::default());
+    let (off, on, _fake) = rt.block_on(async {
+        let fake = FakeUpstream::start(vec![Reply::json(&json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "model": "fake",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "Hi."}}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 3, "total_tokens": 43}
+        }))])
+        .await;
+        let url = fake.url("/v1/chat/completions");
+        let off = start_proxy(url.clone(), LedgerHandle::disabled()).await;
+        let on = start_proxy(url, enabled.clone()).await;
+        (off, on, fake)
+    });
+    // Load the tokenizer before timing anything.
+    ccr_setup::proxy::tokens::TokenEstimator::warm_up();
+    let client = reqwest::Client::new();
+    let body = json!({
+        "model": "claude-opus-4-8", "max_tokens": 64, "stream": false,
+        "metadata": {"user_id": "user_0f3c_account__session_bench"},
+        "messages": [{"role": "user", "content": "Say hi"}]
+    });
+    let send = |base: String| {
+        let client = client.clone();
+        let body = body.clone();
+        async move {
+            let resp = client
+                .post(format!("{base}/v1/messages"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap()
+        }
+    };
+    let mut group = c.benchmark_group("proxy");
+    group.bench_function("ledger_off", |b| b.to_async(&rt).iter(|| send(off.clone())));
+    group.bench_function("ledger_on", |b| b.to_async(&rt).iter(|| send(on.clone())));
+    group.finish();
+    let h = enabled.health();
+    eprintln!(
+        "proxy/ledger_on: {} rows written, {} dropped",
+        h.written, h.dropped
+    );
+}
+
+criterion_group!(benches, record_cost, writer_throughput, proxy_requests);
 criterion_main!(benches);

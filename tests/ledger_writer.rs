@@ -276,3 +276,32 @@ fn a_disabled_handle_records_nothing() {
     assert!(!h.enabled);
     assert_eq!((h.written, h.dropped), (0, 0));
 }
+
+#[tokio::test]
+async fn flush_waits_for_every_queued_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let handle = Ledger::spawn(&path, options());
+    for i in 0..300 {
+        handle.record(record(i, "ollama", "gpt-oss:20b"));
+    }
+    assert!(handle.flush(Duration::from_secs(10)).await);
+    // Right after flush, with no polling: every row is committed.
+    assert_eq!(handle.health().written, 300);
+    assert_eq!(rows(&path).len(), 300);
+    // Nothing queued: returns at once.
+    assert!(handle.flush(Duration::ZERO).await);
+}
+
+#[tokio::test]
+async fn flush_gives_up_after_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    drop(ccr_setup::ledger::open_for_writing(&path).unwrap());
+    let locker = Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let handle = Ledger::spawn(&path, options());
+    handle.record(record(1, "ollama", "gpt-oss:20b"));
+    // The writer is waiting up to 500 ms for the lock.
+    assert!(!handle.flush(Duration::from_millis(50)).await);
+}

@@ -15,6 +15,9 @@ use crate::proxy::tokens::TokenEstimator;
 /// How long in-flight answers get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// How long shutdown waits for the ledger writer to commit queued rows.
+const LEDGER_FLUSH: Duration = Duration::from_secs(2);
+
 pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<Outcome> {
     let config = crate::config::load(&ctx.config_path)?;
     let host = args.host.unwrap_or_else(|| config.host.clone());
@@ -105,6 +108,10 @@ async fn serve(
             "answers still in flight after {} s were cut off",
             SHUTDOWN_GRACE.as_secs()
         );
+    }
+    // The last requests' rows are still queued; commit them before the process exits.
+    if !state.ledger.flush(LEDGER_FLUSH).await {
+        tracing::warn!("usage ledger: the last rows were not written before exit");
     }
     Ok(Outcome::Success)
 }

@@ -109,6 +109,26 @@ fn pid_note(p: &PidState) -> String {
     }
 }
 
+/// The proxy's usage ledger, from its `/health` answer: rows written and dropped, and
+/// why rows are being dropped right now, if they are.
+fn ledger_line(ledger: &serde_json::Value) -> String {
+    if ledger["enabled"] == false {
+        return "Ledger   off (LEDGER: false in the config)".to_owned();
+    }
+    let count = |key: &str| ledger[key].as_u64().unwrap_or(0);
+    let mut line = format!(
+        "Ledger   {} rows written, {} dropped",
+        count("written"),
+        count("dropped")
+    );
+    if let Some(problem) = ledger["problem"].as_str() {
+        line.push_str(&format!(
+            "\n         problem: {problem} (requests are still served)"
+        ));
+    }
+    line
+}
+
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
     let s = gather(ctx);
     if args.json {
@@ -144,6 +164,9 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
         }
     }
     println!("{}", pid_note(&p.started_by_ccr_setup));
+    if let Some(ledger) = p.health.as_ref().and_then(|h| h.body.get("ledger")) {
+        println!("{}", ledger_line(ledger));
+    }
     match s.service_manager {
         None => println!("Services none (no launchd or running systemd here)"),
         Some(m) => {
@@ -174,4 +197,28 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
         }
     );
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod ledger_line_tests {
+    use super::ledger_line;
+    use serde_json::json;
+
+    #[test]
+    fn shows_counts_problem_and_off() {
+        assert_eq!(
+            ledger_line(&json!({"enabled": true, "written": 12, "dropped": 0, "problem": null})),
+            "Ledger   12 rows written, 0 dropped"
+        );
+        assert_eq!(
+            ledger_line(&json!({"enabled": true, "written": 3, "dropped": 7,
+                                "problem": "database is locked"})),
+            "Ledger   3 rows written, 7 dropped\n         problem: database is locked \
+             (requests are still served)"
+        );
+        assert_eq!(
+            ledger_line(&json!({"enabled": false, "written": 0, "dropped": 0})),
+            "Ledger   off (LEDGER: false in the config)"
+        );
+    }
 }

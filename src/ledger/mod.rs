@@ -141,6 +141,11 @@ pub struct LedgerHealth {
 #[derive(Debug, Default)]
 struct WriterState {
     written: AtomicU64,
+    /// Rows that entered the queue.
+    queued: AtomicU64,
+    /// Queued rows the writer has finished with (written, or dropped because the
+    /// database was unusable).
+    settled: AtomicU64,
     problem: Mutex<Option<String>>,
 }
 
@@ -175,10 +180,30 @@ impl LedgerHandle {
     /// counts it.
     pub fn record(&self, record: UsageRecord) {
         if let Some(sender) = &self.sender {
-            if sender.try_send(record).is_err() {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+            match sender.try_send(record) {
+                Ok(()) => {
+                    self.state.queued.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
+    }
+
+    /// Wait (up to `timeout`) until every row queued so far has been written or given
+    /// up on. The proxy calls this on shutdown so the last requests are not lost when
+    /// the process exits. Returns false on timeout.
+    pub async fn flush(&self, timeout: std::time::Duration) -> bool {
+        let target = self.state.queued.load(Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.state.settled.load(Ordering::Acquire) < target {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// Rows dropped so far by this handle (shown by `status`).

@@ -121,6 +121,10 @@ impl Writer {
                 }
             }
             self.write_batch(&batch);
+            self.state
+                .settled
+                // Release: `written`/`dropped` above are visible to whoever sees this.
+                .fetch_add(batch.len() as u64, Ordering::Release);
             batch.clear();
         }
     }
