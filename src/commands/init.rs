@@ -490,6 +490,19 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
             }
         }
     };
+    if args.no_install {
+        for (tool, missing) in [
+            ("Ollama", probes.ollama.is_none()),
+            ("Claude Code", probes.claude.is_none()),
+        ] {
+            if missing {
+                println!("Note: {tool} is not installed and --no-install was given; install it before `ccr-setup up`.");
+            }
+        }
+    }
+    if args.service && manager.is_none() {
+        println!("Note: --service was given, but no service manager was detected (no launchd, systemd not running); pass --service-manager launchd|systemd to choose one.");
+    }
     let layout = Layout::current();
     let files = plan_files(ctx, &answers, existing.as_ref(), &probes, manager, &layout)?;
     let loaded: Vec<(ServiceKind, bool)> = files
