@@ -9,6 +9,7 @@ forwards without buffering shows the first token about as soon as a direct clien
 a buffering one shows it after the pause. Binds 127.0.0.1 only.
 """
 import json
+import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +33,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        # Like Go's and most servers' sockets: no Nagle delay between the chunks.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def send_chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
