@@ -361,11 +361,7 @@ fn stop_all_stops_the_ollama_that_up_started() {
 fn up_execs_into_the_proxy_in_the_same_process() {
     let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
     let home = UpHome::new(&fake.host_port());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::fake_ollama_bin::free_port_outside_ephemeral_range();
     let mut doc = home.config_doc();
     doc["PORT"] = serde_json::json!(port);
     std::fs::write(&home.config, doc.to_string()).unwrap();

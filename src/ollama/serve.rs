@@ -231,7 +231,8 @@ pub async fn stop_owned(owned: &OwnedServer, grace: Duration) -> bool {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let start = Instant::now();
     while start.elapsed() < grace {
-        if nix::sys::signal::kill(pid, None).is_err() {
+        // Gone, or a zombie nobody has reaped yet (its command line is empty).
+        if !is_our_ollama_alive(owned.pid) {
             remove_pid_file();
             return true;
         }

@@ -74,12 +74,10 @@ impl UpHome {
 
     /// A home for a fresh Ollama on a free port (nothing listens there yet).
     pub fn with_free_port() -> UpHome {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::new(&format!("127.0.0.1:{port}"))
+        Self::new(&format!(
+            "127.0.0.1:{}",
+            free_port_outside_ephemeral_range()
+        ))
     }
 
     /// `ccr-setup --config … up ARGS` with this home, PATH and OLLAMA_HOST.
@@ -167,6 +165,31 @@ impl Drop for UpHome {
             }
         }
     }
+}
+
+/// A port that is free now and that no `bind(…:0)` elsewhere in the test run can take
+/// before the process we start binds it: the kernel hands out port-0 binds from the
+/// ephemeral range (32768–60999 on Linux, 49152–65535 on macOS), so we pick below it.
+pub fn free_port_outside_ephemeral_range() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ (std::process::id() << 8)
+        ^ COUNTER.fetch_add(7919, Ordering::Relaxed);
+    let mut x = seed | 1;
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let port = 20_000 + (x % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999");
 }
 
 fn kill_if_fake(pid: i32, bin: &Path) {
