@@ -254,7 +254,7 @@ async fn scenario_chain_is_used_and_anthropic_backup_gets_history_without_local_
         "model": "claude-opus-4-8",
         "max_tokens": 2048,
         "thinking": {"type": "adaptive"},
-        "output_config": {"effort": "high"},
+        "output_config": {"effort": "max"},
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
         "messages": [
             {"role": "user", "content": "list the files"},

@@ -163,10 +163,10 @@ async fn rules_route_to_their_models_and_the_subagent_tag_is_stripped() {
     assert!(!system.contains("CCR-SUBAGENT-MODEL"), "{system}");
     assert!(system.contains("You are a code reviewer."), "{system}");
 
-    // think: adaptive at high effort.
+    // think: adaptive above Claude Code's default effort.
     let mut body = ask("hard question");
     body["thinking"] = json!({"type": "adaptive"});
-    body["output_config"] = json!({"effort": "high"});
+    body["output_config"] = json!({"effort": "max"});
     let resp = proxy.post(&body).await;
     assert_eq!(route_of(&resp), "cloud,smart; scenario=think; fallback=no");
     assert_eq!(cloud.requests()[1].body["model"], "smart");

@@ -495,6 +495,17 @@ fn build_router(
     })
 }
 
+/// Scenario names `fallback` may key on: the Router's scenarios (the names the routing
+/// rules log).
+const FALLBACK_SCENARIOS: &[&str] = &[
+    "default",
+    "background",
+    "think",
+    "longContext",
+    "webSearch",
+    "image",
+];
+
 fn build_fallback(
     c: &mut Checker,
     root: &Map<String, Value>,
@@ -515,6 +526,14 @@ fn build_fallback(
     };
     for (scenario, list) in obj {
         let path = format!("fallback.{scenario}");
+        if !FALLBACK_SCENARIOS.contains(&scenario.as_str()) {
+            // A typo would otherwise silently fall back to the default chain.
+            c.add(
+                &path,
+                format!("\"{scenario}\" is not a routing scenario"),
+                format!("use one of: {}", FALLBACK_SCENARIOS.join(", ")),
+            );
+        }
         let Some(items) = list.as_array() else {
             c.add(
                 &path,
@@ -723,6 +742,15 @@ mod tests {
         let mut doc = good();
         doc["fallback"]["default"] = json!(["anthropic,claude-sonnet-4-5", "ghost,x"]);
         assert_eq!(paths(doc), vec!["fallback.default[1]"]);
+    }
+
+    #[test]
+    fn fallback_scenario_names_are_checked() {
+        let mut doc = good();
+        doc["fallback"]["longcontext"] = json!(["anthropic,claude-sonnet-4-5"]);
+        let p = problems(doc);
+        assert_eq!(p[0].path, "fallback.longcontext");
+        assert!(p[0].fix.contains("longContext"), "{}", p[0].fix);
     }
 
     #[test]

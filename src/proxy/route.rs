@@ -12,11 +12,12 @@
 //! 4. **background**: the model name contains `haiku`.
 //! 5. **webSearch**: a tool's `type` starts with `web_search`.
 //! 6. **think**: `thinking` is `{"type": "enabled"}` with a non-zero budget, or
-//!    `{"type": "adaptive"}` with `output_config.effort` one of `high`, `xhigh`, `max`.
-//!    An adaptive request with no effort, or `low`/`medium`, is not a think request.
-//!    Note: Claude Code 2.1.197 sends adaptive + `effort: "high"` on every main turn by
-//!    default, so with `Router.think` set its main turns go there unless the user runs
-//!    `--effort medium` (or `low`).
+//!    `{"type": "adaptive"}` with `output_config.effort` of `xhigh` or `max`.
+//!    Claude Code 2.1.197 sends adaptive + `effort: "high"` on *every* main turn by
+//!    default, so counting `high` would send every ordinary turn to the cloud and
+//!    defeat "simple tasks go local". The think route therefore fires when the user
+//!    asks for more than the default (`--effort xhigh|max`, `/effort max`) or when a
+//!    client sends an explicit thinking budget.
 //! 7. **image**: the last user message holds an image (directly or inside a
 //!    tool_result).
 //! 8. **default**.
@@ -250,10 +251,11 @@ pub fn has_web_search_tool(req: &MessagesRequest) -> bool {
     })
 }
 
-/// Efforts that count as "think" for an adaptive request.
-pub const THINK_EFFORTS: &[&str] = &["high", "xhigh", "max"];
+/// Efforts that count as "think" for an adaptive request: only those above Claude
+/// Code's default (`high`), so the default turn stays on the default route.
+pub const THINK_EFFORTS: &[&str] = &["xhigh", "max"];
 
-/// Rule 6: explicit thinking with a budget, or adaptive thinking at high effort or more.
+/// Rule 6: explicit thinking with a budget, or adaptive thinking above the default effort.
 pub fn wants_thinking(req: &MessagesRequest) -> bool {
     match &req.thinking {
         Some(Thinking::Enabled { budget_tokens }) => *budget_tokens > 0,
@@ -700,12 +702,13 @@ mod tests {
         assert!(!think(
             json!({"thinking": {"type": "enabled", "budget_tokens": 0}})
         ));
-        for effort in ["high", "xhigh", "max"] {
+        for effort in ["xhigh", "max"] {
             assert!(think(
                 json!({"thinking": {"type": "adaptive"}, "output_config": {"effort": effort}})
             ));
         }
-        for effort in ["low", "medium"] {
+        // `high` is Claude Code's default effort on every main turn: not a think request.
+        for effort in ["low", "medium", "high"] {
             assert!(!think(
                 json!({"thinking": {"type": "adaptive"}, "output_config": {"effort": effort}})
             ));
