@@ -612,3 +612,60 @@ async fn apikey_is_required_when_configured() {
     assert_eq!(body["error"]["type"], "authentication_error");
     assert!(fake.requests().is_empty());
 }
+
+#[tokio::test]
+async fn an_upstream_that_answers_only_after_prefill_gets_pings_meanwhile() {
+    let transcript = openai_transcript(&[json!({"content": "after prefill"})], "stop");
+    let fake = FakeUpstream::start(vec![
+        Reply::Delayed {
+            delay: Duration::from_millis(700),
+            reply: Box::new(Reply::sse_events(
+                &transcript,
+                Duration::ZERO,
+                SseEnd::Finish,
+            )),
+        },
+        Reply::Delayed {
+            delay: Duration::from_millis(400),
+            reply: Box::new(Reply::status(
+                500,
+                r#"{"error":{"message":"out of memory while loading the model"}}"#,
+            )),
+        },
+    ])
+    .await;
+    let mut proxy = start_proxy(
+        openai_provider(&fake.url("/v1/chat/completions")),
+        json!({}),
+        Duration::from_millis(100),
+    )
+    .await;
+    let resp = post(&proxy, &request(true)).await;
+    assert_eq!(resp.status(), 200, "committed before the upstream answered");
+    let evs = events(&resp.text().await.unwrap());
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[0], "message_start");
+    assert!(
+        names[1..4].iter().all(|n| *n == "ping"),
+        "pings while the upstream prefills: {names:?}"
+    );
+    assert_eq!(text_of(&evs), "after prefill");
+    assert_eq!(*names.last().unwrap(), "message_stop");
+    assert_eq!(proxy.next_record().await.outcome, RequestOutcome::Ok);
+
+    // A late error answer becomes an error event that keeps the upstream's message.
+    let evs = events(&post(&proxy, &request(true)).await.text().await.unwrap());
+    let (last, data) = evs.last().unwrap();
+    assert_eq!(last, "error");
+    assert!(
+        data["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("out of memory while loading the model"),
+        "{data}"
+    );
+    assert_eq!(
+        proxy.next_record().await.outcome,
+        RequestOutcome::UpstreamError("http_500".into())
+    );
+}

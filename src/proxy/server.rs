@@ -571,22 +571,48 @@ async fn attempt_openai(
     let body = serde_json::to_vec(&translated.request)
         .map_err(|e| internal(format!("cannot encode the upstream request: {e}")))?;
     let names = translated.tool_names;
-    let input_estimate = match &plan.count {
+    // message_start reports an input estimate (OpenAI upstreams tell the real count
+    // only at the end). Counting a new conversation's first request can take
+    // milliseconds, so it runs while the upstream is already reading the request.
+    let input_estimate = || match &plan.count {
         Some(count) => route::input_tokens_for(config, target, count),
-        None => state.estimator.estimate(req),
+        None => route::input_tokens_for(config, target, &state.estimator.count(req)),
     };
     let idle = Duration::from_millis(config.stream_idle_timeout_ms);
     let message_id = state.next_message_id(meta.started_at_ms);
 
     if meta.stream {
-        let response = state
-            .upstream
-            .send(provider, headers, Bytes::from(body), true, idle)
-            .await?;
+        // Wait for the upstream's answer head for up to one ping interval: fast
+        // failures (refused, 4xx/5xx) keep their HTTP status and can fall back. A
+        // server that answers only after its prefill (Ollama) gets the stream
+        // committed instead, so the client receives message_start and pings meanwhile.
+        let upstream = state.upstream.clone();
+        let (owned_provider, owned_headers) = (provider.clone(), headers.clone());
+        let mut head: PendingHead = Box::pin(async move {
+            upstream
+                .send(
+                    &owned_provider,
+                    &owned_headers,
+                    Bytes::from(body),
+                    true,
+                    idle,
+                )
+                .await
+        });
+        let (head_result, input_estimate) = tokio::join!(
+            tokio::time::timeout(state.options.ping_interval, &mut head),
+            async { input_estimate() }
+        );
+        let (upstream, pending_head): (ByteStream, Option<PendingHead>) = match head_result {
+            Ok(Ok(response)) => (Box::pin(response.bytes_stream()), None),
+            Ok(Err(e)) => return Err(e),
+            Err(_still_waiting) => (Box::pin(futures_util::stream::empty()), Some(head)),
+        };
         let translator =
             StreamTranslator::new(message_id, target.model.clone(), input_estimate, names);
         let stream = TranslatedStream {
-            upstream: Box::pin(response.bytes_stream()),
+            upstream,
+            pending_head,
             translator,
             idle,
             ping_interval: state.options.ping_interval,
@@ -626,7 +652,12 @@ async fn attempt_openai(
     let ctx = ResponseContext {
         fallback_id: &message_id,
         model: &target.model,
-        input_estimate,
+        // Only used when the upstream reported no usage.
+        input_estimate: if completion.usage.is_none() {
+            input_estimate()
+        } else {
+            0
+        },
     };
     let (answer, estimated) = from_openai(&completion, &names, &ctx).map_err(|e| {
         let message = format!("provider \"{}\": {e}", provider.name);
@@ -771,6 +802,8 @@ async fn attempt_anthropic(
 }
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type PendingHead =
+    Pin<Box<dyn std::future::Future<Output = Result<reqwest::Response, AttemptError>> + Send>>;
 
 /// Writes the log line and ledger row when a streamed answer ends; if the body is
 /// dropped first (the client went away), `Drop` records a cancelled request.
@@ -806,6 +839,8 @@ impl Finisher {
 /// An OpenAI stream being translated, with pings and the idle timeout.
 struct TranslatedStream {
     upstream: ByteStream,
+    /// The upstream has not answered yet (the stream was committed while waiting).
+    pending_head: Option<PendingHead>,
     translator: StreamTranslator,
     idle: Duration,
     ping_interval: Duration,
@@ -856,6 +891,29 @@ impl TranslatedStream {
         // A ping goes out when the client has had nothing for a ping interval.
         let ping_at = tokio::time::Instant::now() + self.ping_interval;
         loop {
+            if let Some(head) = self.pending_head.as_mut() {
+                // `send` bounds its own wait by the idle timeout.
+                tokio::select! {
+                    biased;
+                    result = head => {
+                        self.pending_head = None;
+                        match result {
+                            Ok(response) => {
+                                self.upstream = Box::pin(response.bytes_stream());
+                                self.last_upstream = tokio::time::Instant::now();
+                                continue;
+                            }
+                            Err(e) => {
+                                self.translator.fail(&e.failure.ledger_kind(), e.client, &mut out);
+                                self.done = true;
+                                self.record_end();
+                                return Some(Bytes::from(out));
+                            }
+                        }
+                    }
+                    _ = tokio::time::sleep_until(ping_at) => return Some(Bytes::from_static(PING_EVENT)),
+                }
+            }
             let idle_deadline = self.last_upstream + self.idle;
             tokio::select! {
                 biased;

@@ -55,6 +55,9 @@ pub enum Reply {
     Json { status: u16, body: String },
     /// A `text/event-stream` answer in chunked encoding.
     Sse { pieces: Vec<Piece>, end: SseEnd },
+    /// Nothing at all (not even the status line) for `delay`, then `reply`: a server
+    /// that answers only once its prefill is done.
+    Delayed { delay: Duration, reply: Box<Reply> },
 }
 
 impl Reply {
@@ -285,7 +288,20 @@ async fn serve_one(
     let closed = |shared: &Mutex<Shared>| {
         shared.lock().unwrap().client_closed[index] = Some(Instant::now());
     };
-    match handler(&request, index) {
+    let mut reply = handler(&request, index);
+    while let Reply::Delayed {
+        delay,
+        reply: inner,
+    } = reply
+    {
+        if sleep_or_closed(&mut socket, delay).await {
+            closed(&shared);
+            return Ok(());
+        }
+        reply = *inner;
+    }
+    match reply {
+        Reply::Delayed { .. } => unreachable!("unwrapped above"),
         Reply::Json { status, body } => {
             let head = format!(
                 "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
