@@ -421,20 +421,25 @@ impl Up<'_> {
                 return Err(Stop);
             }
         }
-        if ol::is_local(base) {
-            self.check_disk(model).await?;
-        }
-        self.pull(client, model).await
+        let expected = if ol::is_local(base) {
+            self.check_disk(model).await?
+        } else {
+            None
+        };
+        self.pull(client, model, expected).await
     }
 
-    async fn check_disk(&self, model: &str) -> Result<(), Stop> {
+    /// Refuse a pull that cannot fit. Returns the manifest's size when known, so the
+    /// progress bar shows the whole download from the start (Ollama reports each layer's
+    /// total only when it reaches that layer).
+    async fn check_disk(&self, model: &str) -> Result<Option<u64>, Stop> {
         let start = Instant::now();
         let dir = disk::models_dir();
         let (probed, free) = match disk::free_bytes(&dir) {
             Ok(x) => x,
             Err(e) => {
                 self.out.skip("disk", &format!("not checked: {e}"));
-                return Ok(());
+                return Ok(None);
             }
         };
         match disk::required_bytes(model).await {
@@ -475,7 +480,7 @@ impl Up<'_> {
                     start.elapsed(),
                     json!({"need_bytes": need, "free_bytes": free}),
                 );
-                Ok(())
+                Ok((source == SizeSource::Manifest).then_some(need))
             }
             None => {
                 self.out.skip(
@@ -486,18 +491,23 @@ impl Up<'_> {
                         probed.display()
                     ),
                 );
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    async fn pull(&self, client: &OllamaClient, model: &str) -> Result<(), Stop> {
+    async fn pull(
+        &self,
+        client: &OllamaClient,
+        model: &str,
+        expected_total: Option<u64>,
+    ) -> Result<(), Stop> {
         let start = Instant::now();
         let opts = PullOptions {
             stall_timeout: Duration::from_secs(self.args.stall_timeout.max(1)),
             ..PullOptions::default()
         };
-        let mut view = PullView::new(model, self.out, opts.stall_timeout);
+        let mut view = PullView::new(model, self.out, opts.stall_timeout, expected_total);
         let result = {
             let mut on_event = |ev: PullEvent| view.event(ev);
             tokio::select! {
@@ -958,13 +968,15 @@ struct PullView<'a> {
     bar: Option<ProgressBar>,
     last_decile: Option<u64>,
     stall: Duration,
+    /// The manifest's size, when the disk check read it.
+    expected_total: u64,
 }
 
 impl<'a> PullView<'a> {
-    fn new(model: &str, out: &'a Printer, stall: Duration) -> Self {
+    fn new(model: &str, out: &'a Printer, stall: Duration, expected_total: Option<u64>) -> Self {
         let tty = std::io::stdout().is_terminal();
         let bar = (tty && !out.quiet && !out.json).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stdout());
+            let bar = ProgressBar::with_draw_target(Some(expected_total.unwrap_or(0)), ProgressDrawTarget::stdout());
             bar.set_style(
                 ProgressStyle::with_template(
                     "  {spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}\n    {msg}",
@@ -983,6 +995,7 @@ impl<'a> PullView<'a> {
             bar,
             last_decile: None,
             stall,
+            expected_total: expected_total.unwrap_or(0),
         }
     }
 
@@ -990,7 +1003,7 @@ impl<'a> PullView<'a> {
         match ev {
             PullEvent::Progress { completed, total } => {
                 if let Some(bar) = &self.bar {
-                    bar.set_length(total);
+                    bar.set_length(total.max(self.expected_total));
                     bar.set_position(completed);
                     bar.set_message("downloading layers");
                     return;
