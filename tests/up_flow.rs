@@ -405,3 +405,18 @@ fn up_execs_into_the_proxy_in_the_same_process() {
         "same pid now runs the proxy: {cmdline}"
     );
 }
+
+#[test]
+fn quiet_pull_prints_only_the_ten_percent_lines() {
+    let fake = FakeOllama::start(FakeConfig::default());
+    let (_home, out) = up_against(&fake, &["--no-exec", "--no-smoke", "-q"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("pull gpt-oss:20b: 100%"), "{stdout}");
+    assert!(!stdout.contains("✓"), "-q hides the step lines: {stdout}");
+    assert!(
+        !stdout.contains("verifying"),
+        "-q hides the phases: {stdout}"
+    );
+    assert!(stdout.lines().all(|l| l.contains('%')), "{stdout}");
+}

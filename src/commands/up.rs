@@ -1039,6 +1039,8 @@ impl<'a> PullView<'a> {
                         json!({"step": "pull", "event": "phase", "phase": phase})
                     )
                 }
+                // -q keeps only the 10 % lines.
+                None if self.out.quiet => {}
                 None => self.out.line(&format!("  pull {}: {phase}", self.model)),
             },
             PullEvent::Restarting {
