@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// `POST /v1/messages` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// Deserialised by hand (below) rather than with `#[serde(flatten)]`: flatten makes
+/// serde buffer the whole body into an intermediate tree first, which tripled the
+/// parse time of a 76 KB Claude Code request.
+#[derive(Debug, Clone, Serialize)]
 pub struct MessagesRequest {
     pub model: String,
     pub messages: Vec<Message>,
@@ -143,7 +147,8 @@ pub enum ToolResultContent {
 }
 
 /// A tool definition. Server tools (`web_search_20250305`, …) have a `type` and no schema.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Deserialised by hand for the same reason as [`MessagesRequest`].
+#[derive(Debug, Clone, Serialize)]
 pub struct Tool {
     pub name: String,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +192,129 @@ pub enum Thinking {
         #[serde(flatten)]
         extra: Map<String, Value>,
     },
+}
+
+/// Deserialise a JSON object field by field: known keys straight into their typed
+/// slots, every other key into `extra` as JSON. `$on_key` matches a key and returns
+/// true when it consumed the value.
+macro_rules! object_visitor {
+    ($expecting:literal, $map:ident, $extra:ident, $on_key:expr) => {{
+        let mut $extra = Map::new();
+        while let Some(key) = $map.next_key::<String>()? {
+            let consumed: bool = $on_key(&key, &mut $map)?;
+            if !consumed {
+                let value: Value = $map.next_value()?;
+                $extra.insert(key, value);
+            }
+        }
+        $extra
+    }};
+}
+
+impl<'de> Deserialize<'de> for MessagesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MessagesRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a Messages API request object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MessagesRequest, A::Error> {
+                let mut model: Option<String> = None;
+                let mut messages: Option<Vec<Message>> = None;
+                let mut r = MessagesRequest {
+                    model: String::new(),
+                    messages: Vec::new(),
+                    system: None,
+                    max_tokens: None,
+                    metadata: None,
+                    stop_sequences: None,
+                    stream: None,
+                    temperature: None,
+                    top_p: None,
+                    top_k: None,
+                    tools: None,
+                    tool_choice: None,
+                    thinking: None,
+                    extra: Map::new(),
+                };
+                let extra = object_visitor!(
+                    "request",
+                    map,
+                    extra,
+                    |key: &str, map: &mut A| -> Result<bool, A::Error> {
+                        match key {
+                            "model" => model = Some(map.next_value()?),
+                            "messages" => messages = Some(map.next_value()?),
+                            "system" => r.system = map.next_value()?,
+                            "max_tokens" => r.max_tokens = map.next_value()?,
+                            "metadata" => r.metadata = map.next_value()?,
+                            "stop_sequences" => r.stop_sequences = map.next_value()?,
+                            "stream" => r.stream = map.next_value()?,
+                            "temperature" => r.temperature = map.next_value()?,
+                            "top_p" => r.top_p = map.next_value()?,
+                            "top_k" => r.top_k = map.next_value()?,
+                            "tools" => r.tools = map.next_value()?,
+                            "tool_choice" => r.tool_choice = map.next_value()?,
+                            "thinking" => r.thinking = map.next_value()?,
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    }
+                );
+                r.model = model.ok_or_else(|| serde::de::Error::missing_field("model"))?;
+                r.messages =
+                    messages.ok_or_else(|| serde::de::Error::missing_field("messages"))?;
+                r.extra = extra;
+                Ok(r)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Tool {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Tool;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a tool definition object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Tool, A::Error> {
+                let mut name: Option<String> = None;
+                let mut kind = None;
+                let mut description = None;
+                let mut input_schema = None;
+                let extra = object_visitor!(
+                    "tool",
+                    map,
+                    extra,
+                    |key: &str, map: &mut A| -> Result<bool, A::Error> {
+                        match key {
+                            "name" => name = Some(map.next_value()?),
+                            "type" => kind = map.next_value()?,
+                            "description" => description = map.next_value()?,
+                            "input_schema" => input_schema = map.next_value()?,
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    }
+                );
+                Ok(Tool {
+                    name: name.ok_or_else(|| serde::de::Error::missing_field("name"))?,
+                    kind,
+                    description,
+                    input_schema,
+                    extra,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// A non-streaming `POST /v1/messages` answer.
