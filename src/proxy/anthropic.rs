@@ -43,7 +43,7 @@ pub struct MessagesRequest {
 }
 
 /// `system`: a string or a list of text blocks.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum System {
     Text(String),
@@ -72,7 +72,7 @@ pub struct Message {
 }
 
 /// Message content: a plain string or a list of blocks.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
@@ -80,7 +80,7 @@ pub enum Content {
 }
 
 /// One content block. Unknown block types are kept as raw JSON.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum ContentBlock {
     Known(KnownBlock),
@@ -139,7 +139,7 @@ pub enum ImageSource {
 }
 
 /// `tool_result.content`: a string or a list of blocks (text, images).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum ToolResultContent {
     Text(String),
@@ -266,8 +266,7 @@ impl<'de> Deserialize<'de> for MessagesRequest {
                     }
                 );
                 r.model = model.ok_or_else(|| serde::de::Error::missing_field("model"))?;
-                r.messages =
-                    messages.ok_or_else(|| serde::de::Error::missing_field("messages"))?;
+                r.messages = messages.ok_or_else(|| serde::de::Error::missing_field("messages"))?;
                 r.extra = extra;
                 Ok(r)
             }
@@ -314,6 +313,157 @@ impl<'de> Deserialize<'de> for Tool {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// `String | [item…]` enums (system, message content, tool-result content), read
+/// without serde's untagged buffering: the JSON type decides the variant directly.
+macro_rules! string_or_seq {
+    ($ty:ident, $item:ty, $what:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str($what)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$ty, E> {
+                        Ok($ty::Text(v.to_owned()))
+                    }
+                    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<$ty, E> {
+                        Ok($ty::Text(v))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<$ty, A::Error> {
+                        let mut items: Vec<$item> =
+                            Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                        while let Some(item) = seq.next_element()? {
+                            items.push(item);
+                        }
+                        Ok($ty::Blocks(items))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+string_or_seq!(System, SystemBlock, "a string or a list of text blocks");
+string_or_seq!(
+    Content,
+    ContentBlock,
+    "a string or a list of content blocks"
+);
+string_or_seq!(
+    ToolResultContent,
+    ContentBlock,
+    "a string or a list of content blocks"
+);
+
+impl<'de> Deserialize<'de> for ContentBlock {
+    /// One pass into a JSON object, then the known kinds are taken apart by moving
+    /// their fields out (no second parse, no string copies). A block whose fields do not
+    /// fit its kind is kept whole as `Unknown`, as serde's untagged fallback did.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ContentBlock::from_value(Value::deserialize(d)?))
+    }
+}
+
+impl ContentBlock {
+    fn from_value(v: Value) -> ContentBlock {
+        let Value::Object(mut m) = v else {
+            return ContentBlock::Unknown(v);
+        };
+        let is_str = |m: &Map<String, Value>, k: &str| matches!(m.get(k), Some(Value::String(_)));
+        let take_str = |m: &mut Map<String, Value>, k: &str| match m.shift_remove(k) {
+            Some(Value::String(s)) => s,
+            _ => String::new(),
+        };
+        let kind = match m.get("type") {
+            Some(Value::String(k)) => k.clone(),
+            _ => return ContentBlock::Unknown(Value::Object(m)),
+        };
+        let known = match kind.as_str() {
+            "text" if is_str(&m, "text") => {
+                m.shift_remove("type");
+                let text = take_str(&mut m, "text");
+                KnownBlock::Text { text, extra: m }
+            }
+            "image" => {
+                let source = m
+                    .get("source")
+                    .and_then(|s| ImageSource::deserialize(s).ok());
+                match source {
+                    Some(source) => {
+                        m.shift_remove("type");
+                        m.shift_remove("source");
+                        KnownBlock::Image { source, extra: m }
+                    }
+                    None => return ContentBlock::Unknown(Value::Object(m)),
+                }
+            }
+            "tool_use" if is_str(&m, "id") && is_str(&m, "name") => {
+                m.shift_remove("type");
+                let id = take_str(&mut m, "id");
+                let name = take_str(&mut m, "name");
+                let input = m.shift_remove("input").unwrap_or(Value::Null);
+                KnownBlock::ToolUse {
+                    id,
+                    name,
+                    input,
+                    extra: m,
+                }
+            }
+            "tool_result"
+                if is_str(&m, "tool_use_id")
+                    && matches!(
+                        m.get("content"),
+                        None | Some(Value::Null | Value::String(_) | Value::Array(_))
+                    )
+                    && matches!(m.get("is_error"), None | Some(Value::Null | Value::Bool(_))) =>
+            {
+                m.shift_remove("type");
+                let tool_use_id = take_str(&mut m, "tool_use_id");
+                let content = match m.shift_remove("content") {
+                    Some(Value::String(s)) => Some(ToolResultContent::Text(s)),
+                    Some(Value::Array(items)) => Some(ToolResultContent::Blocks(
+                        items.into_iter().map(ContentBlock::from_value).collect(),
+                    )),
+                    _ => None,
+                };
+                let is_error = m.shift_remove("is_error").and_then(|v| v.as_bool());
+                KnownBlock::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                    extra: m,
+                }
+            }
+            "thinking"
+                if is_str(&m, "thinking")
+                    && matches!(m.get("signature"), None | Some(Value::String(_))) =>
+            {
+                m.shift_remove("type");
+                let thinking = take_str(&mut m, "thinking");
+                let signature = take_str(&mut m, "signature");
+                KnownBlock::Thinking {
+                    thinking,
+                    signature,
+                    extra: m,
+                }
+            }
+            "redacted_thinking" if is_str(&m, "data") => {
+                m.shift_remove("type");
+                let data = take_str(&mut m, "data");
+                KnownBlock::RedactedThinking { data, extra: m }
+            }
+            _ => return ContentBlock::Unknown(Value::Object(m)),
+        };
+        ContentBlock::Known(known)
     }
 }
 
@@ -525,6 +675,50 @@ pub struct ErrorBody<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn blocks_that_do_not_fit_their_kind_are_kept_whole_as_unknown() {
+        let blocks: Vec<ContentBlock> = serde_json::from_value(json!([
+            {"type": "text", "text": 5},
+            {"type": "tool_use", "id": "t"},
+            {"type": "image", "source": {"type": "ftp"}},
+            "not an object",
+            {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "ok"}], "is_error": true, "cache_control": {"type": "ephemeral"}}
+        ]))
+        .unwrap();
+        for b in &blocks[..4] {
+            assert!(matches!(b, ContentBlock::Unknown(_)), "{b:?}");
+        }
+        match &blocks[4] {
+            ContentBlock::Known(KnownBlock::ToolResult {
+                content: Some(ToolResultContent::Blocks(inner)),
+                is_error: Some(true),
+                extra,
+                ..
+            }) => {
+                assert!(
+                    matches!(&inner[0], ContentBlock::Known(KnownBlock::Text { text, .. }) if text == "ok")
+                );
+                assert!(extra.contains_key("cache_control"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            serde_json::to_value(&blocks[0]).unwrap(),
+            json!({"type": "text", "text": 5})
+        );
+    }
+
+    #[test]
+    fn missing_model_or_messages_is_named() {
+        let err = serde_json::from_value::<MessagesRequest>(json!({"messages": []})).unwrap_err();
+        assert!(err.to_string().contains("missing field `model`"), "{err}");
+        let err = serde_json::from_value::<MessagesRequest>(json!({"model": "m"})).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `messages`"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn parses_claude_code_shaped_request_and_keeps_unknowns() {
