@@ -420,3 +420,43 @@ fn quiet_pull_prints_only_the_ten_percent_lines() {
     );
     assert!(stdout.lines().all(|l| l.contains('%')), "{stdout}");
 }
+
+#[test]
+fn too_old_ollama_is_refused_naming_the_minimum() {
+    let mut cfg = FakeConfig::default().with_installed(FakeModel::gpt_oss());
+    cfg.version = "0.10.1".into();
+    let fake = FakeOllama::start(cfg);
+    let (_home, out) = up_against(&fake, &["--no-exec"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("✗ version") && t.contains("0.10.1 is too old"),
+        "{t}"
+    );
+    assert!(t.contains("needs ≥ 0.11.0"), "{t}");
+    assert_eq!(fake.hits("/api/pull"), 0);
+}
+
+#[test]
+fn ollama_not_installed_says_how_to_get_it() {
+    if which_ollama_in_system_path() {
+        eprintln!("SKIPPED: an ollama is installed in /usr/bin or /bin");
+        return;
+    }
+    let home = UpHome::with_free_port();
+    std::fs::remove_file(home.bin.join("ollama")).unwrap();
+    let mut cmd = home.up(&["--no-exec"]);
+    // Only the system directories, where no `ollama` lives on a test machine.
+    cmd.env("PATH", "/usr/bin:/bin");
+    let out = cmd.output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ ollama") && t.contains("not installed"), "{t}");
+    assert!(t.contains("ccr-setup init"), "{t}");
+}
+
+fn which_ollama_in_system_path() -> bool {
+    ["/usr/bin/ollama", "/bin/ollama"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+}

@@ -147,3 +147,70 @@ async fn nothing_listening_is_unreachable() {
     let c = OllamaClient::new(parse_ollama_host(Some(&format!("127.0.0.1:{port}"))));
     assert!(c.version().await.unwrap_err().is_unreachable());
 }
+
+/// Both kinds of stall are caught: lines that repeat the same `completed`, and silence.
+/// Each re-issued pull resumes; after `max_restarts` the pull gives up with the numbers.
+#[tokio::test]
+async fn pull_model_restarts_stalls_and_gives_up_after_the_limit() {
+    use ccr_setup::ollama::pull::{pull_model, PullError, PullEvent, PullOptions};
+    use std::time::Duration;
+    for silent in [false, true] {
+        let mut cfg = FakeConfig::default();
+        cfg.pull.stall_after = Some(1_000_000);
+        cfg.pull.stall_times = 2;
+        cfg.pull.stall_silent = silent;
+        let fake = FakeOllama::start(cfg);
+        let c = client(&fake);
+        let opts = PullOptions {
+            stall_timeout: Duration::from_millis(300),
+            max_restarts: 3,
+        };
+        let mut events = Vec::new();
+        let summary = pull_model(&c, "gpt-oss:20b", opts, &mut |e| events.push(e))
+            .await
+            .unwrap();
+        assert_eq!(summary.restarts, 2, "silent={silent}");
+        assert_eq!(summary.layers, 3);
+        assert_eq!(fake.hits("/api/pull"), 3);
+        let restarts: Vec<_> = events
+            .iter()
+            .filter(|e| matches!(e, PullEvent::Restarting { .. }))
+            .collect();
+        assert_eq!(restarts.len(), 2);
+        // Progress never went backwards across the restarts (the pulls resumed).
+        let mut last = 0;
+        for e in &events {
+            if let PullEvent::Progress { completed, .. } = e {
+                assert!(*completed >= last, "silent={silent}: {events:?}");
+                last = *completed;
+            }
+        }
+        assert!(fake.is_installed("gpt-oss:20b"));
+
+        // More stalls than restarts allowed: a clear error with where it stopped.
+        let mut cfg = FakeConfig::default();
+        cfg.pull.stall_after = Some(1_000_000);
+        cfg.pull.stall_times = 10;
+        cfg.pull.stall_silent = silent;
+        let fake = FakeOllama::start(cfg);
+        let opts = PullOptions {
+            stall_timeout: Duration::from_millis(200),
+            max_restarts: 2,
+        };
+        let err = pull_model(&client(&fake), "gpt-oss:20b", opts, &mut |_| {})
+            .await
+            .unwrap_err();
+        match err {
+            PullError::Stalled {
+                restarts,
+                completed,
+                ..
+            } => {
+                assert_eq!(restarts, 2);
+                assert_eq!(completed, 1_000_000);
+            }
+            other => panic!("expected a stall, got {other}"),
+        }
+        assert_eq!(fake.hits("/api/pull"), 3);
+    }
+}

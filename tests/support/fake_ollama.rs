@@ -31,6 +31,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,6 +104,8 @@ pub struct PullBehaviour {
     /// on the first `stall_times` pulls; later pulls resume from there.
     pub stall_after: Option<u64>,
     pub stall_times: u32,
+    /// While stalled, send nothing (instead of repeating the same `completed`).
+    pub stall_silent: bool,
     /// The model is not in the library: "pulling manifest" then the error line.
     pub unknown_model_error: String,
 }
@@ -116,6 +119,7 @@ impl Default for PullBehaviour {
             error_message: "pull model manifest: file does not exist".into(),
             stall_after: None,
             stall_times: 0,
+            stall_silent: false,
             unknown_model_error: "pull model manifest: file does not exist".into(),
         }
     }
@@ -232,14 +236,13 @@ impl FakeOllama {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, app(st))
-                    .with_graceful_shutdown(async {
-                        let _ = shutdown_rx.await;
-                    })
-                    .await
-                    .unwrap();
+                // No graceful shutdown: a stalled pull stream never ends by itself, so
+                // stop accepting at once and let the runtime drop open connections.
+                tokio::select! {
+                    r = axum::serve(listener, app(st)).into_future() => r.unwrap(),
+                    _ = shutdown_rx => {}
+                }
             });
-            // Open pull streams would keep a graceful shutdown waiting; drop them.
             rt.shutdown_timeout(Duration::from_millis(100));
         });
         let addr = addr_rx.recv().expect("fake ollama bound");
@@ -526,6 +529,13 @@ async fn run_pull(
             if stall_now && pb.stall_after.is_some_and(|limit| overall >= limit) {
                 st.lock().unwrap().stalls_done += 1;
                 // Never advance again on this request; keep the connection alive.
+                if pb.stall_silent {
+                    // The last progress line, then nothing until the client hangs up.
+                    tx.send(json!({"status": format!("pulling {short}"), "digest": digest, "total": total, "completed": done}))
+                        .await?;
+                    tx.closed().await;
+                    return Ok(());
+                }
                 loop {
                     tx.send(json!({"status": format!("pulling {short}"), "digest": digest, "total": total, "completed": done}))
                         .await?;
