@@ -460,3 +460,34 @@ fn which_ollama_in_system_path() -> bool {
         .iter()
         .any(|p| std::path::Path::new(p).exists())
 }
+
+#[test]
+fn our_server_still_starting_is_waited_for_not_started_twice() {
+    let home = UpHome::with_free_port();
+    // `ollama serve` that we started earlier and that takes a moment to listen.
+    let child = std::process::Command::new(home.bin.join("ollama"))
+        .arg("serve")
+        .env("OLLAMA_HOST", &home.ollama_host)
+        .env("FAKE_OLLAMA_RECORD", &home.record)
+        .env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b")
+        .env("FAKE_OLLAMA_START_DELAY", "1.5")
+        .env("OLLAMA_CONTEXT_LENGTH", "32768")
+        .env("FAKE_OLLAMA_LIFETIME", "60")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = home.home.join(".claude-code-router/run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(home.pid_file(), format!("{}\n", child.id())).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300)); // python is up, not listening
+
+    let out = home.up(&["--no-exec", "--no-smoke"]).output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("(ours, pid") && t.contains("was starting"),
+        "{t}"
+    );
+    assert_eq!(home.serve_starts().len(), 1, "no second server: {t}");
+}

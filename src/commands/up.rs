@@ -221,6 +221,25 @@ impl Up<'_> {
                 Ok((owner, version))
             }
             Err(e) if e.is_unreachable() && ol::is_local(&base) => {
+                // Ours is alive but not answering yet (still starting): wait for it
+                // rather than start a second server that would fail on the port.
+                if let Some(ours) = serve::owned_server_at(&base) {
+                    if let Ok(version) =
+                        serve::wait_until_ready(client, Some(ours.pid), READY_TIMEOUT).await
+                    {
+                        self.out.ok(
+                            "ollama",
+                            &format!(
+                                "running at {} (ours, pid {}, was starting)",
+                                display_url(&base),
+                                ours.pid
+                            ),
+                            start.elapsed(),
+                            json!({"url": display_url(&base), "owner": "ours", "started": false}),
+                        );
+                        return Ok((Owner::Ours(ours), version));
+                    }
+                }
                 self.start_server(client, start).await
             }
             Err(e) => {

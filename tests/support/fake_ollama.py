@@ -13,6 +13,7 @@ Test-only environment:
   FAKE_OLLAMA_INSTALLED  comma-separated installed models (default none)
   FAKE_OLLAMA_VERSION    version string (default 0.12.3)
   FAKE_OLLAMA_LIFETIME   seconds before the server exits on its own (default 300)
+  FAKE_OLLAMA_START_DELAY  seconds to wait before listening (default 0)
 """
 import json
 import os
@@ -219,6 +220,8 @@ def main():
     if record:
         with open(record, "a") as f:
             f.write(json.dumps({"argv": sys.argv, "env": dict(os.environ), "pid": os.getpid()}) + "\n")
+    # A slow start (a big model dir, a cold disk): listen only after this many seconds.
+    time.sleep(float(os.environ.get("FAKE_OLLAMA_START_DELAY", "0")))
     host, port = parse_host(os.environ.get("OLLAMA_HOST"))
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
