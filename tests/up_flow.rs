@@ -465,7 +465,7 @@ fn which_ollama_in_system_path() -> bool {
 fn our_server_still_starting_is_waited_for_not_started_twice() {
     let home = UpHome::with_free_port();
     // `ollama serve` that we started earlier and that takes a moment to listen.
-    let child = std::process::Command::new(home.bin.join("ollama"))
+    let mut child = std::process::Command::new(home.bin.join("ollama"))
         .arg("serve")
         .env("OLLAMA_HOST", &home.ollama_host)
         .env("FAKE_OLLAMA_RECORD", &home.record)
@@ -484,10 +484,13 @@ fn our_server_still_starting_is_waited_for_not_started_twice() {
 
     let out = home.up(&["--no-exec", "--no-smoke"]).output().unwrap();
     let t = text(&out);
+    let starts = home.serve_starts().len();
+    let _ = child.kill();
+    let _ = child.wait();
     assert!(out.status.success(), "{t}");
     assert!(
         t.contains("(ours, pid") && t.contains("was starting"),
         "{t}"
     );
-    assert_eq!(home.serve_starts().len(), 1, "no second server: {t}");
+    assert_eq!(starts, 1, "no second server: {t}");
 }

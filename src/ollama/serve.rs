@@ -104,6 +104,26 @@ pub fn is_our_ollama_alive(pid: u32) -> bool {
     runtime::command_line(raw).is_some_and(|c| c.contains("ollama") && c.contains("serve"))
 }
 
+/// Has `pid` exited (gone, or a zombie nobody has reaped yet)? Unlike a command-line
+/// check this has no false positive while the process is in the middle of `exec`
+/// (sh → the `ollama` script → the real binary), when its command line reads empty.
+pub fn process_gone(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return true;
+    };
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None).is_err() {
+        return true;
+    }
+    // Linux: state `Z` in /proc/<pid>/stat (the field after the parenthesised name).
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = stat.rsplit_once(')')?.1;
+            after.split_whitespace().next().map(|s| s == "Z")
+        })
+        .unwrap_or(false)
+}
+
 /// The command line of `pid`, if it runs.
 pub fn process_command(pid: u32) -> Option<String> {
     runtime::command_line(i32::try_from(pid).ok()?)
@@ -201,7 +221,7 @@ pub async fn wait_until_ready(
             Err(OllamaError::Unreachable { .. }) | Err(OllamaError::Timeout { .. }) => {}
             Err(e) => tracing::debug!("waiting for ollama: {e}"),
         }
-        if let Some(pid) = pid.filter(|p| !is_our_ollama_alive(*p)) {
+        if let Some(pid) = pid.filter(|p| process_gone(*p)) {
             remove_pid_file();
             return Err(ServeError::Exited {
                 status: format!("pid {pid}"),
@@ -231,8 +251,7 @@ pub async fn stop_owned(owned: &OwnedServer, grace: Duration) -> bool {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let start = Instant::now();
     while start.elapsed() < grace {
-        // Gone, or a zombie nobody has reaped yet (its command line is empty).
-        if !is_our_ollama_alive(owned.pid) {
+        if process_gone(owned.pid) {
             remove_pid_file();
             return true;
         }
@@ -245,4 +264,25 @@ fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gone_covers_exited_and_zombie_processes() {
+        assert!(!process_gone(std::process::id()));
+        let mut reaped = Command::new("true").spawn().unwrap();
+        let pid = reaped.id();
+        reaped.wait().unwrap();
+        assert!(process_gone(pid));
+        // Exited but not yet waited for: a zombie.
+        let mut zombie = Command::new("true").spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        if std::path::Path::new("/proc").exists() {
+            assert!(process_gone(zombie.id()));
+        }
+        zombie.wait().unwrap();
+    }
 }
