@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ccr_setup::config::ConfigFile;
 use ccr_setup::ledger::{LedgerHandle, RequestOutcome, UsageRecord};
 use ccr_setup::proxy::reload::LiveConfig;
-use ccr_setup::proxy::server::{app, AppState, ServerOptions};
+use ccr_setup::proxy::server::{app, nodelay_listener, AppState, ServerOptions};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use support::openai_upstream::{
@@ -55,7 +55,7 @@ async fn start_proxy(provider: Value, extra: Value, ping: Duration) -> Proxy {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {
-        axum::serve(listener, app(Arc::clone(&state)))
+        axum::serve(nodelay_listener(listener), app(Arc::clone(&state)))
             .await
             .unwrap();
     });

@@ -89,10 +89,13 @@ async fn serve(
     );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server =
-        axum::serve(listener, server::app(Arc::clone(&state))).with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        });
+    let server = axum::serve(
+        server::nodelay_listener(listener),
+        server::app(Arc::clone(&state)),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop_rx.await;
+    });
     let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
     tokio::select! {
         result = &mut server => {

