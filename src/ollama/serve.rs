@@ -6,9 +6,7 @@
 //! is how `up`, `status` and `stop` later know this server is ours, and so may be
 //! stopped or restarted; any other server is never touched.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -158,39 +156,19 @@ pub fn spawn_serve(
         let path = path.to_path_buf();
         move |source| ServeError::Io { path, source }
     };
-    let logs = crate::paths::logs_dir();
-    std::fs::create_dir_all(&logs).map_err(io_err(&logs))?;
     let run = crate::paths::run_dir();
     std::fs::create_dir_all(&run).map_err(io_err(&run))?;
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(r#""$0" serve </dev/null >>"$1" 2>&1 & echo $!"#)
-        .arg(&program)
-        .arg(&log)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped());
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    let spawn_err = |source| ServeError::Spawn {
-        program: program.clone(),
-        source,
-    };
-    let out = cmd.output().map_err(spawn_err)?;
-    let pid: u32 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|_| {
-            spawn_err(std::io::Error::other(format!(
-                "no pid from the launcher: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        })?;
+    let pid = runtime::launch_detached(&program, &["serve"], env, &log).map_err(|e| match e {
+        runtime::RuntimeError::Io { path, source } => ServeError::Io { path, source },
+        runtime::RuntimeError::Spawn { source, .. } => ServeError::Spawn {
+            program: program.clone(),
+            source,
+        },
+        signal @ runtime::RuntimeError::Signal { .. } => ServeError::Spawn {
+            program: program.clone(),
+            source: std::io::Error::other(signal.to_string()),
+        },
+    })?;
     let owned = OwnedServer {
         pid,
         base_url: base_url.to_string(),

@@ -141,6 +141,24 @@ pub fn spawn_detached(
     log: &Path,
     pid_file: &Path,
 ) -> Result<u32, RuntimeError> {
+    let pid = launch_detached(program, args, env, log)?;
+    crate::fsutil::write_atomic(pid_file, format!("{pid}\n").as_bytes(), 0o644).map_err(
+        |source| RuntimeError::Io {
+            path: pid_file.to_path_buf(),
+            source,
+        },
+    )?;
+    Ok(pid)
+}
+
+/// Start `program args…` detached (as [`spawn_detached`]) without writing a pid file,
+/// for callers that record more than the pid.
+pub fn launch_detached(
+    program: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+    log: &Path,
+) -> Result<u32, RuntimeError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RuntimeError::Io { path, source }
@@ -188,8 +206,6 @@ pub fn spawn_detached(
                 String::from_utf8_lossy(&out.stderr).trim()
             )))
         })?;
-    crate::fsutil::write_atomic(pid_file, format!("{pid}\n").as_bytes(), 0o644)
-        .map_err(io_err(pid_file))?;
     Ok(pid)
 }
 
