@@ -94,7 +94,7 @@ async fn chat_completions_plain_streamed_and_tool_call() {
         )
         .await
         .unwrap();
-    let msg = plain.choices[0].message.as_ref().unwrap();
+    let msg = &plain.choices[0].message;
     assert!(msg.content.as_deref().unwrap().contains("fake Ollama"));
 
     let mut stream = c
@@ -111,7 +111,7 @@ async fn chat_completions_plain_streamed_and_tool_call() {
             usage = Some(u);
         }
         for ch in chunk.choices {
-            text.push_str(ch.delta.and_then(|d| d.content).as_deref().unwrap_or(""));
+            text.push_str(ch.delta.content.as_deref().unwrap_or(""));
         }
     }
     assert_eq!(text, "Hello from the fake Ollama.");
@@ -122,12 +122,8 @@ async fn chat_completions_plain_streamed_and_tool_call() {
         .chat_completion(&json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": "time?"}], "tools": tools}))
         .await
         .unwrap();
-    assert_eq!(
-        tc.choices[0].message.as_ref().unwrap().tool_calls[0]
-            .function
-            .name,
-        "get_time"
-    );
+    let calls = tc.choices[0].message.tool_calls.as_ref().unwrap();
+    assert_eq!(calls[0].function.name.as_deref(), Some("get_time"));
 
     fake.update(|s| s.config.chat.tool_call_fails = true);
     let err = c

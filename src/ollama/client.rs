@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::OllamaError;
+use crate::proxy::openai::{ChatChunk, ChatCompletion};
 
 /// How long a probe may take before the server counts as not answering.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -113,60 +114,6 @@ pub struct PullLine {
     /// Ollama reports pull failures as an `{"error": …}` line with HTTP 200.
     #[serde(default)]
     pub error: Option<String>,
-}
-
-/// The parts of an OpenAI chat completion (`/v1/chat/completions`) we read.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ChatCompletion {
-    #[serde(default)]
-    pub choices: Vec<ChatChoice>,
-    #[serde(default)]
-    pub usage: Option<Usage>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ChatChoice {
-    #[serde(default)]
-    pub message: Option<ChatMessage>,
-    /// Streaming chunks carry `delta` instead of `message`.
-    #[serde(default)]
-    pub delta: Option<ChatMessage>,
-    #[serde(default)]
-    pub finish_reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ChatMessage {
-    #[serde(default)]
-    pub content: Option<String>,
-    /// Ollama's name for the model's thinking.
-    #[serde(default)]
-    pub reasoning: Option<String>,
-    #[serde(default)]
-    pub tool_calls: Vec<ToolCall>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ToolCall {
-    #[serde(default)]
-    pub id: Option<String>,
-    pub function: ToolFunction,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ToolFunction {
-    pub name: String,
-    /// A JSON object encoded as a string, as OpenAI sends it.
-    #[serde(default)]
-    pub arguments: String,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-pub struct Usage {
-    #[serde(default)]
-    pub prompt_tokens: u64,
-    #[serde(default)]
-    pub completion_tokens: u64,
 }
 
 /// An async client for one Ollama server.
@@ -415,7 +362,7 @@ impl OllamaClient {
     pub async fn chat_completion_stream(
         &self,
         body: &Value,
-    ) -> Result<impl Stream<Item = Result<ChatCompletion, OllamaError>> + Send + Unpin, OllamaError>
+    ) -> Result<impl Stream<Item = Result<ChatChunk, OllamaError>> + Send + Unpin, OllamaError>
     {
         chat_completion_stream_at(&self.http, self.url("/v1/chat/completions"), body).await
     }
@@ -462,7 +409,7 @@ pub async fn chat_completion_stream_at(
     http: &reqwest::Client,
     url: Url,
     body: &Value,
-) -> Result<impl Stream<Item = Result<ChatCompletion, OllamaError>> + Send + Unpin, OllamaError> {
+) -> Result<impl Stream<Item = Result<ChatChunk, OllamaError>> + Send + Unpin, OllamaError> {
     let mut body = body.clone();
     body["stream"] = json!(true);
     body["stream_options"] = json!({ "include_usage": true });
@@ -519,7 +466,7 @@ pub async fn chat_completion_stream_at(
                                         message: error_text(&err.to_string()),
                                     });
                                 }
-                                serde_json::from_value::<ChatCompletion>(v).map_err(|e| {
+                                serde_json::from_value::<ChatChunk>(v).map_err(|e| {
                                     OllamaError::Decode {
                                         url: u.clone(),
                                         message: e.to_string(),

@@ -20,8 +20,7 @@ pub mod smoke;
 pub mod version;
 
 pub use client::{
-    normalize_model_name, ChatCompletion, InstalledModel, LoadedModel, ModelDetails, OllamaClient,
-    PullLine,
+    normalize_model_name, InstalledModel, LoadedModel, ModelDetails, OllamaClient, PullLine,
 };
 pub use host::{base_url_from_env, is_local, parse_ollama_host, DEFAULT_BASE_URL};
 

@@ -247,6 +247,7 @@ fn log_tail(path: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn gone_covers_exited_and_zombie_processes() {

@@ -122,8 +122,8 @@ pub async fn chat_probe(
             usage = Some(u.completion_tokens);
         }
         for choice in chunk.choices {
-            let Some(delta) = choice.delta else { continue };
-            let piece = [delta.content, delta.reasoning]
+            let delta = choice.delta;
+            let piece = [delta.content, delta.reasoning, delta.reasoning_content]
                 .into_iter()
                 .flatten()
                 .collect::<String>();
@@ -176,9 +176,13 @@ pub async fn tool_probe(
         .choices
         .into_iter()
         .next()
-        .and_then(|c| c.message)
+        .map(|c| c.message)
         .unwrap_or_default();
-    if msg.tool_calls.iter().any(|t| t.function.name == "get_time") {
+    let calls = msg.tool_calls.as_deref().unwrap_or_default();
+    if calls
+        .iter()
+        .any(|t| t.function.name.as_deref() == Some("get_time"))
+    {
         Ok(start.elapsed())
     } else {
         Err(SmokeError::NoToolCall {
