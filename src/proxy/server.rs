@@ -370,6 +370,12 @@ fn session_id(req: &MessagesRequest, headers: &HeaderMap) -> Option<String> {
         return Some(h.to_owned());
     }
     let user_id = req.metadata.as_ref()?.get("user_id")?.as_str()?;
+    // Claude Code 2.1 sends a JSON object as a string: {"device_id", "session_id", …}.
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(user_id) {
+        if let Some(session) = fields.get("session_id").and_then(|v| v.as_str()) {
+            return Some(session.to_owned());
+        }
+    }
     Some(match user_id.rsplit_once("session_") {
         Some((_, session)) => session.to_owned(),
         None => user_id.to_owned(),
@@ -511,6 +517,10 @@ async fn attempt(
         });
     };
     plan.prepare(config, target, req);
+    // `Providers[].max_tokens` caps what any kind of provider is asked for.
+    if let Some(limit) = provider.max_tokens {
+        req.max_tokens = Some(req.max_tokens.map_or(limit, |asked| asked.min(limit)));
+    }
     let route = route_header(target, plan.scenario.name(), meta.fallback_from.as_ref());
     match provider.kind {
         ProviderKind::OpenAi => {
@@ -1137,5 +1147,37 @@ impl PassThroughStream {
                 outcome,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(user_id: &str) -> MessagesRequest {
+        serde_json::from_value(serde_json::json!({
+            "model": "m", "messages": [], "metadata": {"user_id": user_id}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn session_id_from_claude_code_metadata_old_and_new() {
+        let none = HeaderMap::new();
+        assert_eq!(
+            session_id(
+                &req(r#"{"device_id":"d","account_uuid":"","session_id":"f21a-77"}"#),
+                &none
+            )
+            .as_deref(),
+            Some("f21a-77")
+        );
+        assert_eq!(
+            session_id(&req("user_abc_account__session_9c1e"), &none).as_deref(),
+            Some("9c1e")
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("x-claude-code-session-id", HeaderValue::from_static("hdr"));
+        assert_eq!(session_id(&req("x"), &headers).as_deref(), Some("hdr"));
     }
 }
