@@ -10,7 +10,6 @@ use crate::cli::ProxyArgs;
 use crate::ledger::{Ledger, LedgerHandle, LedgerOptions};
 use crate::proxy::reload::{self, LiveConfig, ReloadEvent, WatchOptions};
 use crate::proxy::server::{self, AppState, ServerOptions};
-use crate::proxy::tokens::TokenEstimator;
 
 /// How long in-flight answers get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -73,8 +72,9 @@ async fn serve(
             }
         },
     );
-    // The tokenizer takes ~100 ms to load; do it before the first request.
-    tokio::task::spawn_blocking(TokenEstimator::warm_up);
+    // The tokenizer is not loaded here: its tables take ~54 MB, and an idle proxy (the
+    // login service waiting for Claude Code) should stay small. The first request that
+    // needs an estimate loads it (~100 ms, overlapped with the upstream's work).
 
     let address = format!("{host}:{port}");
     let listener = tokio::net::TcpListener::bind(&address)

@@ -805,7 +805,7 @@ impl Up<'_> {
             .map_err(|e| fail("proxy-chat", e.to_string()))?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, server::app(state))
+            let _ = axum::serve(server::nodelay_listener(listener), server::app(state))
                 .with_graceful_shutdown(async {
                     let _ = stop_rx.await;
                 })

@@ -244,29 +244,13 @@ impl StreamTranslator {
     }
 
     fn final_usage(&self) -> (Usage, bool) {
-        match &self.upstream_usage {
-            Some(u) => {
-                let cached = u.cached_tokens();
-                (
-                    Usage {
-                        input_tokens: u.prompt_tokens.saturating_sub(cached),
-                        output_tokens: u.completion_tokens,
-                        cache_creation_input_tokens: None,
-                        cache_read_input_tokens: (cached > 0).then_some(cached),
-                    },
-                    false,
-                )
-            }
-            None => (
-                Usage {
-                    input_tokens: self.input_estimate,
-                    // About four bytes per token for English text and code.
-                    output_tokens: self.generated_bytes.div_ceil(4),
-                    ..Usage::default()
-                },
-                true,
-            ),
+        let (mut usage, estimated) =
+            super::response::usage_from_openai(self.upstream_usage.as_ref(), self.input_estimate);
+        if estimated {
+            // About four bytes per token for English text and code.
+            usage.output_tokens = self.generated_bytes.div_ceil(4);
         }
+        (usage, estimated)
     }
 
     fn stop_reason(&self) -> Option<StopReason> {
