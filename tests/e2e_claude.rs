@@ -6,7 +6,10 @@
 //!   role `tool` message) and prints the final answer;
 //! * to a real llama.cpp `llama-server` serving SmolLM2 (`CCR_E2E_LLAMA_SERVER`,
 //!   `CCR_E2E_GGUF`), once as an openai-kind provider (`/v1/chat/completions`) and
-//!   once as an anthropic-kind provider (`/v1/messages`).
+//!   once as an anthropic-kind provider (`/v1/messages`), with the usage ledger
+//!   recording each answer;
+//! * Claude Code killed mid-stream: the proxy closes the upstream connection within 1 s,
+//!   so a local GPU stops generating for nobody.
 
 mod support;
 
@@ -15,7 +18,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::claude_code::{free_port, run_claude, start_proxy, wait_healthy, Child};
+use support::claude_code::{
+    claude_command, free_port, run_claude, start_proxy, wait_healthy, Child,
+};
 use support::openai_upstream::{openai_transcript, FakeUpstream, Recorded, Reply, SseEnd};
 
 const FINAL_TEXT: &str = "The command printed the e2e marker.";
@@ -174,6 +179,32 @@ const SMALL_REQUEST_ARGS: &[&str] = &[
     "You are a helpful assistant. Answer in one short sentence.",
 ];
 
+/// Rows of `provider` in the proxy's ledger under `home` that ended ok with status 200,
+/// and their summed output tokens. The writer batches, so poll briefly.
+async fn ledger_ok_rows(home: &Path, provider: &str) -> (i64, i64) {
+    let path = home.join(".claude-code-router/ledger.sqlite");
+    let mut last = (0, 0);
+    for _ in 0..50 {
+        if let Ok(db) =
+            rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        {
+            if let Ok(found) = db.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(output_tokens), 0) FROM requests
+                 WHERE provider = ?1 AND outcome = 'ok' AND http_status = 200",
+                [provider],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            ) {
+                last = found;
+                if found.0 > 0 {
+                    return found;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
 /// One llama-server serves both runs (two would fight over two CPU cores).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_gets_real_text_from_llama_server_as_openai_and_anthropic_kind() {
@@ -238,6 +269,104 @@ async fn claude_code_gets_real_text_from_llama_server_as_openai_and_anthropic_ki
         );
         assert!(!run.stdout.contains("API Error"), "{context}");
         assert!(proxy_log.contains("llama,smollm2 status=200"), "{context}");
+        // The usage ledger recorded the answered request with real token counts.
+        let (rows, output_tokens) = ledger_ok_rows(&home, "llama").await;
+        assert!(
+            rows >= 1 && output_tokens > 0,
+            "ledger rows {rows}, output tokens {output_tokens}\n{context}"
+        );
         eprintln!("{kind} kind: claude printed: {}", run.stdout.trim());
     }
+}
+
+/// The main turn's answer streams slowly and never ends on its own; side calls get a
+/// short text.
+fn endless_answer(req: &Recorded, _n: usize) -> Reply {
+    let long_turn =
+        req.body["stream"] == true && req.body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    if long_turn {
+        let words: Vec<Value> = (0..400)
+            .map(|i| json!({"content": format!("word{i} ")}))
+            .collect();
+        Reply::sse_events(
+            &openai_transcript(&words, "stop"),
+            Duration::from_millis(50),
+            SseEnd::Hang,
+        )
+    } else if req.body["stream"] == true {
+        Reply::sse_events(
+            &openai_transcript(&[json!({"role": "assistant", "content": "ok"})], "stop"),
+            Duration::from_millis(5),
+            SseEnd::Finish,
+        )
+    } else {
+        Reply::json(
+            &json!({"id": "chatcmpl-fake", "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_claude_code_mid_stream_closes_the_upstream_connection_within_1s() {
+    let Some(claude) = support::require_tool("CCR_E2E_CLAUDE") else {
+        return;
+    };
+    let upstream = FakeUpstream::start_with(endless_answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "Providers": [{"name": "local", "api_base_url": upstream.url("/v1/chat/completions"), "models": ["gpt-oss:20b"]}],
+        "Router": {"default": "local,gpt-oss:20b"},
+    });
+    let (_proxy, base, log) = start_proxy(dir.path(), config).await;
+    let mut child = claude_command(&claude, dir.path(), &base, "Write a long essay.", &[])
+        .spawn()
+        .expect("start claude");
+
+    // Wait until the long turn is streaming (its index among Claude Code's requests).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let long_turn = loop {
+        let found = upstream.requests().iter().position(|r| {
+            r.body["stream"] == true && r.body["tools"].as_array().is_some_and(|t| !t.is_empty())
+        });
+        if let Some(i) = found {
+            break i;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "claude never sent its main turn; upstream saw {:?}",
+            upstream
+                .requests()
+                .iter()
+                .map(|r| &r.body["model"])
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Let some of the answer reach Claude Code, then kill it (SIGKILL: no goodbye).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        upstream.client_closed_at(long_turn).is_none(),
+        "closed before the kill"
+    );
+    child.start_kill().unwrap();
+    let killed_at = std::time::Instant::now();
+    let _ = child.wait().await;
+
+    let closed = loop {
+        if let Some(at) = upstream.client_closed_at(long_turn) {
+            break at;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(3),
+            "upstream connection still open 3 s after claude was killed\nproxy log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let after = closed.saturating_duration_since(killed_at);
+    assert!(
+        after < Duration::from_secs(1),
+        "closed {after:?} after the kill"
+    );
+    eprintln!("upstream connection closed {after:?} after claude was killed");
 }

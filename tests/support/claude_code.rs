@@ -81,14 +81,16 @@ pub struct ClaudeRun {
     pub stderr: String,
 }
 
-/// `claude -p PROMPT ARGS…` against the proxy at `base`, in a fresh HOME.
-pub async fn run_claude(
+/// `claude -p PROMPT ARGS…` with a clean environment pointed at the proxy at `base`
+/// (HOME is `home`, onboarding pre-seeded). Output is piped; the child dies with its
+/// handle.
+pub fn claude_command(
     claude: &Path,
     home: &Path,
     base: &str,
     prompt: &str,
     args: &[&str],
-) -> ClaudeRun {
+) -> tokio::process::Command {
     std::fs::write(
         home.join(".claude.json"),
         json!({"hasCompletedOnboarding": true}).to_string(),
@@ -115,7 +117,20 @@ pub async fn run_claude(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = cmd.spawn().expect("start claude");
+    cmd
+}
+
+/// Run `claude -p` to completion (see [`claude_command`]) within [`CLAUDE_TIMEOUT`].
+pub async fn run_claude(
+    claude: &Path,
+    home: &Path,
+    base: &str,
+    prompt: &str,
+    args: &[&str],
+) -> ClaudeRun {
+    let child = claude_command(claude, home, base, prompt, args)
+        .spawn()
+        .expect("start claude");
     let output = tokio::time::timeout(CLAUDE_TIMEOUT, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("claude -p did not finish within {CLAUDE_TIMEOUT:?}"))
