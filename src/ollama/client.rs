@@ -193,7 +193,8 @@ impl OllamaClient {
         })
     }
 
-    async fn get_json(&self, path: &str) -> Result<Value, OllamaError> {
+    /// `GET path` and decode the answer as `T` (decode errors name the URL).
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, OllamaError> {
         let resp = self
             .http
             .get(self.url(path))
@@ -237,7 +238,7 @@ impl OllamaClient {
 
     /// `GET /api/version`: the server's version string, e.g. `0.12.3`.
     pub async fn version(&self) -> Result<String, OllamaError> {
-        let v = self.get_json("/api/version").await?;
+        let v: Value = self.get_json("/api/version").await?;
         v.get("version")
             .and_then(Value::as_str)
             .map(str::to_owned)
@@ -254,12 +255,7 @@ impl OllamaClient {
             #[serde(default)]
             models: Vec<InstalledModel>,
         }
-        let v = self.get_json("/api/tags").await?;
-        let tags: Tags = serde_json::from_value(v).map_err(|e| OllamaError::Decode {
-            url: self.url("/api/tags").to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(tags.models)
+        Ok(self.get_json::<Tags>("/api/tags").await?.models)
     }
 
     /// Is `model` installed? `gpt-oss` and `gpt-oss:latest` name the same model.
@@ -285,12 +281,7 @@ impl OllamaClient {
             #[serde(default)]
             models: Vec<LoadedModel>,
         }
-        let v = self.get_json("/api/ps").await?;
-        let ps: Ps = serde_json::from_value(v).map_err(|e| OllamaError::Decode {
-            url: self.url("/api/ps").to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(ps.models)
+        Ok(self.get_json::<Ps>("/api/ps").await?.models)
     }
 
     /// The loaded entry for `model` in `/api/ps`, if it is loaded.
