@@ -228,16 +228,6 @@ pub async fn messages_chat_probe(
                     .and_then(Value::as_u64)
                     .unwrap_or(output_tokens)
             }
-            Some("error") => {
-                return Err(SmokeError::Proxy {
-                    status: 200,
-                    message: ev
-                        .pointer("/error/message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("stream error")
-                        .to_owned(),
-                })
-            }
             _ => {}
         }
     }
@@ -280,16 +270,6 @@ pub async fn messages_tool_probe(
         {
             return Ok(start.elapsed());
         }
-        if ev["type"] == "error" {
-            return Err(SmokeError::Proxy {
-                status: 200,
-                message: ev
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("stream error")
-                    .to_owned(),
-            });
-        }
         if let Some(t) = ev.pointer("/delta/text").and_then(Value::as_str) {
             text.push_str(t);
         }
@@ -300,6 +280,7 @@ pub async fn messages_tool_probe(
 }
 
 /// POST a streaming Messages request and collect `(arrival time, event data)` pairs.
+/// An `error` event (a failure after HTTP 200) ends it with that error's message.
 async fn messages_stream(
     http: &reqwest::Client,
     url: Url,
@@ -341,13 +322,21 @@ async fn messages_stream(
             if let Some(data) = line.trim().strip_prefix("data:") {
                 let v: Value = serde_json::from_str(data.trim())
                     .map_err(|e| SmokeError::Decode(format!("{e}: {data}")))?;
+                if v["type"] == "error" {
+                    return Err(SmokeError::Proxy {
+                        status: 200,
+                        message: v
+                            .pointer("/error/message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("stream error")
+                            .to_owned(),
+                    });
+                }
                 out.push((Instant::now(), v));
             }
         }
     }
-    if !out.iter().any(|(_, v)| v["type"] == "message_stop")
-        && !out.iter().any(|(_, v)| v["type"] == "error")
-    {
+    if !out.iter().any(|(_, v)| v["type"] == "message_stop") {
         return Err(SmokeError::Decode(
             "the stream ended before message_stop".into(),
         ));
