@@ -177,18 +177,34 @@ fn by_id(list: &[Value], id: &str) -> Value {
         .unwrap_or_else(|| panic!("no check {id}"))
 }
 
-/// What platform.memory must say on this machine, computed independently from
-/// /proc/meminfo with the documented thresholds (fail < 12 GB, warn < 16 GB).
-fn expected_memory() -> &'static str {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+/// Physical memory in bytes, read independently of doctor: /proc/meminfo on Linux,
+/// `sysctl -n hw.memsize` on macOS (which has no /proc).
+fn total_memory_bytes() -> u64 {
+    if cfg!(target_os = "macos") {
+        let out = Command::new("sysctl")
+            .args(["-n", "hw.memsize"])
+            .output()
+            .expect("sysctl");
+        return String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("hw.memsize is a number");
+    }
+    let text = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
     let kb: u64 = text
         .lines()
         .find(|l| l.starts_with("MemTotal:"))
         .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
+        .expect("a MemTotal line")
         .parse()
-        .unwrap();
-    let gib = (kb * 1024 + (1 << 29)) >> 30;
+        .expect("MemTotal in kB");
+    kb * 1024
+}
+
+/// What platform.memory must say on this machine, computed independently with the
+/// documented thresholds (fail < 12 GB, warn < 16 GB).
+fn expected_memory() -> &'static str {
+    let gib = (total_memory_bytes() + (1 << 29)) >> 30;
     match gib {
         g if g < 12 => "fail",
         g if g < 16 => "warn",

@@ -292,8 +292,10 @@ fn our_server_with_another_context_is_restarted_with_the_new_one() {
     // The old server (ours, from the pid file) was stopped.
     let old = starts[0]["pid"].as_i64().unwrap() as i32;
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let cmdline = std::fs::read(format!("/proc/{old}/cmdline")).unwrap_or_default();
-    assert!(cmdline.is_empty(), "old server still running");
+    assert!(
+        ccr_setup::ollama::serve::process_gone(old as u32),
+        "old server still running"
+    );
     assert!(t.contains("context 16384 tokens"), "{t}");
     assert_eq!(home.config_doc()["Providers"][0]["context_window"], 16384);
 }
@@ -352,8 +354,10 @@ fn stop_all_stops_the_ollama_that_up_started() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains(&format!("pid {pid}")), "{t}");
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    assert!(cmdline.is_empty(), "still running: {t}");
+    assert!(
+        ccr_setup::ollama::serve::process_gone(pid as u32),
+        "still running: {t}"
+    );
     assert!(!home.pid_file().exists());
 }
 
@@ -390,9 +394,8 @@ fn up_execs_into_the_proxy_in_the_same_process() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let still_running = child.try_wait().unwrap().is_none();
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id()))
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .unwrap_or_default();
+    // /proc on Linux, `ps` on macOS.
+    let cmdline = ccr_setup::service::runtime::command_line(child.id() as i32).unwrap_or_default();
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

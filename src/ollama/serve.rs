@@ -112,14 +112,28 @@ pub fn process_gone(pid: u32) -> bool {
     if nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None).is_err() {
         return true;
     }
-    // Linux: state `Z` in /proc/<pid>/stat (the field after the parenthesised name).
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let after = stat.rsplit_once(')')?.1;
-            after.split_whitespace().next().map(|s| s == "Z")
-        })
-        .unwrap_or(false)
+    process_state(pid).is_some_and(|state| state.starts_with('Z'))
+}
+
+/// The scheduler state letter(s) of `pid`: the field after the parenthesised name in
+/// /proc/<pid>/stat on Linux, `ps -o stat=` where there is no /proc (macOS).
+fn process_state(pid: u32) -> Option<String> {
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        let after = stat.rsplit_once(')')?.1;
+        return after.split_whitespace().next().map(str::to_owned);
+    }
+    ps_state(pid)
+}
+
+/// `ps -o stat=`: the state where /proc does not exist.
+fn ps_state(pid: u32) -> Option<String> {
+    let out = std::process::Command::new("ps")
+        .args(["-o", "stat=", "-p", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !state.is_empty()).then_some(state)
 }
 
 /// The command line of `pid`, if it runs.
@@ -259,9 +273,14 @@ mod tests {
         // Exited but not yet waited for: a zombie.
         let mut zombie = Command::new("true").spawn().unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        if std::path::Path::new("/proc").exists() {
-            assert!(process_gone(zombie.id()));
-        }
+        assert!(process_gone(zombie.id()));
+        // The path macOS takes (no /proc), checked here too.
+        let state = ps_state(zombie.id());
+        assert!(
+            state.as_deref().is_some_and(|s| s.starts_with('Z')),
+            "{state:?}"
+        );
+        assert!(ps_state(std::process::id()).is_some_and(|s| !s.starts_with('Z')));
         zombie.wait().unwrap();
     }
 }
