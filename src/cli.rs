@@ -151,6 +151,16 @@ pub struct InitArgs {
     #[arg(long)]
     pub no_cloud_fallback: bool,
 
+    /// Cloud model for think, long context and fallback (default: the current Sonnet
+    /// from the model catalogue). A model the catalogue does not know still works;
+    /// `stats` then calls its price unknown.
+    #[arg(long, value_name = "MODEL")]
+    pub cloud_model: Option<String>,
+
+    /// Do not check the cloud key with the provider (one `GET /v1/models`).
+    #[arg(long)]
+    pub no_key_check: bool,
+
     /// Install services that start Ollama and the proxy at login.
     #[arg(long, overrides_with = "no_service")]
     pub service: bool,

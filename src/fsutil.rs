@@ -106,7 +106,9 @@ fn write_atomic_hooked(
     result
 }
 
-/// Copy `path` to `<path>.<UTC timestamp>-<nn>.bak` (mode preserved) and prune old backups.
+/// Copy `path` to `<path>.<UTC timestamp>-<nn>.bak`, mode 0600 whatever the original's
+/// (a 0644 config holding literal keys must not leave a readable copy once the config
+/// itself is rewritten 0600), and prune old backups.
 pub fn make_backup(path: &Path) -> io::Result<PathBuf> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     // A fixed-width sequence number keeps names sortable when two backups share a
@@ -117,7 +119,15 @@ pub fn make_backup(path: &Path) -> io::Result<PathBuf> {
         n += 1;
         backup = PathBuf::from(format!("{}.{stamp}-{n:02}.bak", path.display()));
     }
-    fs::copy(path, &backup)?;
+    let bytes = fs::read(path)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&backup)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
     prune_backups(path)?;
     Ok(backup)
 }
@@ -212,6 +222,21 @@ mod tests {
             other => panic!("expected a backup, got {other:?}"),
         }
         assert_eq!(fs::read(&path).unwrap(), b"two");
+    }
+
+    #[test]
+    fn backup_of_a_readable_file_is_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        fs::write(&path, br#"{"api_key": "sk-literal"}"#).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let WriteOutcome::Replaced { backup } = write_with_backup(&path, b"{}", 0o600).unwrap()
+        else {
+            panic!("expected a backup");
+        };
+        assert_eq!(fs::read(&backup).unwrap(), br#"{"api_key": "sk-literal"}"#);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&path), mode(&backup)), (0o600, 0o600));
     }
 
     #[test]

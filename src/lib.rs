@@ -4,6 +4,7 @@
 //! modules (`config`, `ollama`, `provision`, `service`, `proxy`, `ledger`) do the
 //! work and report progress through return values or callbacks, never by printing.
 
+pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod config;

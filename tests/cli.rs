@@ -141,6 +141,39 @@ fn config_show_redacts_secrets_and_missing_config_names_the_fix() {
     let shown = text(&out);
     assert!(!shown.contains("super-secret-value") && !shown.contains("sk-ant-secret"));
     assert!(shown.contains("<redacted>"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("key APIKEY: from the config itself (a literal value)"),
+        "{err}"
+    );
+
+    // A `$VAR` key: where it comes from (the store here), never its value.
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"Providers": [{"name": "a", "api_key": "$CCR_TEST_SHOW_KEY", "api_base_url": "https://api.anthropic.com/v1/messages", "models": ["m"]}, {"name": "b", "api_key": "${CCR_TEST_SHOW_UNSET}", "api_base_url": "https://api.anthropic.com/v1/messages", "models": ["m"]}], "Router": {"default": "a,m"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("secrets.env"),
+        "CCR_TEST_SHOW_KEY=sk-ant-stored-value\n",
+    )
+    .unwrap();
+    let out = ccr(home.path(), &["config", "show"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(!all.contains("sk-ant-stored-value"), "{all}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "key Providers[0].api_key ($CCR_TEST_SHOW_KEY, provider a): from the secrets store {}",
+            dir.join("secrets.env").display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("key Providers[1].api_key ($CCR_TEST_SHOW_UNSET, provider b): not set"),
+        "{err}"
+    );
     let out = ccr(home.path(), &["config", "path"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),

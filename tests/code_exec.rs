@@ -174,7 +174,11 @@ fn code_starts_a_detached_proxy_when_none_answers_and_stop_stops_it() {
         .unwrap()
         .contains("ANTHROPIC_API_KEY=''"));
     let pid_file = sb.home.join(".claude-code-router/run/proxy.pid");
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let record = std::fs::read_to_string(&pid_file).unwrap();
+    // The pid file records the exact command line: this binary, `proxy`.
+    let rec: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(rec["argv"][1], "proxy", "{record}");
+    let pid = rec["pid"].to_string();
 
     // It really is the proxy: status sees it up and started by us.
     let (status, _) = run_expect(sb.cmd(&["status", "--json"]), 0);
@@ -191,7 +195,7 @@ fn code_starts_a_detached_proxy_when_none_answers_and_stop_stops_it() {
     let out = again.output().unwrap();
     assert_eq!(out.status.code(), Some(7));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("Started the proxy"));
-    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid);
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), record);
 
     let (said, _) = run_expect(sb.cmd(&["stop"]), 0);
     assert!(said.contains(&format!("pid {}", pid.trim())), "{said}");
@@ -204,22 +208,21 @@ fn code_starts_a_detached_proxy_when_none_answers_and_stop_stops_it() {
 #[test]
 fn code_reports_a_proxy_that_dies_at_once_with_its_log() {
     let sb = Sandbox::new();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // The proxy refuses this config: the referenced key is not set.
+    // The port is held by a listener that never answers: the proxy cannot bind it. (An
+    // unset cloud key no longer stops the proxy; it only disables that provider.)
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
     write_config(&sb, port, "");
     let (argv, _) = add_fake_claude(&sb);
     let started = std::time::Instant::now();
     let (_, err) = run_expect(sb.cmd(&["code", "--", "-p", "hi"]), 1);
+    drop(holder);
     assert!(
         err.contains("proxy exited") && err.contains("proxy.out.log"),
         "{err}"
     );
     assert!(
-        err.contains("ANTHROPIC_API_KEY"),
+        err.contains(&port.to_string()),
         "the log tail says why: {err}"
     );
     assert!(

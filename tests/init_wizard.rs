@@ -9,6 +9,7 @@ use std::time::Duration;
 use expectrl::Session;
 use support::fake_bin::Sandbox;
 use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+use support::tiny_http::TinyHttp;
 
 #[test]
 fn wizard_picks_a_pulled_model_with_arrow_keys_and_writes_the_answers() {
@@ -23,8 +24,14 @@ fn wizard_picks_a_pulled_model_with_arrow_keys_and_writes_the_answers() {
     let sb = Sandbox::new();
     sb.fakes.add("ollama");
     sb.fakes.add("claude");
+    // The key check's `GET /v1/models` goes here.
+    let models = TinyHttp::start(0, 200, "application/json", r#"{"data": []}"#);
     let mut cmd = sb.cmd(&["init", "--service-manager", "none"]);
     cmd.env("OLLAMA_HOST", fake.host_port())
+        .env(
+            "CCR_SETUP_ANTHROPIC_MODELS_URL",
+            format!("http://{}/v1/models", models.addr),
+        )
         .env("TERM", "xterm-256color");
     let mut s = Session::spawn(cmd).expect("spawn in a pty");
     s.set_expect_timeout(Some(Duration::from_secs(30)));
@@ -48,8 +55,13 @@ fn wizard_picks_a_pulled_model_with_arrow_keys_and_writes_the_answers() {
     s.send_line("4100").unwrap();
     s.expect("cloud fallback").expect("the cloud question");
     s.send("y").unwrap();
+    s.expect("Claude API key").expect("the key, asked hidden");
+    s.send_line("sk-ant-typed-123").unwrap();
+    s.expect("accepted the key").expect("the key check");
 
     s.expect("Plan:").expect("the plan");
+    s.expect("store     ANTHROPIC_API_KEY")
+        .expect("storing the key is planned");
     s.expect("Apply this plan?").expect("one confirmation");
     s.send("y").unwrap();
     s.expect("Done.").expect("applied");
@@ -66,7 +78,20 @@ fn wizard_picks_a_pulled_model_with_arrow_keys_and_writes_the_answers() {
     assert_eq!(cfg["PORT"], 4100);
     assert_eq!(cfg["Router"]["default"], "ollama,qwen3:8b");
     assert_eq!(cfg["Providers"][0]["context_window"], 16384);
+    // The config keeps the reference; the key is in the 0600 store, never in the config.
     assert_eq!(cfg["Providers"][1]["api_key"], "$ANTHROPIC_API_KEY");
+    let store = sb.home.join(".claude-code-router/secrets.env");
+    let text = std::fs::read_to_string(&store).unwrap();
+    assert!(
+        text.contains("ANTHROPIC_API_KEY=sk-ant-typed-123"),
+        "{text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&store).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(!std::fs::read_to_string(sb.config_path())
+        .unwrap()
+        .contains("sk-ant-typed"));
     assert!(fake
         .bodies("/api/show")
         .iter()

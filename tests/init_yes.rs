@@ -160,11 +160,10 @@ fn linux_init_yes_runs_the_official_script_and_enables_user_units() {
     // Cloud fallback references the key; it is never written into the config.
     let cfg = read_json(&sb.config_path());
     assert_eq!(cfg["Providers"][1]["api_key"], "$ANTHROPIC_API_KEY");
-    assert_eq!(cfg["Router"]["think"], "anthropic,claude-sonnet-4-5");
-    assert_eq!(
-        cfg["fallback"]["default"],
-        json!(["anthropic,claude-sonnet-4-5"])
-    );
+    // The catalogue's current Sonnet, the model `stats` compares against too.
+    let cloud = format!("anthropic,{}", ccr_setup::catalogue::default_cloud_model());
+    assert_eq!(cfg["Router"]["think"], cloud);
+    assert_eq!(cfg["fallback"]["default"], json!([cloud]));
 
     sb.fakes.clear();
     let mut again = sb.cmd(&[
@@ -322,12 +321,9 @@ fn context_beyond_the_trained_length_is_refused() {
     assert!(!sb.config_path().exists());
 }
 
-#[test]
-fn no_tty_and_no_controlling_terminal_uses_the_defaults() {
-    let sb = Sandbox::new();
-    sb.fakes.add("ollama");
-    sb.fakes.add("claude");
-    // setsid: a new session without a controlling terminal, so /dev/tty cannot open.
+/// `init` in a new session without a controlling terminal (so /dev/tty cannot open),
+/// stdin from /dev/null, no `--yes`.
+fn init_without_a_terminal(sb: &Sandbox, args: &[&str]) -> std::process::Command {
     let setsid = ["/usr/bin/setsid", "/bin/setsid"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -335,17 +331,62 @@ fn no_tty_and_no_controlling_terminal_uses_the_defaults() {
     let mut cmd = std::process::Command::new(setsid);
     cmd.arg("--wait")
         .arg(env!("CARGO_BIN_EXE_ccr-setup"))
-        .args(["init", "--service-manager", "none"])
+        .arg("init")
+        .args(args)
         .env_clear()
         .env("HOME", &sb.home)
         .env("PATH", sb.fakes.path_env())
         .env("OLLAMA_HOST", "127.0.0.1:9")
+        .env("CCR_SETUP_PLATFORM", "linux")
         .stdin(std::process::Stdio::null());
-    let (_, err) = run_expect(cmd, 0);
-    assert!(err.contains("using the defaults"), "{err}");
+    cmd
+}
+
+#[test]
+fn no_terminal_and_no_yes_prints_the_plan_and_exits_2_having_run_and_written_nothing() {
+    let sb = Sandbox::new();
+    // Ollama and Claude Code are missing: the plan holds both installers.
+    sb.fakes.add_curl();
+    sb.fakes.add_npm();
+    let (out, err) = run_expect(
+        init_without_a_terminal(&sb, &["--service-manager", "none", "--model", "qwen3:8b"]),
+        2,
+    );
+    assert!(out.contains("Plan:") && out.contains("Install:"), "{out}");
+    assert!(err.contains("nothing was installed or written"), "{err}");
+    assert!(
+        err.contains("ccr-setup init --yes --model qwen3:8b --context-length 32768 --port 3456 --no-cloud-fallback --service-manager none"),
+        "{err}"
+    );
+    // The fake installers record every call: only the version probes ran.
+    let calls = sb.fakes.calls();
+    assert!(calls.iter().all(|c| c.ends_with(" --version")), "{calls:?}");
+    assert!(!sb.config_path().exists());
+    assert!(!sb.home.join(".claude.json").exists());
+    assert!(!sb.home.join(".claude-code-router").exists());
+
+    // The printed command applies it.
+    let (out, _) = run_expect(
+        init_without_a_terminal(
+            &sb,
+            &[
+                "--yes",
+                "--model",
+                "qwen3:8b",
+                "--context-length",
+                "32768",
+                "--port",
+                "3456",
+                "--no-cloud-fallback",
+                "--service-manager",
+                "none",
+            ],
+        ),
+        0,
+    );
+    assert!(!sb.fakes.calls_of("npm").is_empty(), "{out}");
     let cfg = read_json(&sb.config_path());
-    assert_eq!(cfg["Ollama"]["model"], "gpt-oss:20b");
-    assert_eq!(cfg["Ollama"]["context_length"], 32768);
+    assert_eq!(cfg["Ollama"]["model"], "qwen3:8b");
     assert_eq!(cfg["PORT"], 3456);
 }
 

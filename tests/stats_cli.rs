@@ -384,7 +384,7 @@ fn missing_ledger_is_zeros_and_a_hint() {
     assert_eq!(v["totals"]["requests"], 0);
     assert_eq!(v["totals"]["savings_usd"], 0.0);
     // No config either: the built-in Sonnet is the comparison.
-    assert_eq!(v["compare_to"], ccr_setup::ledger::FALLBACK_COMPARE_TO);
+    assert_eq!(v["compare_to"], ccr_setup::ledger::fallback_compare_to());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("No usage recorded yet"), "{err}");
     assert!(err.contains("ledger.sqlite"), "{err}");

@@ -76,6 +76,10 @@ fn systemd_uninstall_disables_removes_and_reloads_and_purge_removes_the_config()
     init(&sb, "systemd", "linux");
     let units = sb.home.join(".config/systemd/user");
     assert!(units.join("ccr-setup-ollama.service").is_file());
+    // A backup from an earlier change, and a stored key.
+    ccr_setup::fsutil::make_backup(&sb.config_path()).unwrap();
+    let secrets = sb.home.join(".claude-code-router/secrets.env");
+    std::fs::write(&secrets, "ANTHROPIC_API_KEY=sk-ant-x\n").unwrap();
 
     let (out, _) = run_expect(
         sb.cmd(&[
@@ -98,11 +102,12 @@ fn systemd_uninstall_disables_removes_and_reloads_and_purge_removes_the_config()
     assert!(!units.join("ccr-setup-ollama.service").exists());
     assert!(!units.join("ccr-setup-proxy.service").exists());
     assert!(!sb.config_path().exists(), "--purge removes the config");
-    let backups = ccr_setup::fsutil::list_backups(&sb.config_path()).unwrap();
-    assert_eq!(backups.len(), 1, "after a backup");
-    assert!(std::fs::read_to_string(&backups[0])
-        .unwrap()
-        .contains("gpt-oss:20b"));
+    // ... and its backups and the secrets store beside it.
+    assert_eq!(
+        ccr_setup::fsutil::list_backups(&sb.config_path()).unwrap(),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert!(!secrets.exists(), "{out}");
 
     // Nothing left: a second uninstall runs no service commands and succeeds.
     sb.fakes.clear();
@@ -152,4 +157,34 @@ fn stop_never_signals_a_process_that_is_not_ours() {
     assert!(!run.join("proxy.pid").exists());
     other.kill().unwrap();
     let _ = other.wait();
+}
+
+#[test]
+fn stop_all_leaves_a_process_that_only_mentions_ollama_serve_alone() {
+    let sb = Sandbox::new();
+    let run = sb.home.join(".claude-code-router/run");
+    std::fs::create_dir_all(&run).unwrap();
+    // `tail -f …/ollama …/serve`: its command line holds both words, but it is not the
+    // `<path>/ollama serve` the pid file records.
+    let ollama = sb.home.join("ollama");
+    let serve = sb.home.join("serve");
+    std::fs::write(&ollama, "").unwrap();
+    std::fs::write(&serve, "").unwrap();
+    let mut tail = std::process::Command::new("tail")
+        .arg("-f")
+        .arg(&ollama)
+        .arg(&serve)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let record =
+        serde_json::json!({"pid": tail.id(), "argv": [ollama.display().to_string(), "serve"]});
+    std::fs::write(run.join("ollama.pid"), record.to_string()).unwrap();
+    let (out, _) = run_expect(sb.cmd(&["stop", "--all"]), 0);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let alive = tail.try_wait().unwrap().is_none();
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert!(alive, "tail was signalled: {out}");
+    assert!(out.contains("left it alone"), "{out}");
 }

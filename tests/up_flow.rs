@@ -55,12 +55,14 @@ fn fresh_start_spawns_ollama_with_the_tuned_environment() {
     assert_eq!(starts[0]["argv"][1], "serve");
 
     // The pid file names the child, and the effective context is recorded in the config.
-    let pid: i64 = std::fs::read_to_string(home.pid_file())
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(Some(pid), starts[0]["pid"].as_i64());
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.pid_file()).unwrap()).unwrap();
+    assert_eq!(record["pid"].as_i64(), starts[0]["pid"].as_i64());
+    // ... with the exact command line it was started with.
+    assert_eq!(
+        record["argv"],
+        serde_json::json!([home.bin.join("ollama").display().to_string(), "serve"])
+    );
     let doc = home.config_doc();
     assert_eq!(doc["Providers"][0]["context_window"], 32768);
     assert_eq!(doc["Providers"][0]["my_own_key"], "kept");
@@ -482,7 +484,8 @@ fn our_server_still_starting_is_waited_for_not_started_twice() {
         .unwrap();
     let run = home.home.join(".claude-code-router/run");
     std::fs::create_dir_all(&run).unwrap();
-    std::fs::write(home.pid_file(), format!("{}\n", child.id())).unwrap();
+    let record = serde_json::json!({"pid": child.id(), "argv": [home.bin.join("ollama").display().to_string(), "serve"]});
+    std::fs::write(home.pid_file(), record.to_string()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300)); // python is up, not listening
 
     let out = home.up(&["--no-exec", "--no-smoke"]).output().unwrap();

@@ -13,10 +13,12 @@ use anyhow::{bail, Context as _};
 use console::Term;
 use dialoguer::theme::ColorfulTheme;
 
+use super::init_key::{self, CloudKey};
 use super::{Context, Outcome};
 use crate::cli::{InitArgs, ServiceManagerChoice};
 use crate::config::{
-    ConfigError, ConfigFile, OllamaSettings, DEFAULT_CONTEXT_LENGTH, DEFAULT_MODEL, DEFAULT_PORT,
+    ConfigError, ConfigFile, OllamaSettings, SecretsStore, DEFAULT_CONTEXT_LENGTH, DEFAULT_MODEL,
+    DEFAULT_PORT,
 };
 use crate::fsutil::{self, WriteOutcome};
 use crate::ollama::{InstalledModel, OllamaClient};
@@ -27,10 +29,7 @@ use crate::service::{
     self, systemd, Layout, Manager, RenderedService, ServiceCommand, ServiceKind, ServiceSpec,
 };
 
-/// Test and cross-check hook: provision as this platform (`macos` or `linux`) instead
-/// of the one the binary runs on. Only the install plan and the "who serves Ollama"
-/// probe depend on it.
-pub const PLATFORM_ENV: &str = "CCR_SETUP_PLATFORM";
+pub use crate::provision::PLATFORM_ENV;
 
 /// The service manager from `--service-manager`, else detected.
 pub(crate) fn resolve_manager(choice: Option<ServiceManagerChoice>) -> Option<Manager> {
@@ -55,11 +54,7 @@ pub(crate) fn system_root() -> PathBuf {
 }
 
 fn platform() -> anyhow::Result<Platform> {
-    match std::env::var(PLATFORM_ENV) {
-        Ok(v) if !v.is_empty() => Platform::parse(&v)
-            .with_context(|| format!("{PLATFORM_ENV}={v:?}: use `macos` or `linux`")),
-        _ => Ok(Platform::current()),
-    }
+    Platform::from_env().map_err(anyhow::Error::msg)
 }
 
 /// Where answers come from.
@@ -155,10 +150,12 @@ fn check_context(model: &str, ctx: u32, trained: Option<u64>) -> Result<(), Stri
     }
 }
 
-/// All the answers: the config ones plus whether to install services.
+/// All the answers: the config ones, whether to install services, and the cloud key.
 struct AllAnswers {
     config: Answers,
     services: bool,
+    /// With cloud fallback: the key to store, or why none is.
+    key: Option<CloudKey>,
 }
 
 fn gather(
@@ -167,12 +164,14 @@ fn gather(
     base: Option<Answers>,
     ollama: &OllamaInfo,
     manager: Option<Manager>,
+    store: &SecretsStore,
 ) -> anyhow::Result<AllAnswers> {
     let defaults = base.unwrap_or_else(|| Answers {
         model: DEFAULT_MODEL.to_owned(),
         context_length: DEFAULT_CONTEXT_LENGTH,
         port: DEFAULT_PORT,
         cloud_fallback: std::env::var_os("ANTHROPIC_API_KEY").is_some_and(|v| !v.is_empty()),
+        cloud_model: crate::catalogue::default_cloud_model().to_owned(),
     });
     let theme = ColorfulTheme::default();
     let term = prompter.term();
@@ -232,10 +231,24 @@ fn gather(
         match term {
             None => defaults.cloud_fallback,
             Some(t) => dialoguer::Confirm::with_theme(&theme)
-                .with_prompt("Add the Claude API as cloud fallback (think, long context, errors)? The key is read from $ANTHROPIC_API_KEY, not stored")
+                .with_prompt("Add the Claude API as cloud fallback (think, long context, errors)?")
                 .default(defaults.cloud_fallback)
                 .interact_on(t)?,
         }
+    };
+    let cloud_model = args
+        .cloud_model
+        .clone()
+        .unwrap_or_else(|| defaults.cloud_model.clone());
+    if cloud_model.trim().is_empty() || cloud_model.contains(',') {
+        bail!(
+            "--cloud-model {cloud_model:?}: give one model id, e.g. {}",
+            crate::catalogue::default_cloud_model()
+        );
+    }
+    let key = match cloud_fallback {
+        true => Some(init_key::gather(term, store, !args.no_key_check)?),
+        false => None,
     };
     let services = match manager {
         None => false,
@@ -264,8 +277,10 @@ fn gather(
             context_length,
             port,
             cloud_fallback,
+            cloud_model,
         },
         services,
+        key,
     })
 }
 
@@ -457,7 +472,7 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
     let manager = resolve_manager(args.service_manager);
     let prompter = Prompter::open(args.yes);
     if let Prompter::NoTerminal = prompter {
-        eprintln!("No terminal to ask on (stdin is not a TTY and there is no /dev/tty): using the defaults and the flags given. Re-run `ccr-setup init` in a terminal to choose.");
+        eprintln!("No terminal to ask on (stdin is not a TTY and there is no /dev/tty): planning with the defaults and the flags given; nothing is installed or written without consent.");
     }
     let existing = match ConfigFile::load(&ctx.config_path) {
         Ok(f) => Some(f),
@@ -471,7 +486,8 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         .as_ref()
         .and_then(|f| router_config::current_answers(&f.doc));
     let ollama = OllamaInfo::fetch();
-    let answers = gather(&prompter, &args, base, &ollama, manager)?;
+    let store = SecretsStore::for_config(&ctx.config_path);
+    let answers = gather(&prompter, &args, base, &ollama, manager, &store)?;
 
     let probe_env = ProbeEnv {
         root: system_root(),
@@ -517,7 +533,9 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         .collect();
     let loads = load_plan(manager, &layout, &files, &loaded);
 
+    let key_line = answers.key.as_ref().and_then(CloudKey::plan_line);
     let changes = !installs.is_empty()
+        || key_line.is_some()
         || files.config_change != Change::Unchanged
         || files.claude_json.is_some()
         || files.services.iter().any(|(_, c)| *c != Change::Unchanged)
@@ -539,10 +557,19 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Success);
     }
-    print_plan(&installs, &files, &loads);
+    print_plan(&installs, &files, &loads, key_line.as_deref());
     if args.dry_run {
         println!("\nDry run: nothing was changed.");
         return Ok(Outcome::Success);
+    }
+    if let Prompter::NoTerminal = prompter {
+        // Like rustup without -y: installers and writes need a yes from a person.
+        eprintln!("\nNo terminal to ask for consent, so nothing was installed or written.");
+        eprintln!(
+            "To apply this plan, run:\n    {}",
+            apply_command(ctx, &args, &answers, manager)
+        );
+        return Ok(Outcome::Usage);
     }
     if !prompter.confirm("Apply this plan?", true)? {
         println!("Nothing was changed.");
@@ -561,6 +588,66 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         files,
         &loaded,
     )
+}
+
+/// The `ccr-setup init --yes …` line that applies exactly the answers just planned.
+fn apply_command(
+    ctx: &Context,
+    args: &InitArgs,
+    answers: &AllAnswers,
+    manager: Option<Manager>,
+) -> String {
+    let a = &answers.config;
+    let mut words = vec!["ccr-setup".to_owned()];
+    if ctx.config_path != crate::paths::default_config_path() {
+        words.push("--config".into());
+        words.push(shell_quote(&ctx.config_path.display().to_string()));
+    }
+    words.extend(["init".into(), "--yes".into()]);
+    words.extend(["--model".into(), shell_quote(&a.model)]);
+    words.extend(["--context-length".into(), a.context_length.to_string()]);
+    words.extend(["--port".into(), a.port.to_string()]);
+    if a.cloud_fallback {
+        words.extend(["--cloud-fallback".into(), "--cloud-model".into()]);
+        words.push(shell_quote(&a.cloud_model));
+    } else {
+        words.push("--no-cloud-fallback".into());
+    }
+    if manager.is_some() {
+        words.push(
+            if answers.services {
+                "--service"
+            } else {
+                "--no-service"
+            }
+            .into(),
+        );
+    }
+    if let Some(choice) = args.service_manager {
+        let name = match choice {
+            ServiceManagerChoice::Launchd => "launchd",
+            ServiceManagerChoice::Systemd => "systemd",
+            ServiceManagerChoice::None => "none",
+        };
+        words.extend(["--service-manager".into(), name.into()]);
+    }
+    if args.no_install {
+        words.push("--no-install".into());
+    }
+    words.join(" ")
+}
+
+/// Quote a word for a POSIX shell when it needs it.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 fn load_plan(
@@ -585,7 +672,12 @@ fn load_plan(
     service::load_commands(manager, layout, &states)
 }
 
-fn print_plan(installs: &[InstallStep], files: &FilePlan, loads: &[ServiceCommand]) {
+fn print_plan(
+    installs: &[InstallStep],
+    files: &FilePlan,
+    loads: &[ServiceCommand],
+    key_line: Option<&str>,
+) {
     println!("Plan:");
     if !installs.is_empty() {
         println!("  Install:");
@@ -609,6 +701,9 @@ fn print_plan(installs: &[InstallStep], files: &FilePlan, loads: &[ServiceComman
             ""
         }
     );
+    if let Some(line) = key_line {
+        println!("{line}");
+    }
     if files.claude_json.is_some() {
         let path = crate::paths::claude_json_path();
         let word = if path.exists() { "update" } else { "create" };
@@ -699,6 +794,12 @@ fn apply(
                 tilde(&backup)
             ),
             _ => println!("Wrote {}", tilde(&files.config.path)),
+        }
+    }
+    if let Some(key) = &answers.key {
+        let store = SecretsStore::for_config(&ctx.config_path);
+        if let Some(line) = init_key::apply(&store, key)? {
+            println!("{line}");
         }
     }
     if let Some(text) = &files.claude_json {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod doctor;
 pub mod env;
 pub mod init;
+mod init_key;
 pub mod proxy;
 pub mod stats;
 pub mod status;
@@ -26,6 +27,9 @@ pub enum Outcome {
     Success,
     /// The work or a check failed; the command already explained why. Exit 1.
     Failed,
+    /// The command cannot go on as invoked (e.g. consent is needed and there is no
+    /// terminal to ask on); it already said what to run instead. Exit 2.
+    Usage,
 }
 
 impl From<Outcome> for ExitCode {
@@ -33,6 +37,7 @@ impl From<Outcome> for ExitCode {
         match outcome {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Failed => ExitCode::from(1),
+            Outcome::Usage => ExitCode::from(2),
         }
     }
 }

@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
         compare_to: args
             .compare_to
             .clone()
-            .unwrap_or_else(|| ledger::default_compare_to(config.as_ref())),
+            .unwrap_or_else(|| ledger::default_compare_to(config.as_ref(), &prices)),
         prices,
         provider_local: provider_locality(config.as_ref(), &raw),
         utc_offset: Local::now().offset().fix(),
@@ -72,8 +72,8 @@ pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
     print!("{out}");
     if !args.json && !args.csv && !report.unpriced_models.is_empty() && !ctx.quiet {
         eprintln!(
-            "warning: no price for {}; their cost is counted as $0. Add them under `Pricing` \
-             in {} (USD per million tokens).",
+            "warning: price unknown for {} (not in the model catalogue); their cost is \
+             counted as $0. Add them under `Pricing` in {} (USD per million tokens).",
             report.unpriced_models.join(", "),
             ctx.config_path.display()
         );

@@ -1,5 +1,6 @@
 //! `ccr-setup uninstall`: unload and remove our services, stop what we started, remove
-//! our pid and log files. The config is backed up and kept (removed with `--purge`).
+//! our pid and log files. The config is backed up and kept; `--purge` removes it, its
+//! backups and the keys stored for it.
 //! Ollama, Claude Code, models and `~/.claude.json` are never touched.
 
 use std::path::Path;
@@ -9,6 +10,7 @@ use anyhow::bail;
 use super::init::{resolve_manager, Prompter};
 use super::{Context, Outcome};
 use crate::cli::UninstallArgs;
+use crate::config::ConfigFile;
 use crate::service::runtime::Owned;
 use crate::service::{self, systemd, Layout, Manager, ServiceKind};
 
@@ -17,6 +19,36 @@ fn remove_dir(path: &Path, said: &mut Vec<String>) -> anyhow::Result<()> {
         Ok(()) => said.push(format!("Removed {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => bail!("cannot remove {}: {e}", path.display()),
+    }
+    Ok(())
+}
+
+/// `--purge`: the config, every backup of it, and the keys stored for it.
+fn purge_config(config: &Path, said: &mut Vec<String>) -> anyhow::Result<()> {
+    let store = ConfigFile::load(config)
+        .map(|f| (f.secrets(), f.key_sources()))
+        .ok();
+    if let Some((store, keys)) = &store {
+        for var in keys.iter().filter_map(|k| k.variable.as_deref()) {
+            if store.remove_from_keychain(var)? {
+                said.push(format!("Removed {var} from the macOS Keychain"));
+            }
+        }
+    }
+    let secrets = config
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(crate::config::secrets::SECRETS_FILE);
+    let backups = crate::fsutil::list_backups(config).unwrap_or_default();
+    for path in std::iter::once(config.to_path_buf())
+        .chain(backups)
+        .chain(std::iter::once(secrets))
+    {
+        match std::fs::remove_file(&path) {
+            Ok(()) => said.push(format!("Removed {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => bail!("cannot remove {}: {e}", path.display()),
+        }
     }
     Ok(())
 }
@@ -49,7 +81,7 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
     }
     if args.purge {
         println!(
-            "  the config {} (a backup is kept)",
+            "  the config {}, its backups and the secrets store beside it (stored keys)",
             ctx.config_path.display()
         );
     } else {
@@ -122,13 +154,11 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
     remove_dir(&run_dir, &mut said)?;
     remove_dir(&crate::paths::logs_dir(), &mut said)?;
     remove_dir(&layout.launchd_logs_dir(), &mut said)?;
-    if ctx.config_path.is_file() {
+    if args.purge {
+        purge_config(&ctx.config_path, &mut said)?;
+    } else if ctx.config_path.is_file() {
         let backup = crate::fsutil::make_backup(&ctx.config_path)?;
         said.push(format!("Backed up the config to {}", backup.display()));
-        if args.purge {
-            std::fs::remove_file(&ctx.config_path)?;
-            said.push(format!("Removed {}", ctx.config_path.display()));
-        }
     }
     for line in said {
         println!("{line}");

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::secrets::{KeySource, SecretsStore};
 use super::{interpolate, validate, Config, ConfigError};
 use crate::fsutil::{self, WriteOutcome};
 
@@ -54,9 +55,58 @@ impl ConfigFile {
         }
     }
 
-    /// Interpolate `$VAR`/`${VAR}` from the process environment and validate.
+    /// Interpolate `$VAR`/`${VAR}` from the process environment, then the secrets store
+    /// beside this file, and validate.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
-        self.resolve_with(&|name| std::env::var(name).ok())
+        let store = self.secrets();
+        self.resolve_with(&|name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| store.get(name).ok().flatten().map(|(v, _)| v))
+        })
+    }
+
+    /// The secrets store that `$VAR` references fall back to.
+    pub fn secrets(&self) -> SecretsStore {
+        SecretsStore::for_config(&self.path)
+    }
+
+    /// Every key in the config (`APIKEY`, `Providers[].api_key`) and where its value
+    /// comes from, never the value: for `config show` and `doctor`.
+    pub fn key_sources(&self) -> Vec<KeyOrigin> {
+        let store = self.secrets();
+        let mut keys = Vec::new();
+        if let Some(v) = self.doc.get("APIKEY").and_then(Value::as_str) {
+            keys.push(("APIKEY".to_owned(), None, v));
+        }
+        let providers = self.doc.get("Providers").and_then(Value::as_array);
+        for (i, p) in providers.into_iter().flatten().enumerate() {
+            if let Some(v) = p.get("api_key").and_then(Value::as_str) {
+                let name = p.get("name").and_then(Value::as_str).map(str::to_owned);
+                keys.push((format!("Providers[{i}].api_key"), name, v));
+            }
+        }
+        keys.into_iter()
+            .filter(|(_, _, v)| !v.is_empty())
+            .map(|(path, provider, v)| {
+                let variable = reference(v);
+                let source = match &variable {
+                    None => KeySource::Literal,
+                    Some(var) if std::env::var(var).is_ok_and(|v| !v.is_empty()) => KeySource::Env,
+                    Some(var) => match store.get(var) {
+                        Ok(Some((_, from))) => from,
+                        _ => KeySource::Unset,
+                    },
+                };
+                KeyOrigin {
+                    path,
+                    provider,
+                    variable,
+                    source,
+                }
+            })
+            .collect()
     }
 
     /// [`resolve`](Self::resolve) with an explicit variable lookup (for tests).
@@ -92,6 +142,29 @@ impl ConfigFile {
         text.push('\n');
         fsutil::write_with_backup(&self.path, text.as_bytes(), 0o600)
     }
+}
+
+/// Where one key of the config comes from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyOrigin {
+    /// `APIKEY` or `Providers[1].api_key`.
+    pub path: String,
+    /// The provider's name, for provider keys.
+    pub provider: Option<String>,
+    /// The variable a `$VAR` / `${VAR}` value names.
+    pub variable: Option<String>,
+    pub source: KeySource,
+}
+
+/// The variable a whole-value reference names: `$NAME` or `${NAME}`.
+fn reference(v: &str) -> Option<String> {
+    let v = v.trim();
+    let name = v
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .or_else(|| v.strip_prefix('$'))?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| name.to_owned())
 }
 
 /// A copy of `doc` with secrets replaced, for display. `$VAR` references are shown as
@@ -189,6 +262,57 @@ mod tests {
         );
         assert_eq!(file.doc, doc);
         assert!(!file.holds_secret());
+    }
+
+    #[test]
+    fn a_key_missing_from_the_environment_comes_from_the_store_and_its_source_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let var = "CCR_TEST_STORE_ONLY_KEY_7F3A";
+        let doc = json!({
+            "APIKEY": "proxy-secret",
+            "Providers": [
+                {"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "models": ["m"]},
+                {"name": "cloud", "api_base_url": "https://api.anthropic.com/v1/messages", "api_key": format!("${var}"), "models": ["c"]},
+                {"name": "other", "api_base_url": "https://api.anthropic.com/v1/messages", "api_key": "${CCR_TEST_NOWHERE_KEY_7F3A}", "models": ["c"]}
+            ],
+            "Router": {"default": "ollama,m"}
+        });
+        let file = ConfigFile::new(&path, doc);
+        let cfg = file.resolve().unwrap();
+        assert_eq!(cfg.missing_key("cloud"), Some(var));
+        assert_eq!(cfg.provider("cloud").unwrap().api_key, None);
+
+        file.secrets().set(var, "sk-ant-stored").unwrap();
+        let cfg = file.resolve().unwrap();
+        assert_eq!(cfg.missing_key("cloud"), None);
+        assert_eq!(
+            cfg.provider("cloud").unwrap().api_key.as_deref(),
+            Some("sk-ant-stored")
+        );
+        assert_eq!(cfg.missing_key("other"), Some("CCR_TEST_NOWHERE_KEY_7F3A"));
+
+        let sources: Vec<(String, Option<String>, KeySource)> = file
+            .key_sources()
+            .into_iter()
+            .map(|k| (k.path, k.variable, k.source))
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                ("APIKEY".to_owned(), None, KeySource::Literal),
+                (
+                    "Providers[1].api_key".to_owned(),
+                    Some(var.to_owned()),
+                    KeySource::File(dir.path().join("secrets.env"))
+                ),
+                (
+                    "Providers[2].api_key".to_owned(),
+                    Some("CCR_TEST_NOWHERE_KEY_7F3A".to_owned()),
+                    KeySource::Unset
+                ),
+            ]
+        );
     }
 
     #[test]

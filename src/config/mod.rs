@@ -14,14 +14,16 @@
 mod file;
 mod interpolate;
 mod model;
+pub mod secrets;
 mod validate;
 
-pub use file::{redacted, ConfigFile};
+pub use file::{redacted, ConfigFile, KeyOrigin};
 pub use interpolate::interpolate;
 pub use model::{
     Config, ModelRef, OllamaSettings, Provider, ProviderKind, Router, DEFAULT_CONTEXT_LENGTH,
     DEFAULT_HOST, DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL, DEFAULT_PORT,
 };
+pub use secrets::{KeySource, SecretsStore};
 pub use validate::is_loopback_host;
 
 use std::path::PathBuf;

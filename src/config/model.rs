@@ -32,6 +32,10 @@ pub struct Config {
     /// `fallback`: scenario name (`default`, `think`, …) to the models tried in order.
     pub fallback: BTreeMap<String, Vec<ModelRef>>,
     pub ollama: OllamaSettings,
+    /// Providers whose `api_key` names a variable set nowhere (neither the environment
+    /// nor the secrets store): provider name to that variable. They stay in `providers`
+    /// so routes still validate, but the proxy does not call them.
+    pub keyless: BTreeMap<String, String>,
     /// The whole interpolated document, for extension keys read by one module only
     /// (for example `Pricing`).
     pub raw: Value,
@@ -40,6 +44,11 @@ pub struct Config {
 impl Config {
     pub fn provider(&self, name: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// The variable a provider's key is missing from, when it is disabled for that.
+    pub fn missing_key(&self, provider: &str) -> Option<&str> {
+        self.keyless.get(provider).map(String::as_str)
     }
 
     /// The fallback chain for a scenario, or the `default` chain when it has none.

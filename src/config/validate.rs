@@ -130,10 +130,17 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
     let mut c = Checker {
         problems: Vec::new(),
     };
+    // A provider key set nowhere disables that provider (the proxy says so once and
+    // answers requests routed to it with the fix); anything else unset is a problem.
+    let mut keyless = BTreeMap::new();
     for (path, var) in unset {
+        if let Some(name) = provider_of_key_path(doc, path) {
+            keyless.insert(name, var.clone());
+            continue;
+        }
         c.add(
             path.clone(),
-            format!("uses ${var}, which is not set in the environment"),
+            format!("uses ${var}, which is not set in the environment or the secrets store"),
             format!("export {var}=… in the environment that runs ccr-setup, or write the value directly"),
         );
     }
@@ -146,7 +153,14 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
         return Err(c.problems);
     };
 
-    let providers = build_providers(&mut c, root);
+    let mut providers = build_providers(&mut c, root);
+    for p in providers
+        .iter_mut()
+        .filter(|p| keyless.contains_key(&p.name))
+    {
+        // Interpolation left the `$VAR` text; it must never go upstream as a key.
+        p.api_key = None;
+    }
     let host = c
         .opt_str(root, "HOST", "HOST")
         .unwrap_or_else(|| DEFAULT_HOST.to_owned());
@@ -210,8 +224,23 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
         stream_idle_timeout_ms,
         fallback,
         ollama,
+        keyless,
         raw: doc.clone(),
     })
+}
+
+/// The provider whose `api_key` is at `path` (`Providers[3].api_key`), if any.
+fn provider_of_key_path(doc: &Value, path: &str) -> Option<String> {
+    let index: usize = path
+        .strip_prefix("Providers[")?
+        .strip_suffix("].api_key")?
+        .parse()
+        .ok()?;
+    doc.get("Providers")?
+        .get(index)?
+        .get("name")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn positive_ms(c: &mut Checker, root: &Map<String, Value>, key: &str, default: u64) -> u64 {
@@ -710,15 +739,26 @@ mod tests {
     }
 
     #[test]
-    fn unset_variable_is_reported_at_its_path() {
-        let p = build(
+    fn unset_provider_key_disables_the_provider_and_other_unset_variables_are_problems() {
+        let cfg = build(
             &good(),
             &[("Providers[1].api_key".into(), "ANTHROPIC_API_KEY".into())],
         )
-        .unwrap_err();
-        assert_eq!(p[0].path, "Providers[1].api_key");
-        assert!(p[0].message.contains("$ANTHROPIC_API_KEY"));
-        assert!(p[0].fix.contains("export ANTHROPIC_API_KEY"));
+        .unwrap();
+        let name = good()["Providers"][1]["name"].as_str().unwrap().to_owned();
+        assert_eq!(cfg.missing_key(&name), Some("ANTHROPIC_API_KEY"));
+        let mut doc = good();
+        doc["Providers"][1]["api_key"] = json!("$ANTHROPIC_API_KEY");
+        let cfg = build(
+            &doc,
+            &[("Providers[1].api_key".into(), "ANTHROPIC_API_KEY".into())],
+        )
+        .unwrap();
+        assert_eq!(cfg.providers[1].api_key, None);
+        let p = build(&good(), &[("APIKEY".into(), "PROXY_KEY".into())]).unwrap_err();
+        assert_eq!(p[0].path, "APIKEY");
+        assert!(p[0].message.contains("$PROXY_KEY"));
+        assert!(p[0].fix.contains("export PROXY_KEY"));
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub fn apply(action: &FixAction, home: &std::path::Path) -> Result<(), FixError>
                     context_length: crate::config::DEFAULT_CONTEXT_LENGTH,
                     port: crate::config::DEFAULT_PORT,
                     cloud_fallback: false,
+                    cloud_model: crate::catalogue::default_cloud_model().to_owned(),
                 },
             )?;
             ConfigFile::new(path, doc)

@@ -20,8 +20,8 @@ mod stats;
 mod writer;
 
 pub use pricing::{
-    default_compare_to, is_local_provider, ledger_enabled, Price, PriceTable, PricingError,
-    FALLBACK_COMPARE_TO,
+    default_compare_to, fallback_compare_to, is_local_provider, ledger_enabled, Price, PriceTable,
+    PricingError,
 };
 pub use schema::{open_for_reading, open_for_writing, SCHEMA_VERSION};
 pub use stats::{

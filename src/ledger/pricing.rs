@@ -1,8 +1,8 @@
 //! Prices, and which providers are local.
 //!
-//! Prices are USD per million tokens, as Anthropic lists them. The built-in table holds
-//! Anthropic's public list prices (checked 2026-11 against the pricing and model pages);
-//! the config's `Pricing` object adds models or overrides them:
+//! Prices are USD per million tokens, as Anthropic lists them. The built-in prices are
+//! the model catalogue's (`data/models.json`, see [`crate::catalogue`]); the config's
+//! `Pricing` object adds models or overrides them:
 //!
 //! ```json5
 //! "Pricing": {
@@ -53,39 +53,17 @@ impl Price {
     }
 }
 
-/// The model `stats` prices local requests at when nothing else says: the current
-/// Sonnet, Anthropic's default coding model.
-pub const FALLBACK_COMPARE_TO: &str = "claude-sonnet-5-5";
+/// The model `stats` prices local requests at when nothing else says: the catalogue's
+/// current Sonnet, the same model `init` writes for cloud fallback.
+pub fn fallback_compare_to() -> &'static str {
+    crate::catalogue::default_cloud_model()
+}
 
-/// Anthropic's list prices (5-minute cache writes). Haiku 5.5 is priced at its band for
-/// prompts up to 100k tokens; longer prompts cost 5× that, which this table does not
-/// model.
-const BUILTIN: &[(&str, Price)] = &[
-    ("claude-fable-5-1", Price::new(10.0, 50.0, 0.25, 12.5)),
-    ("claude-mythos-5-1", Price::new(10.0, 50.0, 0.25, 12.5)),
-    ("claude-fable-5", Price::new(10.0, 50.0, 1.0, 12.5)),
-    ("claude-mythos-5", Price::new(10.0, 50.0, 1.0, 12.5)),
-    ("claude-opus-5-5", Price::new(4.0, 20.0, 0.2, 5.0)),
-    ("claude-opus-5", Price::new(5.0, 25.0, 0.5, 6.25)),
-    ("claude-opus-4-8", Price::new(5.0, 25.0, 0.5, 6.25)),
-    ("claude-opus-4-7", Price::new(5.0, 25.0, 0.5, 6.25)),
-    ("claude-opus-4-6", Price::new(5.0, 25.0, 0.5, 6.25)),
-    ("claude-opus-4-5", Price::new(5.0, 25.0, 0.5, 6.25)),
-    ("claude-opus-4-1", Price::new(15.0, 75.0, 1.5, 18.75)),
-    ("claude-opus-4", Price::new(15.0, 75.0, 1.5, 18.75)),
-    ("claude-3-opus", Price::new(15.0, 75.0, 1.5, 18.75)),
-    ("claude-sonnet-5-5", Price::new(2.0, 10.0, 0.1, 2.5)),
-    ("claude-sonnet-5", Price::new(2.0, 10.0, 0.2, 2.5)),
-    ("claude-sonnet-4-6", Price::new(3.0, 15.0, 0.3, 3.75)),
-    ("claude-sonnet-4-5", Price::new(3.0, 15.0, 0.3, 3.75)),
-    ("claude-sonnet-4", Price::new(3.0, 15.0, 0.3, 3.75)),
-    ("claude-3-7-sonnet", Price::new(3.0, 15.0, 0.3, 3.75)),
-    ("claude-3-5-sonnet", Price::new(3.0, 15.0, 0.3, 3.75)),
-    ("claude-haiku-5-5", Price::new(0.1, 0.5, 0.01, 0.125)),
-    ("claude-haiku-4-5", Price::new(1.0, 5.0, 0.1, 1.25)),
-    ("claude-3-5-haiku", Price::new(0.8, 4.0, 0.08, 1.0)),
-    ("claude-3-haiku", Price::new(0.25, 1.25, 0.03, 0.3)),
-];
+impl From<crate::catalogue::ListPrice> for Price {
+    fn from(p: crate::catalogue::ListPrice) -> Price {
+        Price::new(p.input, p.output, p.cache_read, p.cache_write)
+    }
+}
 
 /// A bad `Pricing` entry: where, what, and the fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -171,13 +149,7 @@ impl PriceTable {
             .filter(|(key, _)| matches_key(&name, key))
             .max_by_key(|(key, _)| key.len())
             .map(|(key, price)| (key.clone(), *price));
-        user.or_else(|| {
-            BUILTIN
-                .iter()
-                .filter(|(key, _)| matches_key(&name, key))
-                .max_by_key(|(key, _)| key.len())
-                .map(|(key, price)| ((*key).to_owned(), *price))
-        })
+        user.or_else(|| crate::catalogue::find(model).map(|m| (m.id.clone(), m.price.into())))
     }
 }
 
@@ -231,16 +203,7 @@ fn parse_price(key: &str, value: &Value) -> Result<Price, Vec<PricingError>> {
     }
 }
 
-/// Lowercase, dots as dashes, no `vendor/` prefix.
-fn normalize(model: &str) -> String {
-    let name = model.trim().rsplit('/').next().unwrap_or(model);
-    name.to_ascii_lowercase().replace('.', "-")
-}
-
-fn matches_key(name: &str, key: &str) -> bool {
-    name.strip_prefix(key)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '@', '[', ':']))
-}
+use crate::catalogue::{matches_key, normalize};
 
 /// Whether a provider runs on this machine: its `api_base_url` host is loopback
 /// (`localhost`, `127.0.0.0/8`, `::1`). Anything else, even on the LAN, is cloud.
@@ -251,17 +214,23 @@ pub fn is_local_provider(provider: &Provider) -> bool {
         .unwrap_or(false)
 }
 
-/// The default `--compare-to`: the first model of the first anthropic-kind provider that
-/// is not local, else [`FALLBACK_COMPARE_TO`].
-pub fn default_compare_to(config: Option<&Config>) -> String {
+/// The default `--compare-to`: the first priced model of the first anthropic-kind
+/// provider that is not local, else [`fallback_compare_to`]. A cloud model nobody priced
+/// (not in the catalogue, not under `Pricing`) is skipped, so `stats` still works.
+pub fn default_compare_to(config: Option<&Config>, prices: &PriceTable) -> String {
     config
         .and_then(|c| {
             c.providers
                 .iter()
                 .filter(|p| p.kind == ProviderKind::Anthropic && !is_local_provider(p))
-                .find_map(|p| p.models.first().cloned())
+                .find_map(|p| {
+                    p.models
+                        .iter()
+                        .find(|m| prices.lookup(m).is_some())
+                        .cloned()
+                })
         })
-        .unwrap_or_else(|| FALLBACK_COMPARE_TO.to_owned())
+        .unwrap_or_else(|| fallback_compare_to().to_owned())
 }
 
 /// `LEDGER: false` in the config turns the usage ledger off (default on).

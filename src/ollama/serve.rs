@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::{OllamaClient, OllamaError};
 use crate::service::runtime::{self, Owned};
 
-/// `~/.claude-code-router/run/ollama.pid`: the pid alone, in the format every pid file of
-/// ccr-setup uses (`crate::service::runtime`), so `stop` and `status` read it too.
+/// `~/.claude-code-router/run/ollama.pid`: the pid and exact command line, in the format
+/// every pid file of ccr-setup uses (`runtime::PidRecord`), so `stop` and `status` read it.
 pub fn pid_file_path() -> PathBuf {
     Owned::Ollama.pid_file(&crate::paths::run_dir())
 }
@@ -94,12 +94,13 @@ pub fn remove_pid_file() {
     let _ = std::fs::remove_file(meta_path());
 }
 
-/// Is `pid` a live `ollama serve` (guards against a reused pid; a zombie is not live)?
+/// Is `pid` live and still running exactly the `ollama serve` our pid file records
+/// (guards against a reused pid; a zombie is not live)?
 pub fn is_our_ollama_alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    runtime::command_line(raw).is_some_and(|c| c.contains("ollama") && c.contains("serve"))
+    runtime::PidRecord::read(&pid_file_path())
+        .filter(|r| i64::from(r.pid) == i64::from(pid))
+        .and_then(|r| r.matches_process())
+        .unwrap_or(false)
 }
 
 /// Has `pid` exited (gone, or a zombie nobody has reaped yet)? Unlike a command-line
@@ -194,7 +195,8 @@ pub fn spawn_serve(
     // that finds the pid also finds where it listens.
     crate::fsutil::write_atomic(&meta_path(), meta.as_bytes(), 0o644)
         .map_err(io_err(&meta_path()))?;
-    crate::fsutil::write_atomic(&pid_file_path(), format!("{pid}\n").as_bytes(), 0o644)
+    runtime::PidRecord::new(pid, &program, &["serve"])
+        .write(&pid_file_path())
         .map_err(io_err(&pid_file_path()))?;
     Ok(owned)
 }

@@ -13,6 +13,7 @@
 //! the macOS logic on Linux.
 
 pub mod claude_json;
+pub mod cloud_key;
 pub mod install;
 pub mod router_config;
 
@@ -31,7 +32,20 @@ pub enum Platform {
     Linux,
 }
 
+/// Test and cross-check hook: provision as this platform (`macos` or `linux`) instead
+/// of the one the binary runs on.
+pub const PLATFORM_ENV: &str = "CCR_SETUP_PLATFORM";
+
 impl Platform {
+    /// The platform to provision for: [`PLATFORM_ENV`] when set, else the current one.
+    pub fn from_env() -> Result<Platform, String> {
+        match std::env::var(PLATFORM_ENV) {
+            Ok(v) if !v.is_empty() => Platform::parse(&v)
+                .ok_or_else(|| format!("{PLATFORM_ENV}={v:?}: use `macos` or `linux`")),
+            _ => Ok(Platform::current()),
+        }
+    }
+
     /// The platform this binary was built for.
     pub fn current() -> Platform {
         if cfg!(target_os = "macos") {

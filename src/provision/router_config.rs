@@ -12,9 +12,10 @@ pub const OLLAMA_CHAT_URL: &str = "http://127.0.0.1:11434/v1/chat/completions";
 /// The cloud fallback provider `init` writes when asked.
 pub const ANTHROPIC_PROVIDER: &str = "anthropic";
 pub const ANTHROPIC_MESSAGES_URL: &str = "https://api.anthropic.com/v1/messages";
-/// A reference, not the key: the key stays in the user's environment.
+/// A reference, not the key: the key comes from the environment or the secrets store.
 pub const ANTHROPIC_KEY_REF: &str = "$ANTHROPIC_API_KEY";
-pub const CLOUD_MODEL: &str = "claude-sonnet-4-5";
+/// The variable [`ANTHROPIC_KEY_REF`] names.
+pub const ANTHROPIC_KEY_VAR: &str = "ANTHROPIC_API_KEY";
 
 const TEMPLATE: &str = include_str!("../../templates/config.json");
 
@@ -25,6 +26,9 @@ pub struct Answers {
     pub context_length: u32,
     pub port: u16,
     pub cloud_fallback: bool,
+    /// The cloud model for think, long context and fallback (default: the catalogue's
+    /// current Sonnet).
+    pub cloud_model: String,
 }
 
 /// The document a fresh config starts from (`templates/config.json`).
@@ -121,34 +125,53 @@ pub fn apply(doc: &mut Value, a: &Answers) -> Result<(), EditError> {
     }
     if a.cloud_fallback {
         match find_provider(list, ANTHROPIC_PROVIDER) {
-            Some(p) => ensure_model(p, CLOUD_MODEL),
+            Some(p) => ensure_model(p, &a.cloud_model),
             None => list.push(json!({
                 "name": ANTHROPIC_PROVIDER,
                 "api_base_url": ANTHROPIC_MESSAGES_URL,
                 "api_key": ANTHROPIC_KEY_REF,
-                "models": [CLOUD_MODEL],
+                "models": [a.cloud_model],
             })),
         }
     }
 
-    let cloud = format!("{ANTHROPIC_PROVIDER},{CLOUD_MODEL}");
+    let cloud = format!("{ANTHROPIC_PROVIDER},{}", a.cloud_model);
+    // Routes to the anthropic provider follow the chosen cloud model; routes elsewhere
+    // are the user's and stay. Turning cloud off removes only exactly what init writes.
+    let ours = |v: Option<&Value>| match v {
+        None => true,
+        Some(Value::String(s)) => s.starts_with(&format!("{ANTHROPIC_PROVIDER},")),
+        Some(Value::Array(items)) => {
+            items.len() == 1
+                && items[0]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(&format!("{ANTHROPIC_PROVIDER},")))
+        }
+        _ => false,
+    };
     let router = object(root, "Router")?;
     let default = format!("{OLLAMA_PROVIDER},{}", a.model);
     if router.get("default").and_then(Value::as_str) != Some(default.as_str()) {
         router.insert("default".into(), json!(default));
     }
     for key in ["think", "longContext"] {
+        let current = router.get(key);
         if a.cloud_fallback {
-            router.entry(key).or_insert_with(|| json!(cloud));
-        } else if router.get(key).and_then(Value::as_str) == Some(cloud.as_str()) {
+            if ours(current) && current.and_then(Value::as_str) != Some(cloud.as_str()) {
+                router.insert(key.into(), json!(cloud));
+            }
+        } else if current.and_then(Value::as_str) == Some(cloud.as_str()) {
             // Only undo what init itself would have written.
             router.remove(key);
         }
     }
     let fallback = object(root, "fallback")?;
+    let current = fallback.get("default");
     if a.cloud_fallback {
-        fallback.entry("default").or_insert_with(|| json!([cloud]));
-    } else if fallback.get("default") == Some(&json!([cloud])) {
+        if ours(current) && current != Some(&json!([cloud])) {
+            fallback.insert("default".into(), json!([cloud]));
+        }
+    } else if current == Some(&json!([cloud])) {
         fallback.remove("default");
     }
     if fallback.is_empty() {
@@ -167,17 +190,33 @@ pub fn current_answers(doc: &Value) -> Option<Answers> {
             _ => None,
         }
     };
+    let anthropic = doc
+        .get("Providers")
+        .and_then(Value::as_array)
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(ANTHROPIC_PROVIDER))
+        });
+    let routed = doc
+        .pointer("/Router/think")
+        .and_then(Value::as_str)
+        .and_then(|s| {
+            s.strip_prefix(&format!("{ANTHROPIC_PROVIDER},"))
+                .map(str::to_owned)
+        });
+    let listed = anthropic
+        .and_then(|p| p.pointer("/models/0"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let cloud_model = routed
+        .or(listed)
+        .unwrap_or_else(|| crate::catalogue::default_cloud_model().to_owned());
     Some(Answers {
         model: ollama.get("model")?.as_str()?.to_owned(),
         context_length: num(ollama.get("context_length"))? as u32,
         port: num(doc.get("PORT")).unwrap_or(crate::config::DEFAULT_PORT as u64) as u16,
-        cloud_fallback: doc
-            .get("Providers")
-            .and_then(Value::as_array)
-            .is_some_and(|ps| {
-                ps.iter()
-                    .any(|p| p.get("name").and_then(Value::as_str) == Some(ANTHROPIC_PROVIDER))
-            }),
+        cloud_fallback: anthropic.is_some(),
+        cloud_model,
     })
 }
 
@@ -192,6 +231,7 @@ mod tests {
             context_length: 32768,
             port: 3456,
             cloud_fallback: cloud,
+            cloud_model: crate::catalogue::default_cloud_model().to_owned(),
         }
     }
 
@@ -208,7 +248,7 @@ mod tests {
         assert_eq!(cfg.router.default.to_string(), "ollama,gpt-oss:20b");
         assert_eq!(
             cfg.router.think.as_ref().unwrap().to_string(),
-            "anthropic,claude-sonnet-4-5"
+            "anthropic,claude-sonnet-5-5"
         );
         assert_eq!(cfg.provider("ollama").unwrap().context_window, Some(32768));
         assert_eq!(cfg.ollama.context_length, 32768);
@@ -259,6 +299,28 @@ mod tests {
         assert_eq!(doc["Router"]["think"], "anthropic,claude-opus-4-1");
         assert!(doc["Router"].get("longContext").is_none());
         assert!(doc.get("fallback").is_none());
+    }
+
+    #[test]
+    fn another_cloud_model_moves_the_routes_init_wrote() {
+        let mut doc = Value::Null;
+        apply(&mut doc, &answers(true)).unwrap();
+        let opus = Answers {
+            cloud_model: "claude-opus-4-8".into(),
+            ..answers(true)
+        };
+        apply(&mut doc, &opus).unwrap();
+        assert_eq!(doc["Router"]["think"], "anthropic,claude-opus-4-8");
+        assert_eq!(doc["Router"]["longContext"], "anthropic,claude-opus-4-8");
+        assert_eq!(
+            doc["fallback"]["default"],
+            json!(["anthropic,claude-opus-4-8"])
+        );
+        assert_eq!(
+            doc["Providers"][1]["models"],
+            json!(["claude-sonnet-5-5", "claude-opus-4-8"])
+        );
+        assert_eq!(current_answers(&doc), Some(opus));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! or an Ollama child (from `up`), each with a pid file in `~/.claude-code-router/run/`.
 //!
 //! A pid file alone proves nothing: the process may have exited and the number been
-//! reused. Before anything is signalled, [`owned_pid`] checks that the process's command
-//! line still is the one we started, so `stop` never kills somebody else's process.
+//! reused. The file records the exact command line we started ([`PidRecord`]), and
+//! before anything is signalled, [`owned_pid`] checks that the process still runs
+//! exactly that, so `stop` never kills somebody else's process.
 //! Liveness of the proxy is judged by its `GET /health`, never by a pid.
 
 use std::fs::OpenOptions;
@@ -32,14 +33,6 @@ impl Owned {
             Owned::Proxy => "proxy.pid",
             Owned::Ollama => "ollama.pid",
         })
-    }
-
-    /// Words the command line of our process contains (`ccr-setup … proxy`, `ollama serve`).
-    fn signature(self) -> &'static [&'static str] {
-        match self {
-            Owned::Proxy => &["ccr-setup", "proxy"],
-            Owned::Ollama => &["ollama", "serve"],
-        }
     }
 }
 
@@ -79,6 +72,83 @@ pub fn read_pid(path: &Path) -> Option<i32> {
         .filter(|p: &i32| *p > 0)
 }
 
+/// What a pid file records: the pid and the exact command line (absolute program path,
+/// then the arguments) it was started with. Written as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PidRecord {
+    pub pid: i32,
+    pub argv: Vec<String>,
+}
+
+impl PidRecord {
+    pub fn new(pid: u32, program: &Path, args: &[&str]) -> PidRecord {
+        let mut argv = vec![program.display().to_string()];
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        PidRecord {
+            pid: pid as i32,
+            argv,
+        }
+    }
+
+    /// Read a pid file written by [`write`](Self::write). None for a missing or
+    /// unreadable file, and for older files holding only a pid (nothing to match).
+    pub fn read(path: &Path) -> Option<PidRecord> {
+        let text = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str::<PidRecord>(text.trim())
+            .ok()
+            .filter(|r| r.pid > 0 && !r.argv.is_empty())
+    }
+
+    /// Write the pid file atomically (0644: it holds no secret).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let mut text = serde_json::to_string(self).map_err(std::io::Error::other)?;
+        text.push('\n');
+        crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)
+    }
+
+    /// Does the running process `pid` still run exactly this command line? Either its
+    /// argv equals ours, or it is a script interpreter (`sh`, `python3`…: a shebang
+    /// script, or our own `sh` launcher before its `exec`) whose argv ends with ours. A
+    /// `tail -f …/ollama serve` does not match.
+    pub fn matches_process(&self) -> Option<bool> {
+        let actual = process_argv(self.pid)?;
+        Some(argv_matches(&actual, &self.argv))
+    }
+}
+
+/// `actual` is `recorded`, or an interpreter running it.
+pub fn argv_matches(actual: &[String], recorded: &[String]) -> bool {
+    if actual == recorded {
+        return true;
+    }
+    let interpreter = actual.first().is_some_and(|a| {
+        let name = a.rsplit('/').next().unwrap_or(a);
+        let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+        matches!(
+            base,
+            "sh" | "bash" | "dash" | "zsh" | "python" | "node" | "perl" | "env"
+        )
+    });
+    interpreter && actual.len() > recorded.len() && actual.ends_with(recorded)
+}
+
+/// The argv of a running process: `/proc/<pid>/cmdline` on Linux; elsewhere `ps`'s
+/// command column split on spaces (exact for paths without spaces).
+pub fn process_argv(pid: i32) -> Option<Vec<String>> {
+    if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+        if raw.is_empty() {
+            return None;
+        }
+        return Some(
+            raw.split(|b| *b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        );
+    }
+    command_line(pid).map(|c| c.split(' ').map(str::to_owned).collect())
+}
+
 /// The command line of a running process (`/proc/<pid>/cmdline` on Linux, `ps` elsewhere).
 pub fn command_line(pid: i32) -> Option<String> {
     if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) {
@@ -112,7 +182,8 @@ pub enum PidState {
     Running { pid: i32 },
     /// The process is gone (or the file is unreadable): the file is stale.
     Stale { pid: Option<i32> },
-    /// The pid was reused by a process that is not ours.
+    /// The pid was reused by a process that is not ours, or the file (from an older
+    /// version) records no command line to prove it is ours.
     Foreign { pid: i32, command: String },
 }
 
@@ -125,10 +196,12 @@ pub fn owned_pid(what: Owned, run_dir: &Path) -> PidState {
     let Some(pid) = read_pid(&file) else {
         return PidState::Stale { pid: None };
     };
-    match command_line(pid) {
-        None => PidState::Stale { pid: Some(pid) },
-        Some(cmd) if what.signature().iter().all(|w| cmd.contains(w)) => PidState::Running { pid },
-        Some(command) => PidState::Foreign { pid, command },
+    let Some(command) = command_line(pid) else {
+        return PidState::Stale { pid: Some(pid) };
+    };
+    match PidRecord::read(&file).and_then(|r| r.matches_process()) {
+        Some(true) => PidState::Running { pid },
+        _ => PidState::Foreign { pid, command },
     }
 }
 
@@ -142,12 +215,12 @@ pub fn spawn_detached(
     pid_file: &Path,
 ) -> Result<u32, RuntimeError> {
     let pid = launch_detached(program, args, env, log)?;
-    crate::fsutil::write_atomic(pid_file, format!("{pid}\n").as_bytes(), 0o644).map_err(
-        |source| RuntimeError::Io {
+    PidRecord::new(pid, program, args)
+        .write(pid_file)
+        .map_err(|source| RuntimeError::Io {
             path: pid_file.to_path_buf(),
             source,
-        },
-    )?;
+        })?;
     Ok(pid)
 }
 

@@ -1,6 +1,6 @@
 //! A fake `ollama` executable for tests that run the `ccr-setup` binary: `up` spawns
-//! `ollama serve` from PATH, so the test puts a shell script named `ollama` first on
-//! PATH that runs `fake_ollama.py` (python3 is on every machine we test on). The fake
+//! `ollama serve` from PATH, so the test puts `fake_ollama.py` first on PATH, named
+//! `ollama` (python3 is on every machine we test on). The fake
 //! serves the endpoints `up` needs on the port from `OLLAMA_HOST`, with the same shapes
 //! as the in-process [`super::fake_ollama`], and records its environment to a file.
 //!
@@ -41,12 +41,11 @@ impl UpHome {
         std::fs::create_dir_all(&bin).unwrap();
         let py = bin.join("fake_ollama.py");
         std::fs::write(&py, SCRIPT).unwrap();
+        // The script itself (it starts with `#!/usr/bin/env python3`), not a wrapper
+        // that execs it: `up` records `<bin>/ollama serve` in its pid file and `stop`
+        // signals only a process running exactly that (through its interpreter).
         let sh = bin.join("ollama");
-        std::fs::write(
-            &sh,
-            format!("#!/bin/sh\nexec python3 '{}' \"$@\"\n", py.display()),
-        )
-        .unwrap();
+        std::fs::write(&sh, SCRIPT).unwrap();
         std::fs::set_permissions(&sh, std::fs::Permissions::from_mode(0o755)).unwrap();
         let config = home.join(".claude-code-router/config.json");
         std::fs::create_dir_all(config.parent().unwrap()).unwrap();
@@ -202,7 +201,11 @@ fn kill_if_fake(pid: i32, bin: &Path) {
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         })
         .unwrap_or_default();
-    if cmdline.contains(&bin.join("fake_ollama.py").display().to_string()) {
+    let ours = [bin.join("fake_ollama.py"), bin.join("ollama")];
+    if ours
+        .iter()
+        .any(|p| cmdline.contains(&format!("{} ", p.display())))
+    {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,

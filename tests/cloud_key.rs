@@ -1,0 +1,155 @@
+//! The cloud key's path from question to request: `init` takes it from the environment
+//! (or asks), checks it with one `GET /v1/models`, stores it 0600 beside the config, and
+//! a proxy started with a bare environment (as a launchd/systemd service is: HOME and
+//! nothing else) sends it upstream; a key set nowhere disables only that provider.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::fake_bin::{run_expect, Sandbox};
+use support::openai_upstream::{FakeUpstream, Reply};
+use support::tiny_http::TinyHttp;
+
+fn init_cloud(sb: &Sandbox, key: &str, models_url: &str) -> Command {
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    let mut cmd = sb.cmd(&[
+        "init",
+        "--yes",
+        "--cloud-fallback",
+        "--service-manager",
+        "none",
+    ]);
+    cmd.env("ANTHROPIC_API_KEY", key)
+        .env("CCR_SETUP_ANTHROPIC_MODELS_URL", models_url)
+        .env("CCR_SETUP_PLATFORM", "linux");
+    cmd
+}
+
+#[test]
+fn a_refused_key_stops_init_before_anything_is_written() {
+    let sb = Sandbox::new();
+    let refuse = TinyHttp::start(
+        0,
+        401,
+        "application/json",
+        r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+    );
+    let url = format!("http://{}/v1/models", refuse.addr);
+    let (_, err) = run_expect(init_cloud(&sb, "sk-ant-wrong", &url), 1);
+    assert!(
+        err.contains("refused ANTHROPIC_API_KEY (HTTP 401: invalid x-api-key)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("sk-ant-wrong"),
+        "the key is never printed: {err}"
+    );
+    assert!(!sb.config_path().exists());
+    assert!(!sb.home.join(".claude-code-router/secrets.env").exists());
+
+    // No network is a warning, not a failure: the key is stored unchecked.
+    let (_, err) = run_expect(
+        init_cloud(&sb, "sk-ant-offline", "http://127.0.0.1:9/v1/models"),
+        0,
+    );
+    assert!(err.contains("warning: could not check the key"), "{err}");
+    let store = std::fs::read_to_string(sb.home.join(".claude-code-router/secrets.env")).unwrap();
+    assert!(
+        store.contains("ANTHROPIC_API_KEY=sk-ant-offline"),
+        "{store}"
+    );
+}
+
+/// Start `ccr-setup proxy` with only HOME in its environment.
+fn bare_proxy(sb: &Sandbox, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
+        .args(["--config"])
+        .arg(sb.config_path())
+        .args(["proxy", "--port", &port.to_string()])
+        .env_clear()
+        .env("HOME", &sb.home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_healthy(base: &str) {
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/health"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the proxy did not answer {base}/health");
+}
+
+fn message(model: &str) -> Value {
+    json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+struct KillOnDrop(Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_stored_by_init_reaches_the_upstream_from_a_bare_environment() {
+    let sb = Sandbox::new();
+    let accept = TinyHttp::start(0, 200, "application/json", r#"{"data": []}"#);
+    let url = format!("http://{}/v1/models", accept.addr);
+    let (_, err) = run_expect(init_cloud(&sb, "sk-ant-from-init", &url), 0);
+    assert!(err.contains("accepted the key"), "{err}");
+
+    // Point the anthropic provider at a fake upstream; no ledger in this test.
+    let cloud = FakeUpstream::start(vec![Reply::json(&json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+        "content": [{"type": "text", "text": "hello"}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 3, "output_tokens": 1}
+    }))])
+    .await;
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.config_path()).unwrap()).unwrap();
+    assert_eq!(doc["Providers"][1]["api_key"], "$ANTHROPIC_API_KEY");
+    doc["Providers"][1]["api_base_url"] = json!(cloud.url("/v1/messages"));
+    doc["LEDGER"] = json!(false);
+    std::fs::write(sb.config_path(), doc.to_string()).unwrap();
+
+    let port = free_port();
+    let _proxy = KillOnDrop(bare_proxy(&sb, port));
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base).await;
+    let cloud_model = format!("anthropic,{}", ccr_setup::catalogue::default_cloud_model());
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/messages"))
+        .json(&message(&cloud_model))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = cloud.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].header("x-api-key"), Some("sk-ant-from-init"));
+    assert_eq!(
+        sent[0].body["model"],
+        ccr_setup::catalogue::default_cloud_model()
+    );
+}
