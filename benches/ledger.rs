@@ -11,7 +11,7 @@
 //!
 //! `cargo bench --bench ledger`
 
-#[path = "../tests/support/openai_upstream.rs"]
+#[path = "../tests/it/support/openai_upstream.rs"]
 #[allow(dead_code)]
 mod openai_upstream;
 

@@ -7,7 +7,7 @@
 //!   (system prompt + tools, ~20k tokens) exceeds: Claude Code shows the context
 //!   guard's message and exits non-zero, and nothing reaches the upstream.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

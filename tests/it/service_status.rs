@@ -1,7 +1,7 @@
 //! `ccr-setup status`: Ollama, the proxy (from its /health) and the config on one
 //! screen, and the same as JSON.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -11,7 +11,7 @@
 //! * Claude Code killed mid-stream: the proxy closes the upstream connection within 1 s,
 //!   so a local GPU stops generating for nobody.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Stdio;

@@ -6,7 +6,7 @@
 //! and a temp install dir, and checks what the user sees and what landed on disk.
 //! Also checks the release/CI workflows parse as YAML and name real targets.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};

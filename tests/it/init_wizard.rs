@@ -2,7 +2,7 @@
 //! listed with sizes, arrow keys pick one, the context length is checked against the
 //! model's trained context, and the answers end up in the written config.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

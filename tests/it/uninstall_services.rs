@@ -1,7 +1,7 @@
 //! `ccr-setup uninstall`: the exact unload sequence for launchd and systemd, files
 //! removed, config kept (or purged) with a backup, other software untouched.
 
-mod support;
+use crate::support;
 
 use support::fake_bin::{run_expect, Sandbox};
 

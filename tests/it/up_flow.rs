@@ -2,7 +2,7 @@
 //! PATH (for the runs where `up` starts the server) or the in-process fake Ollama (for
 //! servers someone else runs), and a config pointing at it.
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 

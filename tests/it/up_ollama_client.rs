@@ -1,7 +1,7 @@
 //! The typed Ollama client against the fake server: each call, the exact trained-context
 //! key, error lines in a 200 pull stream, and streamed chat completions.
 
-mod support;
+use crate::support;
 
 use ccr_setup::ollama::{parse_ollama_host, OllamaClient, OllamaError};
 use futures_util::StreamExt;

@@ -2,7 +2,7 @@
 //! upstreams, with the real ledger writer on a SQLite file; then the rows in that file
 //! are checked one by one, and `stats` figures over them.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::Path;

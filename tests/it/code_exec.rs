@@ -1,7 +1,7 @@
 //! `ccr-setup code` and `env`: the proxy health check, the exec of `claude` with the
 //! full environment and every argument intact.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

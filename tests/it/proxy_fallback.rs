@@ -4,7 +4,7 @@
 //! ledger must record where it fell back from. After the first byte reached the client
 //! there must be no fallback.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

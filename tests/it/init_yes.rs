@@ -1,7 +1,7 @@
 //! `ccr-setup init --yes` against fake launchctl/systemctl/brew/npm/curl on PATH: the
 //! exact command sequences, idempotent re-runs, preserved user config, and no-TTY runs.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::fake_bin::{run_expect, Sandbox};

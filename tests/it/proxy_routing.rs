@@ -1,7 +1,7 @@
 //! Routing, the context guard, count_tokens, /v1/models, auth and live reload through
 //! the real proxy app in front of fake upstreams.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

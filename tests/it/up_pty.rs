@@ -1,7 +1,7 @@
 //! `up` on a real terminal (a PTY via expectrl): the indicatif progress bar renders and
 //! advances, and Ctrl-C stops the pull cleanly, saying the next `up` resumes it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The real axum server on 127.0.0.1:0 in front of the scripted fake upstream.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

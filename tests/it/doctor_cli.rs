@@ -3,7 +3,7 @@
 //! HTTP servers holding the proxy port. Each case asserts the status of every check and
 //! the exit code.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

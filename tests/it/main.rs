@@ -1,0 +1,28 @@
+//! The fast integration tests, one binary: everything that runs here in seconds (the
+//! `ccr-setup` binary in a sandboxed HOME, the proxy in-process, fakes of Ollama and of
+//! OpenAI-style upstreams). `cargo test --test it`; one module with
+//! `cargo test --test it up_flow::`. The slow tests against real Claude Code and
+//! llama-server are the `e2e` binary (`tests/e2e/`), which reuses `support` from here.
+
+mod support;
+
+mod cli;
+mod code_exec;
+mod doctor_cli;
+mod init_wizard;
+mod init_yes;
+mod install_sh;
+mod ledger_failures;
+mod ledger_proxy;
+mod ledger_writer;
+mod proxy_fallback;
+mod proxy_golden;
+mod proxy_routing;
+mod proxy_server;
+mod service_render;
+mod service_status;
+mod stats_cli;
+mod uninstall_services;
+mod up_flow;
+mod up_ollama_client;
+mod up_pty;
