@@ -7,6 +7,7 @@
 mod support;
 
 mod cli;
+mod cloud_key;
 mod code_exec;
 mod doctor_cli;
 mod init_wizard;

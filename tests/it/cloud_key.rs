@@ -3,7 +3,7 @@
 //! a proxy started with a bare environment (as a launchd/systemd service is: HOME and
 //! nothing else) sends it upstream; a key set nowhere disables only that provider.
 
-mod support;
+use crate::support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
