@@ -41,6 +41,10 @@ pub fn claude_env(cfg: &Config) -> Vec<(&'static str, String)> {
         ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".to_owned()),
         // Keeps the prompt prefix byte-stable so a local server reuses its KV cache.
         ("CLAUDE_CODE_ATTRIBUTION_HEADER", "0".to_owned()),
+        // Its other modes add a `<total_tokens>N tokens left</total_tokens>` block to the
+        // system prompt and after every tool result (a per-turn figure) and are switched
+        // on by Anthropic's feature flags; `off` keeps them out of the local prompt.
+        ("CLAUDE_CODE_TOTAL_TOKENS_REMINDER", "off".to_owned()),
     ];
     if let Some(window) = local_default_window(cfg) {
         env.push(("CLAUDE_CODE_AUTO_COMPACT_WINDOW", window.to_string()));
@@ -208,6 +212,7 @@ mod tests {
         assert_eq!(get("API_TIMEOUT_MS"), Some("600000"));
         assert_eq!(get("CLAUDE_CODE_AUTO_COMPACT_WINDOW"), Some("32768"));
         assert_eq!(get("CLAUDE_CODE_ATTRIBUTION_HEADER"), Some("0"));
+        assert_eq!(get("CLAUDE_CODE_TOTAL_TOKENS_REMINDER"), Some("off"));
     }
 
     #[test]

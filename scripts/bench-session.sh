@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Session replay benchmark: does the local prompt cache survive a real Claude Code
+# session? Replays the recorded session (tests/fixtures/session/, Claude Code 2.1.197:
+# a title request, 9 main-loop turns with 7 tool round trips, a 2-request subagent) in
+# order, each with a small max_tokens, to a real llama-server (SmolLM2-135M, 32k context)
+# through ccr-setup, claude-code-router 2.0.0 and llama-server's own /v1/messages, with
+# one and with two slots. Reports, per request and in total, the prompt tokens
+# llama-server evaluated (timings.prompt_n), served from its cache (cache_n), wall time,
+# and the ideal (each request evaluates only what it adds to its conversation).
+#
+#   scripts/bench-session.sh [--runs "SPEC …"] [--max-tokens N] [--ctx N]
+#                            [--ccr-setup-bin PATH] [--fixture FILE]
+#   scripts/bench-session.sh --record [--ccr-setup-bin PATH]
+#
+# A run SPEC is TARGET:SLOTS[:nocache], TARGET one of ccr-setup, ccr, llama; `nocache`
+# starts llama-server with --cache-ram 0 (no host-memory prompt cache, like Ollama).
+# Default: "ccr-setup:1 ccr:1 llama:1 ccr-setup:1:nocache ccr:1:nocache ccr-setup:2".
+# --record re-records the fixture from the real Claude Code in a PTY, with the
+# environment `ccr-setup env` prints, against a scripted upstream.
+# Prints markdown; writes target/bench/session.json (rows in target/bench/session.jsonl).
+#
+# Loopback only; bounded waits; stops only the processes it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+FIXTURE="$ROOT/tests/fixtures/session/claude-code-2.1.197.jsonl"
+RUNS="ccr-setup:1 ccr:1 llama:1 ccr-setup:1:nocache ccr:1:nocache ccr-setup:2"
+MAX_TOKENS=8
+CTX=32768
+CCR_SETUP_BIN=""
+RECORD=0
+CCR_VERSION="2.0.0"
+
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --runs) RUNS="$2"; shift ;;
+        --max-tokens) MAX_TOKENS="$2"; shift ;;
+        --ctx) CTX="$2"; shift ;;
+        --ccr-setup-bin) CCR_SETUP_BIN="$2"; shift ;;
+        --fixture) FIXTURE="$2"; shift ;;
+        --record) RECORD=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "bench-session: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+say() { echo "bench-session: $*" >&2; }
+die() { echo "bench-session: error: $*" >&2; exit 1; }
+
+# Real Claude Code, llama-server and the model (cached by ci-deps.sh).
+# shellcheck source=scripts/ci-deps.sh
+source scripts/ci-deps.sh || die "scripts/ci-deps.sh failed"
+CACHE="$CCR_CI_CACHE"
+
+WORK="$(mktemp -d)"
+STARTED_PIDS=()
+OUT_DIR="$ROOT/target/bench"
+mkdir -p "$OUT_DIR"
+
+stop_pid() {
+    local pid="$1" _
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local pid
+    for pid in "${STARTED_PIDS[@]}"; do stop_pid "$pid"; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+listener_pid() {
+    ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2
+}
+wait_http() { # port pid what path seconds
+    local port="$1" pid="$2" what="$3" path="${4:-/}" secs="${5:-30}" _
+    for _ in $(seq 1 $((secs * 10))); do
+        kill -0 "$pid" 2>/dev/null || die "$what exited during startup (log: $(tail -n 3 "$WORK/$what.log" 2>/dev/null | tr '\n' ' '))"
+        if curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port$path"; then return 0; fi
+        sleep 0.1
+    done
+    die "$what did not answer on 127.0.0.1:$port$path within $secs s"
+}
+
+# ccr-setup: the given binary, else a release build of this checkout.
+if [ -z "$CCR_SETUP_BIN" ]; then
+    say "cargo build --release --bin ccr-setup"
+    cargo build --release --locked --bin ccr-setup >"$WORK/cargo.log" 2>&1 ||
+        die "cargo build --release failed (see: cargo build --release --bin ccr-setup)"
+    CCR_SETUP_BIN="$ROOT/target/release/ccr-setup"
+fi
+[ -x "$CCR_SETUP_BIN" ] || die "$CCR_SETUP_BIN is not executable"
+
+# The environment `ccr-setup code` gives Claude Code for a local default route with a
+# CTX-token window: `ccr-setup env` against such a config.
+ccr_setup_env() { # out-file
+    mkdir -p "$WORK/env-home"
+    cat >"$WORK/env-config.json" <<EOF
+{
+  "Providers": [{"name": "llama", "api_base_url": "http://127.0.0.1:8080/v1/chat/completions",
+                 "api_key": "local", "models": ["smollm2"], "context_window": $CTX}],
+  "Router": {"default": "llama,smollm2"}
+}
+EOF
+    HOME="$WORK/env-home" "$CCR_SETUP_BIN" --config "$WORK/env-config.json" env >"$1" ||
+        die "ccr-setup env failed"
+}
+
+if [ "$RECORD" = 1 ]; then
+    ccr_setup_env "$WORK/env.sh"
+    mkdir -p "$(dirname "$FIXTURE")"
+    say "recording Claude Code $("$CCR_E2E_CLAUDE" --version | awk '{print $1}') in a PTY with: $(cut -d= -f1 "$WORK/env.sh" | sed 's/^export //' | tr '\n' ' ')"
+    python3 scripts/bench/record_session.py --claude "$CCR_E2E_CLAUDE" --env-file "$WORK/env.sh" \
+        --out "$FIXTURE" --raw-dir "$OUT_DIR/session-raw"
+    say "wrote $FIXTURE (unscrubbed bodies in $OUT_DIR/session-raw)"
+    exit 0
+fi
+[ -s "$FIXTURE" ] || die "no fixture at $FIXTURE (record one with --record)"
+
+install_ccr() {
+    local bin="$CACHE/ccr/node_modules/.bin/ccr"
+    if [ -x "$bin" ] && [ "$(HOME="$WORK" "$bin" -v 2>/dev/null | grep -o '[0-9][0-9.]*' | head -n 1)" = "$CCR_VERSION" ]; then
+        return 0
+    fi
+    say "npm install @musistudio/claude-code-router@$CCR_VERSION"
+    rm -rf "$CACHE/ccr" && mkdir -p "$CACHE/ccr"
+    npm install --prefix "$CACHE/ccr" --no-audit --no-fund --loglevel=error \
+        "@musistudio/claude-code-router@$CCR_VERSION" >"$WORK/ccr-npm.log" 2>&1 ||
+        die "npm install of claude-code-router failed (log: $WORK/ccr-npm.log)"
+}
+case " $RUNS " in *" ccr:"*) install_ccr ;; esac
+
+LLAMA_PORT=""
+LLAMA_PID=""
+start_llama() { # slots cache(yes|no)
+    local slots="$1" cache="$2"
+    local -a extra=()
+    [ "$cache" = no ] && extra+=(--cache-ram 0)
+    LLAMA_PORT="$(free_port)"
+    nice -n 10 "$CCR_E2E_LLAMA_SERVER" -m "$CCR_E2E_GGUF" --alias smollm2 --host 127.0.0.1 \
+        --port "$LLAMA_PORT" -c "$((CTX * slots))" -np "$slots" --jinja -t 2 --slots \
+        "${extra[@]}" >"$WORK/llama.log" 2>&1 &
+    LLAMA_PID="$!"
+    STARTED_PIDS+=("$LLAMA_PID")
+    wait_http "$LLAMA_PORT" "$LLAMA_PID" llama /health 120
+}
+
+TARGET_URL=""
+TARGET_PIDS=()
+start_target() { # name
+    local name="$1" port endpoint="http://127.0.0.1:$LLAMA_PORT/v1/chat/completions"
+    TARGET_PIDS=()
+    case "$name" in
+        llama)
+            TARGET_URL="http://127.0.0.1:$LLAMA_PORT/v1/messages"
+            return 0
+            ;;
+        ccr-setup)
+            port="$(free_port)"
+            cat >"$WORK/ccr-setup.json" <<EOF
+{
+  "HOST": "127.0.0.1",
+  "PORT": $port,
+  "API_TIMEOUT_MS": 900000,
+  "Providers": [{"name": "llama", "api_base_url": "$endpoint", "api_key": "local",
+                 "models": ["smollm2"], "context_window": $CTX}],
+  "Router": {"default": "llama,smollm2"}
+}
+EOF
+            HOME="$WORK/ccr-setup-home" "$CCR_SETUP_BIN" --quiet --config "$WORK/ccr-setup.json" \
+                proxy --host 127.0.0.1 --port "$port" >"$WORK/ccr-setup.log" 2>&1 &
+            ;;
+        ccr)
+            port="$(free_port)"
+            local home="$WORK/ccr-home"
+            mkdir -p "$home/.claude-code-router"
+            cat >"$home/.claude-code-router/config.json" <<EOF
+{
+  "LOG": false,
+  "HOST": "127.0.0.1",
+  "PORT": $port,
+  "API_TIMEOUT_MS": 900000,
+  "Providers": [{"name": "llama", "api_base_url": "$endpoint", "api_key": "local", "models": ["smollm2"]}],
+  "Router": {"default": "llama,smollm2"}
+}
+EOF
+            HOME="$home" "$CACHE/ccr/node_modules/.bin/ccr" start >"$WORK/ccr.log" 2>&1 &
+            ;;
+        *) die "unknown target $name (ccr-setup, ccr or llama)" ;;
+    esac
+    TARGET_PIDS+=("$!")
+    STARTED_PIDS+=("$!")
+    wait_http "$port" "$!" "$name"
+    local listener
+    listener="$(listener_pid "$port")"
+    if [ -n "$listener" ] && [ "$listener" != "${TARGET_PIDS[0]}" ]; then
+        TARGET_PIDS+=("$listener")
+        STARTED_PIDS+=("$listener")
+    fi
+    TARGET_URL="http://127.0.0.1:$port/v1/messages"
+}
+
+ROWS="$OUT_DIR/session.jsonl"
+: >"$ROWS"
+say "fixture $(basename "$FIXTURE"): $(wc -l <"$FIXTURE") requests; runs: $RUNS"
+for spec in $RUNS; do
+    IFS=: read -r target slots nocache <<<"$spec"
+    cache=yes
+    label="$target, $slots slot$([ "$slots" = 1 ] || echo s)"
+    if [ "${nocache:-}" = nocache ]; then cache=no; label="$label, no host cache"; fi
+    start_llama "$slots" "$cache"
+    start_target "$target"
+    say "run: $label"
+    python3 scripts/bench/replay_session.py --fixture "$FIXTURE" --url "$TARGET_URL" \
+        --llama "http://127.0.0.1:$LLAMA_PORT" --label "$label" --out "$ROWS" \
+        --max-tokens "$MAX_TOKENS" || say "run $label had failures (rows kept; llama log: $WORK/llama.log)"
+    for pid in "${TARGET_PIDS[@]}"; do stop_pid "$pid"; done
+    stop_pid "$LLAMA_PID"
+done
+
+python3 scripts/bench/session_report.py "$ROWS" "$OUT_DIR/session.json"
+say "wrote $OUT_DIR/session.json"

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Replays a recorded Claude Code session, in order, to one target and reads what the
+llama-server behind it evaluated for each request.
+
+    replay_session.py --fixture F.jsonl --url http://…/v1/messages \
+                      --llama http://127.0.0.1:PORT --label NAME --out rows.jsonl
+
+Each request goes as recorded, with `max_tokens` lowered (--max-tokens) so the run
+measures prefill, not generation. After each answer, llama-server's `GET /slots` gives
+the slot that ran it (the highest task id): `n_prompt_tokens` (the whole prompt),
+`n_prompt_tokens_processed` (timings.prompt_n: evaluated now) and
+`n_prompt_tokens_cache` (timings.cache_n: served from the cache). Requests are sent
+one at a time, so the newest task is always this request's.
+
+One JSON row per request is appended to --out.
+"""
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def post(url, body, timeout):
+    data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST", headers={
+        "content-type": "application/json",
+        "anthropic-version": "2023-06-01",
+        "authorization": "Bearer bench-token",
+        "x-api-key": "bench-token",
+    })
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (urllib.error.URLError, OSError) as e:
+        return 0, str(e).encode()
+
+
+def newest_slot(llama):
+    with urllib.request.urlopen(f"{llama}/slots", timeout=30) as resp:
+        slots = json.load(resp)
+    done = [s for s in slots if "id_task" in s]
+    return max(done, key=lambda s: s["id_task"]) if done else None
+
+
+def answer_ok(status, raw, stream):
+    if status != 200:
+        return False
+    if stream:
+        return b"message_stop" in raw and b"event: error" not in raw
+    return b'"type":"error"' not in raw.replace(b" ", b"")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fixture", required=True)
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--llama", required=True)
+    ap.add_argument("--label", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--max-tokens", type=int, default=8)
+    ap.add_argument("--timeout", type=float, default=900)
+    args = ap.parse_args()
+
+    records = [json.loads(line) for line in open(args.fixture) if line.strip()]
+    before = newest_slot(args.llama)
+    last_task = before["id_task"] if before else -1
+    failures = 0
+    with open(args.out, "a") as out:
+        for rec in records:
+            body = dict(rec["body"])
+            body["max_tokens"] = args.max_tokens
+            t0 = time.monotonic()
+            status, raw = post(args.url, body, args.timeout)
+            wall = time.monotonic() - t0
+            ok = answer_ok(status, raw, body.get("stream", False))
+            slot = newest_slot(args.llama)
+            row = {"label": args.label, "n": rec["n"], "kind": rec["kind"], "status": status,
+                   "ok": ok, "wall_s": round(wall, 3)}
+            if slot and slot["id_task"] != last_task:
+                last_task = slot["id_task"]
+                row.update(slot=slot["id"], n_prompt=slot.get("n_prompt_tokens"),
+                           prompt_n=slot.get("n_prompt_tokens_processed"),
+                           cache_n=slot.get("n_prompt_tokens_cache"))
+            if not ok:
+                failures += 1
+                row["error"] = raw[:300].decode("utf-8", "replace")
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+            print(f"replay {args.label}: #{rec['n']} {rec['kind']:<10} HTTP {status} "
+                  f"{wall:6.1f}s prompt_n={row.get('prompt_n')} cache_n={row.get('cache_n')}",
+                  file=sys.stderr)
+    if failures:
+        print(f"replay {args.label}: {failures} request(s) failed", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
