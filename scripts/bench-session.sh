@@ -151,7 +151,7 @@ start_llama() { # slots cache(yes|no)
     [ "$cache" = no ] && extra+=(--cache-ram 0)
     LLAMA_PORT="$(free_port)"
     nice -n 10 "$CCR_E2E_LLAMA_SERVER" -m "$CCR_E2E_GGUF" --alias smollm2 --host 127.0.0.1 \
-        --port "$LLAMA_PORT" -c "$((CTX * slots))" -np "$slots" --jinja -t 2 --slots \
+        --port "$LLAMA_PORT" -c "$((CTX * slots))" -np "$slots" --jinja -t 2 --slots --metrics \
         "${extra[@]}" >"$WORK/llama.log" 2>&1 &
     LLAMA_PID="$!"
     STARTED_PIDS+=("$LLAMA_PID")

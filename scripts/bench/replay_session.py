@@ -7,10 +7,11 @@ llama-server behind it evaluated for each request.
 
 Each request goes as recorded, with `max_tokens` lowered (--max-tokens) so the run
 measures prefill, not generation. After each answer, llama-server's `GET /slots` gives
-the slot that ran it (the highest task id): `n_prompt_tokens` (the whole prompt),
-`n_prompt_tokens_processed` (timings.prompt_n: evaluated now) and
-`n_prompt_tokens_cache` (timings.cache_n: served from the cache). Requests are sent
-one at a time, so the newest task is always this request's.
+the slot that ran it (the highest task id) and `n_prompt_tokens` (the whole prompt);
+the growth of `/metrics`' `llamacpp:prompt_tokens_total` over the request is what it
+evaluated (timings.prompt_n); the rest of the prompt came from the cache (cache_n).
+(/slots' own per-request counters read 0 once a task is done.) Requests are sent one
+at a time, so the newest task is always this request's.
 
 One JSON row per request is appended to --out.
 """
@@ -37,6 +38,16 @@ def post(url, body, timeout):
         return e.code, e.read()
     except (urllib.error.URLError, OSError) as e:
         return 0, str(e).encode()
+
+
+def prompt_tokens_total(llama):
+    """llama-server's `llamacpp:prompt_tokens_total` (needs --metrics): prompt tokens
+    evaluated since start. Its growth over one request is that request's prompt_n."""
+    with urllib.request.urlopen(f"{llama}/metrics", timeout=30) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("llamacpp:prompt_tokens_total"):
+                return int(float(line.split()[-1]))
+    raise SystemExit("replay: llama-server /metrics has no llamacpp:prompt_tokens_total")
 
 
 def newest_slot(llama):
@@ -73,6 +84,7 @@ def main():
         for rec in records:
             body = dict(rec["body"])
             body["max_tokens"] = args.max_tokens
+            evaluated_before = prompt_tokens_total(args.llama)
             t0 = time.monotonic()
             status, raw = post(args.url, body, args.timeout)
             wall = time.monotonic() - t0
@@ -82,9 +94,10 @@ def main():
                    "ok": ok, "wall_s": round(wall, 3)}
             if slot and slot["id_task"] != last_task:
                 last_task = slot["id_task"]
-                row.update(slot=slot["id"], n_prompt=slot.get("n_prompt_tokens"),
-                           prompt_n=slot.get("n_prompt_tokens_processed"),
-                           cache_n=slot.get("n_prompt_tokens_cache"))
+                prompt_n = prompt_tokens_total(args.llama) - evaluated_before
+                n_prompt = slot.get("n_prompt_tokens")
+                row.update(slot=slot["id"], n_prompt=n_prompt, prompt_n=prompt_n,
+                           cache_n=max(0, n_prompt - prompt_n))
             if not ok:
                 failures += 1
                 row["error"] = raw[:300].decode("utf-8", "replace")
