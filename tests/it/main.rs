@@ -22,6 +22,7 @@ mod proxy_routing;
 mod proxy_server;
 mod service_render;
 mod service_status;
+mod session_prefix;
 mod stats_cli;
 mod uninstall_services;
 mod up_flow;
