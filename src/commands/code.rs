@@ -120,7 +120,7 @@ pub fn run(ctx: &Context, args: CodeArgs) -> anyhow::Result<Outcome> {
 /// installed, else detached with a pid file and a log, and wait for it.
 fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
     let base = runtime::proxy_url(&cfg.host, cfg.port);
-    if block_on(runtime::proxy_health(&base, Duration::from_secs(2))).is_some() {
+    if block_on(crate::proxy::health::fetch(&base, Duration::from_secs(2))).is_some() {
         return Ok(());
     }
     let layout = Layout::current();
@@ -158,7 +158,7 @@ fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
     };
     let deadline = std::time::Instant::now() + START_WAIT;
     loop {
-        if block_on(runtime::proxy_health(&base, Duration::from_secs(1))).is_some() {
+        if block_on(crate::proxy::health::fetch(&base, Duration::from_secs(1))).is_some() {
             return Ok(());
         }
         if let Some(log) = &detached_log {

@@ -9,8 +9,10 @@ use serde_json::json;
 use super::{Context, Outcome};
 use crate::cli::StatusArgs;
 use crate::config::{DEFAULT_HOST, DEFAULT_PORT};
+use crate::ledger::LedgerHealth;
 use crate::ollama::{LoadedModel, OllamaClient};
-use crate::service::runtime::{self, Owned, PidState, ProxyHealth};
+use crate::proxy::health::{self, Health};
+use crate::service::runtime::{self, Owned, PidState};
 use crate::service::{self, Layout, Manager, ServiceState};
 
 #[derive(Debug, Serialize)]
@@ -27,7 +29,7 @@ struct ProxyStatus {
     url: String,
     port: u16,
     up: bool,
-    health: Option<ProxyHealth>,
+    health: Option<Health>,
     started_by_ccr_setup: PidState,
 }
 
@@ -65,7 +67,7 @@ fn gather(ctx: &Context) -> Status {
         } else {
             Vec::new()
         };
-        let health = runtime::proxy_health(&proxy_url, Duration::from_secs(2)).await;
+        let health = health::fetch(&proxy_url, Duration::from_secs(2)).await;
         (version, loaded, health)
     });
     let manager = Manager::detect();
@@ -109,19 +111,42 @@ fn pid_note(p: &PidState) -> String {
     }
 }
 
+/// The proxy line: up or down, and what its `/health` says (version, uptime, requests).
+fn proxy_line(p: &ProxyStatus) -> String {
+    let mut line = format!("Proxy    {} at {}", yes_no(p.up), p.url);
+    if let Some(h) = &p.health {
+        line.push_str(&format!(", version {}", h.version));
+        if let Some(u) = h.uptime_secs {
+            line.push_str(&format!(", up {}", uptime(u)));
+        }
+        if let Some(r) = h.requests {
+            line.push_str(&format!(", {r} requests served"));
+        }
+    }
+    line + &pid_note(&p.started_by_ccr_setup)
+}
+
+/// `2m5s`, `3h4m`, `2d3h`: the two largest units.
+fn uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m{s}s"),
+        (0, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
 /// The proxy's usage ledger, from its `/health` answer: rows written and dropped, and
 /// why rows are being dropped right now, if they are.
-fn ledger_line(ledger: &serde_json::Value) -> String {
-    if ledger["enabled"] == false {
+fn ledger_line(ledger: &LedgerHealth) -> String {
+    if !ledger.enabled {
         return "Ledger   off (LEDGER: false in the config)".to_owned();
     }
-    let count = |key: &str| ledger[key].as_u64().unwrap_or(0);
     let mut line = format!(
         "Ledger   {} rows written, {} dropped",
-        count("written"),
-        count("dropped")
+        ledger.written, ledger.dropped
     );
-    if let Some(problem) = ledger["problem"].as_str() {
+    if let Some(problem) = &ledger.problem {
         line.push_str(&format!(
             "\n         problem: {problem} (requests are still served)"
         ));
@@ -151,20 +176,8 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
         println!("         loaded: {} (context {ctx_len})", m.name);
     }
     let p = &s.proxy;
-    print!("Proxy    {} at {}", yes_no(p.up), p.url);
-    if let Some(h) = &p.health {
-        if let Some(v) = &h.version {
-            print!(", version {v}");
-        }
-        if let Some(u) = h.uptime_secs {
-            print!(", up {}m{}s", u / 60, u % 60);
-        }
-        if let Some(r) = h.requests {
-            print!(", {r} requests served");
-        }
-    }
-    println!("{}", pid_note(&p.started_by_ccr_setup));
-    if let Some(ledger) = p.health.as_ref().and_then(|h| h.body.get("ledger")) {
+    println!("{}", proxy_line(p));
+    if let Some(ledger) = p.health.as_ref().and_then(|h| h.ledger.as_ref()) {
         println!("{}", ledger_line(ledger));
     }
     match s.service_manager {
@@ -200,25 +213,39 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
 }
 
 #[cfg(test)]
-mod ledger_line_tests {
-    use super::ledger_line;
-    use serde_json::json;
+mod tests {
+    use super::*;
+
+    fn ledger(enabled: bool, written: u64, dropped: u64, problem: Option<&str>) -> LedgerHealth {
+        LedgerHealth {
+            enabled,
+            written,
+            dropped,
+            problem: problem.map(str::to_owned),
+        }
+    }
 
     #[test]
-    fn shows_counts_problem_and_off() {
+    fn ledger_line_shows_counts_problem_and_off() {
         assert_eq!(
-            ledger_line(&json!({"enabled": true, "written": 12, "dropped": 0, "problem": null})),
+            ledger_line(&ledger(true, 12, 0, None)),
             "Ledger   12 rows written, 0 dropped"
         );
         assert_eq!(
-            ledger_line(&json!({"enabled": true, "written": 3, "dropped": 7,
-                                "problem": "database is locked"})),
+            ledger_line(&ledger(true, 3, 7, Some("database is locked"))),
             "Ledger   3 rows written, 7 dropped\n         problem: database is locked \
              (requests are still served)"
         );
         assert_eq!(
-            ledger_line(&json!({"enabled": false, "written": 0, "dropped": 0})),
+            ledger_line(&ledger(false, 0, 0, None)),
             "Ledger   off (LEDGER: false in the config)"
         );
+    }
+
+    #[test]
+    fn uptime_in_its_two_largest_units() {
+        assert_eq!(uptime(125), "2m5s");
+        assert_eq!(uptime(3 * 3600 + 4 * 60 + 5), "3h4m");
+        assert_eq!(uptime(2 * 86_400 + 3 * 3600 + 9), "2d3h");
     }
 }

@@ -737,11 +737,10 @@ fn config_auth(f: &Facts) -> Check {
     }
 }
 
-/// Is a `/health` answer from our own proxy? Ours answers `{status, version, providers}`.
+/// Is a `/health` answer from our own proxy ([`Health`](crate::proxy::health::Health))?
+/// Its version when it is.
 pub fn is_our_health(body: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(body).ok()?;
-    let version = v.get("version")?.as_str()?;
-    (v.get("status").is_some() && v.get("providers").is_some()).then(|| version.to_owned())
+    crate::proxy::health::Health::parse(body.as_bytes()).map(|h| h.version)
 }
 
 fn proxy_port(f: &Facts) -> Check {

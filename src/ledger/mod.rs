@@ -125,7 +125,7 @@ impl RequestOutcome {
 }
 
 /// What `status` shows about the ledger of a running proxy.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LedgerHealth {
     /// False for [`LedgerHandle::disabled`].
     pub enabled: bool,

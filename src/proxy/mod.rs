@@ -1,26 +1,41 @@
 //! The bundled proxy: Anthropic Messages API in front, OpenAI-compatible or
 //! Anthropic-native upstreams behind.
 //!
-//! * `anthropic`, `openai`: wire types of the two APIs.
-//! * `error`: Anthropic-shaped error bodies and SSE error events.
+//! Dependencies point one way, down this list:
+//!
+//! * `server`: the axum app (router and layers, handlers, attempts, stream adapters,
+//!   the log line and ledger row).
+//! * `plan`: everything decided before the first attempt, and the request rewritten
+//!   per target; built from:
+//!   * `route`: which rule fires, and so which provider/model serves a request;
+//!   * `guard`: the context guard (does the prompt fit the target's window?);
+//!   * `fallback`: the chain of targets and the loop that tries them (`run_chain`).
+//! * `upstream`: the HTTP client side (timeouts, cancellation, failures classified).
 //! * `translate`: pure functions from bytes/events to events (request, response,
-//!   stream state machine, reversible tool-name mapping); tested without a network.
-//! * `upstream`: the HTTP client side (timeouts, cancellation).
-//! * `server`: the axum app (endpoints, request log line, pings).
-//! * `route`: which provider/model serves a request, and why.
+//!   stream state machine, reversible tool-name mapping, unsigned-thinking clean-up);
+//!   tested without a network.
 //! * `tokens`: input-token estimation with a per-message cache.
-//! * `auth`: the `APIKEY` check.
-//! * `fallback`: which failures move a request to the next model.
+//! * `auth`: the `APIKEY` check and the bind rule.
+//! * `health`: the `/health` answer, shared by the server, `status`, `code` and
+//!   `doctor`.
 //! * `reload`: picking up config edits without a restart.
+//! * `error`: Anthropic-shaped error bodies and SSE error events.
+//! * `anthropic`, `openai`: wire types of the two APIs (also used by the Ollama
+//!   client and `up`'s smoke test).
 
 pub mod anthropic;
 pub mod auth;
 pub mod error;
 pub mod fallback;
+pub mod guard;
+pub mod health;
 pub mod openai;
+pub mod plan;
 pub mod reload;
 pub mod route;
 pub mod server;
+#[cfg(test)]
+mod test_support;
 pub mod tokens;
 pub mod translate;
 pub mod upstream;

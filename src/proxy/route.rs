@@ -1,4 +1,4 @@
-//! Which provider and model serve a request, and why; and whether it fits.
+//! Which provider and model serve a request, and why: the rule that fires.
 //!
 //! [`decide`] applies claude-code-router's rules, in this order (the first that fires
 //! wins):
@@ -27,14 +27,13 @@
 //! directly: an unknown provider is an error (a typo must not silently run on
 //! another model).
 //!
-//! [`guard`] is the context guard: it compares the estimate with the target
-//! provider's `context_window` and re-routes, refuses or clamps `max_tokens`.
+//! The context guard is [`guard`](super::guard); the fallback chain and the plan that
+//! puts them together are [`fallback`](super::fallback) and [`plan`](super::plan).
 
 use serde_json::Value;
 
 use super::anthropic::{Content, ContentBlock, KnownBlock, MessagesRequest, System, Thinking};
-use super::tokens::TokenCount;
-use crate::config::{Config, ModelRef, ProviderKind};
+use crate::config::{Config, ModelRef};
 
 /// The routing rule that fired. Its [`name`](Scenario::name) is the key of
 /// `fallback{}` and of the ledger's `scenario` column.
@@ -287,208 +286,6 @@ pub fn last_user_message_has_image(req: &MessagesRequest) -> bool {
     }
 }
 
-/// Output tokens always left free by the context guard: a prompt that leaves less
-/// than this cannot produce a useful answer (and our estimate is not exact).
-pub const MIN_OUTPUT_RESERVE: u64 = 2_048;
-
-/// What the context guard decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GuardOutcome {
-    /// Send to `target` with `max_tokens` (clamped to the window when it has one).
-    Send {
-        target: ModelRef,
-        rerouted_to_long_context: bool,
-        max_tokens: Option<u32>,
-    },
-    /// Too big for every choice: answer 400 with this message.
-    Refuse { message: String },
-}
-
-/// The message Claude Code shows when a prompt does not fit the local context.
-pub fn too_long_message(prompt_tokens: u64, window: u32) -> String {
-    format!(
-        "prompt is {prompt_tokens} tokens, the local context is {window}; run /compact or raise the context with `ccr-setup init --context-length`"
-    )
-}
-
-/// The input tokens `target` will actually receive: earlier thinking is dropped for
-/// OpenAI-kind providers unless `reasoning_in_history` is set.
-pub fn input_tokens_for(config: &Config, target: &ModelRef, count: &TokenCount) -> u64 {
-    match config.provider(&target.provider) {
-        Some(p) if p.kind == ProviderKind::OpenAi && !p.reasoning_in_history => {
-            count.total_without_thinking()
-        }
-        _ => count.total(),
-    }
-}
-
-/// Does the request fit `target`'s declared window (if any)? Returns the window when
-/// it does not.
-pub fn overflows(config: &Config, target: &ModelRef, count: &TokenCount) -> Option<(u64, u32)> {
-    let window = config.provider(&target.provider)?.context_window?;
-    let input = input_tokens_for(config, target, count);
-    (input + MIN_OUTPUT_RESERVE > u64::from(window)).then_some((input, window))
-}
-
-/// The context guard for the routed `target`. If input + [`MIN_OUTPUT_RESERVE`]
-/// exceeds the provider's `context_window`, re-route to `Router.longContext` when it is
-/// set and fits; otherwise refuse. When it fits, `max_tokens` is clamped to what is
-/// left of the window.
-pub fn guard(
-    config: &Config,
-    target: &ModelRef,
-    count: &TokenCount,
-    max_tokens: Option<u32>,
-) -> GuardOutcome {
-    let mut target = target;
-    let mut rerouted = false;
-    if let Some((input, window)) = overflows(config, target, count) {
-        match &config.router.long_context {
-            Some(long) if long != target => match overflows(config, long, count) {
-                None => {
-                    target = long;
-                    rerouted = true;
-                }
-                Some((input, window)) => {
-                    return GuardOutcome::Refuse {
-                        message: too_long_message(input, window),
-                    }
-                }
-            },
-            _ => {
-                return GuardOutcome::Refuse {
-                    message: too_long_message(input, window),
-                }
-            }
-        }
-    }
-    GuardOutcome::Send {
-        target: target.clone(),
-        rerouted_to_long_context: rerouted,
-        max_tokens: clamp_max_tokens(config, target, count, max_tokens),
-    }
-}
-
-/// `max_tokens` limited to what is left of `target`'s window after the input.
-pub fn clamp_max_tokens(
-    config: &Config,
-    target: &ModelRef,
-    count: &TokenCount,
-    max_tokens: Option<u32>,
-) -> Option<u32> {
-    let Some(window) = config
-        .provider(&target.provider)
-        .and_then(|p| p.context_window)
-    else {
-        return max_tokens;
-    };
-    let input = input_tokens_for(config, target, count);
-    let room = u32::try_from(u64::from(window).saturating_sub(input)).unwrap_or(u32::MAX);
-    Some(max_tokens.map_or(room, |m| m.min(room)))
-}
-
-/// Everything decided before the first attempt: the rule, the targets in order, and
-/// the estimate when anything needed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// The rule that fired (`longContext` when the context guard re-routed).
-    pub scenario: Scenario,
-    /// The routed target first, then the fallbacks whose window the prompt fits.
-    pub targets: Vec<ModelRef>,
-    /// The estimate, when a rule, the guard or the fallback filter needed it.
-    pub count: Option<TokenCount>,
-    /// The client's `max_tokens`, before any clamp.
-    pub requested_max_tokens: Option<u32>,
-    /// The context guard moved the request to `Router.longContext`.
-    pub rerouted_to_long_context: bool,
-}
-
-/// Why a request is answered without trying any provider.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
-    #[error(transparent)]
-    Route(#[from] RouteError),
-    /// The context guard refused: the message is what Claude Code shows.
-    #[error("{0}")]
-    TooLong(String),
-}
-
-/// Route, guard and build the fallback chain for `req`; strips the subagent tag.
-/// Tokens are estimated only if a rule, a context window or a fallback needs them.
-pub fn plan(
-    config: &Config,
-    estimator: &super::tokens::TokenEstimator,
-    req: &mut MessagesRequest,
-) -> Result<Plan, PlanError> {
-    let cell = std::cell::OnceCell::new();
-    let (decision, count) = {
-        let req: &MessagesRequest = req;
-        let count = || *cell.get_or_init(|| estimator.count(req));
-        let decision = decide(config, req, || count().total())?;
-        (decision, count)
-    };
-    let mut scenario = decision.scenario;
-    let mut target = decision.target.clone();
-    let mut rerouted = false;
-    let has_window = |t: &ModelRef| {
-        config
-            .provider(&t.provider)
-            .is_some_and(|p| p.context_window.is_some())
-    };
-    if has_window(&target) {
-        match guard(config, &target, &count(), req.max_tokens) {
-            GuardOutcome::Refuse { message } => return Err(PlanError::TooLong(message)),
-            GuardOutcome::Send {
-                target: t,
-                rerouted_to_long_context,
-                ..
-            } => {
-                if rerouted_to_long_context {
-                    scenario = Scenario::LongContext;
-                    rerouted = true;
-                }
-                target = t;
-            }
-        }
-    }
-    let targets = super::fallback::chain(config, scenario, &target, |t| {
-        !has_window(t) || overflows(config, t, &count()).is_none()
-    });
-    let count = cell.get().copied();
-    // Only the tag strip happens here; the model name and max_tokens are per target.
-    RouteDecision {
-        target: target.clone(),
-        ..decision
-    }
-    .strip_subagent_tag(req);
-    Ok(Plan {
-        scenario,
-        targets,
-        count,
-        requested_max_tokens: req.max_tokens,
-        rerouted_to_long_context: rerouted,
-    })
-}
-
-impl Plan {
-    /// Rewrite `req` for one attempt at `target` (called again, in place, for each
-    /// fallback): the routed model name, `max_tokens` clamped to the target's window,
-    /// and for Anthropic-kind targets history without unsigned (local) thinking.
-    pub fn prepare(&self, config: &Config, target: &ModelRef, req: &mut MessagesRequest) {
-        req.model.clone_from(&target.model);
-        req.max_tokens = match &self.count {
-            Some(count) => clamp_max_tokens(config, target, count, self.requested_max_tokens),
-            None => self.requested_max_tokens,
-        };
-        if config
-            .provider(&target.provider)
-            .is_some_and(|p| p.kind == ProviderKind::Anthropic)
-        {
-            super::fallback::strip_unsigned_thinking(req);
-        }
-    }
-}
-
 /// `GET /v1/models`: every configured `provider,model` pair, in Anthropic's list shape,
 /// so Claude Code's model picker (and `/model`) can offer them. The id is exactly what
 /// rule 1 routes on.
@@ -512,42 +309,11 @@ pub fn models_list(config: &Config) -> Value {
     serde_json::json!({"data": data, "has_more": false, "first_id": first, "last_id": last})
 }
 
-/// Where an Anthropic-kind provider counts tokens: its `/v1/messages` URL plus
-/// `/count_tokens`. None for OpenAI-kind providers and URLs of another shape.
-pub fn count_tokens_url(provider: &crate::config::Provider) -> Option<String> {
-    if provider.kind != ProviderKind::Anthropic {
-        return None;
-    }
-    let url = provider.api_base_url.trim_end_matches('/');
-    url.ends_with("/v1/messages")
-        .then(|| format!("{url}/count_tokens"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConfigFile;
+    use crate::proxy::test_support::{config, mr, req};
     use serde_json::json;
-
-    fn config(router: Value) -> Config {
-        config_with(router, json!({}))
-    }
-
-    fn config_with(router: Value, extra: Value) -> Config {
-        let mut doc = json!({
-            "Providers": [
-                {"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "api_key": "", "models": ["gpt-oss:20b", "qwen3:8b"], "context_window": 32768},
-                {"name": "anthropic", "api_base_url": "https://api.anthropic.com/v1/messages", "api_key": "sk-test", "models": ["claude-sonnet-4-5", "claude-haiku-4-5"]}
-            ],
-            "Router": router,
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            doc[k] = v.clone();
-        }
-        ConfigFile::new(std::path::Path::new("/t/config.json"), doc)
-            .resolve_with(&|_| None)
-            .unwrap()
-    }
 
     fn every_scenario() -> Config {
         config(json!({
@@ -561,23 +327,8 @@ mod tests {
         }))
     }
 
-    fn req(body: Value) -> MessagesRequest {
-        let mut body = body;
-        if body.get("messages").is_none() {
-            body["messages"] = json!([{"role": "user", "content": "hi"}]);
-        }
-        if body.get("model").is_none() {
-            body["model"] = json!("claude-opus-4-8");
-        }
-        serde_json::from_value(body).unwrap()
-    }
-
     fn route(config: &Config, body: Value, tokens: u64) -> RouteDecision {
         decide(config, &req(body), || tokens).unwrap()
-    }
-
-    fn mr(s: &str) -> ModelRef {
-        ModelRef::parse(s).unwrap()
     }
 
     #[test]
@@ -796,196 +547,6 @@ mod tests {
         let mut r = req(json!({}));
         route(&c, json!({}), 1).apply(&mut r);
         assert_eq!(r.model, "gpt-oss:20b");
-    }
-
-    fn count(total: u64, thinking: u64) -> TokenCount {
-        TokenCount {
-            messages: total,
-            thinking,
-            ..TokenCount::default()
-        }
-    }
-
-    #[test]
-    fn guard_refuses_with_the_exact_message() {
-        let c = config(json!({"default": "ollama,gpt-oss:20b"}));
-        let out = guard(
-            &c,
-            &mr("ollama,gpt-oss:20b"),
-            &count(40_000, 0),
-            Some(64_000),
-        );
-        assert_eq!(
-            out,
-            GuardOutcome::Refuse {
-                message: "prompt is 40000 tokens, the local context is 32768; run /compact or raise the context with `ccr-setup init --context-length`".into()
-            }
-        );
-        // The reserve counts: 31000 + 2048 > 32768.
-        assert!(matches!(
-            guard(&c, &mr("ollama,gpt-oss:20b"), &count(31_000, 0), None),
-            GuardOutcome::Refuse { .. }
-        ));
-    }
-
-    #[test]
-    fn guard_reroutes_to_long_context_when_set() {
-        let c = config(
-            json!({"default": "ollama,gpt-oss:20b", "longContext": "anthropic,claude-sonnet-4-5"}),
-        );
-        let out = guard(
-            &c,
-            &mr("ollama,gpt-oss:20b"),
-            &count(40_000, 0),
-            Some(64_000),
-        );
-        assert_eq!(
-            out,
-            GuardOutcome::Send {
-                target: mr("anthropic,claude-sonnet-4-5"),
-                rerouted_to_long_context: true,
-                max_tokens: Some(64_000)
-            }
-        );
-    }
-
-    #[test]
-    fn guard_clamps_max_tokens_and_ignores_dropped_thinking() {
-        let c = config(json!({"default": "ollama,gpt-oss:20b"}));
-        // 40k of which 20k is thinking the OpenAI-kind target never receives.
-        let out = guard(
-            &c,
-            &mr("ollama,gpt-oss:20b"),
-            &count(40_000, 20_000),
-            Some(64_000),
-        );
-        assert_eq!(
-            out,
-            GuardOutcome::Send {
-                target: mr("ollama,gpt-oss:20b"),
-                rerouted_to_long_context: false,
-                max_tokens: Some(32_768 - 20_000)
-            }
-        );
-        // No window: untouched.
-        let out = guard(
-            &c,
-            &mr("anthropic,claude-sonnet-4-5"),
-            &count(400_000, 0),
-            Some(64_000),
-        );
-        assert!(matches!(
-            out,
-            GuardOutcome::Send {
-                max_tokens: Some(64_000),
-                ..
-            }
-        ));
-        let out = guard(&c, &mr("ollama,gpt-oss:20b"), &count(1_000, 0), Some(500));
-        assert!(matches!(
-            out,
-            GuardOutcome::Send {
-                max_tokens: Some(500),
-                ..
-            }
-        ));
-    }
-
-    fn plan_config(long_context: bool) -> Config {
-        let mut router = json!({"default": "ollama,gpt-oss:20b"});
-        if long_context {
-            router["longContext"] = json!("anthropic,claude-sonnet-4-5");
-        }
-        config_with(
-            router,
-            json!({"fallback": {"default": ["ollama,qwen3:8b", "anthropic,claude-haiku-4-5"]}}),
-        )
-    }
-
-    fn big_request(words: usize) -> MessagesRequest {
-        req(json!({
-            "max_tokens": 64000,
-            "system": [{"type": "text", "text": "<CCR-SUBAGENT-MODEL>ollama,gpt-oss:20b</CCR-SUBAGENT-MODEL>agent"}],
-            "messages": [
-                {"role": "assistant", "content": [{"type": "thinking", "thinking": "local", "signature": ""}, {"type": "text", "text": "ok"}]},
-                {"role": "user", "content": "word ".repeat(words)}
-            ]
-        }))
-    }
-
-    #[test]
-    fn plan_refuses_a_prompt_over_the_window_with_the_exact_message() {
-        let est = super::super::tokens::TokenEstimator::default();
-        let mut r = big_request(40_000);
-        let n = est.count(&r).total_without_thinking();
-        let err = plan(&plan_config(false), &est, &mut r).unwrap_err();
-        assert_eq!(
-            err,
-            PlanError::TooLong(format!("prompt is {n} tokens, the local context is 32768; run /compact or raise the context with `ccr-setup init --context-length`"))
-        );
-    }
-
-    #[test]
-    fn plan_reroutes_to_long_context_and_filters_fallbacks_that_do_not_fit() {
-        let est = super::super::tokens::TokenEstimator::default();
-        let c = plan_config(true);
-        let mut r = big_request(40_000);
-        let p = plan(&c, &est, &mut r).unwrap();
-        assert_eq!(p.scenario, Scenario::LongContext);
-        assert!(p.rerouted_to_long_context);
-        // longContext has no chain of its own: the default one, minus the 32k local model.
-        assert_eq!(
-            p.targets,
-            vec![
-                mr("anthropic,claude-sonnet-4-5"),
-                mr("anthropic,claude-haiku-4-5")
-            ]
-        );
-        // The subagent tag is gone either way.
-        assert!(matches!(&r.system, Some(System::Blocks(b)) if b[0].text == "agent"));
-        // Preparing for the Anthropic target strips the local thinking, keeps max_tokens.
-        p.prepare(&c, &p.targets[0], &mut r);
-        assert_eq!(r.model, "claude-sonnet-4-5");
-        assert_eq!(r.max_tokens, Some(64_000));
-        assert!(matches!(&r.messages[0].content, Content::Blocks(b) if b.len() == 1));
-    }
-
-    #[test]
-    fn plan_for_a_small_prompt_clamps_max_tokens_per_target() {
-        let est = super::super::tokens::TokenEstimator::default();
-        let c = plan_config(false);
-        let mut r = big_request(1_000);
-        let p = plan(&c, &est, &mut r).unwrap();
-        assert_eq!(p.scenario, Scenario::Subagent);
-        assert_eq!(
-            p.targets,
-            vec![
-                mr("ollama,gpt-oss:20b"),
-                mr("ollama,qwen3:8b"),
-                mr("anthropic,claude-haiku-4-5")
-            ]
-        );
-        let input = p.count.unwrap().total_without_thinking();
-        p.prepare(&c, &p.targets[0], &mut r);
-        assert_eq!(r.max_tokens, Some(32_768 - input as u32));
-        assert_eq!(r.model, "gpt-oss:20b");
-        p.prepare(&c, &p.targets[2], &mut r);
-        assert_eq!(
-            r.max_tokens,
-            Some(64_000),
-            "no window: the client's value again"
-        );
-        assert_eq!(r.model, "claude-haiku-4-5");
-    }
-
-    #[test]
-    fn plan_without_windows_or_long_context_never_estimates() {
-        let est = super::super::tokens::TokenEstimator::default();
-        let c = config(json!({"default": "anthropic,claude-sonnet-4-5"}));
-        let mut r = req(json!({"messages": [{"role": "user", "content": "word ".repeat(10)}]}));
-        let p = plan(&c, &est, &mut r).unwrap();
-        assert_eq!(p.count, None);
-        assert_eq!(est.stats().misses, 0);
     }
 
     #[test]

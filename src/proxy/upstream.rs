@@ -29,6 +29,12 @@ pub struct AttemptError {
     pub failure: AttemptFailure,
 }
 
+impl AsRef<AttemptFailure> for AttemptError {
+    fn as_ref(&self) -> &AttemptFailure {
+        &self.failure
+    }
+}
+
 /// The shared client. Cloning is cheap (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -138,6 +144,17 @@ async fn read_bounded(response: reqwest::Response, timeout: Duration) -> String 
     };
     let _ = tokio::time::timeout(timeout, read).await;
     String::from_utf8_lossy(&body).into_owned()
+}
+
+/// Where an Anthropic-kind provider counts tokens: its `/v1/messages` URL plus
+/// `/count_tokens`. None for OpenAI-kind providers and URLs of another shape.
+pub fn count_tokens_url(provider: &crate::config::Provider) -> Option<String> {
+    if provider.kind != ProviderKind::Anthropic {
+        return None;
+    }
+    let url = provider.api_base_url.trim_end_matches('/');
+    url.ends_with("/v1/messages")
+        .then(|| format!("{url}/count_tokens"))
 }
 
 /// Is this provider an Ollama server (so the fix is `ccr-setup up`)?

@@ -306,17 +306,6 @@ pub fn terminate(pid: i32, grace: Duration) -> Result<(), RuntimeError> {
     }
 }
 
-/// The proxy's `GET /health` answer: `{status, version, providers, …}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProxyHealth {
-    pub status: String,
-    pub version: Option<String>,
-    pub uptime_secs: Option<u64>,
-    pub requests: Option<u64>,
-    /// The whole body, for fields added later.
-    pub body: Value,
-}
-
 /// The URL clients use to reach a proxy bound to `host:port` (a wildcard bind is
 /// reached through loopback).
 pub fn proxy_url(host: &str, port: u16) -> String {
@@ -328,49 +317,6 @@ pub fn proxy_url(host: &str, port: u16) -> String {
         format!("http://[{h}]:{port}")
     } else {
         format!("http://{h}:{port}")
-    }
-}
-
-/// Ask the proxy at `base` for its health. `None` when nothing healthy answers.
-pub async fn proxy_health(base: &str, timeout: Duration) -> Option<ProxyHealth> {
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .no_proxy()
-        .build()
-        .ok()?;
-    let resp = client.get(format!("{base}/health")).send().await.ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    let body: Value = resp.json().await.ok()?;
-    let num = |k: &str| body.get(k).and_then(Value::as_u64);
-    Some(ProxyHealth {
-        status: body
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("ok")
-            .to_owned(),
-        version: body
-            .get("version")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        uptime_secs: num("uptime_secs").or_else(|| num("uptime")),
-        requests: num("requests").or_else(|| num("requests_served")),
-        body,
-    })
-}
-
-/// Poll [`proxy_health`] until it answers or `within` passes.
-pub async fn wait_for_proxy(base: &str, within: Duration) -> Option<ProxyHealth> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(h) = proxy_health(base, Duration::from_secs(1)).await {
-            return Some(h);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
 

@@ -23,7 +23,8 @@ fn health_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
             if String::from_utf8_lossy(&buf[..n]).starts_with("GET /health ") {
                 h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
-            let body = r#"{"status":"ok","version":"0.1.0","providers":["ollama"]}"#;
+            // The shape of the real proxy's /health (`proxy::health::Health`).
+            let body = r#"{"status":"ok","version":"0.1.0","providers":[{"name":"ollama","kind":"openai"}]}"#;
             let _ = write!(
                 s,
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

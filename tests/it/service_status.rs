@@ -3,29 +3,39 @@
 
 use crate::support;
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use support::fake_bin::{run_expect, Sandbox};
 use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+use support::proxy_app::ProxyApp;
 
-fn health_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+/// The real proxy app on a free port, served from a thread of its own, after it has
+/// finished `requests` requests (refused ones: no upstream is needed).
+fn real_proxy(requests: usize) -> u16 {
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let body = r#"{"status":"ok","version":"9.8.7","providers":["ollama"],"uptime_secs":125,"requests":42}"#;
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let app = ProxyApp::start(&serde_json::json!({
+                "Providers": [{"name": "ollama", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["gpt-oss:20b"]}],
+                "Router": {"default": "ollama,gpt-oss:20b"}
+            }))
+            .await;
+            for _ in 0..requests {
+                let resp = reqwest::Client::new()
+                    .post(app.url("/v1/messages"))
+                    .body("not json")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 400);
+            }
+            let port = app.base.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+            tx.send(port).unwrap();
+            std::future::pending::<()>().await;
+        });
     });
-    port
+    rx.recv().unwrap()
 }
 
 fn config(sb: &Sandbox, port: u16) {
@@ -43,7 +53,7 @@ fn status_reports_ollama_the_proxy_and_the_config() {
     let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
     fake.update(|st| st.loaded.push(("gpt-oss:20b".into(), 32768)));
     let sb = Sandbox::new();
-    let port = health_server();
+    let port = real_proxy(2);
     config(&sb, port);
 
     let mut cmd = sb.cmd(&["status", "--json"]);
@@ -56,7 +66,9 @@ fn status_reports_ollama_the_proxy_and_the_config() {
     assert_eq!(v["ollama"]["loaded"][0]["context_length"], 32768);
     assert_eq!(v["proxy"]["up"], true);
     assert_eq!(v["proxy"]["port"], port);
-    assert_eq!(v["proxy"]["health"]["version"], "9.8.7");
+    assert_eq!(v["proxy"]["health"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["proxy"]["health"]["requests"], 2);
+    assert!(v["proxy"]["health"]["uptime_secs"].is_u64(), "{out}");
     assert_eq!(v["config"]["valid"], true);
 
     let mut cmd = sb.cmd(&["status"]);
@@ -67,12 +79,15 @@ fn status_reports_ollama_the_proxy_and_the_config() {
         "{out}"
     );
     assert!(out.contains("loaded: gpt-oss:20b (context 32768)"), "{out}");
-    assert!(
-        out.contains(&format!(
-            "Proxy    up at http://127.0.0.1:{port}, version 9.8.7, up 2m5s, 42 requests served"
-        )),
-        "{out}"
+    // What the real proxy's /health sends: version, uptime (just started) and the two
+    // requests it finished.
+    let proxy = format!(
+        "Proxy    up at http://127.0.0.1:{port}, version {}, up 0m",
+        env!("CARGO_PKG_VERSION")
     );
+    assert!(out.contains(&proxy), "{out}");
+    assert!(out.contains("s, 2 requests served"), "{out}");
+    assert!(out.contains("Ledger   "), "{out}");
     assert!(
         out.contains(&format!("Config   {}", sb.config_path().display())),
         "{out}"

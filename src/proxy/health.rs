@@ -1,0 +1,129 @@
+//! `GET /health`: the one shape the proxy sends and `status`, `code` and `doctor`
+//! read, and the client that asks for it.
+//!
+//! Fields added after the first release are optional when reading, so a proxy of
+//! another version is still recognised (and `doctor` can say which version it runs).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ProviderKind};
+use crate::ledger::LedgerHealth;
+
+/// The body of `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `"ok"` from a proxy that answers.
+    pub status: String,
+    /// The proxy's `ccr-setup` version.
+    pub version: String,
+    /// Seconds since the proxy started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_secs: Option<u64>,
+    /// `/v1/messages` requests finished since it started (answered, failed, refused
+    /// or cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    pub providers: Vec<HealthProvider>,
+    /// The usage ledger's counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerHealth>,
+}
+
+/// One configured provider, as `/health` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthProvider {
+    pub name: String,
+    /// `openai` or `anthropic`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base_url: Option<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+impl Health {
+    /// What a running proxy reports about itself.
+    pub fn of(config: &Config, uptime: Duration, requests: u64, ledger: LedgerHealth) -> Health {
+        Health {
+            status: "ok".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_secs: Some(uptime.as_secs()),
+            requests: Some(requests),
+            providers: config
+                .providers
+                .iter()
+                .map(|p| HealthProvider {
+                    name: p.name.clone(),
+                    kind: match p.kind {
+                        ProviderKind::OpenAi => "openai",
+                        ProviderKind::Anthropic => "anthropic",
+                    }
+                    .to_owned(),
+                    api_base_url: Some(p.api_base_url.clone()),
+                    models: p.models.clone(),
+                })
+                .collect(),
+            ledger: Some(ledger),
+        }
+    }
+
+    /// Read a `/health` body; `None` when it is not our proxy's shape.
+    pub fn parse(body: &[u8]) -> Option<Health> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+/// Ask the proxy at `base` (`http://host:port`) for its health. `None` when nothing
+/// answers within `timeout`, the answer is not 2xx, or it is not our proxy's.
+pub async fn fetch(base: &str, timeout: Duration) -> Option<Health> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .ok()?;
+    let resp = client.get(format!("{base}/health")).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    Health::parse(&resp.bytes().await.ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trips_and_reads_an_older_proxy() {
+        let config = crate::proxy::test_support::config(json!({"default": "ollama,gpt-oss:20b"}));
+        let ledger = LedgerHealth {
+            enabled: true,
+            written: 3,
+            dropped: 0,
+            problem: None,
+        };
+        let sent = Health::of(&config, Duration::from_secs(125), 7, ledger);
+        let body = serde_json::to_vec(&sent).unwrap();
+        assert_eq!(Health::parse(&body), Some(sent.clone()));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (v["uptime_secs"].as_u64(), v["requests"].as_u64()),
+            (Some(125), Some(7))
+        );
+        assert_eq!(v["providers"][0]["name"], "ollama");
+        assert_eq!(v["providers"][1]["kind"], "anthropic");
+
+        // The first release sent {status, version, providers, ledger} only.
+        let old = json!({"status": "ok", "version": "0.0.9", "providers": [{"name": "ollama", "kind": "openai"}]});
+        let h = Health::parse(old.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            (h.version.as_str(), h.uptime_secs, h.requests),
+            ("0.0.9", None, None)
+        );
+        // Something else on the port is not us.
+        assert_eq!(Health::parse(br#"{"status":"ok"}"#), None);
+        assert_eq!(Health::parse(b"<html>"), None);
+    }
+}

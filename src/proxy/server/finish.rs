@@ -1,0 +1,182 @@
+//! The end of every `/v1/messages` request: one log line and one ledger row, written
+//! once whether it was answered, refused, failed or cancelled by the client.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::config::ModelRef;
+use crate::ledger::{RequestOutcome, UsageRecord};
+use crate::proxy::anthropic::Usage;
+use crate::proxy::error::ProxyError;
+
+/// What the log line and the ledger row need, gathered along the way.
+#[derive(Debug, Clone)]
+pub(super) struct RequestMeta {
+    pub started: Instant,
+    pub started_at_ms: i64,
+    pub session_id: Option<String>,
+    pub scenario: &'static str,
+    pub fallback_from: Option<ModelRef>,
+    pub stream: bool,
+}
+
+impl RequestMeta {
+    /// A request that just arrived: nothing known but the time.
+    pub fn now() -> RequestMeta {
+        RequestMeta {
+            started: Instant::now(),
+            started_at_ms: unix_ms(),
+            session_id: None,
+            scenario: "-",
+            fallback_from: None,
+            stream: false,
+        }
+    }
+}
+
+/// How one request ended, for [`finish_request`].
+pub(super) struct Ending<'a> {
+    pub target: Option<&'a ModelRef>,
+    pub status: u16,
+    pub usage: Usage,
+    pub tokens_estimated: bool,
+    pub time_to_first_token: Option<Duration>,
+    pub outcome: RequestOutcome,
+}
+
+impl Ending<'_> {
+    /// A 200 from `target`.
+    pub fn ok(target: &ModelRef, usage: Usage, estimated: bool) -> Ending<'_> {
+        Ending {
+            target: Some(target),
+            status: 200,
+            usage,
+            tokens_estimated: estimated,
+            time_to_first_token: None,
+            outcome: RequestOutcome::Ok,
+        }
+    }
+
+    /// No answer: `status` and `outcome`, no tokens.
+    pub fn failed(target: Option<&ModelRef>, status: u16, outcome: RequestOutcome) -> Ending<'_> {
+        Ending {
+            target,
+            status,
+            usage: Usage::default(),
+            tokens_estimated: false,
+            time_to_first_token: None,
+            outcome,
+        }
+    }
+}
+
+/// Write the one log line and the one ledger row of a request.
+pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'_>) {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let duration = meta.started.elapsed();
+    let (provider, model) = end
+        .target
+        .map(|t| (t.provider.as_str(), t.model.as_str()))
+        .unwrap_or(("-", "-"));
+    let outcome = match end.outcome.detail() {
+        Some(detail) => format!("{}:{detail}", end.outcome.kind()),
+        None => end.outcome.kind().to_owned(),
+    };
+    tracing::info!(
+        "{} {} {provider},{model} status={} in={}{} out={} {:.1}ms{}{}",
+        if meta.stream { "stream" } else { "json" },
+        meta.scenario,
+        end.status,
+        end.usage.input_tokens + end.usage.cache_read_input_tokens.unwrap_or(0),
+        if end.tokens_estimated { "~" } else { "" },
+        end.usage.output_tokens,
+        duration.as_secs_f64() * 1000.0,
+        meta.fallback_from
+            .as_ref()
+            .map(|f| format!(" fallback_from={f}"))
+            .unwrap_or_default(),
+        if end.outcome == RequestOutcome::Ok {
+            String::new()
+        } else {
+            format!(" outcome={outcome}")
+        },
+    );
+    state.ledger.record(UsageRecord {
+        started_at_ms: meta.started_at_ms,
+        session_id: meta.session_id.clone(),
+        scenario: meta.scenario.to_owned(),
+        provider: provider.to_owned(),
+        model: model.to_owned(),
+        fallback_from: meta.fallback_from.as_ref().map(ModelRef::to_string),
+        input_tokens: end.usage.input_tokens,
+        output_tokens: end.usage.output_tokens,
+        cache_read_tokens: end.usage.cache_read_input_tokens.unwrap_or(0),
+        cache_write_tokens: end.usage.cache_creation_input_tokens.unwrap_or(0),
+        tokens_estimated: end.tokens_estimated,
+        time_to_first_token_ms: end.time_to_first_token.map(|d| d.as_millis() as u64),
+        duration_ms: duration.as_millis() as u64,
+        outcome: end.outcome,
+        http_status: end.status,
+        stream: meta.stream,
+    });
+}
+
+/// Answer `error` without trying any provider, recorded as `rejected` + `why`.
+pub(super) fn reject(
+    state: &AppState,
+    meta: &RequestMeta,
+    error: ProxyError,
+    why: &str,
+) -> Response {
+    let outcome = RequestOutcome::Rejected(why.to_owned());
+    finish_request(
+        state,
+        meta,
+        Ending::failed(None, error.status.as_u16(), outcome),
+    );
+    error.into_response()
+}
+
+/// Writes the log line and ledger row when a streamed answer ends; if the body is
+/// dropped first (the client went away), the stream's `Drop` records a cancellation.
+pub(super) struct Finisher {
+    pub state: Arc<AppState>,
+    pub meta: RequestMeta,
+    pub target: ModelRef,
+}
+
+impl Finisher {
+    pub fn finish(
+        self,
+        usage: Usage,
+        estimated: bool,
+        first_token: Option<Duration>,
+        outcome: RequestOutcome,
+    ) {
+        finish_request(
+            &self.state,
+            &self.meta,
+            Ending {
+                time_to_first_token: first_token,
+                outcome,
+                ..Ending::ok(&self.target, usage, estimated)
+            },
+        );
+    }
+
+    /// Time since the request arrived (the stream's time to first token).
+    pub fn elapsed(&self) -> Duration {
+        self.meta.started.elapsed()
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

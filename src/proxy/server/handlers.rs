@@ -1,0 +1,111 @@
+//! The small endpoints: `/`, `/health`, `/v1/models`, `count_tokens` and the 404.
+//! (`/v1/messages` has its own module, [`messages`](super::messages).)
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::request::{body_bytes, parse_request};
+use super::AppState;
+use crate::config::{Config, Provider};
+use crate::proxy::anthropic::MessagesRequest;
+use crate::proxy::error::ProxyError;
+use crate::proxy::guard::input_tokens_for;
+use crate::proxy::health::Health;
+use crate::proxy::route::{self, RouteDecision};
+use crate::proxy::translate::unsigned_thinking::strip_unsigned_thinking;
+use crate::proxy::upstream::count_tokens_url;
+
+pub(super) async fn root() -> &'static str {
+    "ccr-setup proxy\n"
+}
+
+pub(super) async fn not_found(method: Method, uri: Uri) -> Response {
+    ProxyError::not_found(format!(
+        "{method} {} is not an endpoint of this proxy; it serves POST /v1/messages",
+        uri.path()
+    ))
+    .into_response()
+}
+
+/// `GET /health`: [`Health`].
+pub(super) async fn health(State(state): State<Arc<AppState>>) -> Response {
+    axum::Json(Health::of(
+        &state.config.current(),
+        state.started.elapsed(),
+        state.requests.load(Ordering::Relaxed),
+        state.ledger.health(),
+    ))
+    .into_response()
+}
+
+/// `GET /v1/models`: the configured `provider,model` pairs.
+pub(super) async fn models(State(state): State<Arc<AppState>>) -> Response {
+    axum::Json(route::models_list(&state.config.current())).into_response()
+}
+
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
+pub(super) async fn count_tokens(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let config = state.config.current();
+    let req = match body_bytes(body).and_then(|b| parse_request(&b)) {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
+    // One routing decision for both paths; a routing error still gets an estimate.
+    let count = state.estimator.count(&req);
+    let decision = route::decide(&config, &req, || count.total()).ok();
+    let upstream = match &decision {
+        Some(d) => upstream_count_tokens(&state, &config, &headers, &req, d).await,
+        None => None,
+    };
+    let input_tokens = upstream.unwrap_or_else(|| match &decision {
+        // What the routed target will receive (no earlier thinking for OpenAI-kind).
+        Some(d) => input_tokens_for(&config, &d.target, &count),
+        None => count.total(),
+    });
+    axum::Json(serde_json::json!({ "input_tokens": input_tokens })).into_response()
+}
+
+/// count_tokens answered by the Anthropic-kind provider the request routes to (exact
+/// figures for cloud models). None when the target is OpenAI-kind, serves no
+/// count_tokens, or fails: the estimator answers then.
+async fn upstream_count_tokens(
+    state: &AppState,
+    config: &Config,
+    headers: &HeaderMap,
+    req: &MessagesRequest,
+    decision: &RouteDecision,
+) -> Option<u64> {
+    let provider = config.provider(&decision.target.provider)?;
+    let url = count_tokens_url(provider)?;
+    let mut req = req.clone();
+    decision.apply(&mut req);
+    strip_unsigned_thinking(&mut req);
+    let body = serde_json::to_vec(&req).ok()?;
+    let counting = Provider {
+        api_base_url: url,
+        ..provider.clone()
+    };
+    let timeout = Duration::from_millis(config.connect_timeout_ms.max(10_000));
+    let answer = state
+        .upstream
+        .send(&counting, headers, Bytes::from(body), false, timeout)
+        .await
+        .map_err(|e| tracing::debug!("count_tokens upstream failed, estimating: {}", e.failure))
+        .ok()?;
+    let v: serde_json::Value = tokio::time::timeout(timeout, answer.json())
+        .await
+        .ok()?
+        .ok()?;
+    v.get("input_tokens")?.as_u64()
+}

@@ -1,0 +1,124 @@
+//! The axum app: shared state, the router and its layers, and the listener.
+//!
+//! One `POST /v1/messages` goes: layers (API key, body limit; see [`layers`]) →
+//! [`messages`]: parse once → [`plan`](crate::proxy::plan) (route, context guard,
+//! fallback chain) → [`fallback::run_chain`](crate::proxy::fallback::run_chain) over
+//! [`attempt`]s until one answers or fails in a way no other target can fix. An attempt
+//! is committed once the upstream answered 2xx: from then on failures reach the client
+//! as an SSE `event: error` (streams: [`translated`], [`passthrough`]) or a 502, never
+//! as a fallback. [`finish`] writes the one log line and ledger row of every request.
+//!
+//! Endpoints ([`handlers`]): `POST /v1/messages` (any query string),
+//! `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /health`, `GET|HEAD /`.
+//! Anything else is a 404 in Anthropic's error shape.
+
+mod attempt;
+mod finish;
+mod handlers;
+pub mod layers;
+mod messages;
+mod passthrough;
+mod request;
+mod translated;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::{get, post};
+
+use super::reload::LiveConfig;
+use super::tokens::TokenEstimator;
+use super::upstream::Upstream;
+use crate::ledger::LedgerHandle;
+
+pub use layers::MAX_BODY_BYTES;
+
+/// Keep-alive period while the upstream is silent. Claude Code gives up after 300 s
+/// without a byte; a local model can prefill a long prompt for minutes.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Knobs that are not in the config file (tests shorten the ping interval).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerOptions {
+    pub ping_interval: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            ping_interval: DEFAULT_PING_INTERVAL,
+        }
+    }
+}
+
+/// Everything the handlers share. The config is behind [`LiveConfig`] so a reload can
+/// replace it; each request takes one snapshot and uses it to the end.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Arc<LiveConfig>,
+    pub upstream: Upstream,
+    pub ledger: LedgerHandle,
+    pub estimator: TokenEstimator,
+    pub options: ServerOptions,
+    /// For `/health`'s uptime.
+    started: Instant,
+    /// `/v1/messages` requests finished (answered, failed or cancelled), for `/health`.
+    requests: AtomicU64,
+    message_counter: AtomicU64,
+}
+
+impl AppState {
+    /// The upstream client takes the connect timeout of `config` as it is now.
+    pub fn new(
+        config: Arc<LiveConfig>,
+        ledger: LedgerHandle,
+        options: ServerOptions,
+    ) -> Result<Arc<AppState>, reqwest::Error> {
+        let connect = Duration::from_millis(config.current().connect_timeout_ms);
+        Ok(Arc::new(AppState {
+            config,
+            upstream: Upstream::new(connect)?,
+            ledger,
+            estimator: TokenEstimator::default(),
+            options,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            message_counter: AtomicU64::new(0),
+        }))
+    }
+
+    fn next_message_id(&self, started_at_ms: i64) -> String {
+        let n = self.message_counter.fetch_add(1, Ordering::Relaxed);
+        format!("msg_ccr{started_at_ms:x}{n:04x}")
+    }
+}
+
+/// The app, ready for `axum::serve`. The API routes sit behind [`layers::api`]; `/`,
+/// `/health` and the 404 fallback answer without a key.
+pub fn app(state: Arc<AppState>) -> axum::Router {
+    let api = axum::Router::new()
+        .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(handlers::count_tokens))
+        .route("/v1/models", get(handlers::models));
+    let api = layers::api(api, &state);
+    axum::Router::new()
+        .merge(api)
+        .route("/health", get(handlers::health))
+        .route("/", get(handlers::root))
+        .fallback(handlers::not_found)
+        .with_state(state)
+}
+
+/// The listener to serve [`app`] on: Nagle's algorithm off for every accepted
+/// connection. SSE events are small writes; with Nagle on, each burst after the first
+/// can wait for the client's delayed ACK. Measured with wrk, 76 KB streamed request,
+/// one connection: p99 86 ms and mean 2.8 ms without this, 3.1 ms and 0.5 ms with it.
+pub fn nodelay_listener(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}

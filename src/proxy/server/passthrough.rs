@@ -1,0 +1,168 @@
+//! An Anthropic-kind stream passed to the client byte for byte, with the idle timeout,
+//! usage read on the side for the ledger, and an error event if it ends without
+//! `message_stop`.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use super::attempt::{Attempt, ChunkSource};
+use super::finish::Finisher;
+use super::translated::idle_timeout;
+use crate::ledger::RequestOutcome;
+use crate::proxy::anthropic::Usage;
+use crate::proxy::error::ProxyError;
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Answer with the upstream's stream.
+pub(super) fn respond(attempt: &Attempt<'_>, response: reqwest::Response) -> Response {
+    let stream = PassThroughStream {
+        upstream: Box::pin(response.bytes_stream()),
+        observer: UsageObserver::default(),
+        idle: attempt.idle(),
+        done: false,
+        first_token: None,
+        finisher: Some(attempt.finisher()),
+    };
+    attempt.sse_response(stream)
+}
+
+/// Reads usage from an Anthropic stream without changing a byte of it, and notices
+/// whether it ended with `message_stop`.
+#[derive(Debug, Default)]
+struct UsageObserver {
+    line: Vec<u8>,
+    usage: Usage,
+    saw_usage: bool,
+    saw_stop: bool,
+}
+
+impl UsageObserver {
+    fn observe(&mut self, mut bytes: &[u8]) {
+        while let Some(pos) = memchr::memchr(b'\n', bytes) {
+            if self.line.is_empty() {
+                self.line_done(&bytes[..pos]);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(&bytes[..pos]);
+                self.line_done(&line);
+                line.clear();
+                self.line = line;
+            }
+            bytes = &bytes[pos + 1..];
+        }
+        self.line.extend_from_slice(bytes);
+    }
+
+    fn line_done(&mut self, line: &[u8]) {
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
+        };
+        // Only the two event kinds that carry usage are parsed.
+        let is = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
+        if is(b"\"message_stop\"") {
+            self.saw_stop = true;
+        } else if is(b"\"message_start\"") || is(b"\"message_delta\"") {
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(data.trim_ascii()) else {
+                return;
+            };
+            let usage = v
+                .get("usage")
+                .or_else(|| v.get("message").and_then(|m| m.get("usage")));
+            if let Some(u) = usage {
+                self.add_usage(u);
+            }
+        }
+    }
+
+    /// Later events overwrite what earlier ones reported, field by field.
+    fn add_usage(&mut self, u: &serde_json::Value) {
+        let get = |k: &str| u.get(k).and_then(serde_json::Value::as_u64);
+        if let Some(n) = get("input_tokens") {
+            self.usage.input_tokens = n;
+        }
+        if let Some(n) = get("output_tokens") {
+            self.usage.output_tokens = n;
+        }
+        if let Some(n) = get("cache_read_input_tokens") {
+            self.usage.cache_read_input_tokens = Some(n);
+        }
+        if let Some(n) = get("cache_creation_input_tokens") {
+            self.usage.cache_creation_input_tokens = Some(n);
+        }
+        self.saw_usage = true;
+    }
+}
+
+/// An Anthropic stream passed through byte for byte.
+struct PassThroughStream {
+    upstream: ByteStream,
+    observer: UsageObserver,
+    idle: Duration,
+    done: bool,
+    first_token: Option<Duration>,
+    finisher: Option<Finisher>,
+}
+
+impl Drop for PassThroughStream {
+    fn drop(&mut self) {
+        self.end(RequestOutcome::ClientCancelled);
+    }
+}
+
+impl ChunkSource for PassThroughStream {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let failure = match tokio::time::timeout(self.idle, self.upstream.next()).await {
+            Ok(Some(Ok(bytes))) => {
+                if self.first_token.is_none() {
+                    self.first_token = self.finisher.as_ref().map(Finisher::elapsed);
+                }
+                self.observer.observe(&bytes);
+                return Some(bytes);
+            }
+            Ok(None) if self.observer.saw_stop => {
+                self.done = true;
+                self.end(RequestOutcome::Ok);
+                return None;
+            }
+            Ok(None) => (
+                "stream_truncated",
+                ProxyError::bad_gateway(
+                    "the upstream closed the stream before message_stop; the answer is incomplete",
+                ),
+            ),
+            Ok(Some(Err(e))) => (
+                "stream_broken",
+                ProxyError::bad_gateway(format!("the upstream connection broke mid-answer: {e}")),
+            ),
+            Err(_) => ("timeout", idle_timeout(self.idle)),
+        };
+        self.done = true;
+        self.end(RequestOutcome::UpstreamError(failure.0.to_owned()));
+        // The blank lines end any event the upstream left half-written.
+        let mut out = b"\n\n".to_vec();
+        failure.1.write_sse(&mut out);
+        Some(Bytes::from(out))
+    }
+}
+
+impl PassThroughStream {
+    /// Record the end once: the first call wins (a later `Drop` finds nothing left).
+    fn end(&mut self, outcome: RequestOutcome) {
+        if let Some(f) = self.finisher.take() {
+            f.finish(
+                self.observer.usage,
+                !self.observer.saw_usage,
+                self.first_token,
+                outcome,
+            );
+        }
+    }
+}
