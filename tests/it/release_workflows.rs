@@ -9,7 +9,7 @@
 //!   release target: install from a loopback mirror, `--version`, `doctor --json`, a proxy
 //!   round trip. `scripts/release-local.sh` runs the same scripts on the real musl builds.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
