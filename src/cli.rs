@@ -37,7 +37,7 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// Router config file (claude-code-router schema, JSON5 allowed).
     /// Default: ~/.claude-code-router/config.json
-    #[arg(long, global = true, env = "CCR_SETUP_CONFIG", value_name = "PATH")]
+    #[arg(long, global = true, env = crate::env_vars::EnvVars::CCR_SETUP_CONFIG, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace).

@@ -106,6 +106,13 @@ fn write_atomic_hooked(
     result
 }
 
+/// The last `n` lines of a log file (empty when it cannot be read), for error messages.
+pub fn tail_lines(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// Copy `path` to `<path>.<UTC timestamp>-<nn>.bak`, mode 0600 whatever the original's
 /// (a 0644 config holding literal keys must not leave a readable copy once the config
 /// itself is rewritten 0600), and prune old backups.

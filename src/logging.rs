@@ -17,7 +17,7 @@ use crate::cli::{Command, GlobalArgs};
 /// Colour is on for a terminal unless `--no-color` or `NO_COLOR` (any value) says otherwise.
 pub fn color_enabled(no_color_flag: bool) -> bool {
     !no_color_flag
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os(crate::env_vars::EnvVars::NO_COLOR).is_none_or(|v| v.is_empty())
         && std::io::stderr().is_terminal()
 }
 

@@ -7,10 +7,11 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = ccr_setup::cli::Cli::parse();
     let _log_guard = ccr_setup::logging::init(&cli.global, &cli.command);
+    let color = ccr_setup::logging::color_enabled(cli.global.no_color);
     match ccr_setup::commands::run(cli) {
         Ok(outcome) => outcome.into(),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("{}", ccr_setup::output::render_error(&err, color));
             ExitCode::from(1)
         }
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// The user's home directory (`$HOME` first, as every Unix tool does).
 pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME")
+    std::env::var_os(crate::env_vars::EnvVars::HOME)
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
         .or_else(dirs::home_dir)
@@ -40,4 +40,14 @@ pub fn ledger_path() -> PathBuf {
 /// `~/.claude.json`: Claude Code's own state file (onboarding flag).
 pub fn claude_json_path() -> PathBuf {
     home_dir().join(".claude.json")
+}
+
+/// `/`, unless the `CCR_SETUP_SYSTEM_ROOT` test hook relocates it: where system-wide
+/// files (`/etc/systemd/system/ollama.service`, `/Applications/Ollama.app`) are looked
+/// for and the Ollama drop-in is written.
+pub fn system_root() -> PathBuf {
+    std::env::var_os(crate::env_vars::EnvVars::CCR_SETUP_SYSTEM_ROOT)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
 }

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<Outcome> {
                     println!("✗ {} has {} problem(s):", path.display(), problems.len());
                     for p in &problems {
                         println!("  {}: {}", p.path, p.message);
-                        println!("      fix: {}", p.fix);
+                        println!("      hint: {}", p.fix);
                     }
                     Ok(Outcome::Failed)
                 }

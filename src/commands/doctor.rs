@@ -5,27 +5,17 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use console::Style;
 
 use super::{Context, Outcome};
 use crate::cli::DoctorArgs;
 use crate::doctor::{self, Check, DoctorEnv, Status};
+use crate::output::Palette;
 
 pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<Outcome> {
     let mut env = DoctorEnv::current(ctx.config_path.clone());
     // The same hooks as `init`, so both judge the same platform and system files.
-    if let Some(v) = std::env::var(super::init::PLATFORM_ENV)
-        .ok()
-        .filter(|v| !v.is_empty())
-    {
-        env.platform = crate::provision::Platform::parse(&v).with_context(|| {
-            format!(
-                "{}={v:?}: use `macos` or `linux`",
-                super::init::PLATFORM_ENV
-            )
-        })?;
-    }
-    env.root = super::init::system_root();
+    env.platform = crate::provision::Platform::from_env()?;
+    env.root = crate::paths::system_root();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -71,25 +61,6 @@ fn outcome(checks: &[Check]) -> Outcome {
     }
 }
 
-struct Palette {
-    ok: Style,
-    warn: Style,
-    fail: Style,
-    dim: Style,
-}
-
-impl Palette {
-    fn new(color: bool) -> Palette {
-        let s = |st: Style| st.force_styling(color);
-        Palette {
-            ok: s(Style::new().green()),
-            warn: s(Style::new().yellow()),
-            fail: s(Style::new().red().bold()),
-            dim: s(Style::new().dim()),
-        }
-    }
-}
-
 fn indent(text: &str, prefix: &str) -> String {
     text.lines()
         .map(|l| format!("{prefix}{l}"))
@@ -119,16 +90,8 @@ fn print_report(ctx: &Context, checks: &[Check], elapsed: Duration) {
         if let (true, Some(d)) = (show_detail, &c.detail) {
             println!("{}", p.dim.apply_to(indent(d, "      ")));
         }
-        if c.status != Status::Ok {
-            if let Some(fix) = &c.fix {
-                let mut lines = fix.lines();
-                if let Some(first) = lines.next() {
-                    println!("    {} {first}", style.apply_to("fix:"));
-                }
-                for l in lines {
-                    println!("         {l}");
-                }
-            }
+        if let (true, Some(fix)) = (c.status != Status::Ok, &c.fix) {
+            println!("{}", ctx.printer(false).hint_text(fix, "    "));
         }
     }
     let count = |s: Status| checks.iter().filter(|c| c.status == s).count();

@@ -25,8 +25,8 @@ pub fn render(vars: &[(&str, String)], shell: EnvShell) -> String {
 }
 
 pub fn run(ctx: &Context, args: EnvArgs) -> anyhow::Result<Outcome> {
-    let cfg = super::code::load_client_config(&ctx.config_path)?;
-    print!("{}", render(&super::code::claude_env(&cfg), args.shell));
+    let cfg = super::shared::load_client_config(&ctx.config_path)?;
+    print!("{}", render(&super::shared::claude_env(&cfg), args.shell));
     Ok(Outcome::Success)
 }
 

@@ -4,8 +4,6 @@
 //! Prompts go to the terminal: stdin when it is one, else `/dev/tty` (so `curl | sh`
 //! still gets a wizard), else the defaults are used and the user is told.
 
-use std::fs::{File, OpenOptions};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,6 +12,8 @@ use console::Term;
 use dialoguer::theme::ColorfulTheme;
 
 use super::init_key::{self, CloudKey};
+use super::prompt::Prompter;
+use super::shared::resolve_manager;
 use super::{Context, Outcome};
 use crate::cli::{InitArgs, ServiceManagerChoice};
 use crate::config::{
@@ -29,82 +29,6 @@ use crate::service::{
     self, systemd, Layout, Manager, RenderedService, ServiceCommand, ServiceKind, ServiceSpec,
 };
 
-pub use crate::provision::PLATFORM_ENV;
-
-/// The service manager from `--service-manager`, else detected.
-pub(crate) fn resolve_manager(choice: Option<ServiceManagerChoice>) -> Option<Manager> {
-    match choice {
-        Some(ServiceManagerChoice::Launchd) => Some(Manager::Launchd),
-        Some(ServiceManagerChoice::Systemd) => Some(Manager::Systemd),
-        Some(ServiceManagerChoice::None) => None,
-        None => Manager::detect(),
-    }
-}
-
-/// Test hook: where system-wide files (`/etc/systemd/system/ollama.service`,
-/// `/Applications/Ollama.app`) are looked for and the Ollama drop-in is written.
-pub const SYSTEM_ROOT_ENV: &str = "CCR_SETUP_SYSTEM_ROOT";
-
-/// `/`, unless the test hook says otherwise.
-pub(crate) fn system_root() -> PathBuf {
-    std::env::var_os(SYSTEM_ROOT_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
-}
-
-fn platform() -> anyhow::Result<Platform> {
-    Platform::from_env().map_err(anyhow::Error::msg)
-}
-
-/// Where answers come from.
-pub(crate) enum Prompter {
-    /// A terminal to ask on.
-    Term(Term),
-    /// `--yes`: flags and defaults, no questions.
-    Yes,
-    /// No terminal at all: defaults, and the user was told.
-    NoTerminal,
-}
-
-impl Prompter {
-    /// Stdin when it is a terminal; else `/dev/tty`; else nothing.
-    pub(crate) fn open(yes: bool) -> Prompter {
-        if yes {
-            return Prompter::Yes;
-        }
-        if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-            return Prompter::Term(Term::stderr());
-        }
-        let tty = (
-            File::open("/dev/tty"),
-            OpenOptions::new().write(true).open("/dev/tty"),
-        );
-        match tty {
-            (Ok(r), Ok(w)) => Prompter::Term(Term::read_write_pair(r, w)),
-            _ => Prompter::NoTerminal,
-        }
-    }
-
-    fn term(&self) -> Option<&Term> {
-        match self {
-            Prompter::Term(t) => Some(t),
-            _ => None,
-        }
-    }
-
-    /// Ask a yes/no question; without a terminal the default is the answer.
-    pub(crate) fn confirm(&self, question: &str, default: bool) -> anyhow::Result<bool> {
-        match self.term() {
-            Some(t) => Ok(dialoguer::Confirm::with_theme(&ColorfulTheme::default())
-                .with_prompt(question)
-                .default(default)
-                .interact_on(t)?),
-            None => Ok(default),
-        }
-    }
-}
-
 /// What Ollama told us, when it answered.
 struct OllamaInfo {
     client: OllamaClient,
@@ -115,26 +39,16 @@ impl OllamaInfo {
     fn fetch() -> OllamaInfo {
         let client = OllamaClient::new(crate::ollama::base_url_from_env())
             .with_probe_timeout(Duration::from_secs(2));
-        let models = super::code::block_on(client.tags()).ok();
+        let models = super::shared::block_on(client.tags()).ok();
         OllamaInfo { client, models }
     }
 
     /// The model's trained context, when the model is pulled and Ollama answers.
     fn trained_context(&self, model: &str) -> Option<u64> {
         self.models.as_ref()?;
-        super::code::block_on(self.client.show(model))
+        super::shared::block_on(self.client.show(model))
             .ok()?
             .trained_context
-    }
-}
-
-/// "13.8 GB"
-fn human_size(bytes: u64) -> String {
-    let gb = bytes as f64 / 1e9;
-    if gb >= 1.0 {
-        format!("{gb:.1} GB")
-    } else {
-        format!("{:.0} MB", bytes as f64 / 1e6)
     }
 }
 
@@ -170,7 +84,8 @@ fn gather(
         model: DEFAULT_MODEL.to_owned(),
         context_length: DEFAULT_CONTEXT_LENGTH,
         port: DEFAULT_PORT,
-        cloud_fallback: std::env::var_os("ANTHROPIC_API_KEY").is_some_and(|v| !v.is_empty()),
+        cloud_fallback: crate::env_vars::non_empty(crate::env_vars::EnvVars::ANTHROPIC_API_KEY)
+            .is_some(),
         cloud_model: crate::catalogue::default_cloud_model().to_owned(),
     });
     let theme = ColorfulTheme::default();
@@ -299,7 +214,7 @@ fn ask_model(
     let mut names: Vec<String> = pulled.iter().map(|m| m.name.clone()).collect();
     let mut items: Vec<String> = pulled
         .iter()
-        .map(|m| format!("{} ({})", m.name, human_size(m.size)))
+        .map(|m| format!("{} ({})", m.name, crate::humanize::bytes(m.size)))
         .collect();
     if !names.iter().any(|n| n == default) {
         names.insert(0, default.to_owned());
@@ -414,7 +329,7 @@ fn plan_files(
             Some(e) => {
                 notes.push(e.explanation());
                 if let ExistingOllama::SystemUnit(_) = e {
-                    let path = systemd::dropin_path(&system_root());
+                    let path = systemd::dropin_path(&crate::paths::system_root());
                     let text = systemd::render_ollama_dropin(&settings);
                     let change = Change::of(&path, text.as_bytes());
                     dropin = Some((path, text, change));
@@ -468,7 +383,7 @@ fn tilde(p: &Path) -> String {
 }
 
 pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
-    let platform = platform()?;
+    let platform = Platform::from_env()?;
     let manager = resolve_manager(args.service_manager);
     let prompter = Prompter::open(args.yes);
     if let Prompter::NoTerminal = prompter {
@@ -490,7 +405,7 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
     let answers = gather(&prompter, &args, base, &ollama, manager, &store)?;
 
     let probe_env = ProbeEnv {
-        root: system_root(),
+        root: crate::paths::system_root(),
         ..ProbeEnv::current(platform)
     };
     let probes = provision::probe_with(&probe_env);
@@ -498,13 +413,7 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
     let installs = if args.no_install {
         Vec::new()
     } else {
-        match install::plan_installs(platform, &probes, &scratch) {
-            Ok(steps) => steps,
-            Err(e) => {
-                eprintln!("{e}");
-                return Ok(Outcome::Failed);
-            }
-        }
+        install::plan_installs(platform, &probes, &scratch)?
     };
     if args.no_install {
         for (tool, missing) in [
@@ -761,17 +670,11 @@ fn apply(
             if step.uses_sudo {
                 println!("    This installer uses sudo; enter your password if asked.");
             }
-            let result = install::run_step(step, &mut |line| match line {
+            // The error's hint (see `InstallError`) gives the manual command.
+            install::run_step(step, &mut |line| match line {
                 OutputLine::Command(c) => println!("    $ {c}"),
                 OutputLine::Stdout(l) | OutputLine::Stderr(l) => println!("    | {l}"),
-            });
-            if let Err(e) = result {
-                eprintln!("error: {e}");
-                eprintln!(
-                    "Nothing after this step was changed; fix it and re-run `ccr-setup init`."
-                );
-                return Ok(Outcome::Failed);
-            }
+            })?;
         }
         let _ = std::fs::remove_dir_all(crate::paths::run_dir().join("installers"));
         // Paths of the freshly installed tools go into the service files.
@@ -900,11 +803,5 @@ mod tests {
         let err = check_context("m", 200_000, Some(131072)).unwrap_err();
         assert!(err.contains("131072"), "{err}");
         assert!(check_context("m", 100, None).is_err());
-    }
-
-    #[test]
-    fn sizes_read_like_ollama_list() {
-        assert_eq!(human_size(13_800_000_000), "13.8 GB");
-        assert_eq!(human_size(400_000_000), "400 MB");
     }
 }

@@ -5,7 +5,7 @@ use anyhow::bail;
 use console::Term;
 use dialoguer::theme::ColorfulTheme;
 
-use super::code::block_on;
+use super::shared::block_on;
 use crate::config::{KeySource, SecretsStore};
 use crate::provision::cloud_key::{self, KeyCheck};
 use crate::provision::router_config::ANTHROPIC_KEY_VAR;

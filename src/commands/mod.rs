@@ -1,5 +1,7 @@
-//! One file per subcommand: thin orchestration over the domain modules.
-//! Commands may print; domain modules may not.
+//! One module per subcommand: thin orchestration over the domain modules. Commands
+//! may print (through [`crate::output::Printer`]); domain modules may not. Commands
+//! never import from each other: what two of them share lives in [`shared`] and
+//! [`prompt`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +15,9 @@ pub mod doctor;
 pub mod env;
 pub mod init;
 mod init_key;
+pub mod prompt;
 pub mod proxy;
+pub mod shared;
 pub mod stats;
 pub mod status;
 pub mod stop;
@@ -61,6 +65,15 @@ impl Context {
             verbose: global.verbose,
             quiet: global.quiet,
             color: crate::logging::color_enabled(global.no_color),
+        }
+    }
+
+    /// The printer for this run; `json` is the command's `--json` flag (if it has one).
+    pub fn printer(&self, json: bool) -> crate::output::Printer {
+        crate::output::Printer {
+            json,
+            quiet: self.quiet,
+            color: self.color,
         }
     }
 }

@@ -20,7 +20,13 @@ pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let since_ms = parse_since(&args.since)?.map(|window_ms| now_ms - window_ms);
 
-    let (config, raw) = load_config(ctx)?;
+    let (config, file) = load_config(ctx)?;
+    // Prices come from the interpolated config when it resolves, else the file as written.
+    let raw = match (&config, &file) {
+        (Some(c), _) => c.raw.clone(),
+        (None, Some(f)) => f.doc.clone(),
+        (None, None) => Value::Null,
+    };
     let prices = PriceTable::from_config(&raw).map_err(|problems| {
         anyhow::anyhow!(
             "{} has {} problem(s) in Pricing:\n{}",
@@ -45,7 +51,7 @@ pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
             .clone()
             .unwrap_or_else(|| ledger::default_compare_to(config.as_ref(), &prices)),
         prices,
-        provider_local: provider_locality(config.as_ref(), &raw),
+        provider_local: provider_locality(config.as_ref(), file.as_ref()),
         utc_offset: Local::now().offset().fix(),
     };
 
@@ -107,10 +113,10 @@ pub fn parse_since(since: &str) -> anyhow::Result<Option<i64>> {
     Ok(Some(n * unit_ms))
 }
 
-/// The validated config when it resolves, and the raw document either way (for
+/// The validated config when it resolves, and the file as written either way (for
 /// `Pricing`). A config that does not resolve in this shell (for example an API key
 /// variable only the service sets) still lets `stats` run, with a warning.
-fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Value)> {
+fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Option<ConfigFile>)> {
     let file = match ConfigFile::load(&ctx.config_path) {
         Ok(f) => f,
         Err(ConfigError::NotFound { .. }) => {
@@ -120,15 +126,12 @@ fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Value)> {
                     ctx.config_path.display()
                 );
             }
-            return Ok((None, Value::Null));
+            return Ok((None, None));
         }
         Err(e) => return Err(e).context("cannot read the config for prices"),
     };
     match file.resolve() {
-        Ok(config) => {
-            let raw = config.raw.clone();
-            Ok((Some(config), raw))
-        }
+        Ok(config) => Ok((Some(config), Some(file))),
         Err(e) => {
             if !ctx.quiet {
                 eprintln!(
@@ -137,7 +140,7 @@ fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Value)> {
                     first_line(&e.to_string())
                 );
             }
-            Ok((None, file.doc))
+            Ok((None, Some(file)))
         }
     }
 }
@@ -147,7 +150,7 @@ fn first_line(s: &str) -> &str {
 }
 
 /// Provider name → local, from the resolved config or, failing that, the raw file.
-fn provider_locality(config: Option<&Config>, raw: &Value) -> HashMap<String, bool> {
+fn provider_locality(config: Option<&Config>, file: Option<&ConfigFile>) -> HashMap<String, bool> {
     if let Some(config) = config {
         return config
             .providers
@@ -155,18 +158,9 @@ fn provider_locality(config: Option<&Config>, raw: &Value) -> HashMap<String, bo
             .map(|p| (p.name.clone(), ledger::is_local_provider(p)))
             .collect();
     }
-    raw.get("Providers")
-        .and_then(Value::as_array)
+    file.map(ConfigFile::raw_provider_locality)
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            let name = p.get("name")?.as_str()?.to_owned();
-            let host = url::Url::parse(p.get("api_base_url")?.as_str()?)
-                .ok()?
-                .host_str()
-                .map(crate::config::is_loopback_host)?;
-            Some((name, host))
-        })
         .collect()
 }
 

@@ -44,7 +44,7 @@ struct Status {
 
 fn gather(ctx: &Context) -> Status {
     // The port and host come from the config; a broken config still gets a status.
-    let (host, port, config) = match super::code::load_client_config(&ctx.config_path) {
+    let (host, port, config) = match super::shared::load_client_config(&ctx.config_path) {
         Ok(cfg) => (
             cfg.host.clone(),
             cfg.port,
@@ -60,7 +60,7 @@ fn gather(ctx: &Context) -> Status {
     let client = OllamaClient::new(crate::ollama::base_url_from_env())
         .with_probe_timeout(Duration::from_secs(2));
     let proxy_url = runtime::proxy_url(&host, port);
-    let (version, loaded, health) = super::code::block_on(async {
+    let (version, loaded, health) = super::shared::block_on(async {
         let version = client.version().await.ok();
         let loaded = if version.is_some() {
             client.ps().await.unwrap_or_default()

@@ -2,43 +2,11 @@
 //! process) and, with `--all`, its Ollama (service or `up`'s child). A pid whose process
 //! is no longer ours is never signalled.
 
-use std::time::Duration;
-
+use super::shared::stop_owned;
 use super::{Context, Outcome};
 use crate::cli::StopArgs;
-use crate::service::runtime::{self, Owned, PidState};
+use crate::service::runtime::Owned;
 use crate::service::{self, Layout, Manager, ServiceKind};
-
-/// Stop one of our processes recorded in a pid file. Returns a line to print, if any.
-pub(crate) fn stop_owned(what: Owned, run_dir: &std::path::Path) -> anyhow::Result<Option<String>> {
-    let file = what.pid_file(run_dir);
-    let name = match what {
-        Owned::Proxy => "proxy",
-        Owned::Ollama => "Ollama",
-    };
-    Ok(match runtime::owned_pid(what, run_dir) {
-        PidState::None => None,
-        PidState::Running { pid } => {
-            runtime::terminate(pid, Duration::from_secs(10))?;
-            let _ = std::fs::remove_file(&file);
-            Some(format!("Stopped the {name} ccr-setup started (pid {pid})."))
-        }
-        PidState::Stale { pid } => {
-            let _ = std::fs::remove_file(&file);
-            Some(format!(
-                "The {name} ccr-setup started{} is no longer running; removed its pid file.",
-                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-            ))
-        }
-        PidState::Foreign { pid, command } => {
-            let _ = std::fs::remove_file(&file);
-            Some(format!(
-                "Pid {pid} from {} now belongs to another program ({command}); left it alone and removed the stale pid file.",
-                file.display()
-            ))
-        }
-    })
-}
 
 pub fn run(ctx: &Context, args: StopArgs) -> anyhow::Result<Outcome> {
     let run_dir = crate::paths::run_dir();

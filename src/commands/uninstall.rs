@@ -7,7 +7,8 @@ use std::path::Path;
 
 use anyhow::bail;
 
-use super::init::{resolve_manager, Prompter};
+use super::prompt::Prompter;
+use super::shared::resolve_manager;
 use super::{Context, Outcome};
 use crate::cli::UninstallArgs;
 use crate::config::ConfigFile;
@@ -135,7 +136,7 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
             failed |= !r.success;
         }
         if m == Manager::Systemd {
-            let dropin = systemd::dropin_path(&super::init::system_root());
+            let dropin = systemd::dropin_path(&crate::paths::system_root());
             if dropin.is_file() {
                 said.push(format!(
                     "The drop-in {} for the system-wide ollama.service needs sudo to remove: sudo rm {} && sudo systemctl daemon-reload && sudo systemctl restart ollama.service",
@@ -147,7 +148,7 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
     }
     let run_dir = crate::paths::run_dir();
     for what in [Owned::Proxy, Owned::Ollama] {
-        if let Some(line) = super::stop::stop_owned(what, &run_dir)? {
+        if let Some(line) = super::shared::stop_owned(what, &run_dir)? {
             said.push(line);
         }
     }

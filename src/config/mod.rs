@@ -11,12 +11,14 @@
 //! `STREAM_IDLE_TIMEOUT_MS`, `Ollama` (the settings `up`, `init` and the services use)
 //! and `Pricing` (the ledger's price table).
 
+mod edit;
 mod file;
 mod interpolate;
 mod model;
 pub mod secrets;
 mod validate;
 
+pub use edit::ContextWindowEdit;
 pub use file::{redacted, ConfigFile, KeyOrigin};
 pub use interpolate::interpolate;
 pub use model::{
@@ -39,16 +41,16 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}\n    fix: {}", self.path, self.message, self.fix)
+        write!(f, "{}: {}\n    hint: {}", self.path, self.message, self.fix)
     }
 }
 
 /// Why a config could not be loaded or used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no config at {path}; run `ccr-setup init` to create one")]
+    #[error("no config at {path}")]
     NotFound { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -61,6 +63,19 @@ pub enum ConfigError {
         path: PathBuf,
         problems: Vec<Problem>,
     },
+}
+
+impl crate::diagnostic::Hint for ConfigError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::NotFound { .. } => Some("run `ccr-setup init` to create one".into()),
+            ConfigError::Parse { .. } => Some(
+                "fix the syntax at that position (JSON5: comments and trailing commas are fine)"
+                    .into(),
+            ),
+            ConfigError::Io { .. } | ConfigError::Invalid { .. } => None,
+        }
+    }
 }
 
 fn list(problems: &[Problem]) -> String {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::env_vars::EnvVars;
 use serde_json::Value;
 
 pub const DEFAULT_HOST: &str = "127.0.0.1";
@@ -160,17 +161,20 @@ impl OllamaSettings {
     /// for the launchd/systemd services.
     pub fn tuned_env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("OLLAMA_CONTEXT_LENGTH", self.context_length.to_string()),
-            ("OLLAMA_NUM_PARALLEL", self.num_parallel.to_string()),
             (
-                "OLLAMA_MAX_LOADED_MODELS",
+                EnvVars::OLLAMA_CONTEXT_LENGTH,
+                self.context_length.to_string(),
+            ),
+            (EnvVars::OLLAMA_NUM_PARALLEL, self.num_parallel.to_string()),
+            (
+                EnvVars::OLLAMA_MAX_LOADED_MODELS,
                 self.max_loaded_models.to_string(),
             ),
             (
-                "OLLAMA_FLASH_ATTENTION",
+                EnvVars::OLLAMA_FLASH_ATTENTION,
                 if self.flash_attention { "1" } else { "0" }.to_owned(),
             ),
-            ("OLLAMA_KEEP_ALIVE", self.keep_alive.clone()),
+            (EnvVars::OLLAMA_KEEP_ALIVE, self.keep_alive.clone()),
         ]
     }
 }

@@ -88,15 +88,9 @@ impl SecretsStore {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let macos = match std::env::var("CCR_SETUP_PLATFORM") {
-            // The provisioning platform override (provision::PLATFORM_ENV); read here by
-            // name so config does not depend on provision.
-            Ok(v) if !v.is_empty() => matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "macos" | "darwin" | "mac"
-            ),
-            _ => cfg!(target_os = "macos"),
-        };
+        let macos = crate::platform::Platform::from_env().map_or(cfg!(target_os = "macos"), |p| {
+            p == crate::platform::Platform::MacOs
+        });
         SecretsStore {
             file: dir.join(SECRETS_FILE),
             keychain: macos.then(|| which::which("security").ok()).flatten(),

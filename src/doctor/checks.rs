@@ -10,7 +10,8 @@ use super::fix::FixAction;
 use super::probe::{PortProbe, ToolProbe};
 use super::{Check, Status};
 use crate::config::{is_loopback_host, ConfigError, DEFAULT_MODEL};
-use crate::ollama::owner::Owner;
+use crate::diagnostic::Diagnostic;
+use crate::ollama::advice;
 use crate::provision::Platform;
 use crate::service::ServiceKind;
 
@@ -46,10 +47,6 @@ pub fn evaluate(f: &Facts) -> Vec<Check> {
         proxy_port(f),
         services(f),
     ]
-}
-
-fn gb(bytes: u64) -> String {
-    format!("{:.1} GB", bytes as f64 / 1e9)
 }
 
 fn platform_os(f: &Facts) -> Check {
@@ -120,16 +117,16 @@ fn platform_disk(f: &Facts) -> Check {
         f.models_dir.display(),
         measured.display()
     );
-    let summary = format!("{} free for models", gb(free));
+    let summary = format!("{} free for models", crate::humanize::bytes(free));
     let installed = f.ollama.has_model(&f.model) == Some(true);
     let need = (!installed && f.model == DEFAULT_MODEL).then_some(DEFAULT_MODEL_DISK_BYTES);
     let check = match need {
         Some(need) if free < need => Check::fail(
             "platform.disk",
-            format!("{summary}; {} needs about {} to download", f.model, gb(need)),
+            format!("{summary}; {} needs about {} to download", f.model, crate::humanize::bytes(need)),
             format!(
                 "free at least {} on that disk, or point OLLAMA_MODELS at a disk with room (and restart Ollama)",
-                gb(need - free)
+                crate::humanize::bytes(need - free)
             ),
         ),
         _ if free < DISK_LOW_BYTES => Check::warn(
@@ -161,26 +158,16 @@ fn homebrew(f: &Facts) -> Check {
     }
 }
 
-fn install_ollama_fix(platform: Platform) -> String {
-    match platform {
-        Platform::MacOs => "`brew install ollama` (or `ccr-setup init`, which installs it)".into(),
-        Platform::Linux => {
-            "`curl -fsSL https://ollama.com/install.sh | sh` (or `ccr-setup init`, which installs it)"
-                .into()
-        }
-    }
-}
-
-fn upgrade_ollama_fix(platform: Platform, owner: &Owner) -> String {
-    match (platform, owner) {
-        (_, Owner::OllamaApp { .. }) => "update Ollama.app (menu bar → Restart to update), or download the latest from https://ollama.com/download".into(),
-        (Platform::MacOs, _) => "`brew upgrade ollama`, then restart the server (`ccr-setup up`)".into(),
-        (Platform::Linux, _) => "`curl -fsSL https://ollama.com/install.sh | sh` (upgrades in place), then restart the server".into(),
-    }
-}
-
-fn too_old(version: &str, model: &str) -> Option<&'static str> {
-    crate::ollama::version::check(version, model).err()
+/// The too-old failure for a server or CLI at `version`, when it is too old.
+fn too_old(version: &str, f: &Facts) -> Option<Diagnostic> {
+    let min = crate::ollama::version::check(version, &f.model).err()?;
+    Some(advice::too_old(
+        version,
+        &f.model,
+        min,
+        f.platform,
+        &f.ollama.owner,
+    ))
 }
 
 fn ollama_binary(f: &Facts) -> Check {
@@ -197,14 +184,10 @@ fn ollama_binary(f: &Facts) -> Check {
             "`ollama` is not on PATH, although a server answers",
             format!(
                 "add Ollama's directory to PATH, or install the CLI: {}",
-                install_ollama_fix(f.platform)
+                advice::install_command(f.platform)
             ),
         ),
-        ToolProbe::Missing => Check::fail(
-            "ollama.binary",
-            "Ollama is not installed (`ollama` is not on PATH)",
-            install_ollama_fix(f.platform),
-        ),
+        ToolProbe::Missing => Check::failed("ollama.binary", advice::not_installed(f.platform)),
         ToolProbe::Found {
             path,
             version: None,
@@ -217,15 +200,8 @@ fn ollama_binary(f: &Facts) -> Check {
         ToolProbe::Found {
             path,
             version: Some(v),
-        } => match too_old(v, &f.model) {
-            Some(min) => Check::fail(
-                "ollama.binary",
-                format!(
-                    "Ollama {v} is too old for {} (needs {min} or newer)",
-                    f.model
-                ),
-                upgrade_ollama_fix(f.platform, &f.ollama.owner),
-            ),
+        } => match too_old(v, f) {
+            Some(d) => Check::failed("ollama.binary", d),
             None => Check::ok("ollama.binary", format!("Ollama {v}")),
         }
         .with_detail(path.display().to_string()),
@@ -247,11 +223,11 @@ fn ollama_server(f: &Facts) -> Check {
         .with_detail(e.clone()),
         Ok(v) => {
             let who = o.owner.describe();
-            match too_old(v, &f.model) {
-                Some(min) => Check::fail(
+            match too_old(v, f) {
+                Some(d) => Check::fail(
                     "ollama.server",
-                    format!("the server at {} runs Ollama {v}, too old for {} (needs {min})", o.url, f.model),
-                    upgrade_ollama_fix(f.platform, &o.owner),
+                    format!("the server at {}: {}", o.url, d.message),
+                    d.hint_or_empty(),
                 )
                 .with_detail(format!("run by {who}")),
                 None => Check::ok("ollama.server", format!("Ollama {v} answers at {}, run by {who}", o.url)),
@@ -336,7 +312,7 @@ fn ollama_context(f: &Facts) -> Check {
                 ),
                 format!(
                     "upgrade Ollama so /api/ps reports context_length ({})",
-                    upgrade_ollama_fix(f.platform, &o.owner)
+                    advice::upgrade_command(f.platform, &o.owner)
                 ),
             ),
             Some(ctx) if ctx < wanted as u64 => Check::fail(
@@ -685,13 +661,7 @@ fn config_auth(f: &Facts) -> Check {
         Some(c) => (c.host.clone(), c.api_key.clone().unwrap_or_default()),
         None => match &f.config.file {
             Ok(file) => {
-                let s = |k: &str| {
-                    file.doc
-                        .get(k)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned()
-                };
+                let s = |k: &str| file.raw_str(k).to_owned();
                 let h = s("HOST");
                 (
                     if h.is_empty() {
@@ -925,6 +895,8 @@ fn services(f: &Facts) -> Check {
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
+
+    use crate::ollama::owner::Owner;
 
     use serde_json::json;
 

@@ -9,6 +9,7 @@ use url::Url;
 use super::probe::{self, HttpAnswer, PortProbe, ToolProbe};
 use super::DoctorEnv;
 use crate::config::{Config, ConfigError, ConfigFile, Problem, ProviderKind};
+use crate::diagnostic::one_line;
 use crate::ollama::owner::Owner;
 use crate::ollama::{InstalledModel, LoadedModel, ModelDetails, OllamaClient};
 use crate::provision::Platform;
@@ -230,7 +231,7 @@ fn read_claude_json(path: &Path) -> ClaudeJson {
 
 /// `~/.claude/settings.json` (or `$CLAUDE_CONFIG_DIR/settings.json`).
 pub fn claude_settings_path(home: &Path) -> PathBuf {
-    match std::env::var_os("CLAUDE_CONFIG_DIR").filter(|v| !v.is_empty()) {
+    match std::env::var_os(crate::env_vars::EnvVars::CLAUDE_CONFIG_DIR).filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("settings.json"),
         None => home.join(".claude").join("settings.json"),
     }
@@ -298,7 +299,7 @@ fn launchers(env: &DoctorEnv, services: &ServiceFacts) -> Vec<Launcher> {
 async fn ollama_server(client: &OllamaClient, model: &str) -> OllamaFacts {
     let url = client.base_url().clone();
     let (version, tags, ps) = tokio::join!(client.version(), client.tags(), client.ps());
-    let version = version.map_err(|e| e.to_string());
+    let version = version.map_err(|e| one_line(&e));
     let models = tags.ok();
     let want = crate::ollama::normalize_model_name(model);
     let installed = models.as_ref().is_some_and(|ms| {
@@ -308,7 +309,7 @@ async fn ollama_server(client: &OllamaClient, model: &str) -> OllamaFacts {
         })
     });
     let details = if installed {
-        Some(client.show(model).await.map_err(|e| e.to_string()))
+        Some(client.show(model).await.map_err(|e| one_line(&e)))
     } else {
         None
     };
@@ -319,7 +320,7 @@ async fn ollama_server(client: &OllamaClient, model: &str) -> OllamaFacts {
                     || crate::ollama::normalize_model_name(&m.model) == want
             })
         })
-        .map_err(|e| e.to_string())
+        .map_err(|e| one_line(&e))
     });
     OllamaFacts {
         local: crate::ollama::is_local(&url),
@@ -527,7 +528,7 @@ pub async fn gather(env: &DoctorEnv) -> Facts {
     };
     let models_dir = env.models_dir.clone();
     let disk = tokio::task::spawn_blocking(move || {
-        crate::ollama::disk::free_bytes(&models_dir).map_err(|e| e.to_string())
+        crate::ollama::disk::free_bytes(&models_dir).map_err(|e| one_line(&e))
     });
     // Who listens on Ollama's port (pid file, /proc or lsof, cgroup): `up`'s detection.
     let owner_url = env.ollama_url.clone();
@@ -586,12 +587,7 @@ pub async fn gather(env: &DoctorEnv) -> Facts {
 /// `PORT` straight from the document, so the port check still works when some other
 /// part of the config is invalid.
 fn raw_port(config: &ConfigFacts) -> Option<u16> {
-    let doc = &config.file.as_ref().ok()?.doc;
-    match doc.get("PORT")? {
-        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+    config.file.as_ref().ok()?.raw_port()
 }
 
 #[cfg(test)]

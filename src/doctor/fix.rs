@@ -28,13 +28,13 @@ pub enum FixAction {
 /// Why a fix did not work.
 #[derive(Debug, thiserror::Error)]
 pub enum FixError {
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot change the mode of {path}: {source}")]
+    #[error("cannot change the mode of {path}")]
     Chmod {
         path: PathBuf,
         #[source]

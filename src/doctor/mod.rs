@@ -27,6 +27,7 @@ pub use checks::evaluate;
 pub use facts::{gather, Facts};
 pub use fix::FixAction;
 
+use crate::env_vars::EnvVars;
 use crate::provision::Platform;
 
 /// How a check came out.
@@ -95,6 +96,16 @@ impl Check {
         }
     }
 
+    /// A failure worded once elsewhere (see [`crate::diagnostic`]): its message is the
+    /// summary and its hint the fix.
+    pub fn failed(id: &'static str, failure: crate::diagnostic::Diagnostic) -> Check {
+        Check {
+            status: Status::Fail,
+            fix: failure.hint,
+            ..Check::ok(id, failure.message)
+        }
+    }
+
     pub fn with_detail(mut self, detail: impl Into<String>) -> Check {
         let d = detail.into();
         self.detail = (!d.is_empty()).then_some(d);
@@ -154,9 +165,9 @@ pub struct DoctorEnv {
 
 /// The shell variables that redirect or authenticate Claude Code.
 pub const ANTHROPIC_VARS: &[&str] = &[
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
+    EnvVars::ANTHROPIC_BASE_URL,
+    EnvVars::ANTHROPIC_API_KEY,
+    EnvVars::ANTHROPIC_AUTH_TOKEN,
 ];
 
 impl DoctorEnv {
@@ -164,7 +175,7 @@ impl DoctorEnv {
         let home = crate::paths::home_dir();
         DoctorEnv {
             platform: Platform::current(),
-            path: std::env::var_os("PATH").unwrap_or_default(),
+            path: std::env::var_os(EnvVars::PATH).unwrap_or_default(),
             home,
             root: PathBuf::from("/"),
             config_path,

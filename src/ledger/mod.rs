@@ -36,13 +36,13 @@ use std::sync::{Arc, Mutex};
 /// Why the ledger could not be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("cannot create the ledger's folder {path}: {source}")]
+    #[error("cannot create the ledger's folder {path}")]
     CreateDir {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("ledger {path}: {source}")]
+    #[error("ledger {path}")]
     Sqlite {
         path: std::path::PathBuf,
         #[source]

@@ -67,7 +67,7 @@ impl From<crate::catalogue::ListPrice> for Price {
 
 /// A bad `Pricing` entry: where, what, and the fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{path}: {message}\n    fix: {fix}")]
+#[error("{path}: {message}\n    hint: {fix}")]
 pub struct PricingError {
     pub path: String,
     pub message: String,
@@ -328,7 +328,7 @@ mod tests {
                 "Pricing.local_per_hour"
             ]
         );
-        assert!(errs[0].to_string().contains("fix:"));
+        assert!(errs[0].to_string().contains("hint:"));
     }
 
     #[test]

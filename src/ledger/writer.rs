@@ -180,13 +180,14 @@ impl Writer {
                     .lock()
                     .map(|p| p.is_none())
                     .unwrap_or(false);
+                let why = crate::diagnostic::one_line(&e);
                 if first_failure {
                     tracing::warn!(
                         "usage ledger unusable; requests are still served but not recorded \
-                         (counted as dropped) until it recovers: {e}"
+                         (counted as dropped) until it recovers: {why}"
                     );
                 }
-                set_problem(&self.state, Some(e.to_string()));
+                set_problem(&self.state, Some(why));
                 if !keeps_connection(&e) {
                     self.conn = None;
                 }

@@ -17,12 +17,12 @@ pub const DEFAULT_MODEL_BYTES: u64 = 15_000_000_000;
 
 /// Registry base URL override, **for tests only** (they point it at the fake Ollama,
 /// which serves manifests too). Users never need it.
-pub const REGISTRY_ENV: &str = "CCR_SETUP_OLLAMA_REGISTRY";
+pub const REGISTRY_ENV: &str = crate::env_vars::EnvVars::CCR_SETUP_OLLAMA_REGISTRY;
 const DEFAULT_REGISTRY: &str = "https://registry.ollama.ai";
 
 /// Where Ollama keeps models: `OLLAMA_MODELS`, else `~/.ollama/models`.
 pub fn models_dir() -> PathBuf {
-    match std::env::var_os("OLLAMA_MODELS").filter(|v| !v.is_empty()) {
+    match std::env::var_os(crate::env_vars::EnvVars::OLLAMA_MODELS).filter(|v| !v.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => crate::paths::home_dir().join(".ollama").join("models"),
     }
@@ -30,7 +30,7 @@ pub fn models_dir() -> PathBuf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
-    #[error("cannot read free space of {path}: {source}")]
+    #[error("cannot read free space of {path}")]
     Statvfs {
         path: PathBuf,
         #[source]
@@ -127,22 +127,6 @@ pub async fn manifest_size(model: &str) -> Option<u64> {
     Some(total)
 }
 
-/// Human-readable bytes in decimal units, as Ollama and disk tools print them.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,11 +148,5 @@ mod tests {
         let (probed, free) = free_bytes(&dir.path().join("not/yet/there")).unwrap();
         assert_eq!(probed, dir.path());
         assert!(free > 0);
-    }
-
-    #[test]
-    fn human() {
-        assert_eq!(human_bytes(13_800_000_000), "13.8 GB");
-        assert_eq!(human_bytes(512), "512 B");
     }
 }

@@ -19,7 +19,11 @@ pub const DEFAULT_PORT: u16 = 11434;
 
 /// The base URL of the Ollama server named by `OLLAMA_HOST` in this process's environment.
 pub fn base_url_from_env() -> Url {
-    parse_ollama_host(std::env::var("OLLAMA_HOST").ok().as_deref())
+    parse_ollama_host(
+        std::env::var(crate::env_vars::EnvVars::OLLAMA_HOST)
+            .ok()
+            .as_deref(),
+    )
 }
 
 /// Parse an `OLLAMA_HOST` value (None or empty: the default) into a client base URL.

@@ -10,13 +10,15 @@
 //! Nothing here prints: long operations report through callbacks, and `commands::up`
 //! does the printing.
 
+pub mod advice;
 pub mod client;
+pub mod context;
 pub mod disk;
 pub mod host;
+pub mod lifecycle;
 pub mod owner;
 pub mod pull;
 pub mod serve;
-pub mod smoke;
 pub mod version;
 
 pub use client::{
@@ -27,7 +29,7 @@ pub use host::{base_url_from_env, is_local, parse_ollama_host, DEFAULT_BASE_URL}
 /// What can go wrong talking to Ollama.
 #[derive(Debug, thiserror::Error)]
 pub enum OllamaError {
-    #[error("Ollama is not answering at {url}: {source}")]
+    #[error("Ollama is not answering at {url}")]
     Unreachable {
         url: String,
         #[source]
@@ -35,7 +37,7 @@ pub enum OllamaError {
     },
     #[error("Ollama at {url} did not answer in time")]
     Timeout { url: String },
-    #[error("request to {url} failed: {source}")]
+    #[error("request to {url} failed")]
     Transport {
         url: String,
         #[source]

@@ -58,7 +58,7 @@ pub struct PullSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
     /// Ollama said no (an `{"error":…}` line or an HTTP error): final, not retried.
-    #[error("{source}")]
+    #[error(transparent)]
     Ollama {
         #[from]
         source: OllamaError,

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{OllamaClient, OllamaError};
+use crate::diagnostic::Hint;
+use crate::provision::Platform;
 use crate::service::runtime::{self, Owned};
 
 /// `~/.claude-code-router/run/ollama.pid`: the pid and exact command line, in the format
@@ -45,15 +47,15 @@ pub struct OwnedServer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("the `ollama` command is not installed (not on PATH); run `ccr-setup init` or install it from https://ollama.com/download")]
+    #[error("{}", super::advice::not_installed(Platform::current()).message)]
     NotInstalled,
-    #[error("cannot start {program}: {source}")]
+    #[error("cannot start {program}")]
     Spawn {
         program: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -71,6 +73,18 @@ pub enum ServeError {
         secs: u64,
         log: PathBuf,
     },
+}
+
+impl Hint for ServeError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            ServeError::NotInstalled => super::advice::not_installed(Platform::current()).hint,
+            ServeError::Exited { .. } | ServeError::NotReady { .. } => Some(
+                "read the log above; `ollama serve` must start on its own for `up` to work".into(),
+            ),
+            ServeError::Spawn { .. } | ServeError::Io { .. } => None,
+        }
+    }
 }
 
 /// Read the pid file (and its metadata); None when there is no readable pid.
@@ -220,7 +234,7 @@ pub async fn wait_until_ready(
             return Err(ServeError::Exited {
                 status: format!("pid {pid}"),
                 log: log_path(),
-                tail: log_tail(&log_path(), 10),
+                tail: crate::fsutil::tail_lines(&log_path(), 10),
             });
         }
         if start.elapsed() >= timeout {
@@ -252,12 +266,6 @@ pub async fn stop_owned(owned: &OwnedServer, grace: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
-}
-
-fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[cfg(test)]

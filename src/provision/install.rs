@@ -57,9 +57,9 @@ pub struct InstallStep {
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    #[error("Ollama on macOS is installed with Homebrew, which is missing. Install Homebrew first:\n  {HOMEBREW_INSTALL}\nthen re-run `ccr-setup init` (or install Ollama from https://ollama.com/download).")]
+    #[error("Ollama on macOS is installed with Homebrew, which is missing")]
     HomebrewMissing,
-    #[error("{software} needs curl to download its installer, and curl is missing. Install curl (e.g. `sudo apt-get install curl`) and re-run `ccr-setup init`, or run by hand: {manual}")]
+    #[error("{software} needs curl to download its installer, and curl is missing")]
     CurlMissing {
         software: &'static str,
         manual: String,
@@ -69,7 +69,7 @@ pub enum PlanError {
 /// Why an installer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    #[error("cannot start `{command}`: {source}\nInstall {software} by hand: {manual}")]
+    #[error("cannot start `{command}`")]
     Spawn {
         software: &'static str,
         command: String,
@@ -77,13 +77,40 @@ pub enum InstallError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{command}` failed ({status}).\nInstall {software} by hand: {manual}")]
+    #[error("`{command}` failed ({status})")]
     Failed {
         software: &'static str,
         command: String,
         status: String,
         manual: String,
     },
+}
+
+impl crate::diagnostic::Hint for PlanError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            PlanError::HomebrewMissing => format!(
+                "install Homebrew first:\n  {HOMEBREW_INSTALL}\nthen re-run `ccr-setup init` (or install Ollama from https://ollama.com/download)"
+            ),
+            PlanError::CurlMissing { manual, .. } => format!(
+                "install curl (e.g. `sudo apt-get install curl`) and re-run `ccr-setup init`, or run by hand: {manual}"
+            ),
+        })
+    }
+}
+
+impl crate::diagnostic::Hint for InstallError {
+    fn hint(&self) -> Option<String> {
+        let (InstallError::Spawn {
+            software, manual, ..
+        }
+        | InstallError::Failed {
+            software, manual, ..
+        }) = self;
+        Some(format!(
+            "install {software} by hand: {manual}; nothing after this step was changed, so re-run `ccr-setup init` afterwards"
+        ))
+    }
 }
 
 /// Plan the installs for what is missing. `scratch` is a directory for downloaded
@@ -284,7 +311,11 @@ mod tests {
         let err =
             plan_installs(Platform::MacOs, &probes(Platform::MacOs), Path::new("/t")).unwrap_err();
         assert_eq!(err, PlanError::HomebrewMissing);
-        assert!(err.to_string().contains("Homebrew/install/HEAD/install.sh"));
+        use crate::diagnostic::Hint;
+        assert!(err
+            .hint()
+            .unwrap()
+            .contains("Homebrew/install/HEAD/install.sh"));
     }
 
     #[test]
@@ -357,9 +388,10 @@ mod tests {
         assert!(lines.contains(&OutputLine::Stderr("err".into())));
         assert!(!lines.contains(&OutputLine::Stdout("never".into())));
         let msg = err.to_string();
-        assert!(
-            msg.contains("exit status: 3") && msg.contains("do it by hand"),
-            "{msg}"
-        );
+        assert!(msg.contains("exit status: 3"), "{msg}");
+        // The manual command is the hint, said once, not part of the message.
+        use crate::diagnostic::Hint;
+        let hint = err.hint().unwrap();
+        assert!(hint.contains("do it by hand"), "{hint}");
     }
 }

@@ -24,46 +24,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-/// The operating systems `init` knows how to provision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    MacOs,
-    Linux,
-}
+use crate::env_vars::EnvVars;
 
-/// Test and cross-check hook: provision as this platform (`macos` or `linux`) instead
-/// of the one the binary runs on.
-pub const PLATFORM_ENV: &str = "CCR_SETUP_PLATFORM";
-
-impl Platform {
-    /// The platform to provision for: [`PLATFORM_ENV`] when set, else the current one.
-    pub fn from_env() -> Result<Platform, String> {
-        match std::env::var(PLATFORM_ENV) {
-            Ok(v) if !v.is_empty() => Platform::parse(&v)
-                .ok_or_else(|| format!("{PLATFORM_ENV}={v:?}: use `macos` or `linux`")),
-            _ => Ok(Platform::current()),
-        }
-    }
-
-    /// The platform this binary was built for.
-    pub fn current() -> Platform {
-        if cfg!(target_os = "macos") {
-            Platform::MacOs
-        } else {
-            Platform::Linux
-        }
-    }
-
-    /// Parse `macos` / `linux` (used by the `CCR_SETUP_PLATFORM` override in commands).
-    pub fn parse(s: &str) -> Option<Platform> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "macos" | "darwin" | "mac" => Some(Platform::MacOs),
-            "linux" => Some(Platform::Linux),
-            _ => None,
-        }
-    }
-}
+pub use crate::platform::{Platform, UnknownPlatform};
 
 /// A tool found on PATH.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,7 +95,7 @@ impl ProbeEnv {
     pub fn current(platform: Platform) -> ProbeEnv {
         ProbeEnv {
             platform,
-            path: std::env::var_os("PATH").unwrap_or_default(),
+            path: std::env::var_os(EnvVars::PATH).unwrap_or_default(),
             home: crate::paths::home_dir(),
             root: PathBuf::from("/"),
         }

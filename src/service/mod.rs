@@ -18,6 +18,7 @@ pub mod systemd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::env_vars::EnvVars;
 use serde::Serialize;
 
 /// Reverse-DNS prefix of our launchd labels: `dev.ccr-setup.ollama`, `dev.ccr-setup.proxy`.
@@ -158,7 +159,10 @@ pub struct ServiceSpec {
 impl ServiceSpec {
     /// `ollama serve` with the tuned environment from the config plus `OLLAMA_HOST`.
     pub fn ollama(ollama: &Path, settings: &crate::config::OllamaSettings) -> ServiceSpec {
-        let mut env = vec![("OLLAMA_HOST".to_owned(), "127.0.0.1:11434".to_owned())];
+        let mut env = vec![(
+            EnvVars::OLLAMA_HOST.to_owned(),
+            "127.0.0.1:11434".to_owned(),
+        )];
         env.extend(
             settings
                 .tuned_env()
@@ -179,7 +183,7 @@ impl ServiceSpec {
             kind: ServiceKind::Proxy,
             program: vec![ccr_setup.to_string_lossy().into_owned(), "proxy".to_owned()],
             env: vec![(
-                "CCR_SETUP_CONFIG".to_owned(),
+                EnvVars::CCR_SETUP_CONFIG.to_owned(),
                 config.to_string_lossy().into_owned(),
             )],
         }
@@ -204,9 +208,15 @@ pub enum ServiceError {
     NotAbsolute { field: String, value: String },
     #[error("systemd cannot run a program whose path contains quotes or backslashes: {program}; move it to a path without them (e.g. ~/.local/bin) and re-run")]
     UnsupportedExecutable { program: String },
-    #[error("cannot render the launchd plist: {0}")]
+    #[error("cannot render the launchd plist")]
     Plist(#[from] plist::Error),
-    #[error("cannot run `{command}`: {source}")]
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("cannot run `{command}`")]
     Spawn {
         command: String,
         #[source]
@@ -304,6 +314,22 @@ pub fn run_command(cmd: &ServiceCommand) -> Result<CommandResult, ServiceError> 
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// Run `commands` in order, stopping at the first that cannot run or fails. The error
+/// names the command and carries its stderr.
+pub fn run_all(commands: &[ServiceCommand]) -> Result<(), ServiceError> {
+    for c in commands {
+        let r = run_command(c)?;
+        if !r.success {
+            return Err(ServiceError::Failed {
+                command: c.to_string(),
+                status: r.code.map_or("signal".into(), |c| format!("exit {c}")),
+                stderr: r.stderr.trim().to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The command that tells whether a service is loaded/running (exit 0 = yes).

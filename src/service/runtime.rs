@@ -39,19 +39,19 @@ impl Owned {
 /// Why a process could not be started or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("cannot start {program}: {source}")]
+    #[error("cannot start {program}")]
     Spawn {
         program: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot signal pid {pid}: {source}")]
+    #[error("cannot signal pid {pid}")]
     Signal { pid: i32, source: nix::Error },
 }
 

@@ -100,7 +100,7 @@ fn config_validate_lists_every_problem_with_its_path_and_exits_1() {
         assert!(report.contains(path), "missing {path} in:\n{report}");
     }
     assert!(report.contains("4 problem(s)"), "{report}");
-    assert!(report.contains("fix:"), "{report}");
+    assert!(report.contains("hint:"), "{report}");
 }
 
 #[test]

@@ -515,7 +515,7 @@ fn config_mode_0644_with_a_key_and_fix_repairs_it() {
         text.lines()
             .nth(line + 1)
             .unwrap()
-            .contains("fix: `chmod 600"),
+            .contains("hint: `chmod 600"),
         "{text}"
     );
 

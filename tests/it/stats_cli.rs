@@ -409,5 +409,5 @@ fn bad_pricing_is_reported_with_its_path() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Pricing.local_per_hour"), "{err}");
-    assert!(err.contains("fix:"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
 }

@@ -166,7 +166,7 @@ fn pull_error_line_mid_stream_fails_with_the_message() {
         t.contains("pull model manifest: file does not exist"),
         "{t}"
     );
-    assert!(t.contains("fix: check the model name"), "{t}");
+    assert!(t.contains("hint: check the model name"), "{t}");
     assert!(!fake.is_installed("gpt-oss:20b"));
     assert_eq!(
         fake.hits("/api/pull"),

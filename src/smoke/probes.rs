@@ -1,5 +1,5 @@
-//! The smoke test: prove the model answers, calls a tool, and holds the configured
-//! context, first directly against Ollama and then through the bundled proxy.
+//! The probes: one streamed chat and one tool call, against Ollama's OpenAI endpoint or
+//! a Messages endpoint (the proxy), plus the capability and load checks.
 //!
 //! Each probe returns numbers (load time, time to first token, tokens/s) rather than
 //! printing, so `up` can show them in one line or as JSON.
@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use url::Url;
 
-use super::client::{chat_completion_at, chat_completion_stream_at};
-use super::{OllamaClient, OllamaError};
+use crate::ollama::client::{chat_completion_at, chat_completion_stream_at};
+use crate::ollama::{OllamaClient, OllamaError};
 
 /// Which part of the smoke test failed, and why.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +20,7 @@ pub enum SmokeError {
     NoTools { model: String, capabilities: String },
     #[error("{model} did not appear in /api/ps after loading it")]
     NotLoaded { model: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Ollama(#[from] OllamaError),
     #[error("the answer had no text")]
     EmptyAnswer,
@@ -70,7 +70,7 @@ const TOOL_PROMPT: &str = "What time is it in UTC? Use the get_time tool.";
 pub async fn check_tools(
     client: &OllamaClient,
     model: &str,
-) -> Result<super::ModelDetails, SmokeError> {
+) -> Result<crate::ollama::ModelDetails, SmokeError> {
     let details = client.show(model).await?;
     if !details.has_capability("tools") {
         return Err(SmokeError::NoTools {
@@ -290,7 +290,7 @@ async fn messages_stream(
     let mut req = http
         .post(url.clone())
         .header("anthropic-version", "2023-06-01")
-        .timeout(super::client::MODEL_TIMEOUT)
+        .timeout(crate::ollama::client::MODEL_TIMEOUT)
         .json(body);
     if let Some(k) = api_key {
         req = req.header("x-api-key", k);
@@ -304,7 +304,7 @@ async fn messages_stream(
         let text = resp.text().await.unwrap_or_default();
         return Err(SmokeError::Proxy {
             status: status.as_u16(),
-            message: super::client::error_text(&text),
+            message: crate::ollama::client::error_text(&text),
         });
     }
     let mut out = Vec::new();

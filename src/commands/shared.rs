@@ -1,0 +1,178 @@
+//! Helpers more than one command needs, so commands never import from each other:
+//! the client config and Claude Code's environment (`code`, `env`, `status`), the
+//! service-manager choice (`init`, `uninstall`), stopping our pid-file processes
+//! (`stop`, `uninstall`) and a runtime for the few async calls of sync commands.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cli::ServiceManagerChoice;
+use crate::config::{is_loopback_host, Config, ConfigError, ConfigFile};
+use crate::env_vars::EnvVars;
+use crate::service::runtime::{self, Owned, PidState};
+use crate::service::Manager;
+
+/// The bearer token sent to a proxy that has no `APIKEY` (it accepts any token then;
+/// Claude Code only needs one to skip its login).
+pub const LOCAL_TOKEN: &str = "ccr-setup-local";
+
+/// The environment for Claude Code, in a stable order.
+pub fn claude_env(cfg: &Config) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        (
+            EnvVars::ANTHROPIC_BASE_URL,
+            runtime::proxy_url(&cfg.host, cfg.port),
+        ),
+        (
+            EnvVars::ANTHROPIC_AUTH_TOKEN,
+            cfg.api_key
+                .clone()
+                .unwrap_or_else(|| LOCAL_TOKEN.to_owned()),
+        ),
+        // Empty, so a key in the user's shell is not sent as x-api-key next to the token.
+        (EnvVars::ANTHROPIC_API_KEY, String::new()),
+        (EnvVars::API_TIMEOUT_MS, cfg.api_timeout_ms.to_string()),
+        (EnvVars::DISABLE_TELEMETRY, "1".to_owned()),
+        (
+            EnvVars::CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC,
+            "1".to_owned(),
+        ),
+        // Keeps the prompt prefix byte-stable so a local server reuses its KV cache.
+        (EnvVars::CLAUDE_CODE_ATTRIBUTION_HEADER, "0".to_owned()),
+        // Its other modes add a `<total_tokens>N tokens left</total_tokens>` block to the
+        // system prompt and after every tool result (a per-turn figure) and are switched
+        // on by Anthropic's feature flags; `off` keeps them out of the local prompt.
+        (EnvVars::CLAUDE_CODE_TOTAL_TOKENS_REMINDER, "off".to_owned()),
+    ];
+    if let Some(window) = local_default_window(cfg) {
+        env.push((EnvVars::CLAUDE_CODE_AUTO_COMPACT_WINDOW, window.to_string()));
+    }
+    env
+}
+
+/// The default route's context window, when that provider runs on this machine:
+/// Claude Code then compacts before the local server would truncate.
+fn local_default_window(cfg: &Config) -> Option<u32> {
+    let provider = cfg.provider(&cfg.router.default.provider)?;
+    let url = url::Url::parse(&provider.api_base_url).ok()?;
+    let host = url.host_str()?;
+    if !is_loopback_host(host) {
+        return None;
+    }
+    provider
+        .context_window
+        .or_else(|| (provider.name == "ollama").then_some(cfg.ollama.context_length))
+}
+
+/// Load the config for a client of the proxy. Cloud keys referenced as `$VAR` matter to
+/// the proxy, not to `code`/`env`, so an unset provider key does not stop them.
+pub(crate) fn load_client_config(path: &Path) -> anyhow::Result<Config> {
+    let file = ConfigFile::load(path)?;
+    match file.resolve() {
+        Ok(cfg) => Ok(cfg),
+        Err(ConfigError::Invalid { problems, .. })
+            if problems.iter().all(|p| {
+                p.path.starts_with("Providers[")
+                    && p.path.ends_with(".api_key")
+                    && p.message.contains("is not set")
+            }) =>
+        {
+            Ok(file.resolve_with(&|name| Some(std::env::var(name).unwrap_or_default()))?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A small runtime for the few async calls (health, Ollama) the sync commands make.
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+        .block_on(f)
+}
+
+/// The service manager from `--service-manager`, else detected.
+pub(crate) fn resolve_manager(choice: Option<ServiceManagerChoice>) -> Option<Manager> {
+    match choice {
+        Some(ServiceManagerChoice::Launchd) => Some(Manager::Launchd),
+        Some(ServiceManagerChoice::Systemd) => Some(Manager::Systemd),
+        Some(ServiceManagerChoice::None) => None,
+        None => Manager::detect(),
+    }
+}
+
+/// Stop one of our processes recorded in a pid file. Returns a line to print, if any.
+pub(crate) fn stop_owned(what: Owned, run_dir: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let file = what.pid_file(run_dir);
+    let name = match what {
+        Owned::Proxy => "proxy",
+        Owned::Ollama => "Ollama",
+    };
+    Ok(match runtime::owned_pid(what, run_dir) {
+        PidState::None => None,
+        PidState::Running { pid } => {
+            runtime::terminate(pid, Duration::from_secs(10))?;
+            let _ = std::fs::remove_file(&file);
+            Some(format!("Stopped the {name} ccr-setup started (pid {pid})."))
+        }
+        PidState::Stale { pid } => {
+            let _ = std::fs::remove_file(&file);
+            Some(format!(
+                "The {name} ccr-setup started{} is no longer running; removed its pid file.",
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            ))
+        }
+        PidState::Foreign { pid, command } => {
+            let _ = std::fs::remove_file(&file);
+            Some(format!(
+                "Pid {pid} from {} now belongs to another program ({command}); left it alone and removed the stale pid file.",
+                file.display()
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(doc: serde_json::Value) -> Config {
+        ConfigFile::new(Path::new("/c.json"), doc)
+            .resolve_with(&|_| None)
+            .unwrap()
+    }
+
+    #[test]
+    fn local_default_gets_the_compact_window_and_a_local_token() {
+        let c = cfg(json!({
+            "PORT": 4000,
+            "Providers": [{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "models": ["m"], "context_window": 32768}],
+            "Router": {"default": "ollama,m"}
+        }));
+        let env = claude_env(&c);
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("ANTHROPIC_BASE_URL"), Some("http://127.0.0.1:4000"));
+        assert_eq!(get("ANTHROPIC_AUTH_TOKEN"), Some(LOCAL_TOKEN));
+        assert_eq!(get("ANTHROPIC_API_KEY"), Some(""));
+        assert_eq!(get("API_TIMEOUT_MS"), Some("600000"));
+        assert_eq!(get("CLAUDE_CODE_AUTO_COMPACT_WINDOW"), Some("32768"));
+        assert_eq!(get("CLAUDE_CODE_ATTRIBUTION_HEADER"), Some("0"));
+        assert_eq!(get("CLAUDE_CODE_TOTAL_TOKENS_REMINDER"), Some("off"));
+    }
+
+    #[test]
+    fn cloud_default_has_no_compact_window_and_apikey_is_the_token() {
+        let c = cfg(json!({
+            "APIKEY": "proxy-secret",
+            "Providers": [{"name": "a", "api_base_url": "https://api.anthropic.com/v1/messages", "models": ["m"], "context_window": 200000}],
+            "Router": {"default": "a,m"}
+        }));
+        let env = claude_env(&c);
+        assert!(env
+            .iter()
+            .all(|(k, _)| *k != "CLAUDE_CODE_AUTO_COMPACT_WINDOW"));
+        assert!(env.contains(&("ANTHROPIC_AUTH_TOKEN", "proxy-secret".to_owned())));
+    }
+}

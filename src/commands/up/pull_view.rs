@@ -1,0 +1,129 @@
+//! Pull progress: an indicatif bar on a terminal; otherwise (or with `-q`/`--json`) a
+//! line per 10 %, so logs and CI output stay short.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use crate::humanize::bytes as human_bytes;
+use crate::ollama::pull::PullEvent;
+use crate::output::Printer;
+
+/// Pull progress: an indicatif bar on a terminal; otherwise (or with -q) a line per 10%.
+pub(super) struct PullView {
+    model: String,
+    out: Printer,
+    bar: Option<ProgressBar>,
+    last_decile: Option<u64>,
+    stall: Duration,
+    /// The manifest's size, when the disk check read it.
+    expected_total: u64,
+}
+
+impl PullView {
+    pub(super) fn new(
+        model: &str,
+        out: Printer,
+        stall: Duration,
+        expected_total: Option<u64>,
+    ) -> Self {
+        let tty = std::io::stdout().is_terminal();
+        let bar = (tty && !out.quiet && !out.json).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(expected_total.unwrap_or(0)), ProgressDrawTarget::stdout());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "  {spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}\n    {msg}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("pulling {model}"));
+            bar.set_message("pulling manifest");
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        PullView {
+            model: model.to_owned(),
+            out,
+            bar,
+            last_decile: None,
+            stall,
+            expected_total: expected_total.unwrap_or(0),
+        }
+    }
+
+    pub(super) fn event(&mut self, ev: PullEvent) {
+        match ev {
+            PullEvent::Progress { completed, total } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_length(total.max(self.expected_total));
+                    bar.set_position(completed);
+                    bar.set_message("downloading layers");
+                    return;
+                }
+                if total == 0 {
+                    return;
+                }
+                let decile = completed * 10 / total;
+                if self.last_decile.is_none_or(|d| decile > d) {
+                    self.last_decile = Some(decile);
+                    if self.out.json {
+                        println!(
+                            "{}",
+                            json!({"step": "pull", "event": "progress", "percent": decile * 10, "completed": completed, "total": total})
+                        );
+                    } else {
+                        println!(
+                            "  pull {}: {:>3}% ({} of {})",
+                            self.model,
+                            decile * 10,
+                            human_bytes(completed),
+                            human_bytes(total)
+                        );
+                    }
+                    let _ = std::io::stdout().flush();
+                }
+            }
+            PullEvent::Phase(phase) => match &self.bar {
+                Some(bar) => bar.set_message(phase),
+                None if self.out.json => {
+                    println!(
+                        "{}",
+                        json!({"step": "pull", "event": "phase", "phase": phase})
+                    )
+                }
+                // -q keeps only the 10 % lines.
+                None if self.out.quiet => {}
+                None => self.out.line(&format!("  pull {}: {phase}", self.model)),
+            },
+            PullEvent::Restarting {
+                attempt,
+                max,
+                completed,
+            } => {
+                let text = format!(
+                    "  pull {}: no progress for {} s at {}; re-issuing the pull, which resumes ({attempt}/{max})",
+                    self.model,
+                    self.stall.as_secs(),
+                    human_bytes(completed)
+                );
+                match &self.bar {
+                    Some(bar) => bar.println(text),
+                    None if self.out.json => println!(
+                        "{}",
+                        json!({"step": "pull", "event": "restart", "attempt": attempt, "max": max, "completed": completed})
+                    ),
+                    None => self.out.line(&text),
+                }
+            }
+        }
+    }
+
+    pub(super) fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

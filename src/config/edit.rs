@@ -1,0 +1,175 @@
+//! Reading and editing the config document as written, for the few callers that cannot
+//! wait for a full [`super::Config`]: `up` recording the effective context, and the
+//! readers (`doctor`, `stats`) that must still work when some other part of the file is
+//! invalid. All raw JSON access outside `config/` goes through here.
+
+use serde_json::{json, Value};
+use url::Url;
+
+use super::{is_loopback_host, ConfigFile};
+use crate::fsutil::WriteOutcome;
+
+/// What [`ConfigFile::set_context_window`] did.
+#[derive(Debug)]
+pub enum ContextWindowEdit {
+    /// The provider already had this `context_window`; nothing was written.
+    Unchanged { provider: String },
+    /// Written (atomically, with a backup of the old file).
+    Recorded {
+        provider: String,
+        write: WriteOutcome,
+    },
+}
+
+impl ConfigFile {
+    /// The index of the provider whose endpoint is the server at `base` (same host and
+    /// port; `localhost` and `127.0.0.1` count as the same), else one named `ollama`.
+    pub fn provider_index_for_url(&self, base: &Url) -> Option<usize> {
+        let providers = self.doc.get("Providers")?.as_array()?;
+        let norm = |h: &str| {
+            if h == "localhost" {
+                "127.0.0.1".to_owned()
+            } else {
+                h.to_owned()
+            }
+        };
+        let want = (base.host_str().map(norm), base.port_or_known_default());
+        providers
+            .iter()
+            .position(|p| {
+                p.get("api_base_url")
+                    .and_then(Value::as_str)
+                    .and_then(|u| Url::parse(u).ok())
+                    .is_some_and(|u| (u.host_str().map(norm), u.port_or_known_default()) == want)
+            })
+            .or_else(|| {
+                providers
+                    .iter()
+                    .position(|p| p.get("name").and_then(Value::as_str) == Some("ollama"))
+            })
+    }
+
+    /// Record `window` as `context_window` on provider `index` and save, unless it is
+    /// already there. Other keys are kept; the old file is backed up.
+    pub fn set_context_window(
+        &mut self,
+        index: usize,
+        window: u64,
+    ) -> std::io::Result<ContextWindowEdit> {
+        let provider = &mut self.doc["Providers"][index];
+        let name = provider
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned();
+        if provider.get("context_window").and_then(Value::as_u64) == Some(window) {
+            return Ok(ContextWindowEdit::Unchanged { provider: name });
+        }
+        provider["context_window"] = json!(window);
+        let write = self.save()?;
+        Ok(ContextWindowEdit::Recorded {
+            provider: name,
+            write,
+        })
+    }
+
+    /// A top-level string as written (`HOST`, `APIKEY`), empty when absent.
+    pub fn raw_str(&self, key: &str) -> &str {
+        self.doc
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// `PORT` as written (a number or a numeric string), so a port check still works
+    /// when another part of the config is invalid.
+    pub fn raw_port(&self) -> Option<u16> {
+        match self.doc.get("PORT")? {
+            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Provider name → does its endpoint run on this machine, read from the document
+    /// (for a config that does not resolve in this shell).
+    pub fn raw_provider_locality(&self) -> Vec<(String, bool)> {
+        self.doc
+            .get("Providers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let name = p.get("name")?.as_str()?.to_owned();
+                let local = Url::parse(p.get("api_base_url")?.as_str()?)
+                    .ok()?
+                    .host_str()
+                    .map(is_loopback_host)?;
+                Some((name, local))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn file(doc: Value) -> ConfigFile {
+        ConfigFile::new(Path::new("/c.json"), doc)
+    }
+
+    #[test]
+    fn finds_the_provider_serving_this_ollama() {
+        let doc = file(json!({"Providers": [
+            {"name": "cloud", "api_base_url": "https://api.anthropic.com/v1/messages"},
+            {"name": "local", "api_base_url": "http://localhost:11434/v1/chat/completions"}
+        ]}));
+        let base = Url::parse("http://127.0.0.1:11434/").unwrap();
+        assert_eq!(doc.provider_index_for_url(&base), Some(1));
+        let other = Url::parse("http://127.0.0.1:9999/").unwrap();
+        assert_eq!(doc.provider_index_for_url(&other), None);
+        let named = file(
+            json!({"Providers": [{"name": "ollama", "api_base_url": "http://10.0.0.2:11434/v1/chat/completions"}]}),
+        );
+        assert_eq!(named.provider_index_for_url(&other), Some(0));
+    }
+
+    #[test]
+    fn context_window_is_written_once_with_other_keys_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let mut f = ConfigFile::new(
+            &path,
+            json!({"Custom": 1, "Providers": [{"name": "ollama", "extra": true}]}),
+        );
+        f.save().unwrap();
+        assert!(matches!(
+            f.set_context_window(0, 32768).unwrap(),
+            ContextWindowEdit::Recorded { ref provider, .. } if provider == "ollama"
+        ));
+        assert!(matches!(
+            f.set_context_window(0, 32768).unwrap(),
+            ContextWindowEdit::Unchanged { .. }
+        ));
+        let back = ConfigFile::load(&path).unwrap();
+        assert_eq!(back.doc["Providers"][0]["context_window"], 32768);
+        assert_eq!(back.doc["Providers"][0]["extra"], true);
+        assert_eq!(back.doc["Custom"], 1);
+    }
+
+    #[test]
+    fn raw_readers_survive_an_invalid_config() {
+        let f = file(json!({"PORT": "4000", "HOST": "0.0.0.0", "Router": 7,
+            "Providers": [{"name": "l", "api_base_url": "http://127.0.0.1:8080/v1/chat/completions"},
+                          {"name": "c", "api_base_url": "https://api.example.com/v1"}]}));
+        assert_eq!(f.raw_port(), Some(4000));
+        assert_eq!(f.raw_str("HOST"), "0.0.0.0");
+        assert_eq!(f.raw_str("APIKEY"), "");
+        assert_eq!(
+            f.raw_provider_locality(),
+            vec![("l".to_owned(), true), ("c".to_owned(), false)]
+        );
+    }
+}

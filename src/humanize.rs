@@ -1,0 +1,44 @@
+//! Numbers for people: byte sizes and durations, written one way everywhere
+//! (`up`'s step lines, `doctor`, `init`'s model list).
+
+use std::time::Duration;
+
+/// Bytes in decimal units, as Ollama and disk tools print them: `512 B`, `13.8 GB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// `0.42s`, `12.00s`, `3m05s`.
+pub fn duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 60.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{s:.2}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(bytes(13_800_000_000), "13.8 GB");
+        assert_eq!(bytes(400_000_000), "400.0 MB");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(duration(Duration::from_millis(420)), "0.42s");
+        assert_eq!(duration(Duration::from_secs(185)), "3m05s");
+    }
+}
