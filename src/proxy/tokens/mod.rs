@@ -1,9 +1,16 @@
-//! Input-token estimation with a per-piece cache.
+//! Input-token counting with a per-piece cache.
 //!
 //! The context guard, the `longContext` rule and `count_tokens` all need the size of a
 //! request before it is sent. Local servers do not tell us, and asking them would cost
 //! a prefill, so we count with tiktoken's `o200k_base`, the tokenizer family of
 //! gpt-oss. For other models it is an estimate, which is all the guard needs.
+//!
+//! The tokenizer is our own, in [`counter`]: linear in the input (tiktoken's merge is
+//! quadratic in one piece and panics on a megabyte of one letter), ~4 MB resident
+//! instead of ~54, and it never fails: what it has no time for is estimated from its
+//! size and the count is marked [`TokenCount::estimated`]. Counting a large request
+//! takes milliseconds, so the proxy runs it on a blocking thread with a time budget
+//! ([`TokenEstimator::count_within`]).
 //!
 //! Claude Code resends the whole conversation every turn. Re-tokenizing a 150k-token
 //! history per request would cost tens of milliseconds, so every piece of text we
@@ -24,12 +31,19 @@
 //! * each image as a flat [`IMAGE_TOKENS`]: we do not decode images, and base64 data
 //!   must never go through the tokenizer.
 
+mod bpe;
+pub mod counter;
+mod pretokenize;
+mod vocab;
+
+pub use counter::{count_text, TextCount};
+
 use std::borrow::Cow;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hashlink::LruCache;
-use tiktoken_rs::CoreBPE;
 
 use super::anthropic::{
     Content, ContentBlock, KnownBlock, Message, MessagesRequest, System, ToolResultContent,
@@ -44,6 +58,10 @@ pub const IMAGE_TOKENS: u64 = 1_600;
 /// Default cache size: a 150k-token Claude Code conversation has ~1–3k pieces, so
 /// this holds several sessions in well under 2 MB.
 pub const DEFAULT_CACHE_ENTRIES: usize = 32_768;
+/// Default time one request may spend tokenizing before the rest is estimated from
+/// its size. A cold 160k-token conversation takes ~30 ms, so this only cuts
+/// pathological inputs (or a starved machine).
+pub const DEFAULT_BUDGET: Duration = Duration::from_millis(200);
 
 /// The parts of an estimate; [`TokenCount::total`] is what the guard compares.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,6 +74,9 @@ pub struct TokenCount {
     pub thinking: u64,
     /// The part of `messages` that is images (flat [`IMAGE_TOKENS`] each).
     pub images: u64,
+    /// Some text was not tokenized exactly (the time budget ran out, or a piece over
+    /// 16 KB was merged window by window); the total is then an upper-bound estimate.
+    pub estimated: bool,
 }
 
 impl TokenCount {
@@ -83,12 +104,17 @@ pub struct CacheStats {
 pub struct TokenEstimator {
     cache: Mutex<Inner>,
     hasher: foldhash::quality::RandomState,
+    budget: Duration,
 }
 
 struct Inner {
+    /// Token count of a piece, high bit set when it was not exact.
     counts: LruCache<u64, u32>,
     stats: CacheStats,
 }
+
+/// Cached counts keep their "not exact" mark in the top bit.
+const INEXACT: u32 = 1 << 31;
 
 impl std::fmt::Debug for TokenEstimator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,16 +128,6 @@ impl Default for TokenEstimator {
     fn default() -> Self {
         Self::new(DEFAULT_CACHE_ENTRIES)
     }
-}
-
-/// The o200k_base tokenizer, loaded on first use and shared by every estimator.
-fn bpe() -> &'static CoreBPE {
-    tiktoken_rs::o200k_base_singleton()
-}
-
-/// Count the tokens of one text with no cache (plain `o200k_base`).
-pub fn count_text(text: &str) -> u64 {
-    bpe().encode_ordinary(text).len() as u64
 }
 
 /// Which bucket of [`TokenCount`] a piece belongs to.
@@ -204,12 +220,19 @@ impl TokenEstimator {
                 stats: CacheStats::default(),
             }),
             hasher: foldhash::quality::RandomState::default(),
+            budget: DEFAULT_BUDGET,
         }
     }
 
-    /// Load the tokenizer now instead of on the first request (it takes ~100 ms).
+    /// The same estimator with another time budget per request.
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Load the tokenizer now instead of on the first request (it takes ~50 ms).
     pub fn warm_up() {
-        let _ = bpe();
+        let _ = counter::tokenizer();
     }
 
     /// Estimated input tokens of a request: system + tools + messages.
@@ -217,8 +240,15 @@ impl TokenEstimator {
         self.count(req).total()
     }
 
-    /// The estimate by part.
+    /// The estimate by part, within this estimator's time budget. This takes
+    /// milliseconds on a large cold request: async code calls it off its workers.
     pub fn count(&self, req: &MessagesRequest) -> TokenCount {
+        self.count_within(req, self.budget)
+    }
+
+    /// The estimate by part; after `budget` the untokenized rest is estimated from
+    /// its size and the count is marked [`TokenCount::estimated`].
+    pub fn count_within(&self, req: &MessagesRequest, budget: Duration) -> TokenCount {
         let mut pieces = Pieces::default();
         if let Some(system) = &req.system {
             pieces.system(system);
@@ -230,14 +260,15 @@ impl TokenEstimator {
         for message in &req.messages {
             pieces.message(message);
         }
-        self.sum(pieces)
+        self.sum(pieces, Instant::now().checked_add(budget))
     }
 
     /// Estimated tokens of a bare text, through the cache.
     pub fn count_cached(&self, text: &str) -> u64 {
         let mut pieces = Pieces::default();
         pieces.text(Bucket::Messages, text);
-        self.sum(pieces).total()
+        self.sum(pieces, Instant::now().checked_add(self.budget))
+            .total()
     }
 
     /// Cache activity so far.
@@ -253,7 +284,8 @@ impl TokenEstimator {
 
     /// Look every piece up under one lock, tokenize the misses with the lock released
     /// (so other requests are not held up), then store them under a second lock.
-    fn sum(&self, pieces: Pieces<'_>) -> TokenCount {
+    /// Counts cut short by the deadline are not stored.
+    fn sum(&self, pieces: Pieces<'_>, deadline: Option<Instant>) -> TokenCount {
         let keys: Vec<u64> = pieces
             .texts
             .iter()
@@ -274,13 +306,21 @@ impl TokenEstimator {
         }
         let mut fresh: Vec<(u64, u32)> = Vec::new();
         let mut bytes = 0u64;
+        let mut scratch = bpe::Scratch::default();
+        let tokenizer = counter::tokenizer();
         for (i, count) in counts.iter_mut().enumerate() {
             if count.is_none() {
                 let text = pieces.texts[i].1.as_ref();
                 bytes += text.len() as u64;
-                let n = u32::try_from(count_text(text)).unwrap_or(u32::MAX);
+                let c = tokenizer.count(text, deadline, &mut scratch);
+                let n = u32::try_from(c.tokens)
+                    .unwrap_or(INEXACT - 1)
+                    .min(INEXACT - 1);
+                let n = if c.exact { n } else { n | INEXACT };
                 *count = Some(n);
-                fresh.push((keys[i], n));
+                if !c.cut_short {
+                    fresh.push((keys[i], n));
+                }
             }
         }
         if !fresh.is_empty() {
@@ -292,7 +332,9 @@ impl TokenEstimator {
         }
         let mut total = pieces.fixed;
         for ((bucket, _), count) in pieces.texts.iter().zip(counts) {
-            let n = u64::from(count.unwrap_or(0));
+            let count = count.unwrap_or(0);
+            total.estimated |= count & INEXACT != 0;
+            let n = u64::from(count & !INEXACT);
             match bucket {
                 Bucket::System => total.system += n,
                 Bucket::Tools => total.tools += n,
