@@ -1,17 +1,22 @@
-//! Token estimation of a 150k-token Claude Code-shaped conversation: the first pass
-//! (cold cache, everything tokenized) against the same conversation with one new turn
-//! added (warm cache, only the new turn tokenized). Issue 4 requires the second to be at
-//! least 20× cheaper; the ratio is printed at the end.
+//! Token counting, failing itself on a miss (issue 16):
+//!
+//! * `tokens_163k`: a ~163k-token Claude Code-shaped conversation, first pass (cold
+//!   cache, everything tokenized) ≤ 40 ms, and the same conversation with one new turn
+//!   (warm cache, only the new turn tokenized) ≤ 0.2 ms;
+//! * `one_letter_1mb`: 1 MB of `a`, one pre-tokenized piece (quadratic and then a panic
+//!   in tiktoken-rs) ≤ 50 ms; `lowercase_1mb` (one piece that never repeats) is shown;
+//! * exactness: the 76 KB Claude Code request counts as tiktoken counts it;
+//! * the tokenizer's resident memory (RSS delta of loading and using it) is printed.
 //!
 //! `cargo bench --bench tokens`
-
 use std::time::{Duration, Instant};
 
 use ccr_setup::proxy::anthropic::MessagesRequest;
-use ccr_setup::proxy::tokens::TokenEstimator;
+use ccr_setup::proxy::tokens::{count_text, TokenEstimator};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::{json, Value};
 
+/// The generator adds ten turns at a time until this is reached (~163k).
 const TARGET_TOKENS: u64 = 150_000;
 
 /// Deterministic pseudo-random text generator (no rand dependency needed).
@@ -176,6 +181,7 @@ fn with_new_turn(base: &MessagesRequest, n: u64) -> MessagesRequest {
 }
 
 fn bench(c: &mut Criterion) {
+    let rss_before = rss_mib();
     TokenEstimator::warm_up();
     let base = conversation();
     let tokens = TokenEstimator::default().estimate(&base);
@@ -185,7 +191,7 @@ fn bench(c: &mut Criterion) {
         base.messages.len()
     );
 
-    let mut group = c.benchmark_group("tokens_150k");
+    let mut group = c.benchmark_group("tokens_163k");
     group.sample_size(10);
     group.bench_function("first_pass_cold", |b| {
         b.iter_batched(
@@ -210,8 +216,16 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    // The ratio, measured directly so the report does not depend on reading criterion's
-    // output: median of several runs each.
+    let one_letter = "a".repeat(1 << 20);
+    let lowercase = lowercase_run(1 << 20);
+    let mut group = c.benchmark_group("long_piece");
+    group.sample_size(10);
+    group.bench_function("one_letter_1mb", |b| b.iter(|| count_text(&one_letter)));
+    group.bench_function("lowercase_1mb", |b| b.iter(|| count_text(&lowercase)));
+    group.finish();
+
+    // The limits, measured directly so the verdict does not depend on reading
+    // criterion's output: median of several runs each.
     let cold = median((0..7).map(|_| {
         let est = TokenEstimator::default();
         let t = Instant::now();
@@ -224,14 +238,68 @@ fn bench(c: &mut Criterion) {
         std::hint::black_box(warm.estimate(&req));
         t.elapsed()
     }));
-    let ratio = cold.as_secs_f64() / warm_t.as_secs_f64();
+    let letter = median((0..7).map(|_| {
+        let t = Instant::now();
+        std::hint::black_box(count_text(&one_letter));
+        t.elapsed()
+    }));
+    let rss = rss_mib() - rss_before;
+    let body = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/request/claude_code_76k.anthropic.json"
+    ))
+    .unwrap();
+    let (ours, theirs) = (
+        count_text(&body),
+        tiktoken_rs::o200k_base_singleton()
+            .encode_ordinary(&body)
+            .len() as u64,
+    );
     eprintln!(
-        "tokens bench: first pass {cold:?}, with one new turn {warm_t:?}, ratio {ratio:.1}x (required >= 20x)"
+        "tokens bench: {tokens}-token conversation cold {cold:?} (limit 40 ms), one new turn \
+         {warm_t:?} (limit 0.2 ms); 1 MB of one letter {letter:?} (limit 50 ms); tokenizer \
+         resident {rss:.1} MiB (limit 8); 76 KB request {ours} tokens, tiktoken {theirs}"
     );
+    let mut misses = Vec::new();
+    if cold > Duration::from_millis(40) {
+        misses.push(format!("cold pass {cold:?} > 40 ms"));
+    }
+    if warm_t > Duration::from_micros(200) {
+        misses.push(format!("one new turn {warm_t:?} > 0.2 ms"));
+    }
+    if letter > Duration::from_millis(50) {
+        misses.push(format!("1 MB of one letter {letter:?} > 50 ms"));
+    }
+    if rss > 8.0 {
+        misses.push(format!("tokenizer resident {rss:.1} MiB > 8 MiB"));
+    }
+    if ours != theirs {
+        misses.push(format!("76 KB request: {ours} tokens, tiktoken {theirs}"));
+    }
     assert!(
-        ratio >= 20.0,
-        "warm pass only {ratio:.1}x cheaper than cold"
+        misses.is_empty(),
+        "tokens bench missed: {}",
+        misses.join("; ")
     );
+}
+
+/// One piece of lowercase letters that never repeats a window.
+fn lowercase_run(len: usize) -> String {
+    let mut g = Lcg(99);
+    (0..len)
+        .map(|_| (b'a' + (g.next() % 26) as u8) as char)
+        .collect()
+}
+
+/// VmRSS of this process in MiB (0 where /proc is missing).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn median(samples: impl Iterator<Item = Duration>) -> Duration {
