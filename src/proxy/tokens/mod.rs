@@ -260,15 +260,14 @@ impl TokenEstimator {
         for message in &req.messages {
             pieces.message(message);
         }
-        self.sum(pieces, Instant::now().checked_add(budget))
+        self.sum(pieces, budget)
     }
 
     /// Estimated tokens of a bare text, through the cache.
     pub fn count_cached(&self, text: &str) -> u64 {
         let mut pieces = Pieces::default();
         pieces.text(Bucket::Messages, text);
-        self.sum(pieces, Instant::now().checked_add(self.budget))
-            .total()
+        self.sum(pieces, self.budget).total()
     }
 
     /// Cache activity so far.
@@ -284,8 +283,9 @@ impl TokenEstimator {
 
     /// Look every piece up under one lock, tokenize the misses with the lock released
     /// (so other requests are not held up), then store them under a second lock.
-    /// Counts cut short by the deadline are not stored.
-    fn sum(&self, pieces: Pieces<'_>, deadline: Option<Instant>) -> TokenCount {
+    /// Counts cut short by the budget are not stored. The budget starts once the
+    /// tokenizer is loaded: loading is once per process, not this request's cost.
+    fn sum(&self, pieces: Pieces<'_>, budget: Duration) -> TokenCount {
         let keys: Vec<u64> = pieces
             .texts
             .iter()
@@ -308,6 +308,7 @@ impl TokenEstimator {
         let mut bytes = 0u64;
         let mut scratch = bpe::Scratch::default();
         let tokenizer = counter::tokenizer();
+        let deadline = Instant::now().checked_add(budget);
         for (i, count) in counts.iter_mut().enumerate() {
             if count.is_none() {
                 let text = pieces.texts[i].1.as_ref();
@@ -451,6 +452,33 @@ mod tests {
             "only the new turn goes through the tokenizer"
         );
         assert_eq!(warm.misses - cold.misses, 1);
+    }
+
+    #[test]
+    fn past_the_budget_the_rest_is_estimated_marked_and_not_cached() {
+        let est = TokenEstimator::default();
+        let text = "word ".repeat(20_000);
+        let req = request(json!({"model": "m", "messages": [{"role": "user", "content": text}]}));
+        let rushed = est.count_within(&req, Duration::ZERO);
+        assert!(rushed.estimated);
+        let exact = est.count(&req);
+        assert!(!exact.estimated, "the cut-short count was not cached");
+        assert_eq!(exact.messages, MESSAGE_OVERHEAD + count_text(&text));
+        assert!(
+            rushed.total() > exact.total(),
+            "the estimate is an upper bound"
+        );
+    }
+
+    #[test]
+    fn a_piece_over_one_window_is_marked_estimated() {
+        let est = TokenEstimator::default();
+        let req = request(
+            json!({"model": "m", "messages": [{"role": "user", "content": "a".repeat(40_000)}]}),
+        );
+        let c = est.count(&req);
+        assert!(c.estimated);
+        assert_eq!(est.count(&req), c, "and cached as such");
     }
 
     #[test]
