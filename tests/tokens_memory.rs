@@ -1,5 +1,6 @@
 //! The tokenizer's resident memory: at most 8 MB once loaded and used (tiktoken-rs's
-//! o200k_base took ~54 MB). Alone in its test binary so nothing else moves the RSS.
+//! o200k_base took ~54 MB). Its own test binary, not part of `it`, so that nothing else
+//! running in the process moves the RSS.
 
 #![cfg(target_os = "linux")]
 
@@ -18,7 +19,7 @@ fn the_tokenizer_stays_under_8_mb_resident() {
     // Text of every kind, built before the first measurement.
     let body = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/request/claude_code_76k.anthropic.json"
+        "/tests/it/golden/request/claude_code_76k.anthropic.json"
     ))
     .unwrap();
     let mixed = format!(

@@ -25,6 +25,7 @@ mod service_render;
 mod service_status;
 mod session_prefix;
 mod stats_cli;
+mod tokens_exactness;
 mod uninstall_services;
 mod up_flow;
 mod up_ollama_client;

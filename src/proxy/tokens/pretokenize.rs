@@ -5,7 +5,7 @@
 //! Here the pattern runs on `regex-automata`'s linear-time engines, with the look-ahead
 //! rewritten as its own pattern `\s+\s` whose last character is given back, and `\s+$`
 //! for the end of the text: the same pieces (the rewrite is GitHub's, from the
-//! `bpe-openai` crate; `tests/tokens_exactness.rs` checks it against tiktoken).
+//! `bpe-openai` crate; `tests/it/tokens_exactness.rs` checks it against tiktoken).
 
 use regex_automata::meta::Regex;
 use regex_automata::{Anchored, Input};

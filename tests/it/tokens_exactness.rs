@@ -1,7 +1,7 @@
 //! Our o200k_base counter against tiktoken-rs (a dev-dependency kept for this check).
 //!
 //! Corpus: the 76 KB Claude Code request fixture, this repository's own sources, a real
-//! npm lock file (`tests/golden/tokens/package-lock.json`: the first 3,000 lines of
+//! npm lock file (`tests/it/golden/tokens/package-lock.json`: the first 3,000 lines of
 //! llama.cpp's `tools/ui/package-lock.json`), and pathological runs. Ordinary text must
 //! count exactly as tiktoken does; runs longer than one merge window (16 KB) within 2%.
 //! The pathological runs stay small because tiktoken is quadratic on them.
@@ -40,7 +40,7 @@ fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
 
 #[test]
 fn the_claude_code_request_counts_exactly() {
-    let body = read("tests/golden/request/claude_code_76k.anthropic.json");
+    let body = read("tests/it/golden/request/claude_code_76k.anthropic.json");
     assert!(body.len() > 70_000);
     assert_eq!(count_text(&body), tiktoken(&body));
     // And each text the estimator tokenizes separately.
@@ -88,7 +88,7 @@ fn this_repository_counts_exactly() {
 
 #[test]
 fn a_lock_file_counts_exactly() {
-    let lock = read("tests/golden/tokens/package-lock.json");
+    let lock = read("tests/it/golden/tokens/package-lock.json");
     assert!(lock.contains("\"integrity\": \"sha512-"));
     assert_eq!(count_text(&lock), tiktoken(&lock));
 }
