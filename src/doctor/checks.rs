@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use serde_json::Value;
 use url::Url;
 
 use super::facts::{ClaudeJson, Facts, Launcher};
@@ -894,6 +893,7 @@ fn services(f: &Facts) -> Check {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
     use std::path::PathBuf;
 
     use crate::ollama::owner::Owner;
