@@ -20,6 +20,7 @@ mod proxy_fallback;
 mod proxy_golden;
 mod proxy_routing;
 mod proxy_server;
+mod proxy_tokens;
 mod release_workflows;
 mod service_render;
 mod service_status;

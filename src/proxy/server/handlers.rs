@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use super::offload::with_request;
 use super::request::{body_bytes, parse_request};
 use super::AppState;
 use crate::config::{Config, Provider};
@@ -57,12 +58,18 @@ pub(super) async fn count_tokens(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let config = state.config.current();
-    let req = match body_bytes(body).and_then(|b| parse_request(&b)) {
-        Ok(req) => req,
+    let (req, body_len) = match body_bytes(body).and_then(|b| Ok((parse_request(&b)?, b.len()))) {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     // One routing decision for both paths; a routing error still gets an estimate.
-    let count = state.estimator.count(&req);
+    // Counted off the async workers for a large body.
+    let owned_state = Arc::clone(&state);
+    let counted = with_request(req, body_len, move |req| owned_state.estimator.count(req));
+    let (req, count) = match counted.await {
+        Ok(done) => done,
+        Err(e) => return e.into_response(),
+    };
     let decision = route::decide(&config, &req, || count.total()).ok();
     let upstream = match &decision {
         Some(d) => upstream_count_tokens(&state, &config, &headers, &req, d).await,

@@ -11,12 +11,13 @@ use bytes::Bytes;
 
 use super::attempt::Scope;
 use super::finish::{finish_request, reject, Ending, RequestMeta};
+use super::offload::{plan_counted, with_request};
 use super::request::{body_bytes, parse_request, session_id};
 use super::AppState;
 use crate::ledger::RequestOutcome;
 use crate::proxy::error::ProxyError;
 use crate::proxy::fallback::run_chain;
-use crate::proxy::plan::{plan, PlanError};
+use crate::proxy::plan::PlanError;
 
 pub(super) async fn messages(
     State(state): State<Arc<AppState>>,
@@ -25,14 +26,24 @@ pub(super) async fn messages(
 ) -> Response {
     let mut meta = RequestMeta::now();
     let config = state.config.current();
-    let mut req = match body_bytes(body).and_then(|b| parse_request(&b)) {
+    let (req, body_len) = match body_bytes(body).and_then(|b| Ok((parse_request(&b)?, b.len()))) {
         Ok(r) => r,
         Err(e) => return reject(&state, &meta, e, "bad_request"),
     };
     meta.stream = req.stream.unwrap_or(false);
     meta.session_id = session_id(&req, &headers);
 
-    let plan = match plan(&config, &state.estimator, &mut req) {
+    // Planning may count tokens: off the async workers for a large body.
+    let (owned_state, owned_config) = (Arc::clone(&state), Arc::clone(&config));
+    let planned = with_request(req, body_len, move |req| {
+        plan_counted(&owned_config, &owned_state.estimator, req)
+    })
+    .await;
+    let (req, planned) = match planned {
+        Ok(done) => done,
+        Err(e) => return reject(&state, &meta, e, "internal"),
+    };
+    let plan = match planned {
         Ok(plan) => plan,
         Err(PlanError::Route(e)) => {
             let e = ProxyError::invalid_request(format!("model: {e}"));

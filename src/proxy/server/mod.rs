@@ -17,6 +17,7 @@ mod finish;
 mod handlers;
 pub mod layers;
 mod messages;
+mod offload;
 mod passthrough;
 mod request;
 mod translated;

@@ -1,0 +1,69 @@
+//! Token counting off the async workers.
+//!
+//! The runtime has one worker per core. Counting a large cold request takes
+//! milliseconds (and up to the estimator's time budget on pathological text); done on a
+//! worker, a few such requests at once would stall every other request, `/health`
+//! included. So the work that may count (the plan, `count_tokens`) runs on tokio's
+//! blocking pool whenever the body is large enough for that to matter, with the request
+//! moved there and back rather than copied.
+
+use axum::http::StatusCode;
+
+use crate::config::{Config, ProviderKind};
+use crate::proxy::anthropic::MessagesRequest;
+use crate::proxy::error::{ErrorKind, ProxyError};
+use crate::proxy::plan::{plan, Plan, PlanError};
+use crate::proxy::tokens::TokenEstimator;
+
+/// Bodies from this size on are counted on the blocking pool. A cold 32 KB counts in
+/// well under a millisecond, less than the hop to another thread would cost.
+pub(super) const BLOCKING_FROM_BYTES: usize = 32 * 1024;
+
+/// Run `work` on `req`: inline for a small body, on the blocking pool for a larger one.
+pub(super) async fn with_request<T, F>(
+    mut req: MessagesRequest,
+    body_len: usize,
+    work: F,
+) -> Result<(MessagesRequest, T), ProxyError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut MessagesRequest) -> T + Send + 'static,
+{
+    if body_len < BLOCKING_FROM_BYTES {
+        let out = work(&mut req);
+        return Ok((req, out));
+    }
+    tokio::task::spawn_blocking(move || {
+        let out = work(&mut req);
+        (req, out)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!("token counting failed: {e}");
+        ProxyError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Api,
+            "the proxy failed while counting the request's tokens",
+        )
+    })
+}
+
+/// [`plan`], plus the token count when an OpenAI-kind target may need it for
+/// `message_start` and the plan did not count (so that count also happens here, off
+/// the workers, instead of later on one).
+pub(super) fn plan_counted(
+    config: &Config,
+    estimator: &TokenEstimator,
+    req: &mut MessagesRequest,
+) -> Result<Plan, PlanError> {
+    let mut planned = plan(config, estimator, req)?;
+    let openai_target = planned.targets.iter().any(|t| {
+        config
+            .provider(&t.provider)
+            .is_some_and(|p| p.kind == ProviderKind::OpenAi)
+    });
+    if planned.count.is_none() && openai_target {
+        planned.count = Some(estimator.count(req));
+    }
+    Ok(planned)
+}
