@@ -2,7 +2,7 @@
 
 use super::{Context, Outcome};
 use crate::cli::ConfigCommand;
-use crate::config::{redacted, ConfigError, ConfigFile, KeyOrigin, KeySource};
+use crate::config::{redacted, ConfigError, ConfigFile};
 
 pub fn run(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<Outcome> {
     match cmd {
@@ -15,7 +15,7 @@ pub fn run(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<Outcome> {
             println!("{}", serde_json::to_string_pretty(&redacted(&file.doc))?);
             // Where each key comes from, never its value; on stderr so stdout stays JSON.
             for key in file.key_sources() {
-                eprintln!("{}", describe_key(&key));
+                eprintln!("{}", key.describe());
             }
             Ok(Outcome::Success)
         }
@@ -44,28 +44,5 @@ pub fn run(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<Outcome> {
                 Err(other) => Err(other.into()),
             }
         }
-    }
-}
-
-/// `key Providers[1].api_key ($ANTHROPIC_API_KEY, provider anthropic): from the secrets store …`
-pub(crate) fn describe_key(key: &KeyOrigin) -> String {
-    let mut what = Vec::new();
-    if let Some(v) = &key.variable {
-        what.push(format!("${v}"));
-    }
-    if let Some(p) = &key.provider {
-        what.push(format!("provider {p}"));
-    }
-    let what = if what.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", what.join(", "))
-    };
-    match (&key.source, &key.variable) {
-        (KeySource::Unset, Some(v)) => format!(
-            "key {}{what}: not set in the environment or the secrets store, so this provider is disabled; run `ccr-setup init` (it asks for the key and stores it) or export {v}",
-            key.path
-        ),
-        (source, _) => format!("key {}{what}: from the {source}", key.path),
     }
 }

@@ -156,6 +156,32 @@ pub struct KeyOrigin {
     pub source: KeySource,
 }
 
+impl KeyOrigin {
+    /// `key Providers[1].api_key ($ANTHROPIC_API_KEY, provider anthropic): from the …`,
+    /// with the fix when the key is set nowhere. Never the value.
+    pub fn describe(&self) -> String {
+        let mut what = Vec::new();
+        if let Some(v) = &self.variable {
+            what.push(format!("${v}"));
+        }
+        if let Some(p) = &self.provider {
+            what.push(format!("provider {p}"));
+        }
+        let what = if what.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", what.join(", "))
+        };
+        match (&self.source, &self.variable) {
+            (KeySource::Unset, Some(v)) => format!(
+                "key {}{what}: not set in the environment or the secrets store, so this provider is disabled; run `ccr-setup init` (it asks for the key and stores it) or export {v}",
+                self.path
+            ),
+            (source, _) => format!("key {}{what}: from the {source}", self.path),
+        }
+    }
+}
+
 /// The variable a whole-value reference names: `$NAME` or `${NAME}`.
 fn reference(v: &str) -> Option<String> {
     let v = v.trim();

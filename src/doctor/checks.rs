@@ -42,6 +42,7 @@ pub fn evaluate(f: &Facts) -> Vec<Check> {
         config_valid(f),
         config_providers(f),
         config_mode(f),
+        super::keys::config_keys(f),
         config_auth(f),
         proxy_port(f),
         services(f),
@@ -917,6 +918,8 @@ mod tests {
             file: Ok(file),
             resolved: Some(resolved),
             mode: Some(0o600),
+            keys: Vec::new(),
+            secrets_too_open: None,
         }
     }
 

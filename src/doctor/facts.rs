@@ -8,7 +8,7 @@ use url::Url;
 
 use super::probe::{self, HttpAnswer, PortProbe, ToolProbe};
 use super::DoctorEnv;
-use crate::config::{Config, ConfigError, ConfigFile, Problem, ProviderKind};
+use crate::config::{Config, ConfigError, ConfigFile, KeyOrigin, Problem, ProviderKind};
 use crate::diagnostic::one_line;
 use crate::ollama::owner::Owner;
 use crate::ollama::{InstalledModel, LoadedModel, ModelDetails, OllamaClient};
@@ -140,6 +140,10 @@ pub struct ConfigFacts {
     pub resolved: Option<Result<Config, Vec<Problem>>>,
     /// Permission bits of the file.
     pub mode: Option<u32>,
+    /// Where each key of the config comes from (never the values).
+    pub keys: Vec<KeyOrigin>,
+    /// The secrets store file and its mode, when that is wider than 0600.
+    pub secrets_too_open: Option<(PathBuf, u32)>,
 }
 
 impl ConfigFacts {
@@ -201,11 +205,21 @@ fn load_config(path: &Path) -> ConfigFacts {
             }],
         })
     });
+    let keys = file
+        .as_ref()
+        .map(ConfigFile::key_sources)
+        .unwrap_or_default();
+    let store = crate::config::SecretsStore::for_config(path);
+    let secrets_too_open = store
+        .file_too_open()
+        .map(|mode| (store.file().to_path_buf(), mode));
     ConfigFacts {
         path: path.to_path_buf(),
         mode: read_mode(path),
         file,
         resolved,
+        keys,
+        secrets_too_open,
     }
 }
 

@@ -16,6 +16,7 @@
 pub mod checks;
 pub mod facts;
 pub mod fix;
+pub mod keys;
 pub mod probe;
 
 use std::path::PathBuf;
@@ -135,6 +136,7 @@ pub const CHECK_IDS: &[&str] = &[
     "config.valid",
     "config.providers",
     "config.mode",
+    "config.keys",
     "config.auth",
     "proxy.port",
     "services",

@@ -32,6 +32,7 @@ const IDS: &[&str] = &[
     "config.valid",
     "config.providers",
     "config.mode",
+    "config.keys",
     "config.auth",
     "proxy.port",
     "services",
@@ -537,6 +538,64 @@ fn config_mode_0644_with_a_key_and_fix_repairs_it() {
     assert_eq!(mode(), 0o600);
     assert_case(&env, &list, &[]);
     assert_eq!(code, 0);
+}
+
+#[test]
+fn a_cloud_key_set_nowhere_disables_only_its_provider_and_a_stored_one_is_named() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    let mut doc = env.config_doc();
+    doc["Providers"].as_array_mut().unwrap().push(json!({
+        "name": "anthropic",
+        "api_base_url": "http://127.0.0.1:9/v1/messages",
+        "api_key": "$ANTHROPIC_API_KEY",
+        "models": ["claude-sonnet-5-5"]
+    }));
+    doc["Router"]["think"] = json!("anthropic,claude-sonnet-5-5");
+    env.write_config(&doc, 0o600);
+    // The proxy starts with the key unset (as a service would, with no secrets).
+    let _proxy = our_proxy(&env);
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(
+        &env,
+        &list,
+        &[("config.keys", "warn"), ("config.providers", "warn")],
+    );
+    assert_eq!(code, 0, "a warning, not a failure");
+    let c = by_id(&list, "config.keys");
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .contains("anthropic ($ANTHROPIC_API_KEY)"),
+        "{c}"
+    );
+    assert!(c["fix"].as_str().unwrap().contains("ccr-setup init"), "{c}");
+
+    // Stored: named as the source, the value never shown.
+    let store = env.home().join(".claude-code-router/secrets.env");
+    std::fs::write(&store, "ANTHROPIC_API_KEY=sk-ant-doctor-secret\n").unwrap();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, list, _) = env.run_json(&[]);
+    let c = by_id(&list, "config.keys");
+    assert_eq!(c["status"], "ok", "{c}");
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .contains("from the secrets store"),
+        "{c}"
+    );
+    let all = serde_json::to_string(&list).unwrap();
+    assert!(!all.contains("sk-ant-doctor-secret"), "{all}");
+
+    // Readable by others: a failure with the chmod fix.
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, list, _) = env.run_json(&[]);
+    let c = by_id(&list, "config.keys");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["fix"], format!("`chmod 600 {}`", store.display()));
+    assert_eq!(code, 1);
 }
 
 #[test]

@@ -164,17 +164,18 @@ fn stop_all_leaves_a_process_that_only_mentions_ollama_serve_alone() {
     let sb = Sandbox::new();
     let run = sb.home.join(".claude-code-router/run");
     std::fs::create_dir_all(&run).unwrap();
-    // `tail -f …/ollama …/serve`: its command line holds both words, but it is not the
-    // `<path>/ollama serve` the pid file records.
+    // `cat …/ollama serve -`, blocked on its stdin: its command line holds both words
+    // (as `tail -f …/ollama serve` would), but it is not the `<path>/ollama serve` the
+    // pid file records.
     let ollama = sb.home.join("ollama");
-    let serve = sb.home.join("serve");
     std::fs::write(&ollama, "").unwrap();
-    std::fs::write(&serve, "").unwrap();
-    let mut tail = std::process::Command::new("tail")
-        .arg("-f")
+    let mut tail = std::process::Command::new("cat")
         .arg(&ollama)
-        .arg(&serve)
+        .arg("serve")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let record =
@@ -185,6 +186,6 @@ fn stop_all_leaves_a_process_that_only_mentions_ollama_serve_alone() {
     let alive = tail.try_wait().unwrap().is_none();
     let _ = tail.kill();
     let _ = tail.wait();
-    assert!(alive, "tail was signalled: {out}");
+    assert!(alive, "cat was signalled: {out}");
     assert!(out.contains("left it alone"), "{out}");
 }
