@@ -324,14 +324,8 @@ fn context_beyond_the_trained_length_is_refused() {
 /// `init` in a new session without a controlling terminal (so /dev/tty cannot open),
 /// stdin from /dev/null, no `--yes`.
 fn init_without_a_terminal(sb: &Sandbox, args: &[&str]) -> std::process::Command {
-    let setsid = ["/usr/bin/setsid", "/bin/setsid"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("setsid (util-linux) is installed");
-    let mut cmd = std::process::Command::new(setsid);
-    cmd.arg("--wait")
-        .arg(env!("CARGO_BIN_EXE_ccr-setup"))
-        .arg("init")
+    let mut cmd = support::command_without_terminal(env!("CARGO_BIN_EXE_ccr-setup"));
+    cmd.arg("init")
         .args(args)
         .env_clear()
         .env("HOME", &sb.home)

@@ -121,14 +121,8 @@ fn systemd_uninstall_disables_removes_and_reloads_and_purge_removes_the_config()
 #[test]
 fn uninstall_without_a_terminal_or_yes_refuses() {
     let sb = Sandbox::new();
-    let setsid = ["/usr/bin/setsid", "/bin/setsid"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("setsid");
-    let mut cmd = std::process::Command::new(setsid);
-    cmd.arg("--wait")
-        .arg(env!("CARGO_BIN_EXE_ccr-setup"))
-        .args(["uninstall", "--service-manager", "none"])
+    let mut cmd = support::command_without_terminal(env!("CARGO_BIN_EXE_ccr-setup"));
+    cmd.args(["uninstall", "--service-manager", "none"])
         .env_clear()
         .env("HOME", &sb.home)
         .env("PATH", sb.fakes.path_env())

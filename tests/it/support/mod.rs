@@ -12,6 +12,23 @@ pub mod tiny_http;
 
 use std::path::PathBuf;
 
+/// A command that runs `program` in a new session, so it has no controlling terminal
+/// (`/dev/tty` cannot open). util-linux's `setsid --wait` does the same on Linux only;
+/// this works on macOS too.
+pub fn command_without_terminal(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(program);
+    // SAFETY: setsid(2) is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
+    cmd
+}
+
 /// Path to external software the tests run against, from an environment variable set
 /// by `scripts/ci-deps.sh`. Under CI (`CI` set) a missing tool fails the test; on a
 /// developer machine the test is skipped with a loud message.
