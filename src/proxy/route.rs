@@ -27,8 +27,8 @@
 //! directly: an unknown provider is an error (a typo must not silently run on
 //! another model).
 //!
-//! The context guard is [`guard`](super::guard); the fallback chain and the plan that
-//! puts them together are [`fallback`](super::fallback) and [`plan`](super::plan).
+//! The context guard, the fallback chain and the plan that puts them together live in
+//! the sibling modules `guard`, `fallback` and `plan`, which build on this one.
 
 use serde_json::Value;
 

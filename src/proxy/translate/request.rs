@@ -97,47 +97,10 @@ pub fn to_openai<'a>(
         }
     }
 
-    let tools: Vec<ChatTool<'a>> = req
-        .tools
-        .iter()
-        .flatten()
-        // Server tools (web_search_…, code_execution_…) have no schema and run on
-        // Anthropic's side; an OpenAI upstream cannot run them.
-        .filter(|t| t.kind.as_deref().is_none_or(|k| k == "custom"))
-        .map(|t| ChatTool {
-            kind: "function",
-            function: FunctionDef {
-                name: names.register(&t.name),
-                description: t.description.as_deref(),
-                parameters: match &t.input_schema {
-                    Some(schema) => Cow::Borrowed(schema),
-                    None => Cow::Owned(json!({"type": "object", "properties": {}})),
-                },
-            },
-        })
-        .collect();
+    let tools = chat_tools(req, &mut names);
     let has_tools = !tools.is_empty();
-
     let (tool_choice, parallel_tool_calls) = match (&req.tool_choice, has_tools) {
-        (Some(choice), true) => {
-            let (value, disable_parallel) = match choice {
-                ToolChoice::Auto {
-                    disable_parallel_tool_use,
-                } => (json!("auto"), *disable_parallel_tool_use),
-                ToolChoice::Any {
-                    disable_parallel_tool_use,
-                } => (json!("required"), *disable_parallel_tool_use),
-                ToolChoice::Tool {
-                    name,
-                    disable_parallel_tool_use,
-                } => (
-                    json!({"type": "function", "function": {"name": names.register(name)}}),
-                    *disable_parallel_tool_use,
-                ),
-                ToolChoice::None => (json!("none"), None),
-            };
-            (Some(value), disable_parallel.filter(|d| *d).map(|_| false))
-        }
+        (Some(choice), true) => openai_tool_choice(choice, &mut names),
         _ => (None, None),
     };
 
@@ -166,6 +129,53 @@ pub fn to_openai<'a>(
         },
         tool_names: names,
     })
+}
+
+/// The request's client tools as OpenAI functions (names registered in `names`).
+/// Server tools (web_search_…, code_execution_…) have no schema and run on
+/// Anthropic's side; an OpenAI upstream cannot run them.
+fn chat_tools<'a>(req: &'a MessagesRequest, names: &mut ToolNameMap) -> Vec<ChatTool<'a>> {
+    req.tools
+        .iter()
+        .flatten()
+        .filter(|t| t.kind.as_deref().is_none_or(|k| k == "custom"))
+        .map(|t| ChatTool {
+            kind: "function",
+            function: FunctionDef {
+                name: names.register(&t.name),
+                description: t.description.as_deref(),
+                parameters: match &t.input_schema {
+                    Some(schema) => Cow::Borrowed(schema),
+                    None => Cow::Owned(json!({"type": "object", "properties": {}})),
+                },
+            },
+        })
+        .collect()
+}
+
+/// `tool_choice` auto/any/tool/none → auto/required/function/none, and
+/// `parallel_tool_calls: false` when the client disabled parallel use.
+fn openai_tool_choice(
+    choice: &ToolChoice,
+    names: &mut ToolNameMap,
+) -> (Option<Value>, Option<bool>) {
+    let (value, disable_parallel) = match choice {
+        ToolChoice::Auto {
+            disable_parallel_tool_use,
+        } => (json!("auto"), *disable_parallel_tool_use),
+        ToolChoice::Any {
+            disable_parallel_tool_use,
+        } => (json!("required"), *disable_parallel_tool_use),
+        ToolChoice::Tool {
+            name,
+            disable_parallel_tool_use,
+        } => (
+            json!({"type": "function", "function": {"name": names.register(name)}}),
+            *disable_parallel_tool_use,
+        ),
+        ToolChoice::None => (json!("none"), None),
+    };
+    (Some(value), disable_parallel.filter(|d| *d).map(|_| false))
 }
 
 /// The system prompt as one string, without the billing-header block.
