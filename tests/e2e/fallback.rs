@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::claude_code::{run_claude, start_proxy};
-use support::openai_upstream::{openai_transcript, refused_port, FakeUpstream, Reply, SseEnd};
+use support::openai_upstream::{openai_transcript, FakeUpstream, Reply, SseEnd};
 
 const FALLBACK_TEXT: &str = "The fallback model answered.";
 
@@ -35,7 +35,10 @@ async fn claude_code_gets_the_fallbacks_answer_when_the_default_provider_is_down
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let down = format!("http://127.0.0.1:{}/v1/chat/completions", refused_port());
+    let down = format!(
+        "http://127.0.0.1:{}/v1/chat/completions",
+        support::free_port()
+    );
     let config = json!({
         "Providers": [
             {"name": "down", "api_base_url": down, "api_key": "", "models": ["local-model"]},

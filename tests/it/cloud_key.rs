@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fake_bin::{run_expect, Sandbox};
 use support::openai_upstream::{FakeUpstream, Reply};
+use support::sandbox::{run_expect, Sandbox};
 use support::tiny_http::TinyHttp;
 
 fn init_cloud(sb: &Sandbox, key: &str, models_url: &str) -> Command {
@@ -78,14 +78,6 @@ fn bare_proxy(sb: &Sandbox, port: u16) -> Child {
         .unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn wait_healthy(base: &str) {
     for _ in 0..100 {
         if reqwest::get(format!("{base}/health"))
@@ -133,7 +125,7 @@ async fn a_key_stored_by_init_reaches_the_upstream_from_a_bare_environment() {
     doc["LEDGER"] = json!(false);
     std::fs::write(sb.config_path(), doc.to_string()).unwrap();
 
-    let port = free_port();
+    let port = support::free_port();
     let _proxy = KillOnDrop(bare_proxy(&sb, port));
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&base).await;

@@ -6,7 +6,7 @@ use crate::support;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use support::fake_bin::{run_expect, Sandbox};
+use support::sandbox::{run_expect, Sandbox};
 
 /// A minimal stand-in for the proxy's `GET /health`: answers every connection with 200
 /// and counts the requests.
@@ -156,11 +156,7 @@ fn code_without_a_config_says_to_run_init() {
 fn code_starts_a_detached_proxy_when_none_answers_and_stop_stops_it() {
     let sb = Sandbox::new();
     // A free port nobody listens on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::unbound_port();
     write_config(&sb, port, "");
     let (argv, env) = add_fake_claude(&sb);
     let mut cmd = sb.cmd(&["code", "--", "-p", "hi"]);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+use support::sandbox::Sandbox;
 use support::tiny_http::TinyHttp;
 
 /// The documented check ids, in report order (README "`ccr-setup doctor`").
@@ -38,41 +39,27 @@ const IDS: &[&str] = &[
     "services",
 ];
 
+/// A doctor scenario: the sandbox plus the proxy port its config names.
 struct Env {
-    root: tempfile::TempDir,
-    ollama_host: String,
+    sb: Sandbox,
     proxy_port: u16,
-}
-
-fn write_exe(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Env {
     /// A healthy machine around `ollama_host`: tools on PATH, onboarding done, a valid
     /// local-only config (mode 0600) pointing at that server.
     fn new(ollama_host: &str) -> Env {
-        let root = tempfile::tempdir().unwrap();
         let env = Env {
-            root,
-            ollama_host: ollama_host.to_owned(),
-            proxy_port: free_port(),
+            sb: Sandbox::new().with_ollama_host(ollama_host),
+            proxy_port: support::free_port(),
         };
-        std::fs::create_dir_all(env.bin()).unwrap();
-        std::fs::create_dir_all(env.home()).unwrap();
-        write_exe(&env.bin().join("ollama"), "echo 'ollama version is 0.12.3'");
-        write_exe(&env.bin().join("claude"), "echo '2.1.197 (Claude Code)'");
-        write_exe(&env.bin().join("brew"), "echo 'Homebrew 4.6.1'");
+        env.sb
+            .fakes
+            .add_script("ollama", "echo 'ollama version is 0.12.3'");
+        env.sb
+            .fakes
+            .add_script("claude", "echo '2.1.197 (Claude Code)'");
+        env.sb.fakes.add_script("brew", "echo 'Homebrew 4.6.1'");
         std::fs::write(
             env.home().join(".claude.json"),
             r#"{"hasCompletedOnboarding": true, "userID": "test"}"#,
@@ -82,14 +69,17 @@ impl Env {
         env
     }
 
+    fn root(&self) -> &Path {
+        self.sb.root.path()
+    }
     fn bin(&self) -> PathBuf {
-        self.root.path().join("bin")
+        self.sb.fakes.dir.clone()
     }
     fn home(&self) -> PathBuf {
-        self.root.path().join("home")
+        self.sb.home.clone()
     }
     fn config_path(&self) -> PathBuf {
-        self.home().join(".claude-code-router/config.json")
+        self.sb.config_path()
     }
 
     fn config_doc(&self) -> Value {
@@ -98,7 +88,7 @@ impl Env {
             "PORT": self.proxy_port,
             "Providers": [{
                 "name": "ollama",
-                "api_base_url": format!("http://{}/v1/chat/completions", self.ollama_host),
+                "api_base_url": format!("http://{}/v1/chat/completions", self.sb.ollama_host),
                 "api_key": "",
                 "models": ["gpt-oss:20b"]
             }],
@@ -108,22 +98,12 @@ impl Env {
     }
 
     fn write_config(&self, doc: &Value, mode: u32) {
-        let p = self.config_path();
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, serde_json::to_string_pretty(doc).unwrap()).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        self.sb.write_config_mode(doc, mode);
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccr-setup"));
-        cmd.env_clear()
-            .env("PATH", self.bin())
-            .env("HOME", self.home())
-            .env("OLLAMA_HOST", &self.ollama_host)
-            .env("OLLAMA_MODELS", self.root.path().join("models"))
-            .env("NO_COLOR", "1")
-            .arg("doctor")
-            .args(args);
+        let mut cmd = self.sb.cmd(&["doctor"]);
+        cmd.args(args);
         cmd
     }
 
@@ -242,7 +222,7 @@ fn statuses(list: &[Value]) -> BTreeMap<String, String> {
 /// doctor measures (the test root: the models directory does not exist). Free space on a
 /// shared machine moves, so within 1 GB of a threshold both neighbours are accepted.
 fn expected_disk(env: &Env, model_installed: bool) -> Vec<&'static str> {
-    let st = nix::sys::statvfs::statvfs(env.root.path()).unwrap();
+    let st = nix::sys::statvfs::statvfs(env.root()).unwrap();
     #[allow(clippy::unnecessary_cast)]
     let free = st.blocks_available() as u64 * st.fragment_size() as u64;
     let rule = |free: u64| {
@@ -295,12 +275,9 @@ impl Drop for RealProxy {
 }
 
 fn our_proxy(env: &Env) -> RealProxy {
-    let child = Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
-        .env_clear()
-        .env("PATH", env.bin())
-        .env("HOME", env.home())
-        .env("NO_COLOR", "1")
-        .arg("proxy")
+    let child = env
+        .sb
+        .cmd(&["proxy"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -357,7 +334,7 @@ fn all_healthy() {
 
 #[test]
 fn ollama_missing() {
-    let dead = format!("127.0.0.1:{}", free_port());
+    let dead = format!("127.0.0.1:{}", support::free_port());
     let env = Env::new(&dead);
     std::fs::remove_file(env.bin().join("ollama")).unwrap();
     let _proxy = our_proxy(&env);
@@ -380,7 +357,7 @@ fn ollama_missing() {
 
 #[test]
 fn server_down() {
-    let dead = format!("127.0.0.1:{}", free_port());
+    let dead = format!("127.0.0.1:{}", support::free_port());
     let env = Env::new(&dead);
     let _proxy = our_proxy(&env);
     let (code, list, _) = env.run_json(&[]);
@@ -644,7 +621,7 @@ fn macos_app_and_brew_service_compete_and_homebrew_is_checked() {
     let fake = loaded_fake(32_768);
     let env = Env::new(&fake.host_port());
     let _proxy = our_proxy(&env);
-    let system = env.root.path().join("system");
+    let system = env.root().join("system");
     std::fs::create_dir_all(system.join("Applications/Ollama.app")).unwrap();
     let agents = env.home().join("Library/LaunchAgents");
     std::fs::create_dir_all(&agents).unwrap();
@@ -690,10 +667,10 @@ fn services_with_a_stale_path_fail_and_unloaded_ones_are_loaded_by_fix() {
     let units = env.home().join(".config/systemd/user");
     std::fs::create_dir_all(&units).unwrap();
     let unit = units.join("ccr-setup-proxy.service");
-    let log = env.root.path().join("systemctl.log");
+    let log = env.root().join("systemctl.log");
     // `is-active` says inactive (exit 3); every call is recorded.
-    write_exe(
-        &env.bin().join("systemctl"),
+    env.sb.fakes.add_script(
+        "systemctl",
         &format!(
             "echo \"$@\" >> '{}'\ncase \"$*\" in *is-active*) exit 3;; esac\nexit 0",
             log.display()

@@ -7,8 +7,8 @@ use crate::support;
 use std::time::Duration;
 
 use expectrl::Session;
-use support::fake_bin::Sandbox;
 use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+use support::sandbox::Sandbox;
 use support::tiny_http::TinyHttp;
 
 #[test]

@@ -4,7 +4,7 @@
 use crate::support;
 
 use serde_json::{json, Value};
-use support::fake_bin::{run_expect, Sandbox};
+use support::sandbox::{run_expect, Sandbox};
 
 fn uid() -> u32 {
     nix::unistd::getuid().as_raw()

@@ -142,27 +142,23 @@ impl Drop for StaticServer {
     }
 }
 
-/// One install run's world: a temp HOME, the install dir inside it, and a directory
-/// put first on PATH for fake tools (such as `uname`).
-struct Sandbox {
-    _tmp: tempfile::TempDir,
+/// One install run's world: the sandbox (a temp HOME, fakes such as `uname` first on
+/// PATH, the machine's tools after them) and the install dir inside HOME.
+struct Install {
+    sb: support::sandbox::Sandbox,
     home: PathBuf,
     install_dir: PathBuf,
     fake_bin: PathBuf,
 }
 
-impl Sandbox {
-    fn new() -> Sandbox {
-        let tmp = tempfile::tempdir().unwrap();
-        let home = tmp.path().join("home");
-        let fake_bin = tmp.path().join("fake-bin");
-        fs::create_dir_all(&home).unwrap();
-        fs::create_dir_all(&fake_bin).unwrap();
-        Sandbox {
-            install_dir: home.join(".local/bin"),
-            home,
-            fake_bin,
-            _tmp: tmp,
+impl Install {
+    fn new() -> Install {
+        let sb = support::sandbox::Sandbox::new();
+        Install {
+            install_dir: sb.home.join(".local/bin"),
+            home: sb.home.clone(),
+            fake_bin: sb.fakes.dir.clone(),
+            sb,
         }
     }
 
@@ -177,24 +173,15 @@ impl Sandbox {
     /// `sh install.sh ARGS` (or, with `via_stdin`, `sh -s -- ARGS < install.sh` as in
     /// `curl … | sh -s -- ARGS`) against `base_url`.
     fn command(&self, base_url: &str, via_stdin: bool, args: &[&str]) -> Command {
-        let mut cmd = Command::new("sh");
+        let mut cmd = self.sb.command("sh");
         if via_stdin {
             cmd.arg("-s").arg("--");
         } else {
             cmd.arg(install_script());
         }
         cmd.args(args)
-            .env_clear()
-            .env("HOME", &self.home)
             .env("SHELL", "/bin/bash")
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    self.fake_bin.display(),
-                    std::env::var("PATH").unwrap()
-                ),
-            )
+            .env("PATH", self.sb.system_path())
             .env("CCR_SETUP_DOWNLOAD_URL", base_url);
         cmd
     }
@@ -221,9 +208,9 @@ impl Sandbox {
 
     fn fake_uname(&self, os: &str, arch: &str) {
         let script = format!(
-            "#!/bin/sh\ncase \"$1\" in -s) echo '{os}' ;; -m) echo '{arch}' ;; *) echo '{os}' ;; esac\n"
+            "case \"$1\" in -s) echo '{os}' ;; -m) echo '{arch}' ;; *) echo '{os}' ;; esac\n"
         );
-        write_executable(&self.fake_bin.join("uname"), script.as_bytes());
+        self.sb.fakes.add_script("uname", &script);
     }
 }
 
@@ -245,7 +232,7 @@ fn happy_path_installs_the_real_binary_and_skips_init_by_flag() {
     // The real binary is large in a debug build: package it for this machine only.
     build_release_for(root.path(), &real, &[host_target()]);
     let server = StaticServer::start(root.path());
-    let sandbox = Sandbox::new();
+    let sandbox = Install::new();
 
     let out = sandbox.run(&server.url(), &["--no-init"]);
     let stdout = text(&out.stdout);
@@ -287,7 +274,7 @@ fn happy_path_installs_the_real_binary_and_skips_init_by_flag() {
 #[test]
 fn no_init_env_var_skips_init_and_a_pinned_version_is_honoured() {
     let (_root, server) = fake_release();
-    let sandbox = Sandbox::new();
+    let sandbox = Install::new();
     let out = sandbox
         .command(&server.url(), false, &[])
         .env("CCR_SETUP_NO_INIT", "1")
@@ -300,7 +287,7 @@ fn no_init_env_var_skips_init_and_a_pinned_version_is_honoured() {
     assert_eq!(sandbox.recorded_args(), None, "init ran despite NO_INIT");
 
     // A version that was never released: a clear line, nothing new installed.
-    let sandbox = Sandbox::new();
+    let sandbox = Install::new();
     let out = sandbox
         .command(&server.url(), false, &["--no-init"])
         .env("CCR_SETUP_VERSION", "9.9.9")
@@ -332,7 +319,7 @@ fn checksum_mismatch_aborts_with_both_digests_and_installs_nothing() {
         .unwrap();
     }
     let server = StaticServer::start(root.path());
-    let sandbox = Sandbox::new();
+    let sandbox = Install::new();
 
     let out = sandbox.run(&server.url(), &["--yes"]);
     let stderr = text(&out.stderr);
@@ -370,7 +357,7 @@ fn unsupported_platforms_are_named_clearly() {
         ("FreeBSD", "amd64", "unsupported OS: FreeBSD"),
         ("MINGW64_NT-10.0", "x86_64", "unsupported OS: Windows"),
     ] {
-        let sandbox = Sandbox::new();
+        let sandbox = Install::new();
         sandbox.fake_uname(os, arch);
         let out = sandbox.run(&server.url(), &["--no-init"]);
         let stderr = text(&out.stderr);
@@ -394,7 +381,7 @@ fn each_supported_platform_downloads_its_own_target() {
         ("Linux", "x86_64", "x86_64-unknown-linux-musl"),
         ("Linux", "aarch64", "aarch64-unknown-linux-musl"),
     ] {
-        let sandbox = Sandbox::new();
+        let sandbox = Install::new();
         sandbox.fake_uname(os, arch);
         let out = sandbox.run(&server.url(), &["--no-init"]);
         let stdout = text(&out.stdout);
@@ -410,12 +397,8 @@ fn each_supported_platform_downloads_its_own_target() {
 #[test]
 fn server_down_is_one_clear_line() {
     // Take a free port and close it again: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let sandbox = Sandbox::new();
+    let port = support::free_port();
+    let sandbox = Install::new();
     let out = sandbox.run(&format!("http://127.0.0.1:{port}"), &["--yes"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -432,13 +415,13 @@ fn piped_script_passes_arguments_after_dash_dash_to_init() {
     let (_root, server) = fake_release();
 
     // curl … | sh -s -- --yes
-    let sandbox = Sandbox::new();
+    let sandbox = Install::new();
     let out = sandbox.run_via_stdin(&server.url(), &["--yes"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(sandbox.recorded_args().as_deref(), Some("init --yes\n"));
 
     // curl … | sh -s -- -- --yes --port 4000: an explicit `--` too.
-    let sandbox = Sandbox::new();
+    let sandbox = Install::new();
     let out = sandbox.run_via_stdin(&server.url(), &["--", "--yes", "--port", "4000"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
@@ -447,7 +430,7 @@ fn piped_script_passes_arguments_after_dash_dash_to_init() {
     );
 
     // curl … | sh -s -- --no-init: installs, runs nothing.
-    let sandbox = Sandbox::new();
+    let sandbox = Install::new();
     let out = sandbox.run_via_stdin(&server.url(), &["--no-init"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(sandbox.installed().exists());
@@ -464,7 +447,7 @@ fn wget_is_used_when_curl_is_missing() {
         }
     };
     let (_root, server) = fake_release();
-    let sandbox = Sandbox::new();
+    let sandbox = Install::new();
     // A PATH holding only the tools install.sh uses, minus curl.
     let tools = sandbox.fake_bin.parent().unwrap().join("tools");
     fs::create_dir_all(&tools).unwrap();
@@ -506,11 +489,7 @@ fn wget_is_used_when_curl_is_missing() {
     assert_eq!(sandbox.recorded_args().as_deref(), Some("init --yes\n"));
 
     // And wget's failures get the same clear line.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let out = sandbox
         .command(&format!("http://127.0.0.1:{port}"), false, &["--no-init"])
         .env("PATH", &tools)
@@ -530,7 +509,7 @@ fn init_failure_is_reported_after_a_successful_install() {
         b"#!/bin/sh\n[ \"$1\" = --version ] && { echo ccr-setup 0.1.0; exit 0; }\nexit 3\n",
     );
     let server = StaticServer::start(root.path());
-    let sandbox = Sandbox::new();
+    let sandbox = Install::new();
     let out = sandbox.run(&server.url(), &["--yes"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -5,35 +5,20 @@
 use crate::support;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ccr_setup::config::ConfigFile;
 use ccr_setup::ledger::{
     open_for_reading, read_rows, summarize, Ledger, LedgerHandle, LedgerOptions, LedgerRow,
     PriceTable, StatsOptions,
 };
-use ccr_setup::proxy::reload::LiveConfig;
-use ccr_setup::proxy::server::{app, AppState, ServerOptions};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use support::openai_upstream::{openai_transcript, FakeUpstream, Reply, SseEnd};
+use support::proxy_app::{self, ProxyApp};
 
-/// Serve `doc` on 127.0.0.1:0, recording through `ledger`. Returns the base URL.
-async fn start_proxy(doc: Value, ledger: LedgerHandle) -> String {
-    let config = ConfigFile::new(Path::new("/test/config.json"), doc)
-        .resolve_with(&|_| None)
-        .unwrap();
-    let state = AppState::new(LiveConfig::new(config), ledger, ServerOptions::default()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, app(Arc::clone(&state)))
-            .await
-            .unwrap();
-    });
-    base
+/// Serve `doc` on 127.0.0.1:0, recording through `ledger`.
+async fn start_proxy(doc: Value, ledger: LedgerHandle) -> ProxyApp {
+    ProxyApp::start_with_ledger(proxy_app::config(&doc), ledger).await
 }
 
 fn provider(name: &str, fake: &FakeUpstream, model: &str) -> Value {
@@ -141,11 +126,11 @@ async fn proxied_requests_become_exact_ledger_rows() {
         ledger.clone(),
     )
     .await;
-    let (status, body) = post(&proxy_a, &request(true)).await;
+    let (status, body) = post(&proxy_a.base, &request(true)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("message_stop"), "{body}");
     wait_settled(&ledger, 1).await;
-    let (error_status, body) = post(&proxy_a, &request(false)).await;
+    let (error_status, body) = post(&proxy_a.base, &request(false)).await;
     assert!(error_status >= 500, "{error_status} {body}");
     wait_settled(&ledger, 2).await;
 
@@ -164,12 +149,12 @@ async fn proxied_requests_become_exact_ledger_rows() {
         ledger.clone(),
     )
     .await;
-    let (status, body) = post(&proxy_b, &request(false)).await;
+    let (status, body) = post(&proxy_b.base, &request(false)).await;
     assert_eq!(status, 200, "{body}");
     wait_settled(&ledger, 3).await;
 
     // Refused before routing: no messages.
-    let (status, _) = post(&proxy_b, &json!({"model": "m", "max_tokens": 5})).await;
+    let (status, _) = post(&proxy_b.base, &json!({"model": "m", "max_tokens": 5})).await;
     assert_eq!(status, 400);
     wait_settled(&ledger, 4).await;
     let after = now_ms();
@@ -300,12 +285,13 @@ async fn a_locked_ledger_does_not_break_serving() {
         },
     );
     let fake = FakeUpstream::start(vec![completion(10, 2)]).await;
-    let base = start_proxy(
+    let proxy = start_proxy(
         json!({"Providers": [provider("local", &fake, "gpt-oss:20b")],
                "Router": {"default": "local,gpt-oss:20b"}}),
         ledger.clone(),
     )
     .await;
+    let base = proxy.base.clone();
     for _ in 0..5 {
         let started = Instant::now();
         let (status, body) = post(&base, &request(false)).await;

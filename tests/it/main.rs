@@ -16,6 +16,7 @@ mod install_sh;
 mod ledger_failures;
 mod ledger_proxy;
 mod ledger_writer;
+mod ollama_facts;
 mod proxy_fallback;
 mod proxy_golden;
 mod proxy_routing;

@@ -9,8 +9,9 @@ use crate::support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::openai_upstream::{openai_transcript, refused_port, FakeUpstream, Reply, SseEnd};
-use support::proxy_app::{route_of, sse_events, sse_text, ProxyApp};
+use support::openai_upstream::{openai_transcript, FakeUpstream, Reply, SseEnd};
+use support::proxy_app::{route_of, ProxyApp};
+use support::sse::{sse_events, sse_text};
 
 const OLLAMA_TOOL_CALL_ERROR: &str = r#"{"error":{"message":"error parsing tool call: raw='{\"command\":\"ls' err=unexpected end of JSON input","type":"api_error","param":null,"code":null}}"#;
 
@@ -106,7 +107,10 @@ async fn assert_falls_back(first: Reply) {
 #[tokio::test]
 async fn refused_connection_falls_back() {
     let backup = backup().await;
-    let refused = format!("http://127.0.0.1:{}/v1/chat/completions", refused_port());
+    let refused = format!(
+        "http://127.0.0.1:{}/v1/chat/completions",
+        support::free_port()
+    );
     let mut proxy = ProxyApp::start(&doc(&refused, &backup.url("/v1/chat/completions"))).await;
     for stream in [false, true] {
         let resp = proxy.post(&request(stream)).await;

@@ -2,37 +2,19 @@
 
 use crate::support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ccr_setup::config::ConfigFile;
-use ccr_setup::ledger::{LedgerHandle, RequestOutcome, UsageRecord};
-use ccr_setup::proxy::reload::LiveConfig;
-use ccr_setup::proxy::server::{app, nodelay_listener, AppState, ServerOptions};
+use ccr_setup::ledger::RequestOutcome;
+use ccr_setup::proxy::server::ServerOptions;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use support::openai_upstream::{
-    openai_transcript, refused_port, FakeUpstream, Piece, Reply, SseEnd,
-};
-
-struct Proxy {
-    base: String,
-    ledger: tokio::sync::mpsc::Receiver<UsageRecord>,
-    _server: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn next_record(&mut self) -> UsageRecord {
-        tokio::time::timeout(Duration::from_secs(5), self.ledger.recv())
-            .await
-            .expect("a ledger row within 5 s")
-            .expect("ledger channel open")
-    }
-}
+use support::openai_upstream::{openai_transcript, FakeUpstream, Piece, Reply, SseEnd};
+use support::proxy_app::{self, ProxyApp};
+use support::sse::{sse_events, sse_text};
 
 /// Start the proxy with one provider at `url` (kind from the URL), extra top-level
 /// config keys, and a ping interval.
-async fn start_proxy(provider: Value, extra: Value, ping: Duration) -> Proxy {
+async fn start_proxy(provider: Value, extra: Value, ping: Duration) -> ProxyApp {
     let mut doc = json!({
         "Providers": [provider],
         "Router": {"default": format!("{},target-model", provider["name"].as_str().unwrap())},
@@ -40,37 +22,17 @@ async fn start_proxy(provider: Value, extra: Value, ping: Duration) -> Proxy {
     for (k, v) in extra.as_object().unwrap() {
         doc[k] = v.clone();
     }
-    let config = ConfigFile::new(std::path::Path::new("/test/config.json"), doc)
-        .resolve_with(&|_| None)
-        .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let state = AppState::new(
-        LiveConfig::new(config),
-        LedgerHandle::from_sender(tx),
-        ServerOptions {
-            ping_interval: ping,
-        },
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(nodelay_listener(listener), app(Arc::clone(&state)))
-            .await
-            .unwrap();
-    });
-    Proxy {
-        base,
-        ledger: rx,
-        _server: server,
-    }
+    let options = ServerOptions {
+        ping_interval: ping,
+    };
+    ProxyApp::start_with(proxy_app::config(&doc), options).await
 }
 
 fn openai_provider(url: &str) -> Value {
     json!({"name": "local", "api_base_url": url, "api_key": "sk-provider", "models": ["target-model"]})
 }
 
-async fn proxy_for(fake: &FakeUpstream) -> Proxy {
+async fn proxy_for(fake: &FakeUpstream) -> ProxyApp {
     start_proxy(
         openai_provider(&fake.url("/v1/chat/completions")),
         json!({}),
@@ -95,7 +57,7 @@ fn client() -> reqwest::Client {
 }
 
 /// POST /v1/messages with the client's own token (which must never go upstream).
-async fn post(proxy: &Proxy, body: &Value) -> reqwest::Response {
+async fn post(proxy: &ProxyApp, body: &Value) -> reqwest::Response {
     client()
         .post(format!("{}/v1/messages?beta=true", proxy.base))
         .bearer_auth("client-token")
@@ -103,32 +65,6 @@ async fn post(proxy: &Proxy, body: &Value) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-/// (event name, data) pairs of an SSE body.
-fn events(body: &str) -> Vec<(String, Value)> {
-    body.split_terminator("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let mut name = String::new();
-            let mut data = Value::Null;
-            for line in e.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(d).unwrap();
-                }
-            }
-            (name, data)
-        })
-        .collect()
-}
-
-fn text_of(events: &[(String, Value)]) -> String {
-    events
-        .iter()
-        .filter_map(|(_, d)| d["delta"]["text"].as_str())
-        .collect()
 }
 
 async fn error_body(resp: reqwest::Response) -> (u16, Value) {
@@ -213,7 +149,7 @@ async fn streaming_answer_split_at_odd_bytes_comes_out_whole() {
     let resp = post(&proxy, &request(true)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let evs = events(&resp.text().await.unwrap());
+    let evs = sse_events(&resp.text().await.unwrap());
     let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -230,7 +166,7 @@ async fn streaming_answer_split_at_odd_bytes_comes_out_whole() {
             "message_stop"
         ]
     );
-    assert_eq!(text_of(&evs), "Grüße, 世界");
+    assert_eq!(sse_text(&evs), "Grüße, 世界");
     assert_eq!(evs[1].1["content_block"]["type"], "thinking");
     assert_eq!(evs[8].1["usage"]["output_tokens"], 12);
     assert!(
@@ -364,7 +300,10 @@ async fn body_over_32_mb_is_413() {
 
 #[tokio::test]
 async fn connection_refused_is_502_naming_provider_and_url() {
-    let url = format!("http://127.0.0.1:{}/v1/chat/completions", refused_port());
+    let url = format!(
+        "http://127.0.0.1:{}/v1/chat/completions",
+        support::free_port()
+    );
     let proxy = start_proxy(openai_provider(&url), json!({}), Duration::from_secs(15)).await;
     let (status, body) = error_body(post(&proxy, &request(true)).await).await;
     assert_eq!(status, 502);
@@ -438,8 +377,8 @@ async fn truncated_or_broken_streams_end_with_an_error_event() {
     for expected_kind in ["stream_truncated", "stream_broken"] {
         let resp = post(&proxy, &request(true)).await;
         assert_eq!(resp.status(), 200);
-        let evs = events(&resp.text().await.unwrap());
-        assert_eq!(text_of(&evs), "half an ans");
+        let evs = sse_events(&resp.text().await.unwrap());
+        assert_eq!(sse_text(&evs), "half an ans");
         let (last, data) = evs.last().unwrap();
         assert_eq!(last, "error", "{evs:?}");
         assert_eq!(data["type"], "error");
@@ -503,7 +442,7 @@ async fn pings_flow_while_the_upstream_is_silent() {
         Duration::from_millis(100),
     )
     .await;
-    let evs = events(&post(&proxy, &request(true)).await.text().await.unwrap());
+    let evs = sse_events(&post(&proxy, &request(true)).await.text().await.unwrap());
     let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names[0], "message_start");
     let pings_before_content = names
@@ -515,7 +454,7 @@ async fn pings_flow_while_the_upstream_is_silent() {
         pings_before_content >= 3,
         "expected pings during 600 ms of silence: {names:?}"
     );
-    assert_eq!(text_of(&evs), "late");
+    assert_eq!(sse_text(&evs), "late");
     assert_eq!(*names.last().unwrap(), "message_stop");
 }
 
@@ -531,7 +470,7 @@ async fn idle_upstream_times_out_with_an_error_event() {
     )
     .await;
     let started = Instant::now();
-    let evs = events(&post(&proxy, &request(true)).await.text().await.unwrap());
+    let evs = sse_events(&post(&proxy, &request(true)).await.text().await.unwrap());
     assert!(started.elapsed() < Duration::from_secs(3));
     let (last, data) = evs.last().unwrap();
     assert_eq!(last, "error");
@@ -642,19 +581,19 @@ async fn an_upstream_that_answers_only_after_prefill_gets_pings_meanwhile() {
     .await;
     let resp = post(&proxy, &request(true)).await;
     assert_eq!(resp.status(), 200, "committed before the upstream answered");
-    let evs = events(&resp.text().await.unwrap());
+    let evs = sse_events(&resp.text().await.unwrap());
     let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names[0], "message_start");
     assert!(
         names[1..4].iter().all(|n| *n == "ping"),
         "pings while the upstream prefills: {names:?}"
     );
-    assert_eq!(text_of(&evs), "after prefill");
+    assert_eq!(sse_text(&evs), "after prefill");
     assert_eq!(*names.last().unwrap(), "message_stop");
     assert_eq!(proxy.next_record().await.outcome, RequestOutcome::Ok);
 
     // A late error answer becomes an error event that keeps the upstream's message.
-    let evs = events(&post(&proxy, &request(true)).await.text().await.unwrap());
+    let evs = sse_events(&post(&proxy, &request(true)).await.text().await.unwrap());
     let (last, data) = evs.last().unwrap();
     assert_eq!(last, "error");
     assert!(

@@ -3,11 +3,9 @@
 
 use crate::support;
 
-use std::net::TcpListener;
-
-use support::fake_bin::{run_expect, Sandbox};
 use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
 use support::proxy_app::ProxyApp;
+use support::sandbox::{run_expect, Sandbox};
 
 /// The real proxy app on a free port, served from a thread of its own, after it has
 /// finished `requests` requests (refused ones: no upstream is needed).
@@ -97,11 +95,7 @@ fn status_reports_ollama_the_proxy_and_the_config() {
 #[test]
 fn status_with_nothing_running_says_down_and_exits_0() {
     let sb = Sandbox::new();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     config(&sb, port);
     let (out, _) = run_expect(sb.cmd(&["status"]), 0);
     assert!(

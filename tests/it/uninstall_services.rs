@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use support::fake_bin::{run_expect, Sandbox};
+use support::sandbox::{run_expect, Sandbox};
 
 fn uid() -> u32 {
     nix::unistd::getuid().as_raw()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use expectrl::{Regex, Session};
 use support::fake_ollama::{FakeConfig, FakeOllama};
-use support::fake_ollama_bin::UpHome;
+use support::sandbox::Sandbox;
 
 /// A pull slow enough to watch: 3 MB in 100 kB steps every 40 ms.
 fn slow_fake(tick_ms: u64) -> FakeOllama {
@@ -18,9 +18,9 @@ fn slow_fake(tick_ms: u64) -> FakeOllama {
     FakeOllama::start(cfg)
 }
 
-fn spawn_up(home: &UpHome, fake: &FakeOllama) -> Session {
+fn spawn_up(home: &Sandbox, fake: &FakeOllama) -> Session {
     let mut cmd = home.up(&["--no-exec", "--no-smoke"]);
-    UpHome::registry_env(&mut cmd, &fake.url());
+    cmd.env("CCR_SETUP_OLLAMA_REGISTRY", fake.url());
     cmd.env("TERM", "xterm-256color");
     let mut s = Session::spawn(cmd).expect("spawn in a pty");
     s.set_expect_timeout(Some(Duration::from_secs(30)));
@@ -45,7 +45,7 @@ const BAR: &str = r"pulling gpt-oss:20b \[[=> ]+\] ([0-9.]+ [KMG]?i?B)/([0-9.]+ 
 #[test]
 fn progress_bar_renders_and_advances() {
     let fake = slow_fake(40);
-    let home = UpHome::new(&fake.host_port());
+    let home = Sandbox::up_home(&fake.host_port());
     let mut s = spawn_up(&home, &fake);
 
     let first = s.expect(Regex(BAR)).expect("a progress bar");
@@ -81,7 +81,7 @@ fn progress_bar_renders_and_advances() {
 #[test]
 fn ctrl_c_stops_the_pull_and_the_next_up_resumes() {
     let fake = slow_fake(100);
-    let home = UpHome::new(&fake.host_port());
+    let home = Sandbox::up_home(&fake.host_port());
     let mut s = spawn_up(&home, &fake);
     s.expect(Regex(BAR)).expect("a progress bar");
     std::thread::sleep(Duration::from_millis(500));
@@ -100,7 +100,7 @@ fn ctrl_c_stops_the_pull_and_the_next_up_resumes() {
     // The next `up` picks up where the first stopped.
     fake.update(|st| st.config.pull.tick = Duration::from_millis(5));
     let mut cmd = home.up(&["--no-exec", "--no-smoke"]);
-    UpHome::registry_env(&mut cmd, &fake.url());
+    cmd.env("CCR_SETUP_OLLAMA_REGISTRY", fake.url());
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),

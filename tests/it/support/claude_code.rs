@@ -19,10 +19,7 @@ impl Drop for Child {
     }
 }
 
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+pub use super::net::free_port;
 
 /// Wait until `url` answers 2xx; fail if `child` exits first or `timeout` passes.
 pub async fn wait_healthy(url: &str, timeout: Duration, child: &mut Child, what: &str) {

@@ -1,14 +1,20 @@
-//! Shared helpers and fakes for the integration tests. Each test binary uses only
-//! part of this, hence the allow.
-#![allow(dead_code)]
+//! Shared helpers and fakes of the `it` and `e2e` test binaries: the one [`sandbox`]
+//! (HOME, PATH of fakes, command builder), the one fake Ollama ([`fake_ollama`]), the
+//! scripted OpenAI-style upstream, the in-process proxy ([`proxy_app`]), the SSE reader
+//! and the port helpers. Each binary uses only part of this, hence the allow.
+#![allow(dead_code, unused_imports)]
 
 pub mod claude_code;
 pub mod fake_bin;
 pub mod fake_ollama;
-pub mod fake_ollama_bin;
+pub mod net;
 pub mod openai_upstream;
 pub mod proxy_app;
+pub mod sandbox;
+pub mod sse;
 pub mod tiny_http;
+
+pub use net::{free_port, unbound_port};
 
 use std::path::PathBuf;
 

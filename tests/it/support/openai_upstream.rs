@@ -199,14 +199,6 @@ impl FakeUpstream {
     }
 }
 
-/// A port on 127.0.0.1 with nothing listening (connections are refused).
-pub fn refused_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    port
-}
-
 async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 16 * 1024];

@@ -9,13 +9,13 @@ use std::time::Duration;
 use ccr_setup::config::{Config, ConfigFile};
 use ccr_setup::ledger::{LedgerHandle, UsageRecord};
 use ccr_setup::proxy::reload::LiveConfig;
-use ccr_setup::proxy::server::{app, AppState, ServerOptions};
+use ccr_setup::proxy::server::{app, nodelay_listener, AppState, ServerOptions};
 use serde_json::Value;
 
 pub struct ProxyApp {
     pub base: String,
     pub live: Arc<LiveConfig>,
-    ledger: tokio::sync::mpsc::Receiver<UsageRecord>,
+    ledger: Option<tokio::sync::mpsc::Receiver<UsageRecord>>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -38,32 +38,44 @@ impl ProxyApp {
     }
 
     pub async fn start_config(config: Config) -> ProxyApp {
+        Self::start_with(config, ServerOptions::default()).await
+    }
+
+    /// With server options (such as the ping interval); ledger rows are captured.
+    pub async fn start_with(config: Config, options: ServerOptions) -> ProxyApp {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let mut app = Self::serve(config, LedgerHandle::from_sender(tx), options).await;
+        app.ledger = Some(rx);
+        app
+    }
+
+    /// Recording through a real ledger handle (rows are not captured).
+    pub async fn start_with_ledger(config: Config, ledger: LedgerHandle) -> ProxyApp {
+        Self::serve(config, ledger, ServerOptions::default()).await
+    }
+
+    async fn serve(config: Config, ledger: LedgerHandle, options: ServerOptions) -> ProxyApp {
         let live = LiveConfig::new(config);
-        let state = AppState::new(
-            live.clone(),
-            LedgerHandle::from_sender(tx),
-            ServerOptions::default(),
-        )
-        .unwrap();
+        let state = AppState::new(live.clone(), ledger, options).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
-            axum::serve(listener, app(Arc::clone(&state)))
+            axum::serve(nodelay_listener(listener), app(Arc::clone(&state)))
                 .await
                 .unwrap();
         });
         ProxyApp {
             base,
             live,
-            ledger: rx,
+            ledger: None,
             _server: server,
         }
     }
 
     /// The next ledger row (one per `/v1/messages` request).
     pub async fn next_record(&mut self) -> UsageRecord {
-        tokio::time::timeout(Duration::from_secs(5), self.ledger.recv())
+        let ledger = self.ledger.as_mut().expect("rows are captured");
+        tokio::time::timeout(Duration::from_secs(5), ledger.recv())
             .await
             .expect("a ledger row within 5 s")
             .expect("ledger channel open")
@@ -91,31 +103,4 @@ pub fn route_of(resp: &reqwest::Response) -> String {
         .get("x-ccr-route")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
-}
-
-/// (event name, data) pairs of an SSE body.
-pub fn sse_events(body: &str) -> Vec<(String, Value)> {
-    body.split_terminator("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let mut name = String::new();
-            let mut data = Value::Null;
-            for line in e.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(d).unwrap_or(Value::Null);
-                }
-            }
-            (name, data)
-        })
-        .collect()
-}
-
-/// The text an SSE answer streamed.
-pub fn sse_text(events: &[(String, Value)]) -> String {
-    events
-        .iter()
-        .filter_map(|(_, d)| d["delta"]["text"].as_str())
-        .collect()
 }
