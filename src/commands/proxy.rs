@@ -30,6 +30,15 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<Outcome> {
     runtime.block_on(serve(ctx, config, host, port))
 }
 
+/// One warning per provider disabled for a key set nowhere (at start and on reload).
+fn warn_keyless(config: &crate::config::Config) {
+    for (provider, variable) in &config.keyless {
+        tracing::warn!(
+            "provider {provider} is disabled: ${variable} is not set in the environment or the secrets store; routes and fallbacks skip it. Fix: `ccr-setup init` (stores the key) or export {variable}, then restart the proxy"
+        );
+    }
+}
+
 async fn serve(
     ctx: &Context,
     config: crate::config::Config,
@@ -44,6 +53,7 @@ async fn serve(
     } else {
         LedgerHandle::disabled()
     };
+    warn_keyless(&config);
     let live = LiveConfig::new(config);
     let state = AppState::new(live.clone(), ledger, ServerOptions::default())
         .context("cannot build the HTTP client")?;
@@ -55,7 +65,9 @@ async fn serve(
         WatchOptions::default(),
         move |candidate| {
             crate::proxy::auth::check_bind(&bind_host, candidate.api_key.as_deref())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            warn_keyless(candidate);
+            Ok(())
         },
         |event| match event {
             ReloadEvent::Reloaded { generation } => {

@@ -75,8 +75,11 @@ pub fn plan(
             }
         }
     }
+    // Fallbacks skip providers disabled for a missing key, and windows the prompt
+    // does not fit.
     let targets = fallback::chain(config, scenario.name(), &target, |t| {
-        !has_window(t) || overflows(config, t, &count()).is_none()
+        config.missing_key(&t.provider).is_none()
+            && (!has_window(t) || overflows(config, t, &count()).is_none())
     });
     let count = cell.get().copied();
     // Only the tag strip happens here; the model name and max_tokens are per target.
@@ -215,5 +218,40 @@ mod tests {
         let p = plan(&c, &est, &mut r).unwrap();
         assert_eq!(p.count, None);
         assert_eq!(est.stats().misses, 0);
+    }
+
+    #[test]
+    fn a_provider_without_its_key_is_skipped_by_rules_and_fallbacks_and_refused_when_named() {
+        let est = TokenEstimator::default();
+        let c = config_with(
+            json!({"default": "ollama,gpt-oss:20b", "think": "anthropic,claude-sonnet-4-5"}),
+            json!({
+                "Providers": [
+                    {"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "models": ["gpt-oss:20b", "qwen3:8b"]},
+                    {"name": "anthropic", "api_base_url": "https://api.anthropic.com/v1/messages", "api_key": "$ANTHROPIC_API_KEY", "models": ["claude-sonnet-4-5"]}
+                ],
+                "fallback": {"default": ["anthropic,claude-sonnet-4-5", "ollama,qwen3:8b"]}
+            }),
+        );
+        assert_eq!(c.missing_key("anthropic"), Some("ANTHROPIC_API_KEY"));
+        // The think rule points at the disabled provider: the default serves it, and
+        // the fallback chain skips the cloud.
+        let mut r = req(json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}));
+        let p = plan(&c, &est, &mut r).unwrap();
+        assert_eq!(p.scenario, Scenario::Default);
+        assert_eq!(
+            p.targets,
+            vec![mr("ollama,gpt-oss:20b"), mr("ollama,qwen3:8b")]
+        );
+        // Asked for by name: an error naming the variable and the fix.
+        let mut r = req(json!({"model": "anthropic,claude-sonnet-4-5"}));
+        let err = plan(&c, &est, &mut r).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, PlanError::Route(RouteError::MissingKey { .. })),
+            "{text}"
+        );
+        assert!(text.contains("$ANTHROPIC_API_KEY"), "{text}");
+        assert!(text.contains("ccr-setup init"), "{text}");
     }
 }

@@ -129,6 +129,8 @@ pub enum RouteError {
         provider: String,
         known: String,
     },
+    #[error("provider \"{provider}\" is disabled: its api_key ${variable} is not set in the proxy's environment or the secrets store; run `ccr-setup init` (it asks for the key and stores it) or export {variable} where the proxy runs, then restart the proxy")]
+    MissingKey { provider: String, variable: String },
 }
 
 /// A scenario, its `Router` entry, and whether it fires for this request.
@@ -151,6 +153,7 @@ pub fn decide(
     // 1. explicit `provider,model`.
     if let Some(target) = ModelRef::parse(&req.model) {
         known_provider(config, &req.model, &target)?;
+        has_key(config, &target)?;
         return Ok(decision(Scenario::Explicit, &target));
     }
 
@@ -158,6 +161,7 @@ pub fn decide(
     if let Some((target, tag)) = subagent_tag(req) {
         let requested = target.to_string();
         known_provider(config, &requested, &target)?;
+        has_key(config, &target)?;
         return Ok(RouteDecision {
             subagent_tag: Some(tag),
             ..decision(Scenario::Subagent, &target)
@@ -167,8 +171,11 @@ pub fn decide(
     let router = &config.router;
     let mut estimated_tokens = None;
 
+    // Rules whose provider is disabled (its key set nowhere) do not fire.
+    let enabled = |t: &&ModelRef| config.missing_key(&t.provider).is_none();
+
     // 3. longContext.
-    if let Some(target) = &router.long_context {
+    if let Some(target) = router.long_context.as_ref().filter(enabled) {
         let tokens = estimate();
         estimated_tokens = Some(tokens);
         if tokens > router.long_context_threshold {
@@ -192,7 +199,7 @@ pub fn decide(
         }),
     ];
     for (scenario, target, fires) in rules {
-        if let Some(target) = target {
+        if let Some(target) = target.as_ref().filter(enabled) {
             if fires() {
                 return Ok(RouteDecision {
                     estimated_tokens,
@@ -202,10 +209,23 @@ pub fn decide(
         }
     }
 
+    has_key(config, &router.default)?;
     Ok(RouteDecision {
         estimated_tokens,
         ..decision(Scenario::Default, &router.default)
     })
+}
+
+/// A target whose provider is disabled for a missing key is an error naming the
+/// variable and the fix.
+fn has_key(config: &Config, target: &ModelRef) -> Result<(), RouteError> {
+    match config.missing_key(&target.provider) {
+        None => Ok(()),
+        Some(variable) => Err(RouteError::MissingKey {
+            provider: target.provider.clone(),
+            variable: variable.to_owned(),
+        }),
+    }
 }
 
 fn known_provider(config: &Config, requested: &str, target: &ModelRef) -> Result<(), RouteError> {

@@ -145,3 +145,78 @@ async fn a_key_stored_by_init_reaches_the_upstream_from_a_bare_environment() {
         ccr_setup::catalogue::default_cloud_model()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_cloud_key_set_nowhere_the_proxy_serves_local_and_names_the_variable() {
+    let sb = Sandbox::new();
+    let local = FakeUpstream::start(vec![Reply::json(&json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "local answer"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    }))])
+    .await;
+    let cloud = FakeUpstream::start(vec![Reply::status(500, "{}")]).await;
+    // What init writes with cloud fallback, pointed at the fakes.
+    let doc = json!({
+        "LEDGER": false,
+        "Providers": [
+            {"name": "ollama", "api_base_url": local.url("/v1/chat/completions"), "api_key": "", "models": ["gpt-oss:20b"]},
+            {"name": "anthropic", "api_base_url": cloud.url("/v1/messages"), "api_key": "$ANTHROPIC_API_KEY", "models": ["claude-sonnet-5-5"]}
+        ],
+        "Router": {"default": "ollama,gpt-oss:20b", "think": "anthropic,claude-sonnet-5-5", "longContext": "anthropic,claude-sonnet-5-5"},
+        "fallback": {"default": ["anthropic,claude-sonnet-5-5"]}
+    });
+    std::fs::create_dir_all(sb.config_path().parent().unwrap()).unwrap();
+    std::fs::write(sb.config_path(), doc.to_string()).unwrap();
+
+    let port = free_port();
+    let mut proxy = KillOnDrop(bare_proxy(&sb, port));
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base).await;
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        client
+            .post(format!("{base}/v1/messages"))
+            .json(&body)
+            .send()
+    };
+
+    // Claude Code's own model name and a thinking request both go to the local model.
+    let plain = post(message("claude-opus-4-8")).await.unwrap();
+    assert_eq!(plain.status(), 200);
+    let mut think = message("claude-opus-4-8");
+    think["thinking"] = json!({"type": "enabled", "budget_tokens": 2048});
+    let think = post(think).await.unwrap();
+    assert_eq!(think.status(), 200, "{}", think.text().await.unwrap());
+    assert_eq!(local.requests().len(), 2);
+
+    // Routed to the cloud by name: an Anthropic-shaped error naming the variable and fix.
+    let named = post(message("anthropic,claude-sonnet-5-5")).await.unwrap();
+    assert_eq!(named.status(), 400);
+    let body: Value = named.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    let text = body["error"]["message"].as_str().unwrap();
+    assert!(text.contains("$ANTHROPIC_API_KEY"), "{text}");
+    assert!(text.contains("ccr-setup init"), "{text}");
+    assert!(cloud.requests().is_empty(), "the cloud is never called");
+
+    // One warning at start naming the provider and the variable.
+    let _ = proxy.0.kill();
+    let _ = proxy.0.wait();
+    let mut err = String::new();
+    use std::io::Read;
+    proxy
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(
+        err.matches("provider anthropic is disabled: $ANTHROPIC_API_KEY")
+            .count(),
+        1,
+        "{err}"
+    );
+}
