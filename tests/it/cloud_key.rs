@@ -169,7 +169,7 @@ async fn with_the_cloud_key_set_nowhere_the_proxy_serves_local_and_names_the_var
     std::fs::create_dir_all(sb.config_path().parent().unwrap()).unwrap();
     std::fs::write(sb.config_path(), doc.to_string()).unwrap();
 
-    let port = free_port();
+    let port = support::free_port();
     let mut proxy = KillOnDrop(bare_proxy(&sb, port));
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&base).await;
