@@ -103,6 +103,14 @@ pub enum Command {
     /// Usage and savings from the proxy's ledger: local share, cloud spend, would-have-cost.
     Stats(StatsArgs),
 
+    /// Open the proxy's dashboard in the browser: savings, live requests, setup checks.
+    ///
+    /// Starts the proxy first when it is not running, then opens http://HOST:PORT/ui/ with
+    /// `open` (macOS) or `xdg-open`; without either, or with --no-open, it prints the URL.
+    /// With APIKEY set, the URL carries a one-time login ticket (valid 2 minutes) that the
+    /// page trades for a session cookie.
+    Ui(UiArgs),
+
     /// Inspect the router config.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -310,6 +318,13 @@ pub struct StatsArgs {
     /// CSV output for scripts.
     #[arg(long)]
     pub csv: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UiArgs {
+    /// Print the URL instead of opening a browser.
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

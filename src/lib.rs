@@ -23,3 +23,4 @@ pub mod provision;
 pub mod proxy;
 pub mod service;
 pub mod smoke;
+pub mod ui;

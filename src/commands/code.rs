@@ -35,7 +35,7 @@ pub fn run(ctx: &Context, args: CodeArgs) -> anyhow::Result<Outcome> {
 
 /// Health-check the proxy; if nothing answers, start it through our service when one is
 /// installed, else detached with a pid file and a log, and wait for it.
-fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
+pub(crate) fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
     let base = runtime::proxy_url(&cfg.host, cfg.port);
     if block_on(crate::proxy::health::fetch(&base, Duration::from_secs(2))).is_some() {
         return Ok(());

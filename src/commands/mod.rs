@@ -21,6 +21,7 @@ pub mod shared;
 pub mod stats;
 pub mod status;
 pub mod stop;
+pub mod ui;
 pub mod uninstall;
 pub mod up;
 
@@ -92,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Stop(args) => stop::run(&ctx, args),
         Command::Uninstall(args) => uninstall::run(&ctx, args),
         Command::Stats(args) => stats::run(&ctx, args),
+        Command::Ui(args) => ui::run(&ctx, args),
         Command::Config(cmd) => config::run(&ctx, cmd),
         Command::Completions(args) => completions::run(args),
     }

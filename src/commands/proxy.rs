@@ -57,6 +57,14 @@ async fn serve(
     let live = LiveConfig::new(config);
     let state = AppState::new(live.clone(), ledger, ServerOptions::default())
         .context("cannot build the HTTP client")?;
+    let dashboard = crate::ui::UiState::new(
+        live.clone(),
+        state.ledger.clone(),
+        crate::ui::UiPaths {
+            config: ctx.config_path.clone(),
+            ledger: crate::paths::ledger_path(),
+        },
+    );
 
     let bind_host = host.clone();
     let _watcher = reload::watch(
@@ -103,7 +111,7 @@ async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         server::nodelay_listener(listener),
-        server::app(Arc::clone(&state)),
+        server::app(Arc::clone(&state)).merge(crate::ui::router(dashboard.clone())),
     )
     .with_graceful_shutdown(async move {
         let _ = stop_rx.await;
@@ -117,6 +125,7 @@ async fn serve(
         _ = shutdown_signal() => {}
     }
     tracing::info!("shutting down");
+    dashboard.close();
     let _ = stop_tx.send(());
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
         tracing::warn!(

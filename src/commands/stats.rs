@@ -4,30 +4,22 @@
 //! the command says so on stderr and prints an all-zero report (exit 0), which keeps
 //! scripts reading `--json`/`--csv` simple.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Local, Offset};
-use serde_json::Value;
+use chrono::{DateTime, Local};
 
 use super::{Context, Outcome};
 use crate::cli::{StatsArgs, StatsGroup};
 use crate::config::{Config, ConfigError, ConfigFile};
-use crate::ledger::{self, Group, PriceTable, Report, StatsOptions, Totals};
+use crate::ledger::{self, Group, Report, StatsOptions, Totals};
 
 pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let since_ms = parse_since(&args.since)?.map(|window_ms| now_ms - window_ms);
 
     let (config, file) = load_config(ctx)?;
-    // Prices come from the interpolated config when it resolves, else the file as written.
-    let raw = match (&config, &file) {
-        (Some(c), _) => c.raw.clone(),
-        (None, Some(f)) => f.doc.clone(),
-        (None, None) => Value::Null,
-    };
-    let prices = PriceTable::from_config(&raw).map_err(|problems| {
+    let base = StatsOptions::from_config(config.as_ref(), file.as_ref()).map_err(|problems| {
         anyhow::anyhow!(
             "{} has {} problem(s) in Pricing:\n{}",
             ctx.config_path.display(),
@@ -49,10 +41,8 @@ pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
         compare_to: args
             .compare_to
             .clone()
-            .unwrap_or_else(|| ledger::default_compare_to(config.as_ref(), &prices)),
-        prices,
-        provider_local: provider_locality(config.as_ref(), file.as_ref()),
-        utc_offset: Local::now().offset().fix(),
+            .unwrap_or_else(|| base.compare_to.clone()),
+        ..base
     };
 
     let path = crate::paths::ledger_path();
@@ -147,21 +137,6 @@ fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Option<ConfigFi
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
-}
-
-/// Provider name → local, from the resolved config or, failing that, the raw file.
-fn provider_locality(config: Option<&Config>, file: Option<&ConfigFile>) -> HashMap<String, bool> {
-    if let Some(config) = config {
-        return config
-            .providers
-            .iter()
-            .map(|p| (p.name.clone(), ledger::is_local_provider(p)))
-            .collect();
-    }
-    file.map(ConfigFile::raw_provider_locality)
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
 }
 
 /// `$0.0042` below a dollar (small local runs are the point), `$12.34` above.

@@ -13,20 +13,23 @@
 //! * `pricing`: the price table (built-in Anthropic list prices plus `Pricing` from the
 //!   config) and which providers count as local.
 //! * `stats`: pure queries over a `rusqlite::Connection` that `ccr-setup stats` renders.
+//! * `live`: the live tail, every recorded row handed to watchers (the dashboard).
 
+mod live;
 mod pricing;
 mod schema;
 mod stats;
 mod writer;
 
+pub use live::LiveFeed;
 pub use pricing::{
-    default_compare_to, fallback_compare_to, is_local_provider, ledger_enabled, Price, PriceTable,
-    PricingError,
+    default_compare_to, fallback_compare_to, is_local_provider, ledger_enabled, provider_locality,
+    Price, PriceTable, PricingError,
 };
 pub use schema::{open_for_reading, open_for_writing, SCHEMA_VERSION};
 pub use stats::{
-    read_rows, report, summarize, DaySavings, Group, GroupRow, LedgerRow, ProviderPerf, Report,
-    StatsOptions, Totals,
+    read_recent, read_rows, report, summarize, DaySavings, Group, GroupRow, LedgerRow,
+    ProviderPerf, Report, StatsOptions, Totals,
 };
 pub use writer::{Ledger, LedgerOptions};
 
@@ -155,6 +158,7 @@ pub struct LedgerHandle {
     sender: Option<tokio::sync::mpsc::Sender<UsageRecord>>,
     dropped: Arc<AtomicU64>,
     state: Arc<WriterState>,
+    live: LiveFeed,
 }
 
 impl LedgerHandle {
@@ -164,6 +168,7 @@ impl LedgerHandle {
             sender: None,
             dropped: Arc::new(AtomicU64::new(0)),
             state: Arc::default(),
+            live: LiveFeed::default(),
         }
     }
 
@@ -173,12 +178,15 @@ impl LedgerHandle {
             sender: Some(sender),
             dropped: Arc::new(AtomicU64::new(0)),
             state: Arc::default(),
+            live: LiveFeed::default(),
         }
     }
 
     /// Queue a row without waiting. A full queue or a stopped writer drops the row and
-    /// counts it.
+    /// counts it. Watchers of [`LedgerHandle::live`] see the row either way, even when
+    /// the ledger is disabled.
     pub fn record(&self, record: UsageRecord) {
+        self.live.publish(&record);
         if let Some(sender) = &self.sender {
             match sender.try_send(record) {
                 Ok(()) => {
@@ -204,6 +212,12 @@ impl LedgerHandle {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         true
+    }
+
+    /// The live tail of this handle: rows recorded from now on (the dashboard's live
+    /// table).
+    pub fn live(&self) -> &LiveFeed {
+        &self.live
     }
 
     /// Rows dropped so far by this handle (shown by `status`).

@@ -18,11 +18,11 @@
 //! Names are compared lowercased, with dots read as dashes and a `vendor/` prefix
 //! dropped (`anthropic/claude-sonnet-4.5` is `claude-sonnet-4-5`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::config::{Config, Provider, ProviderKind};
+use crate::config::{Config, ConfigFile, Provider, ProviderKind};
 
 /// Prices in USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -212,6 +212,23 @@ pub fn is_local_provider(provider: &Provider) -> bool {
         .ok()
         .and_then(|u| u.host_str().map(crate::config::is_loopback_host))
         .unwrap_or(false)
+}
+
+/// Provider name → local, from the resolved config or, when the config does not
+/// resolve in this environment, from the file as written.
+pub fn provider_locality(
+    config: Option<&Config>,
+    file: Option<&ConfigFile>,
+) -> HashMap<String, bool> {
+    match (config, file) {
+        (Some(config), _) => config
+            .providers
+            .iter()
+            .map(|p| (p.name.clone(), is_local_provider(p)))
+            .collect(),
+        (None, Some(file)) => file.raw_provider_locality().into_iter().collect(),
+        (None, None) => HashMap::new(),
+    }
 }
 
 /// The default `--compare-to`: the first priced model of the first anthropic-kind

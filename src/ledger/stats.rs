@@ -19,12 +19,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, NaiveDate};
+use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, NaiveDate, Offset};
 use rusqlite::Connection;
 use serde::Serialize;
 
-use super::pricing::{Price, PriceTable};
+use super::pricing::{default_compare_to, provider_locality, Price, PriceTable, PricingError};
 use super::LedgerError;
+use crate::config::{Config, ConfigFile};
 
 /// One stored row, as `stats` reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +55,24 @@ pub struct LedgerRow {
 /// Every row started at or after `since_ms` (all rows for None), oldest first. Works on
 /// any schema version this build knows, and on an empty file.
 pub fn read_rows(conn: &Connection, since_ms: Option<i64>) -> rusqlite::Result<Vec<LedgerRow>> {
+    query_rows(
+        conn,
+        "WHERE started_at_ms >= ?1 ORDER BY started_at_ms, id",
+        since_ms.unwrap_or(i64::MIN),
+    )
+}
+
+/// The newest `limit` rows, newest first (the dashboard's live table starts with them).
+pub fn read_recent(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<LedgerRow>> {
+    query_rows(
+        conn,
+        "ORDER BY started_at_ms DESC, id DESC LIMIT ?1",
+        i64::from(limit),
+    )
+}
+
+/// `SELECT` every column of `requests` followed by `tail` (which binds one parameter).
+fn query_rows(conn: &Connection, tail: &str, param: i64) -> rusqlite::Result<Vec<LedgerRow>> {
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('requests')")?
         .query_map([], |r| r.get(0))?
@@ -71,10 +90,10 @@ pub fn read_rows(conn: &Connection, since_ms: Option<i64>) -> rusqlite::Result<V
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                 tokens_estimated, ttft_ms, duration_ms, outcome, error_kind, http_status,
                 stream, {local_col}
-         FROM requests WHERE started_at_ms >= ?1 ORDER BY started_at_ms, id"
+         FROM requests {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([since_ms.unwrap_or(i64::MIN)], |r| {
+    let rows = stmt.query_map([param], |r| {
         let count = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
         Ok(LedgerRow {
             started_at_ms: r.get(0)?,
@@ -128,6 +147,33 @@ pub struct StatsOptions {
     pub utc_offset: FixedOffset,
 }
 
+impl StatsOptions {
+    /// The options `stats` and the dashboard share for a config: its prices (from the
+    /// interpolated config when it resolves, else the file as written), the locality of
+    /// its providers, the default `--compare-to`, all rows, no grouping, days in this
+    /// machine's time zone. Both None: no config, built-in prices.
+    pub fn from_config(
+        config: Option<&Config>,
+        file: Option<&ConfigFile>,
+    ) -> Result<StatsOptions, Vec<PricingError>> {
+        let null = serde_json::Value::Null;
+        let raw = match (config, file) {
+            (Some(c), _) => &c.raw,
+            (None, Some(f)) => &f.doc,
+            (None, None) => &null,
+        };
+        let prices = PriceTable::from_config(raw)?;
+        Ok(StatsOptions {
+            since_ms: None,
+            group_by: None,
+            compare_to: default_compare_to(config, &prices),
+            prices,
+            provider_local: provider_locality(config, file),
+            utc_offset: chrono::Local::now().offset().fix(),
+        })
+    }
+}
+
 /// Sums over a set of rows.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Totals {
@@ -166,15 +212,22 @@ pub struct GroupRow {
     pub totals: Totals,
 }
 
-/// Speed of one provider.
+/// Speed and reliability of one provider.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProviderPerf {
     pub provider: String,
     pub local: bool,
+    /// Rows this provider answered or last failed.
     pub requests: u64,
     /// Over successful rows that report a time to first token.
     pub median_ttft_ms: Option<f64>,
     pub tokens_per_second: Option<f64>,
+    /// Requests this provider failed that a fallback then took over.
+    pub fallbacks: u64,
+    /// Its rows that ended in an upstream error, plus its `fallbacks`.
+    pub failures: u64,
+    /// failures / (requests + fallbacks); 0 when there are none.
+    pub failure_rate: f64,
 }
 
 /// Savings of one calendar day (days without requests included, as 0).
@@ -252,6 +305,14 @@ pub fn summarize(rows: &[LedgerRow], options: &StatsOptions) -> Result<Report, L
                 .entry(row.provider.clone())
                 .or_default()
                 .add(row, figures.local);
+        }
+        if let Some(from) = row.fallback_from.as_deref() {
+            let name = from.split(',').next().unwrap_or(from).trim();
+            let acc = per_provider.entry(name.to_owned()).or_default();
+            acc.fallbacks += 1;
+            if acc.requests == 0 {
+                acc.local = ctx.is_local(name);
+            }
         }
     }
 
@@ -432,6 +493,8 @@ impl Acc {
 struct ProviderAcc {
     local: bool,
     requests: u64,
+    upstream_errors: u64,
+    fallbacks: u64,
     ttfts: Vec<u64>,
     gen_tokens: u64,
     gen_ms: u64,
@@ -441,6 +504,9 @@ impl ProviderAcc {
     fn add(&mut self, row: &LedgerRow, local: bool) {
         self.local = local;
         self.requests += 1;
+        if row.outcome == "upstream_error" {
+            self.upstream_errors += 1;
+        }
         if row.outcome != "ok" {
             return;
         }
@@ -468,6 +534,12 @@ impl ProviderAcc {
             median_ttft_ms: median,
             tokens_per_second: (self.gen_ms > 0)
                 .then(|| round_to(self.gen_tokens as f64 * 1000.0 / self.gen_ms as f64, 2)),
+            fallbacks: self.fallbacks,
+            failures: self.upstream_errors + self.fallbacks,
+            failure_rate: ratio(
+                self.upstream_errors + self.fallbacks,
+                self.requests + self.fallbacks,
+            ),
         }
     }
 }

@@ -288,10 +288,13 @@ fn json_has_exact_figures() {
     assert_eq!(
         v["providers"],
         serde_json::json!([
+            // ollama: R3 failed, and R4 fell back from it: 2 failures in 4 + 1 attempts.
             {"provider": "ollama", "local": true, "requests": 4,
-             "median_ttft_ms": 400.0, "tokens_per_second": 857.14},
+             "median_ttft_ms": 400.0, "tokens_per_second": 857.14,
+             "fallbacks": 1, "failures": 2, "failure_rate": 0.4},
             {"provider": "anthropic", "local": false, "requests": 2,
-             "median_ttft_ms": 600.0, "tokens_per_second": 500.0}
+             "median_ttft_ms": 600.0, "tokens_per_second": 500.0,
+             "fallbacks": 0, "failures": 0, "failure_rate": 0.0}
         ])
     );
     assert_eq!(

@@ -1,0 +1,231 @@
+//! The savings-per-day bar chart, drawn here as SVG so the page needs no chart library.
+//!
+//! The SVG carries no style of its own: only geometry and class names, so the page's
+//! stylesheet colours it (light and dark) and the strict Content-Security-Policy needs
+//! no `unsafe-inline`. Each bar has a `<title>` (the browser's tooltip) and `data-day`
+//! / `data-usd` attributes (what the tests read).
+
+use std::fmt::Write as _;
+
+use chrono::{Duration as ChronoDuration, NaiveDate};
+
+use crate::ledger::DaySavings;
+
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 220.0;
+const LEFT: f64 = 56.0;
+const RIGHT: f64 = 8.0;
+const TOP: f64 = 12.0;
+const BOTTOM: f64 = 28.0;
+
+/// `days` days ending on `last_day`, each with its savings from `savings` (0 when the
+/// ledger has no row that day).
+pub fn last_days(savings: &[DaySavings], last_day: NaiveDate, days: u32) -> Vec<DaySavings> {
+    (0..days)
+        .rev()
+        .map(|back| {
+            let day = (last_day - ChronoDuration::days(i64::from(back))).to_string();
+            let usd = savings
+                .iter()
+                .find(|d| d.day == day)
+                .map_or(0.0, |d| d.savings_usd);
+            DaySavings {
+                day,
+                savings_usd: usd,
+            }
+        })
+        .collect()
+}
+
+/// `$0.0042` below a dollar, `$12.34` above (as `stats` prints money).
+pub fn usd(v: f64) -> String {
+    let sign = if v < 0.0 { "-" } else { "" };
+    let a = v.abs();
+    if a == 0.0 {
+        "$0".into()
+    } else if a < 1.0 {
+        format!("{sign}${a:.4}")
+    } else {
+        format!("{sign}${a:.2}")
+    }
+}
+
+/// A round step for `n` gridlines up to `max`: 1, 2 or 5 × a power of ten.
+fn nice_step(max: f64, n: f64) -> f64 {
+    let raw = max / n;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let unit = raw / magnitude;
+    let nice = if unit <= 1.0 {
+        1.0
+    } else if unit <= 2.0 {
+        2.0
+    } else if unit <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * magnitude
+}
+
+/// The chart of `days` (oldest first) as an SVG document.
+pub fn savings_svg(days: &[DaySavings]) -> String {
+    let max = days.iter().map(|d| d.savings_usd).fold(0.0_f64, f64::max);
+    let min = days.iter().map(|d| d.savings_usd).fold(0.0_f64, f64::min);
+    let step = if max - min > 0.0 {
+        nice_step(max - min, 4.0)
+    } else {
+        0.01
+    };
+    let top = (max / step).ceil().max(1.0) * step;
+    let bottom = (min / step).floor().min(0.0) * step;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let y = |v: f64| TOP + (top - v) / (top - bottom) * plot_h;
+
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" class="chart" role="img" aria-label="Savings per day">"#
+    );
+    let mut v = bottom;
+    while v <= top + step / 2.0 {
+        let gy = y(v);
+        let _ = write!(
+            o,
+            r#"<line class="chart-grid{}" x1="{LEFT}" x2="{}" y1="{gy:.1}" y2="{gy:.1}"/><text class="chart-label" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            if v.abs() < step / 2.0 {
+                " chart-zero"
+            } else {
+                ""
+            },
+            WIDTH - RIGHT,
+            LEFT - 6.0,
+            gy + 4.0,
+            usd(if v.abs() < step / 2.0 { 0.0 } else { v })
+        );
+        v += step;
+    }
+    let n = days.len().max(1) as f64;
+    let slot = (WIDTH - LEFT - RIGHT) / n;
+    let bar_w = (slot * 0.7).max(1.0);
+    let zero = y(0.0);
+    for (i, d) in days.iter().enumerate() {
+        let x = LEFT + slot * i as f64 + (slot - bar_w) / 2.0;
+        let (bar_y, bar_h) = if d.savings_usd >= 0.0 {
+            let top_y = y(d.savings_usd);
+            (top_y, zero - top_y)
+        } else {
+            (zero, y(d.savings_usd) - zero)
+        };
+        let class = if d.savings_usd < 0.0 {
+            "chart-bar chart-neg"
+        } else {
+            "chart-bar"
+        };
+        let _ = write!(
+            o,
+            r#"<rect class="{class}" x="{x:.1}" y="{bar_y:.1}" width="{bar_w:.1}" height="{:.1}" rx="2" data-day="{}" data-usd="{}"><title>{}: {}</title></rect>"#,
+            bar_h.max(0.0),
+            d.day,
+            d.savings_usd,
+            d.day,
+            usd(d.savings_usd)
+        );
+        // A date under the first bar and every 7th after it (the last one too).
+        if i % 7 == 0 || i + 1 == days.len() {
+            let label = d.day.get(5..).unwrap_or(&d.day);
+            let _ = write!(
+                o,
+                r#"<text class="chart-label" x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+                x + bar_w / 2.0,
+                HEIGHT - 8.0
+            );
+        }
+    }
+    o.push_str("</svg>");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: &str, usd: f64) -> DaySavings {
+        DaySavings {
+            day: d.into(),
+            savings_usd: usd,
+        }
+    }
+
+    #[test]
+    fn last_days_fills_gaps_and_drops_older_days() {
+        let saved = [
+            day("2026-10-01", 9.0),
+            day("2026-11-02", 0.5),
+            day("2026-11-04", 1.25),
+        ];
+        let last = NaiveDate::from_ymd_opt(2026, 11, 4).unwrap();
+        let days = last_days(&saved, last, 4);
+        let got: Vec<(&str, f64)> = days
+            .iter()
+            .map(|d| (d.day.as_str(), d.savings_usd))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2026-11-01", 0.0),
+                ("2026-11-02", 0.5),
+                ("2026-11-03", 0.0),
+                ("2026-11-04", 1.25)
+            ]
+        );
+    }
+
+    /// (day, height) of every bar in an SVG.
+    fn bars(svg: &str) -> Vec<(String, f64)> {
+        svg.split("<rect ")
+            .skip(1)
+            .map(|r| {
+                let attr = |name: &str| {
+                    let start = r.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+                    r[start..].split('"').next().unwrap().to_owned()
+                };
+                (attr("data-day"), attr("height").parse().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bars_are_proportional_to_savings() {
+        let svg = savings_svg(&[
+            day("2026-11-01", 0.5),
+            day("2026-11-02", 0.0),
+            day("2026-11-03", 1.0),
+        ]);
+        let b = bars(&svg);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b[1].1, 0.0);
+        assert!((b[2].1 / b[0].1 - 2.0).abs() < 0.01, "{b:?}");
+        assert!(svg.contains("<title>2026-11-03: $1.00</title>"));
+        assert!(!svg.contains("style"), "no inline style under the CSP");
+    }
+
+    #[test]
+    fn negative_days_hang_below_zero_and_empty_charts_draw() {
+        let svg = savings_svg(&[day("2026-11-01", -0.2), day("2026-11-02", 0.4)]);
+        assert!(svg.contains("chart-neg"));
+        let b = bars(&svg);
+        assert!((b[1].1 / b[0].1 - 2.0).abs() < 0.01, "{b:?}");
+        let empty = savings_svg(&[day("2026-11-01", 0.0)]);
+        assert!(empty.starts_with("<svg") && empty.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn money_and_steps() {
+        assert_eq!(usd(0.0), "$0");
+        assert_eq!(usd(0.00425), "$0.0043");
+        assert_eq!(usd(12.345), "$12.35");
+        assert_eq!(nice_step(1.0, 4.0), 0.5);
+        assert_eq!(nice_step(0.3, 4.0), 0.1);
+        assert_eq!(nice_step(7.0, 4.0), 2.0);
+    }
+}
