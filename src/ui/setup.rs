@@ -29,8 +29,8 @@ pub struct OllamaHealth {
     /// `/api/version`, or why it did not answer.
     pub version: Option<String>,
     pub error: Option<String>,
-    /// Who runs the server (ours, Ollama.app, brew services, …).
-    pub owner: String,
+    /// Who runs the server (ours, Ollama.app, brew services, …), when one answers.
+    pub owner: Option<String>,
     /// The model the config asks for, and the context it asks for.
     pub model: String,
     pub configured_context: u32,
@@ -96,7 +96,7 @@ fn ollama_health(facts: &Facts) -> OllamaHealth {
         url: o.url.to_string(),
         version: o.version.as_ref().ok().cloned(),
         error: o.version.as_ref().err().cloned(),
-        owner: o.owner.describe(),
+        owner: o.answers().then(|| o.owner.describe()),
         model: facts.model.clone(),
         configured_context: facts.context_length,
         loaded,

@@ -8,3 +8,4 @@ mod support;
 
 mod claude;
 mod fallback;
+mod ui_browser;

@@ -42,7 +42,11 @@
       return v < 1000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(v < 10000 ? 2 : 1)} s`;
     },
     time(ms) {
-      return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+      const d = new Date(ms);
+      const t = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+      if (d.toDateString() === new Date().toDateString()) return t;
+      const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false });
+      return `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${hm}`;
     },
     dateTime(ms) {
       const d = new Date(ms);
@@ -153,10 +157,12 @@
       : ' The ledger is off (LEDGER: false): nothing new is recorded.';
     const unpriced = o.unpriced_models.length
       ? ` No price for ${o.unpriced_models.join(', ')} (counted as $0; add it under Pricing).` : '';
-    $('overview-foot').textContent =
-      `“Would have cost” prices each answered local request at ${o.compare_to} ($${p.input} / $${p.output} per million tokens in / out); `
-      + `savings subtract the local cost. The same figures as \`ccr-setup stats --since 24h|7d|30d\`. `
-      + `Updated ${fmt.time(o.now_ms)}.${ledger}${unpriced}`;
+    $('overview-foot').replaceChildren(
+      `“Would have cost” prices each answered local request at ${o.compare_to} `
+      + `($${p.input} / $${p.output} per million tokens in / out); savings subtract the local cost. `
+      + 'The same figures as ',
+      el('code', {}, 'ccr-setup stats --since 24h|7d|30d'),
+      `. Updated ${fmt.time(o.now_ms)}.${ledger}${unpriced}`);
   }
 
   let overviewBusy = false;
@@ -213,8 +219,8 @@
       el('td', {}, r.scenario),
       el('td', { class: 'model' }, target),
       el('td', {}, whereTag(r)),
-      el('td', { class: 'num' }, `${est}${fmt.tokens(r.input_tokens)}`),
-      el('td', { class: 'num' }, `${est}${fmt.tokens(r.output_tokens)}`),
+      el('td', { class: 'num', title: r.tokens_estimated ? 'estimated by the proxy' : undefined },
+        `${est}${fmt.tokens(r.input_tokens)} / ${est}${fmt.tokens(r.output_tokens)}`),
       el('td', { class: 'num' }, fmt.tokens(r.cache_read_tokens)),
       el('td', { class: 'num' }, fmt.ms(r.duration_ms)),
       el('td', {}, statusTag(r)),
@@ -310,7 +316,7 @@
     const ollamaFacts = [
       ['Server', o.url],
       ['Version', o.version || `not answering: ${o.error}`],
-      ['Run by', o.owner],
+      ['Run by', o.owner || '—'],
       ['Model', o.model],
       ['Loaded', loaded ? loaded.name : (o.loaded_note || '—')],
       ['Effective context', ctx ? `${ctx.toLocaleString()} tokens` : '—'],
@@ -344,8 +350,9 @@
     const count = (st) => s.checks.filter((k) => k.status === st).length;
     $('checks-summary').textContent =
       `${s.checks.length} checks: ${count('ok')} ok, ${count('warn')} warning(s), ${count('fail')} failure(s)`;
-    $('setup-note').textContent =
-      `Checked at ${fmt.time(s.checked_at_ms)} in ${fmt.ms(s.duration_ms)} — the same checks as \`ccr-setup doctor\`.`;
+    $('setup-note').replaceChildren(
+      `Checked at ${fmt.time(s.checked_at_ms)} in ${fmt.ms(s.duration_ms)}: the same checks as `,
+      el('code', {}, 'ccr-setup doctor'), '.');
   }
 
   let setupBusy = false;

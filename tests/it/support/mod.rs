@@ -13,6 +13,7 @@ pub mod proxy_app;
 pub mod sandbox;
 pub mod sse;
 pub mod tiny_http;
+pub mod webdriver;
 
 pub use net::{free_port, unbound_port};
 
