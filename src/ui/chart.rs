@@ -159,7 +159,7 @@ pub fn savings_svg(days: &[DaySavings]) -> String {
             usd(d.savings_usd)
         );
         // A date under every 7th bar counting back from the last one (today).
-        if (days.len() - 1 - i) % 7 == 0 {
+        if (days.len() - 1 - i).is_multiple_of(7) {
             let _ = write!(
                 o,
                 r#"<text class="chart-label" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
