@@ -111,7 +111,7 @@ async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         server::nodelay_listener(listener),
-        server::app(Arc::clone(&state)).merge(crate::ui::router(dashboard.clone())),
+        server::app_with_dashboard(Arc::clone(&state), Some(dashboard.clone())),
     )
     .with_graceful_shutdown(async move {
         let _ = stop_rx.await;

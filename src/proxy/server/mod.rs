@@ -9,7 +9,8 @@
 //! as a fallback. [`finish`] writes the one log line and ledger row of every request.
 //!
 //! Endpoints ([`handlers`]): `POST /v1/messages` (any query string),
-//! `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /health`, `GET|HEAD /`.
+//! `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /health`, `GET|HEAD /`, and
+//! with [`app_with_dashboard`] the dashboard under `/ui` ([`crate::ui`]).
 //! Anything else is a 404 in Anthropic's error shape.
 
 mod attempt;
@@ -98,17 +99,31 @@ impl AppState {
 /// The app, ready for `axum::serve`. The API routes sit behind [`layers::api`]; `/`,
 /// `/health` and the 404 fallback answer without a key.
 pub fn app(state: Arc<AppState>) -> axum::Router {
+    app_with_dashboard(state, None)
+}
+
+/// [`app`] plus, when given, the dashboard at `/ui` (it has its own session guard; see
+/// [`crate::ui`]). Layers meant for every request go after the merge, so they cover
+/// the dashboard too.
+pub fn app_with_dashboard(
+    state: Arc<AppState>,
+    dashboard: Option<Arc<crate::ui::UiState>>,
+) -> axum::Router {
     let api = axum::Router::new()
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(handlers::count_tokens))
         .route("/v1/models", get(handlers::models));
     let api = layers::api(api, &state);
-    axum::Router::new()
+    let app = axum::Router::new()
         .merge(api)
         .route("/health", get(handlers::health))
         .route("/", get(handlers::root))
         .fallback(handlers::not_found)
-        .with_state(state)
+        .with_state(state);
+    match dashboard {
+        Some(ui) => app.merge(crate::ui::router(ui)),
+        None => app,
+    }
 }
 
 /// The listener to serve [`app`] on: Nagle's algorithm off for every accepted
