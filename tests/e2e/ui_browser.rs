@@ -263,11 +263,6 @@ fn home_with(upstream: &FakeUpstream, port: u16, api_key: Option<&str>) -> tempf
     home
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn ccr(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ccr-setup"));
     c.env("HOME", home)
@@ -408,7 +403,7 @@ async fn overview_matches_stats_and_live_requests_arrive() {
     let Some(tools) = tools() else { return };
     let _one = ONE_BROWSER.lock().await;
     let upstream = FakeUpstream::start(vec![chat_completion()]).await;
-    let port = free_port();
+    let port = support::free_port();
     let home = home_with(&upstream, port, None);
     let proxy = start_proxy(home.path(), port).await;
     let browser = Browser::start(&tools.chromedriver, &tools.chromium).await;
@@ -552,7 +547,7 @@ async fn with_apikey_only_the_one_time_link_opens_the_dashboard() {
     let Some(tools) = tools() else { return };
     let _one = ONE_BROWSER.lock().await;
     let upstream = FakeUpstream::start(vec![chat_completion()]).await;
-    let port = free_port();
+    let port = support::free_port();
     let home = home_with(&upstream, port, Some("proxy-key-0123456789abcdef"));
     let proxy = start_proxy(home.path(), port).await;
     let browser = Browser::start(&tools.chromedriver, &tools.chromium).await;

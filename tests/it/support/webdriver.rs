@@ -38,15 +38,10 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 impl Browser {
     /// Start chromedriver and open one chromium session.
     pub async fn start(chromedriver: &Path, chromium: &Path) -> Browser {
-        let port = free_port();
+        let port = super::free_port();
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .arg("--log-level=WARNING")
