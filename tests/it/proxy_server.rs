@@ -299,6 +299,31 @@ async fn body_over_32_mb_is_413() {
 }
 
 #[tokio::test]
+async fn a_declared_body_over_32_mb_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fake = FakeUpstream::start(vec![Reply::status(500, "unused")]).await;
+    let proxy = proxy_for(&fake).await;
+    let addr = proxy.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Headers only: the 40 MB the client announces never come.
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{{\"model\":",
+        40 * 1024 * 1024
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut answer))
+        .await
+        .expect("an answer before the body is sent")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""type":"request_too_large""#), "{answer}");
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
 async fn connection_refused_is_502_naming_provider_and_url() {
     let url = format!(
         "http://127.0.0.1:{}/v1/chat/completions",
@@ -549,6 +574,41 @@ async fn apikey_is_required_when_configured() {
     let (status, body) = error_body(post(&proxy, &request(false)).await).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["type"], "authentication_error");
+    // The same layer guards count_tokens and the model list; /health and / stay open
+    // for `status` and `doctor`.
+    let count = client()
+        .post(format!("{}/v1/messages/count_tokens", proxy.base))
+        .json(&request(false))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_body(count).await;
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (401, Some("authentication_error"))
+    );
+    let models = client()
+        .get(format!("{}/v1/models", proxy.base))
+        .header("x-api-key", "wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 401);
+    for path in ["/health", "/"] {
+        let open = client()
+            .get(format!("{}{path}", proxy.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(open.status(), 200, "{path}");
+    }
+    let models = client()
+        .get(format!("{}/v1/models", proxy.base))
+        .header("x-api-key", "proxy-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 200);
     assert!(fake.requests().is_empty());
 }
 

@@ -1,6 +1,7 @@
 //! The tower layers in front of the API routes (`/v1/messages`, `count_tokens`,
-//! `/v1/models`), in the order a request meets them: the API key check, then the body
-//! limit the handlers' body extractor applies.
+//! `/v1/models`), in the order a request meets them: the API key check, a body whose
+//! declared length is over the limit refused before it is read, then the limit the
+//! handlers' body extractor applies while reading (for bodies without a length).
 //!
 //! Request checks that must refuse strangers before anything else (Host, Origin,
 //! Content-Type, a limit on requests in flight) go at the top of the `ServiceBuilder`
@@ -10,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
@@ -33,6 +34,7 @@ pub fn api(
                 Arc::clone(state),
                 require_api_key,
             ))
+            .layer(middleware::from_fn(refuse_declared_oversize))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
     )
 }
@@ -53,6 +55,19 @@ async fn require_api_key(State(state): State<Arc<AppState>>, req: Request, next:
             .into_response()
         }
     }
+}
+
+/// A `Content-Length` over [`MAX_BODY_BYTES`] is answered at once, so the client does
+/// not upload 32 MB only to be refused (and the connection is not held meanwhile).
+async fn refuse_declared_oversize(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large().into_response();
+    }
+    next.run(req).await
 }
 
 /// The 413 for a body over [`MAX_BODY_BYTES`].
