@@ -228,12 +228,7 @@ async fn claude_code_gets_real_text_from_llama_server_as_openai_and_anthropic_ki
             "Router": {"default": "llama,smollm2"},
         });
         let (_proxy, base, log) = start_proxy(&home, config).await;
-        let health: Value = reqwest::get(format!("{base}/health"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = support::get_json(&format!("{base}/health")).await;
         assert_eq!(health["providers"][0]["kind"], kind);
         let run = run_claude(
             &claude,

@@ -13,6 +13,7 @@ use ccr_setup::ledger::{
 };
 use rusqlite::Connection;
 use serde_json::{json, Value};
+use support::ledger::wait_settled_async;
 use support::openai_upstream::{openai_transcript, FakeUpstream, Reply, SseEnd};
 use support::proxy_app::{self, ProxyApp};
 
@@ -56,18 +57,6 @@ async fn post(base: &str, body: &Value) -> (u16, String) {
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap())
-}
-
-async fn wait_settled(handle: &LedgerHandle, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let h = handle.health();
-        if h.written + h.dropped >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "writer did not settle: {h:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 fn locality() -> HashMap<String, bool> {
@@ -129,10 +118,10 @@ async fn proxied_requests_become_exact_ledger_rows() {
     let (status, body) = post(&proxy_a.base, &request(true)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("message_stop"), "{body}");
-    wait_settled(&ledger, 1).await;
+    wait_settled_async(&ledger, 1).await;
     let (error_status, body) = post(&proxy_a.base, &request(false)).await;
     assert!(error_status >= 500, "{error_status} {body}");
-    wait_settled(&ledger, 2).await;
+    wait_settled_async(&ledger, 2).await;
 
     // Proxy B: the local model fails a tool call, the cloud fallback answers.
     let fake_local = FakeUpstream::start(vec![Reply::status(
@@ -151,12 +140,12 @@ async fn proxied_requests_become_exact_ledger_rows() {
     .await;
     let (status, body) = post(&proxy_b.base, &request(false)).await;
     assert_eq!(status, 200, "{body}");
-    wait_settled(&ledger, 3).await;
+    wait_settled_async(&ledger, 3).await;
 
     // Refused before routing: no messages.
     let (status, _) = post(&proxy_b.base, &json!({"model": "m", "max_tokens": 5})).await;
     assert_eq!(status, 400);
-    wait_settled(&ledger, 4).await;
+    wait_settled_async(&ledger, 4).await;
     let after = now_ms();
 
     let h = ledger.health();
@@ -304,13 +293,8 @@ async fn a_locked_ledger_does_not_break_serving() {
             started.elapsed()
         );
     }
-    wait_settled(&ledger, 5).await;
-    let health: Value = reqwest::get(format!("{base}/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    wait_settled_async(&ledger, 5).await;
+    let health = support::get_json(&format!("{base}/health")).await;
     assert_eq!(health["ledger"]["written"], 0);
     assert_eq!(health["ledger"]["dropped"], 5);
     assert!(
@@ -326,7 +310,7 @@ async fn a_locked_ledger_does_not_break_serving() {
     tokio::time::sleep(Duration::from_millis(60)).await;
     let (status, _) = post(&base, &request(false)).await;
     assert_eq!(status, 200);
-    wait_settled(&ledger, 6).await;
+    wait_settled_async(&ledger, 6).await;
     let h = ledger.health();
     assert_eq!((h.written, h.dropped, h.problem), (1, 5, None));
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::ledger::wait_settled;
 use ccr_setup::ledger::{
     open_for_reading, read_rows, Ledger, LedgerHandle, LedgerOptions, LedgerRow, RequestOutcome,
     UsageRecord, SCHEMA_VERSION,
@@ -39,19 +40,6 @@ fn record(at: i64, provider: &str, model: &str) -> UsageRecord {
         outcome: RequestOutcome::Ok,
         http_status: 200,
         stream: true,
-    }
-}
-
-/// Wait until the writer has settled `n` rows (written or dropped).
-fn wait_settled(handle: &LedgerHandle, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let h = handle.health();
-        if h.written + h.dropped >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "writer did not settle: {h:?}");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -10,7 +10,7 @@ use ccr_setup::proxy::anthropic::MessagesRequest;
 use ccr_setup::proxy::tokens::TokenEstimator;
 use serde_json::{json, Value};
 use support::openai_upstream::{FakeUpstream, Reply};
-use support::proxy_app::{route_of, ProxyApp};
+use support::proxy_app::{error_body, route_of, ProxyApp};
 
 fn completion(text: &str) -> Value {
     json!({
@@ -41,11 +41,6 @@ fn ask(text: &str) -> Value {
     })
 }
 
-async fn error_of(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
-}
-
 /// Input tokens as the proxy estimates them for an OpenAI-kind target.
 fn estimate(body: &Value) -> u64 {
     let req: MessagesRequest = serde_json::from_value(body.clone()).unwrap();
@@ -65,7 +60,7 @@ async fn a_prompt_larger_than_the_window_is_refused_with_the_exact_message() {
     let body = ask(&"lorem ipsum dolor sit amet ".repeat(1000));
     let n = estimate(&body);
     assert!(n > 4096);
-    let (status, err) = error_of(proxy.post(&body).await).await;
+    let (status, err) = error_body(proxy.post(&body).await).await;
     assert_eq!(status, 400);
     assert_eq!(err["type"], "error");
     assert_eq!(err["error"]["type"], "invalid_request_error");
@@ -206,7 +201,7 @@ async fn rules_route_to_their_models_and_the_subagent_tag_is_stripped() {
     // An unknown provider is a 400 naming it, not a silent default.
     let mut body = ask("hi");
     body["model"] = json!("olama,gpt-oss:20b");
-    let (status, err) = error_of(proxy.post(&body).await).await;
+    let (status, err) = error_body(proxy.post(&body).await).await;
     assert_eq!(status, 400);
     assert!(
         err["error"]["message"]
@@ -335,7 +330,7 @@ async fn apikey_accepts_x_api_key_or_bearer_everywhere() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    let (status, err) = error_of(
+    let (status, err) = error_body(
         client
             .post(&messages)
             .bearer_auth("proxy-secret-12")

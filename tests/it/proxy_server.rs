@@ -9,7 +9,7 @@ use ccr_setup::proxy::server::ServerOptions;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use support::openai_upstream::{openai_transcript, FakeUpstream, Piece, Reply, SseEnd};
-use support::proxy_app::{self, ProxyApp};
+use support::proxy_app::{self, error_body, ProxyApp};
 use support::sse::{sse_events, sse_text};
 
 /// Start the proxy with one provider at `url` (kind from the URL), extra top-level
@@ -65,16 +65,6 @@ async fn post(proxy: &ProxyApp, body: &Value) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-async fn error_body(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    assert_eq!(
-        resp.headers()["content-type"],
-        "application/json",
-        "errors are JSON"
-    );
-    (status, resp.json().await.unwrap())
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 pub mod claude_code;
 pub mod fake_bin;
 pub mod fake_ollama;
+pub mod ledger;
 pub mod net;
 pub mod openai_upstream;
 pub mod proxy_app;
@@ -54,4 +55,14 @@ pub fn require_tool(env_var: &str) -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// GET `url` and read its JSON body (any status).
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let resp = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    resp.json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }

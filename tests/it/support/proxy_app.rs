@@ -104,3 +104,14 @@ pub fn route_of(resp: &reqwest::Response) -> String {
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
 }
+
+/// The status and JSON body of an error answer (which must be JSON).
+pub async fn error_body(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json",
+        "errors are JSON"
+    );
+    (status, resp.json().await.unwrap())
+}

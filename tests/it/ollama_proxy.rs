@@ -1,0 +1,159 @@
+//! The proxy in front of the faithful fake Ollama (not a scripted upstream): what works,
+//! and, ignored until issue #14 is fixed, what Ollama really does that the proxy does
+//! not handle yet (each ignore says what is wrong today).
+
+use crate::support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+use support::openai_upstream::{openai_transcript, FakeUpstream, Reply, SseEnd};
+use support::proxy_app::ProxyApp;
+use support::sse::{sse_events, sse_text};
+
+fn ollama() -> FakeConfig {
+    FakeConfig::default().with_installed(FakeModel::gpt_oss())
+}
+
+/// The proxy with the fake Ollama as `ollama,gpt-oss:20b` and, when given, a cloud
+/// fallback.
+async fn proxy(fake: &FakeOllama, cloud: Option<&FakeUpstream>, extra: Value) -> ProxyApp {
+    let mut local = json!({"name": "ollama", "api_base_url": format!("{}/v1/chat/completions", fake.url()),
+                           "api_key": "", "models": ["gpt-oss:20b"]});
+    for (k, v) in extra.as_object().unwrap() {
+        local[k] = v.clone();
+    }
+    let mut doc = json!({"Providers": [local], "Router": {"default": "ollama,gpt-oss:20b"}});
+    if let Some(cloud) = cloud {
+        doc["Providers"].as_array_mut().unwrap().push(json!({
+            "name": "cloud", "api_base_url": cloud.url("/v1/chat/completions"),
+            "api_key": "sk-cloud", "models": ["big-model"]}));
+        doc["fallback"] = json!({"default": ["cloud,big-model"]});
+    }
+    ProxyApp::start(&doc).await
+}
+
+/// A cloud that streams "from the cloud".
+async fn cloud() -> FakeUpstream {
+    let transcript = openai_transcript(&[json!({"content": "from the cloud"})], "stop");
+    FakeUpstream::start(vec![Reply::sse_events(
+        &transcript,
+        Duration::ZERO,
+        SseEnd::Finish,
+    )])
+    .await
+}
+
+/// Claude Code's shape: streamed, with a tool offered.
+fn request(content: Value) -> Value {
+    json!({
+        "model": "claude-opus-4-8", "max_tokens": 512, "stream": true,
+        "messages": [{"role": "user", "content": content}],
+        "tools": [{"name": "get_time", "description": "The time.",
+                   "input_schema": {"type": "object", "properties": {"timezone": {"type": "string"}}}}]
+    })
+}
+
+fn block_types(events: &[(String, Value)]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|(name, _)| name == "content_block_start")
+        .map(|(_, d)| d["content_block"]["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn reasoning_then_text_and_a_whole_tool_call_come_through() {
+    let fake = FakeOllama::start(ollama());
+    let app = proxy(&fake, None, json!({})).await;
+    let mut plain = request(json!("hi"));
+    plain.as_object_mut().unwrap().remove("tools");
+    let events = sse_events(&app.post(&plain).await.text().await.unwrap());
+    assert_eq!(block_types(&events), ["thinking", "text"]);
+    assert_eq!(sse_text(&events), "Hello from the fake Ollama.");
+
+    let events = sse_events(
+        &app.post(&request(json!("time?")))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(block_types(&events), ["thinking", "tool_use"]);
+    let stop = events.iter().find(|(n, _)| n == "message_delta").unwrap();
+    assert_eq!(stop.1["delta"]["stop_reason"], "tool_use");
+}
+
+#[tokio::test]
+#[ignore = "issue #14: Ollama's streamed tool-call parse failure (HTTP 200, reasoning, one empty chunk, no [DONE]) reaches Claude Code as a committed stream ending in `event: error`; it must be held back, retried, then answered by the fallback, with the ledger saying tool_call_parse"]
+async fn streamed_tool_call_parse_failure_falls_back_to_the_cloud() {
+    let fake = FakeOllama::start(ollama().with_tool_call_parse_failure());
+    let cloud = cloud().await;
+    let mut app = proxy(&fake, Some(&cloud), json!({})).await;
+    let resp = app.post(&request(json!("time?"))).await;
+    assert_eq!(resp.status(), 200);
+    let events = sse_events(&resp.text().await.unwrap());
+    assert!(!events.iter().any(|(n, _)| n == "error"), "{events:?}");
+    assert_eq!(sse_text(&events), "from the cloud");
+    let row = app.next_record().await;
+    assert_eq!(row.fallback_from.as_deref(), Some("ollama,gpt-oss:20b"));
+    assert!(format!("{row:?}").contains("tool_call_parse"), "{row:?}");
+}
+
+#[tokio::test]
+#[ignore = "issue #14: Ollama drops `tool_choice`, so with `none` it still calls a tool and the proxy passes the tool_use on; `none` must send no tools"]
+async fn tool_choice_none_never_reaches_claude_code_as_tool_use() {
+    let fake = FakeOllama::start(ollama());
+    let app = proxy(&fake, None, json!({})).await;
+    let mut req = request(json!("time?"));
+    req["tool_choice"] = json!({"type": "none"});
+    let events = sse_events(&app.post(&req).await.text().await.unwrap());
+    assert!(
+        !block_types(&events).contains(&"tool_use".to_owned()),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "issue #14: image URLs and GIFs go to Ollama as they are and its 400 comes back to Claude Code; they must be converted (or replaced by a note)"]
+async fn url_and_gif_images_are_not_a_400_from_ollama() {
+    let fake = FakeOllama::start(ollama());
+    let app = proxy(&fake, None, json!({})).await;
+    for source in [
+        json!({"type": "url", "url": "https://example.com/cat.png"}),
+        json!({"type": "base64", "media_type": "image/gif", "data": "R0lGODlhAQABAAAAACw="}),
+    ] {
+        let content =
+            json!([{"type": "text", "text": "what is this?"}, {"type": "image", "source": source}]);
+        let resp = app.post(&request(content)).await;
+        assert_eq!(resp.status(), 200, "{source}");
+        let body = resp.text().await.unwrap();
+        assert!(!body.contains("event: error"), "{source}: {body}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "issue #14: earlier thinking goes back as `reasoning_content`, which Ollama ignores; it reads the assistant field `reasoning`"]
+async fn history_reasoning_goes_back_to_ollama_as_reasoning() {
+    let fake = FakeOllama::start(ollama());
+    let app = proxy(&fake, None, json!({"reasoning_in_history": true})).await;
+    let mut req = request(json!("and now?"));
+    req["messages"] = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "They greet me.", "signature": ""},
+            {"type": "text", "text": "Hello."}]},
+        {"role": "user", "content": "and now?"}
+    ]);
+    let _ = app.post(&req).await.text().await.unwrap();
+    let sent = &fake.bodies("/v1/chat/completions")[0]["messages"];
+    let assistant = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .unwrap();
+    assert_eq!(assistant["reasoning"], "They greet me.", "{assistant}");
+    assert!(assistant.get("reasoning_content").is_none(), "{assistant}");
+}
