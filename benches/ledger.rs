@@ -8,6 +8,10 @@
 //! * `proxy/ledger_off` vs `proxy/ledger_on`: a whole non-streamed request through the
 //!   real proxy to a fake OpenAI upstream on 127.0.0.1, same run, same upstream; the
 //!   only difference is the ledger (disabled handle vs the writer on a SQLite file).
+//! * `live/publish_unwatched` vs `live/publish_watched`: what the dashboard's live feed
+//!   adds to `record()`, with nobody watching (every request while no dashboard is
+//!   open) and with one browser watching; `proxy/dashboard_open` is `proxy/ledger_on`
+//!   with a watcher draining the feed, as an open Live page does, paired against it.
 //!
 //! `cargo bench --bench ledger`
 
@@ -19,7 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ccr_setup::config::ConfigFile;
-use ccr_setup::ledger::{Ledger, LedgerHandle, LedgerOptions, RequestOutcome, UsageRecord};
+use ccr_setup::ledger::{
+    Ledger, LedgerHandle, LedgerOptions, LiveFeed, RequestOutcome, UsageRecord,
+};
 use ccr_setup::proxy::reload::LiveConfig;
 use ccr_setup::proxy::server::{app, AppState, ServerOptions};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -87,6 +93,22 @@ fn record_cost(c: &mut Criterion) {
     }
 }
 
+fn live_feed_cost(c: &mut Criterion) {
+    let record = sample();
+    let mut group = c.benchmark_group("live");
+    let feed = LiveFeed::default();
+    group.bench_function("publish_unwatched", |b| {
+        b.iter(|| feed.publish(std::hint::black_box(&record)))
+    });
+    // The receiver is never read: the ring overwrites its oldest row, which costs the
+    // sender the same as a reader keeping up.
+    let _watcher = feed.subscribe();
+    group.bench_function("publish_watched", |b| {
+        b.iter(|| feed.publish(std::hint::black_box(&record)))
+    });
+    group.finish();
+}
+
 fn writer_throughput(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("writer");
@@ -142,7 +164,11 @@ fn proxy_requests(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let enabled = Ledger::spawn(dir.path().join("proxy.sqlite"), LedgerOptions::default());
-    let (off, on, _fake) = rt.block_on(async {
+    let watched = Ledger::spawn(dir.path().join("watched.sqlite"), LedgerOptions::default());
+    // An open Live page: a task that takes every row off the feed.
+    let mut feed = watched.live().subscribe();
+    rt.spawn(async move { while feed.recv().await.is_ok() {} });
+    let (off, on, open, _fake) = rt.block_on(async {
         let fake = FakeUpstream::start(vec![Reply::json(&json!({
             "id": "chatcmpl-1", "object": "chat.completion", "model": "fake",
             "choices": [{"index": 0, "finish_reason": "stop",
@@ -152,8 +178,9 @@ fn proxy_requests(c: &mut Criterion) {
         .await;
         let url = fake.url("/v1/chat/completions");
         let off = start_proxy(url.clone(), LedgerHandle::disabled()).await;
-        let on = start_proxy(url, enabled.clone()).await;
-        (off, on, fake)
+        let on = start_proxy(url.clone(), enabled.clone()).await;
+        let open = start_proxy(url, watched.clone()).await;
+        (off, on, open, fake)
     });
     // Load the tokenizer before timing anything.
     ccr_setup::proxy::tokens::TokenEstimator::warm_up();
@@ -180,44 +207,53 @@ fn proxy_requests(c: &mut Criterion) {
     let mut group = c.benchmark_group("proxy");
     group.bench_function("ledger_off", |b| b.to_async(&rt).iter(|| send(off.clone())));
     group.bench_function("ledger_on", |b| b.to_async(&rt).iter(|| send(on.clone())));
+    group.bench_function("dashboard_open", |b| {
+        b.to_async(&rt).iter(|| send(open.clone()))
+    });
     group.finish();
 
-    // Criterion runs the two one after the other, so load from other processes can
-    // favour either. Pairs of requests, alternating which goes first, see the same load.
-    const PAIRS: usize = 2_000;
-    let (mut t_off, mut t_on) = (Vec::with_capacity(PAIRS), Vec::with_capacity(PAIRS));
-    rt.block_on(async {
-        for i in 0..PAIRS {
-            let order = if i % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            };
-            for ledger_on in order {
-                let started = Instant::now();
-                send(if ledger_on { on.clone() } else { off.clone() }).await;
-                let took = started.elapsed().as_secs_f64() * 1e6;
-                if ledger_on {
-                    t_on.push(took)
+    // Criterion runs one after the other, so load from other processes can favour
+    // either. Pairs of requests, alternating which goes first, see the same load.
+    let paired = |a: &str, b: &str, label: (&str, &str)| {
+        const PAIRS: usize = 2_000;
+        let (mut t_a, mut t_b) = (Vec::with_capacity(PAIRS), Vec::with_capacity(PAIRS));
+        rt.block_on(async {
+            for i in 0..PAIRS {
+                let order = if i % 2 == 0 {
+                    [false, true]
                 } else {
-                    t_off.push(took)
+                    [true, false]
+                };
+                for second in order {
+                    let started = Instant::now();
+                    send(if second { b.to_owned() } else { a.to_owned() }).await;
+                    let took = started.elapsed().as_secs_f64() * 1e6;
+                    if second {
+                        t_b.push(took)
+                    } else {
+                        t_a.push(took)
+                    }
                 }
             }
-        }
-    });
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        });
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (mean_a, mean_b) = (mean(&t_a), mean(&t_b));
+        let (med_a, med_b) = (median(&mut t_a), median(&mut t_b));
+        eprintln!(
+            "proxy paired ({PAIRS} pairs, alternating): {} median {med_a:.1} µs mean \
+             {mean_a:.1} µs; {} median {med_b:.1} µs mean {mean_b:.1} µs; difference of \
+             medians {:+.1} µs",
+            label.0,
+            label.1,
+            med_b - med_a
+        );
     };
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (mean_off, mean_on) = (mean(&t_off), mean(&t_on));
-    let (med_off, med_on) = (median(&mut t_off), median(&mut t_on));
-    eprintln!(
-        "proxy paired ({PAIRS} pairs, alternating): ledger off median {med_off:.1} µs mean \
-         {mean_off:.1} µs; ledger on median {med_on:.1} µs mean {mean_on:.1} µs; \
-         difference of medians {:+.1} µs",
-        med_on - med_off
-    );
+    paired(&off, &on, ("ledger off", "ledger on"));
+    paired(&on, &open, ("ledger on", "ledger on + dashboard open"));
     let h = enabled.health();
     eprintln!(
         "proxy/ledger_on: {} rows written, {} dropped",
@@ -225,5 +261,11 @@ fn proxy_requests(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, record_cost, writer_throughput, proxy_requests);
+criterion_group!(
+    benches,
+    record_cost,
+    live_feed_cost,
+    writer_throughput,
+    proxy_requests
+);
 criterion_main!(benches);

@@ -7,6 +7,7 @@
 //! A slow watcher never slows the proxy: the channel is a bounded ring, and a watcher
 //! that falls behind skips rows (it is told how many).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
@@ -20,13 +21,37 @@ const CAPACITY: usize = 256;
 #[derive(Debug, Clone)]
 pub struct LiveFeed {
     sender: broadcast::Sender<Arc<UsageRecord>>,
+    /// Our own count of [`LiveReceiver`]s: the broadcast channel's count takes a lock,
+    /// this is one atomic load on the request path.
+    watchers: Arc<AtomicUsize>,
 }
 
 impl Default for LiveFeed {
     fn default() -> Self {
         LiveFeed {
             sender: broadcast::channel(CAPACITY).0,
+            watchers: Arc::default(),
         }
+    }
+}
+
+/// One watcher's end of the feed; it stops counting as a watcher when dropped.
+#[derive(Debug)]
+pub struct LiveReceiver {
+    receiver: broadcast::Receiver<Arc<UsageRecord>>,
+    watchers: Arc<AtomicUsize>,
+}
+
+impl LiveReceiver {
+    /// The next row, or how many rows this watcher fell behind by.
+    pub async fn recv(&mut self) -> Result<Arc<UsageRecord>, broadcast::error::RecvError> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for LiveReceiver {
+    fn drop(&mut self) {
+        self.watchers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -34,20 +59,24 @@ impl LiveFeed {
     /// Hand `record` to every current watcher; nothing happens when there is none.
     #[inline]
     pub fn publish(&self, record: &UsageRecord) {
-        if self.sender.receiver_count() > 0 {
+        if self.watchers.load(Ordering::Relaxed) > 0 {
             // Err means the last watcher left in between: nobody to tell.
             let _ = self.sender.send(Arc::new(record.clone()));
         }
     }
 
     /// Rows recorded from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<UsageRecord>> {
-        self.sender.subscribe()
+    pub fn subscribe(&self) -> LiveReceiver {
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        LiveReceiver {
+            receiver: self.sender.subscribe(),
+            watchers: self.watchers.clone(),
+        }
     }
 
     /// How many watchers there are now.
     pub fn watchers(&self) -> usize {
-        self.sender.receiver_count()
+        self.watchers.load(Ordering::Relaxed)
     }
 }
 
@@ -85,7 +114,12 @@ mod tests {
         assert_eq!(feed.watchers(), 1);
         feed.clone().publish(&row(2));
         assert_eq!(rx.recv().await.unwrap().started_at_ms, 2);
-        assert!(rx.try_recv().is_err());
+        drop(rx);
+        assert_eq!(feed.watchers(), 0);
+        feed.publish(&row(3)); // nobody watches again
+        let mut late = feed.subscribe();
+        feed.publish(&row(4));
+        assert_eq!(late.recv().await.unwrap().started_at_ms, 4);
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ mod schema;
 mod stats;
 mod writer;
 
-pub use live::LiveFeed;
+pub use live::{LiveFeed, LiveReceiver};
 pub use pricing::{
     default_compare_to, fallback_compare_to, is_local_provider, ledger_enabled, provider_locality,
     Price, PriceTable, PricingError,
