@@ -44,5 +44,14 @@ impl Platform {
 
 /// `CCR_SETUP_PLATFORM` holds something other than `macos` or `linux`.
 #[derive(Debug, thiserror::Error)]
-#[error("{var}={value:?}: use `macos` or `linux`", var = EnvVars::CCR_SETUP_PLATFORM, value = self.0)]
+#[error("{var}={value:?} is not a platform", var = EnvVars::CCR_SETUP_PLATFORM, value = self.0)]
 pub struct UnknownPlatform(pub String);
+
+impl crate::diagnostic::Hint for UnknownPlatform {
+    fn hint(&self) -> Option<String> {
+        Some(format!(
+            "set {}=macos or linux, or unset it",
+            EnvVars::CCR_SETUP_PLATFORM
+        ))
+    }
+}

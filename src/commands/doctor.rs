@@ -8,6 +8,7 @@ use anyhow::Context as _;
 
 use super::{Context, Outcome};
 use crate::cli::DoctorArgs;
+use crate::diagnostic::Diagnostic;
 use crate::doctor::{self, Check, DoctorEnv, Status};
 use crate::output::Palette;
 
@@ -123,7 +124,9 @@ fn run_fixes(ctx: &Context, env: &DoctorEnv, checks: &[Check], yes: bool) -> any
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
-            anyhow::bail!("not asking without a terminal: re-run with `ccr-setup doctor --fix --yes` to apply these fixes");
+            return Err(Diagnostic::new("not asking without a terminal")
+                .with_hint("re-run with `ccr-setup doctor --fix --yes` to apply these fixes")
+                .into());
         }
         let go = dialoguer::Confirm::new()
             .with_prompt("Apply these fixes?")

@@ -20,6 +20,7 @@ use crate::config::{
     ConfigError, ConfigFile, OllamaSettings, SecretsStore, DEFAULT_CONTEXT_LENGTH, DEFAULT_MODEL,
     DEFAULT_PORT,
 };
+use crate::diagnostic::Diagnostic;
 use crate::fsutil::{self, WriteOutcome};
 use crate::ollama::{InstalledModel, OllamaClient};
 use crate::provision::install::{self, InstallStep, OutputLine};
@@ -136,7 +137,11 @@ fn gather(
             .interact_text_on(t)?,
     };
     if port == 0 {
-        bail!("--port 0: use a port from 1 to 65535 (default {DEFAULT_PORT})");
+        return Err(Diagnostic::new("--port 0 is not a port")
+            .with_hint(format!(
+                "use a port from 1 to 65535 (default {DEFAULT_PORT})"
+            ))
+            .into());
     }
     let cloud_fallback = if args.cloud_fallback {
         true
@@ -393,8 +398,10 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         Ok(f) => Some(f),
         Err(ConfigError::NotFound { .. }) => None,
         Err(e) => {
-            return Err(e)
-                .context("init will not overwrite a config it cannot read; fix it or move it away")
+            return Err(e).context(
+                Diagnostic::new("init will not overwrite a config it cannot read")
+                    .with_hint("fix it or move it away, then re-run `ccr-setup init`"),
+            )
         }
     };
     let base = existing

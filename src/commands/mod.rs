@@ -17,6 +17,7 @@ pub mod init;
 mod init_key;
 pub mod prompt;
 pub mod proxy;
+mod running_proxy;
 pub mod shared;
 pub mod stats;
 pub mod status;

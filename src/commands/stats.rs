@@ -12,6 +12,7 @@ use chrono::{DateTime, Local};
 use super::{Context, Outcome};
 use crate::cli::{StatsArgs, StatsGroup};
 use crate::config::{Config, ConfigError, ConfigFile};
+use crate::diagnostic::Diagnostic;
 use crate::ledger::{self, Group, Report, StatsOptions, Totals};
 
 pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
@@ -85,9 +86,9 @@ pub fn parse_since(since: &str) -> anyhow::Result<Option<i64>> {
         return Ok(None);
     }
     let bad = || {
-        anyhow::anyhow!(
-            "--since {since:?} is not a period; use all, or a number with h, d or w \
-             (24h, 7d, 30d, 2w)"
+        anyhow::Error::from(
+            Diagnostic::new(format!("--since {since:?} is not a period"))
+                .with_hint("use all, or a number with h, d or w (24h, 7d, 30d, 2w)"),
         )
     };
     let unit_ms: i64 = match s.chars().last() {

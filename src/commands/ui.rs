@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use super::code::ensure_proxy;
+use super::running_proxy::ensure_proxy;
 use super::shared::{block_on, load_client_config};
 use super::{Context, Outcome};
 use crate::cli::UiArgs;

@@ -12,6 +12,7 @@ use super::shared::resolve_manager;
 use super::{Context, Outcome};
 use crate::cli::UninstallArgs;
 use crate::config::ConfigFile;
+use crate::diagnostic::Diagnostic;
 use crate::service::runtime::Owned;
 use crate::service::{self, systemd, Layout, Manager, ServiceKind};
 
@@ -95,7 +96,9 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
     if !args.yes {
         let prompter = Prompter::open(false);
         if let Prompter::NoTerminal = prompter {
-            bail!("no terminal to confirm on; re-run with --yes to uninstall");
+            return Err(Diagnostic::new("no terminal to confirm the uninstall on")
+                .with_hint("re-run with `ccr-setup uninstall --yes`")
+                .into());
         }
         if !prompter.confirm("Uninstall?", false)? {
             println!("Nothing was changed.");

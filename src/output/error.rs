@@ -4,6 +4,7 @@
 use crate::config::ConfigError;
 use crate::diagnostic::{self, Diagnostic, Hint};
 use crate::ollama::serve::ServeError;
+use crate::platform::UnknownPlatform;
 use crate::provision::install::{InstallError, PlanError};
 
 use super::Palette;
@@ -14,9 +15,10 @@ pub fn render_error(err: &anyhow::Error, color: bool) -> String {
     let messages = diagnostic::messages(err.as_ref());
     let mut lines = messages.iter();
     let first = lines.next().map(String::as_str).unwrap_or("failed");
-    let mut out = format!("{}: {first}", p.fail.apply_to("error"));
+    let mut out = format!("{}: {}", p.fail.apply_to("error"), indented(first));
     for cause in lines {
-        out.push_str(&format!("\n  {} {cause}", p.dim.apply_to("caused by:")));
+        let label = p.dim.apply_to("caused by:");
+        out.push_str(&format!("\n  {label} {}", indented(cause)));
     }
     if let Some(hint) = hint_of(err) {
         let printer = super::Printer {
@@ -28,6 +30,11 @@ pub fn render_error(err: &anyhow::Error, color: bool) -> String {
         out.push_str(&printer.hint_text(&hint, ""));
     }
     out
+}
+
+/// A message's continuation lines, indented under the label so the form stays readable.
+fn indented(message: &str) -> String {
+    message.lines().collect::<Vec<_>>().join("\n    ")
 }
 
 /// The fix for an error: from a [`Diagnostic`] anywhere in its contexts, else from the
@@ -50,6 +57,8 @@ pub fn hint_of(err: &anyhow::Error) -> Option<String> {
             i.hint()
         } else if let Some(p) = e.downcast_ref::<PlanError>() {
             p.hint()
+        } else if let Some(p) = e.downcast_ref::<UnknownPlatform>() {
+            p.hint()
         } else {
             None
         }
@@ -71,6 +80,15 @@ mod tests {
         assert_eq!(
             render_error(&err, false),
             "error: cannot save the config\n  caused by: cannot write /x\n  caused by: permission denied\nhint: check /x"
+        );
+    }
+
+    #[test]
+    fn continuation_lines_are_indented() {
+        let err = anyhow::anyhow!("two problems:\n- a\n- b");
+        assert_eq!(
+            render_error(&err, false),
+            "error: two problems:\n    - a\n    - b"
         );
     }
 

@@ -10,6 +10,7 @@ mod cli;
 mod cloud_key;
 mod code_exec;
 mod doctor_cli;
+mod errors;
 mod init_wizard;
 mod init_yes;
 mod install_sh;
