@@ -8,7 +8,7 @@
 # llama-server evaluated (timings.prompt_n), served from its cache (cache_n), wall time,
 # and the ideal (each request evaluates only what it adds to its conversation).
 #
-#   scripts/bench-session.sh [--runs "SPEC …"] [--max-tokens N] [--ctx N]
+#   scripts/bench-session.sh [--runs "SPEC …"] [--max-tokens N] [--ctx N] [--name NAME]
 #                            [--ccr-setup-bin PATH] [--fixture FILE]
 #   scripts/bench-session.sh --record [--ccr-setup-bin PATH]
 #
@@ -17,7 +17,9 @@
 # Default: "ccr-setup:1 ccr:1 llama:1 ccr-setup:1:nocache ccr:1:nocache ccr-setup:2".
 # --record re-records the fixture from the real Claude Code in a PTY, with the
 # environment `ccr-setup env` prints, against a scripted upstream.
-# Prints markdown; writes target/bench/session.json (rows in target/bench/session.jsonl).
+# Prints markdown; writes target/bench/NAME.json (rows in target/bench/NAME.jsonl;
+# NAME defaults to session). Rows of several runs combine with
+# `cat A.jsonl B.jsonl > all.jsonl && scripts/bench/session_report.py all.jsonl all.json`.
 #
 # Loopback only; bounded waits; stops only the processes it started.
 set -euo pipefail
@@ -26,19 +28,21 @@ ROOT="$PWD"
 
 FIXTURE="$ROOT/tests/fixtures/session/claude-code-2.1.197.jsonl"
 RUNS="ccr-setup:1 ccr:1 llama:1 ccr-setup:1:nocache ccr:1:nocache ccr-setup:2"
-MAX_TOKENS=8
+MAX_TOKENS=1
+NAME=session
 CTX=32768
 CCR_SETUP_BIN=""
 RECORD=0
 CCR_VERSION="2.0.0"
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --runs) RUNS="$2"; shift ;;
         --max-tokens) MAX_TOKENS="$2"; shift ;;
         --ctx) CTX="$2"; shift ;;
+        --name) NAME="$2"; shift ;;
         --ccr-setup-bin) CCR_SETUP_BIN="$2"; shift ;;
         --fixture) FIXTURE="$2"; shift ;;
         --record) RECORD=1 ;;
@@ -213,7 +217,7 @@ EOF
     TARGET_URL="http://127.0.0.1:$port/v1/messages"
 }
 
-ROWS="$OUT_DIR/session.jsonl"
+ROWS="$OUT_DIR/$NAME.jsonl"
 : >"$ROWS"
 say "fixture $(basename "$FIXTURE"): $(wc -l <"$FIXTURE") requests; runs: $RUNS"
 for spec in $RUNS; do
@@ -231,5 +235,5 @@ for spec in $RUNS; do
     stop_pid "$LLAMA_PID"
 done
 
-python3 scripts/bench/session_report.py "$ROWS" "$OUT_DIR/session.json"
-say "wrote $OUT_DIR/session.json"
+python3 scripts/bench/session_report.py "$ROWS" "$OUT_DIR/$NAME.json"
+say "wrote $OUT_DIR/$NAME.json"
