@@ -45,6 +45,8 @@ impl EnvVars {
     pub const CLAUDE_CODE_ATTRIBUTION_HEADER: &'static str = "CLAUDE_CODE_ATTRIBUTION_HEADER";
     pub const CLAUDE_CODE_AUTO_COMPACT_WINDOW: &'static str = "CLAUDE_CODE_AUTO_COMPACT_WINDOW";
     pub const CLAUDE_CODE_TOTAL_TOKENS_REMINDER: &'static str = "CLAUDE_CODE_TOTAL_TOKENS_REMINDER";
+    /// The model name Claude Code gives its subagent (Task) requests.
+    pub const CLAUDE_CODE_SUBAGENT_MODEL: &'static str = "CLAUDE_CODE_SUBAGENT_MODEL";
     /// Where Claude Code keeps `.claude.json` when not in `$HOME`.
     pub const CLAUDE_CONFIG_DIR: &'static str = "CLAUDE_CONFIG_DIR";
 

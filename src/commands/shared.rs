@@ -47,6 +47,15 @@ pub fn claude_env(cfg: &Config) -> Vec<(&'static str, String)> {
     if let Some(window) = local_default_window(cfg) {
         env.push((EnvVars::CLAUDE_CODE_AUTO_COMPACT_WINDOW, window.to_string()));
     }
+    // Claude Code 2.1.197 sends subagent (Task) requests with the main model's name, so
+    // they would share the local slot and evict the main conversation's prompt cache.
+    // Named as Haiku they take the proxy's background route instead.
+    if cfg.router.background.is_some() {
+        env.push((
+            EnvVars::CLAUDE_CODE_SUBAGENT_MODEL,
+            crate::provision::router_config::BACKGROUND_CLOUD_MODEL.to_owned(),
+        ));
+    }
     env
 }
 
@@ -160,6 +169,27 @@ mod tests {
         assert_eq!(get("CLAUDE_CODE_AUTO_COMPACT_WINDOW"), Some("32768"));
         assert_eq!(get("CLAUDE_CODE_ATTRIBUTION_HEADER"), Some("0"));
         assert_eq!(get("CLAUDE_CODE_TOTAL_TOKENS_REMINDER"), Some("off"));
+        // No background route: subagents keep the main model (and the local route).
+        assert_eq!(get("CLAUDE_CODE_SUBAGENT_MODEL"), None);
+    }
+
+    #[test]
+    fn a_background_route_takes_the_subagents() {
+        let c = cfg(json!({
+            "Providers": [{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "models": ["m"]},
+                          {"name": "anthropic", "api_base_url": "https://api.anthropic.com/v1/messages", "models": ["claude-haiku-4-5"]}],
+            "Router": {"default": "ollama,m", "background": "anthropic,claude-haiku-4-5"}
+        }));
+        let env = claude_env(&c);
+        assert!(env.contains(&("CLAUDE_CODE_SUBAGENT_MODEL", "claude-haiku-4-5".to_owned())));
+        // …and the proxy routes a request with that name to the background entry.
+        let req: crate::proxy::anthropic::MessagesRequest = serde_json::from_value(json!({
+            "model": "claude-haiku-4-5",
+            "messages": [{"role": "user", "content": "List the Python files."}]
+        }))
+        .unwrap();
+        let d = crate::proxy::route::decide(&c, &req, || 10).unwrap();
+        assert_eq!(d.target.to_string(), "anthropic,claude-haiku-4-5");
     }
 
     #[test]

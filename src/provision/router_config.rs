@@ -12,6 +12,11 @@ pub const OLLAMA_CHAT_URL: &str = "http://127.0.0.1:11434/v1/chat/completions";
 /// The cloud fallback provider `init` writes when asked.
 pub const ANTHROPIC_PROVIDER: &str = "anthropic";
 pub const ANTHROPIC_MESSAGES_URL: &str = "https://api.anthropic.com/v1/messages";
+/// The Haiku-class cloud model for `Router.background` when cloud fallback is on:
+/// Claude Code's subagents (sent with this name by `code`) then run in the cloud and
+/// never evict the main conversation from a one-slot local server's prompt cache
+/// (README, "Keeping the local prompt cache warm").
+pub const BACKGROUND_CLOUD_MODEL: &str = "claude-haiku-4-5";
 /// A reference, not the key: the key comes from the environment or the secrets store.
 pub const ANTHROPIC_KEY_REF: &str = "$ANTHROPIC_API_KEY";
 /// The variable [`ANTHROPIC_KEY_REF`] names.
@@ -125,12 +130,15 @@ pub fn apply(doc: &mut Value, a: &Answers) -> Result<(), EditError> {
     }
     if a.cloud_fallback {
         match find_provider(list, ANTHROPIC_PROVIDER) {
-            Some(p) => ensure_model(p, &a.cloud_model),
+            Some(p) => {
+                ensure_model(p, &a.cloud_model);
+                ensure_model(p, BACKGROUND_CLOUD_MODEL);
+            }
             None => list.push(json!({
                 "name": ANTHROPIC_PROVIDER,
                 "api_base_url": ANTHROPIC_MESSAGES_URL,
                 "api_key": ANTHROPIC_KEY_REF,
-                "models": [a.cloud_model],
+                "models": [a.cloud_model, BACKGROUND_CLOUD_MODEL],
             })),
         }
     }
@@ -154,13 +162,18 @@ pub fn apply(doc: &mut Value, a: &Answers) -> Result<(), EditError> {
     if router.get("default").and_then(Value::as_str) != Some(default.as_str()) {
         router.insert("default".into(), json!(default));
     }
-    for key in ["think", "longContext"] {
+    let background = format!("{ANTHROPIC_PROVIDER},{BACKGROUND_CLOUD_MODEL}");
+    for (key, target) in [
+        ("think", &cloud),
+        ("longContext", &cloud),
+        ("background", &background),
+    ] {
         let current = router.get(key);
         if a.cloud_fallback {
-            if ours(current) && current.and_then(Value::as_str) != Some(cloud.as_str()) {
-                router.insert(key.into(), json!(cloud));
+            if ours(current) && current.and_then(Value::as_str) != Some(target.as_str()) {
+                router.insert(key.into(), json!(target));
             }
-        } else if current.and_then(Value::as_str) == Some(cloud.as_str()) {
+        } else if current.and_then(Value::as_str) == Some(target.as_str()) {
             // Only undo what init itself would have written.
             router.remove(key);
         }
@@ -256,6 +269,12 @@ mod tests {
             cfg.provider("anthropic").unwrap().api_key.as_deref(),
             Some("sk-test")
         );
+        // Subagents (and anything else sent as Haiku) go to the cloud Haiku.
+        assert_eq!(
+            cfg.router.background.as_ref().unwrap().to_string(),
+            "anthropic,claude-haiku-4-5"
+        );
+        assert!(crate::catalogue::find(BACKGROUND_CLOUD_MODEL).is_some());
         // The key is referenced, not stored.
         assert_eq!(once["Providers"][1]["api_key"], ANTHROPIC_KEY_REF);
         assert_eq!(current_answers(&once), Some(answers(true)));
@@ -298,6 +317,7 @@ mod tests {
         apply(&mut doc, &answers(false)).unwrap();
         assert_eq!(doc["Router"]["think"], "anthropic,claude-opus-4-1");
         assert!(doc["Router"].get("longContext").is_none());
+        assert!(doc["Router"].get("background").is_none());
         assert!(doc.get("fallback").is_none());
     }
 
@@ -318,7 +338,7 @@ mod tests {
         );
         assert_eq!(
             doc["Providers"][1]["models"],
-            json!(["claude-sonnet-5-5", "claude-opus-4-8"])
+            json!(["claude-sonnet-5-5", "claude-haiku-4-5", "claude-opus-4-8"])
         );
         assert_eq!(current_answers(&doc), Some(opus));
     }
