@@ -12,9 +12,13 @@
 #                            [--ccr-setup-bin PATH] [--fixture FILE]
 #   scripts/bench-session.sh --record [--ccr-setup-bin PATH]
 #
-# A run SPEC is TARGET:SLOTS[:nocache], TARGET one of ccr-setup, ccr, llama; `nocache`
-# starts llama-server with --cache-ram 0 (no host-memory prompt cache, like Ollama).
-# Default: "ccr-setup:1 ccr:1 llama:1 ccr-setup:1:nocache ccr:1:nocache ccr-setup:2".
+# A run SPEC is TARGET:SLOTS[:nocache][:bgcloud], TARGET one of ccr-setup, ccr, llama;
+# `nocache` starts llama-server with --cache-ram 0 (no host-memory prompt cache, like
+# Ollama); `bgcloud` (ccr-setup only) is the cloud-fallback default: Router.background
+# goes to an Anthropic-kind stand-in for the cloud and subagents are sent as Haiku, as
+# `ccr-setup code` makes Claude Code do.
+# Default: "ccr-setup:1 ccr:1 llama:1 ccr-setup:1:nocache ccr-setup:1:nocache:bgcloud
+# ccr-setup:2:nocache".
 # --record re-records the fixture from the real Claude Code in a PTY, with the
 # environment `ccr-setup env` prints, against a scripted upstream.
 # Prints markdown; writes target/bench/NAME.json (rows in target/bench/NAME.jsonl;
@@ -27,7 +31,7 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
 FIXTURE="$ROOT/tests/fixtures/session/claude-code-2.1.197.jsonl"
-RUNS="ccr-setup:1 ccr:1 llama:1 ccr-setup:1:nocache ccr:1:nocache ccr-setup:2"
+RUNS="ccr-setup:1 ccr:1 llama:1 ccr-setup:1:nocache ccr-setup:1:nocache:bgcloud ccr-setup:2:nocache"
 MAX_TOKENS=1
 NAME=session
 CTX=32768
@@ -35,7 +39,7 @@ CCR_SETUP_BIN=""
 RECORD=0
 CCR_VERSION="2.0.0"
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ "$#" -gt 0 ]; do
     case "$1" in
@@ -162,8 +166,18 @@ start_llama() { # slots cache(yes|no)
     wait_http "$LLAMA_PORT" "$LLAMA_PID" llama /health 120
 }
 
+wait_file() { # path: non-empty within 10 s
+    local _
+    for _ in $(seq 1 100); do
+        [ -s "$1" ] && return 0
+        sleep 0.1
+    done
+    die "$1 stayed empty"
+}
+
 TARGET_URL=""
 TARGET_PIDS=()
+BGCLOUD=0
 start_target() { # name
     local name="$1" port endpoint="http://127.0.0.1:$LLAMA_PORT/v1/chat/completions"
     TARGET_PIDS=()
@@ -174,14 +188,23 @@ start_target() { # name
             ;;
         ccr-setup)
             port="$(free_port)"
+            local cloud="" background=""
+            if [ "$BGCLOUD" = 1 ]; then
+                python3 scripts/bench/session_upstream.py >"$WORK/cloud.port" 2>"$WORK/cloud.log" &
+                STARTED_PIDS+=("$!")
+                TARGET_PIDS+=("$!")
+                wait_file "$WORK/cloud.port"
+                cloud=",{\"name\": \"cloud\", \"api_base_url\": \"http://127.0.0.1:$(cat "$WORK/cloud.port")/v1/messages\", \"api_key\": \"stand-in\", \"models\": [\"claude-haiku-4-5\"]}"
+                background=", \"background\": \"cloud,claude-haiku-4-5\""
+            fi
             cat >"$WORK/ccr-setup.json" <<EOF
 {
   "HOST": "127.0.0.1",
   "PORT": $port,
   "API_TIMEOUT_MS": 900000,
   "Providers": [{"name": "llama", "api_base_url": "$endpoint", "api_key": "local",
-                 "models": ["smollm2"], "context_window": $CTX}],
-  "Router": {"default": "llama,smollm2"}
+                 "models": ["smollm2"], "context_window": $CTX}$cloud],
+  "Router": {"default": "llama,smollm2"$background}
 }
 EOF
             HOME="$WORK/ccr-setup-home" "$CCR_SETUP_BIN" --quiet --config "$WORK/ccr-setup.json" \
@@ -205,12 +228,13 @@ EOF
             ;;
         *) die "unknown target $name (ccr-setup, ccr or llama)" ;;
     esac
-    TARGET_PIDS+=("$!")
-    STARTED_PIDS+=("$!")
-    wait_http "$port" "$!" "$name"
+    local launcher="$!"
+    TARGET_PIDS+=("$launcher")
+    STARTED_PIDS+=("$launcher")
+    wait_http "$port" "$launcher" "$name"
     local listener
     listener="$(listener_pid "$port")"
-    if [ -n "$listener" ] && [ "$listener" != "${TARGET_PIDS[0]}" ]; then
+    if [ -n "$listener" ] && [ "$listener" != "$launcher" ]; then
         TARGET_PIDS+=("$listener")
         STARTED_PIDS+=("$listener")
     fi
@@ -221,16 +245,27 @@ ROWS="$OUT_DIR/$NAME.jsonl"
 : >"$ROWS"
 say "fixture $(basename "$FIXTURE"): $(wc -l <"$FIXTURE") requests; runs: $RUNS"
 for spec in $RUNS; do
-    IFS=: read -r target slots nocache <<<"$spec"
+    IFS=: read -r target slots flags <<<"$spec"
     cache=yes
+    BGCLOUD=0
+    extra=()
     label="$target, $slots slot$([ "$slots" = 1 ] || echo s)"
-    if [ "${nocache:-}" = nocache ]; then cache=no; label="$label, no host cache"; fi
+    case ":${flags:-}:" in *:nocache:*) cache=no; label="$label, no host cache" ;; esac
+    case ":${flags:-}:" in
+        *:bgcloud:*)
+            [ "$target" = ccr-setup ] || die "bgcloud is a ccr-setup default ($spec)"
+            BGCLOUD=1
+            extra=(--subagent-model claude-haiku-4-5)
+            label="$label, subagents to cloud Haiku"
+            ;;
+    esac
     start_llama "$slots" "$cache"
     start_target "$target"
     say "run: $label"
     python3 scripts/bench/replay_session.py --fixture "$FIXTURE" --url "$TARGET_URL" \
         --llama "http://127.0.0.1:$LLAMA_PORT" --label "$label" --out "$ROWS" \
-        --max-tokens "$MAX_TOKENS" || say "run $label had failures (rows kept; llama log: $WORK/llama.log)"
+        --max-tokens "$MAX_TOKENS" "${extra[@]}" ||
+        say "run $label had failures (rows kept; llama log: $WORK/llama.log)"
     for pid in "${TARGET_PIDS[@]}"; do stop_pid "$pid"; done
     stop_pid "$LLAMA_PID"
 done

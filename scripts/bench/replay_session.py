@@ -74,6 +74,10 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--max-tokens", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--subagent-model",
+                    help="send subagent requests with this model, as Claude Code does "
+                         "under CLAUDE_CODE_SUBAGENT_MODEL (which `ccr-setup code` sets "
+                         "when Router.background exists)")
     args = ap.parse_args()
 
     records = [json.loads(line) for line in open(args.fixture) if line.strip()]
@@ -84,6 +88,8 @@ def main():
         for rec in records:
             body = dict(rec["body"])
             body["max_tokens"] = args.max_tokens
+            if args.subagent_model and rec["kind"] == "subagent":
+                body["model"] = args.subagent_model
             evaluated_before = prompt_tokens_total(args.llama)
             t0 = time.monotonic()
             status, raw = post(args.url, body, args.timeout)

@@ -74,7 +74,7 @@ def main():
                 continue
             r = rs[i]
             if r.get("prompt_n") is None:
-                cells.append(f"HTTP {r['status']}, no timings")
+                cells.append(f"HTTP {r['status']}, not on llama-server")
             else:
                 cells.append(f"{r['prompt_n']:,} / {r['cache_n']:,} / {r['wall_s']:.1f} s (ideal {r['ideal']:,})")
         print(f"| {r0['n']} | {r0['kind']} | " + " | ".join(cells) + " |")

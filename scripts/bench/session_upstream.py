@@ -212,3 +212,16 @@ def serve(session):
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(session))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+if __name__ == "__main__":
+    # Stand-alone: a stand-in for a cloud Anthropic provider in the replay benchmark.
+    # Prints its port, then serves until killed.
+    import sys
+    import time
+
+    srv = serve(Session("/home/user/project"))
+    print(srv.server_address[1], flush=True)
+    sys.stdout.close()
+    while True:
+        time.sleep(3600)
