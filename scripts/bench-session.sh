@@ -249,7 +249,9 @@ for spec in $RUNS; do
     cache=yes
     BGCLOUD=0
     extra=()
-    label="$target, $slots slot$([ "$slots" = 1 ] || echo s)"
+    label="$target"
+    [ "$target" = llama ] && label="llama-server's /v1/messages"
+    label="$label, $slots slot$([ "$slots" = 1 ] || echo s)"
     case ":${flags:-}:" in *:nocache:*) cache=no; label="$label, no host cache" ;; esac
     case ":${flags:-}:" in
         *:bgcloud:*)

@@ -60,10 +60,11 @@ def main():
         print(f"| {lab}{note} | {s['requests']} | {s['prompt_n']:,} | {s['cache_n']:,} | "
               f"{s['ideal']:,} | {ratio} | {s['wall_s']:.0f} s |")
     print()
-    print("Per request: prompt_n / cache_n / wall seconds (ideal prompt_n in the run's own column header order).")
+    print("Per request: prompt tokens evaluated (served from cache); the ideal column is the")
+    print(f"first run's ({labels[0]}).")
     print()
-    print("| # | kind | " + " | ".join(labels) + " |")
-    print("| ---: | --- | " + " | ".join("---:" for _ in labels) + " |")
+    print("| # | kind | ideal | " + " | ".join(labels) + " |")
+    print("| ---: | --- | ---: | " + " | ".join("---:" for _ in labels) + " |")
     first = by_label[labels[0]]
     for i, r0 in enumerate(first):
         cells = []
@@ -71,13 +72,12 @@ def main():
             rs = by_label[lab]
             if i >= len(rs):
                 cells.append("–")
-                continue
-            r = rs[i]
-            if r.get("prompt_n") is None:
-                cells.append(f"HTTP {r['status']}, not on llama-server")
+            elif rs[i].get("prompt_n") is None:
+                cells.append("not on llama-server" if rs[i]["ok"] else f"HTTP {rs[i]['status']}")
             else:
-                cells.append(f"{r['prompt_n']:,} / {r['cache_n']:,} / {r['wall_s']:.1f} s (ideal {r['ideal']:,})")
-        print(f"| {r0['n']} | {r0['kind']} | " + " | ".join(cells) + " |")
+                cells.append(f"{rs[i]['prompt_n']:,} ({rs[i]['cache_n']:,})")
+        ideal0 = f"{r0['ideal']:,}" if r0.get("ideal") is not None else "–"
+        print(f"| {r0['n']} | {r0['kind']} | {ideal0} | " + " | ".join(cells) + " |")
     with open(sys.argv[2], "w") as f:
         json.dump(summary, f, indent=1)
 
