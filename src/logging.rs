@@ -1,7 +1,8 @@
 //! Logging setup with `tracing`.
 //!
-//! The CLI logs to stderr at the level set by `-v`. Long-running commands (the proxy,
-//! and `up`, which execs into it) also log to daily-rotated files under
+//! The CLI logs to stderr at the level set by `-v` (`up` only with `-v`: its step list
+//! is its output). Long-running commands (the proxy, and `up`, which execs into it)
+//! also log to daily-rotated files under
 //! `~/.claude-code-router/logs/`, keeping a week. Secrets (API keys, Authorization
 //! headers) are never passed to a log macro anywhere in the crate.
 
@@ -22,6 +23,11 @@ pub fn color_enabled(no_color_flag: bool) -> bool {
 }
 
 fn stderr_level(global: &GlobalArgs, command: &Command) -> &'static str {
+    // `up` prints its own step list; the log of the in-process proxy it smoke-tests
+    // (`… falling back …`) goes to the log file only, unless -v asks for it here.
+    if matches!(command, Command::Up(_)) && global.verbose == 0 {
+        return "off";
+    }
     if global.quiet {
         return "error";
     }
@@ -89,4 +95,23 @@ fn file_writer() -> Option<(tracing_appender::non_blocking::NonBlocking, WorkerG
         .build(&dir)
         .ok()?;
     Some(tracing_appender::non_blocking(appender))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn level(args: &[&str]) -> &'static str {
+        let cli = crate::cli::Cli::parse_from(args);
+        stderr_level(&cli.global, &cli.command)
+    }
+
+    #[test]
+    fn up_keeps_the_step_list_clean_unless_verbose() {
+        assert_eq!(level(&["ccr-setup", "up"]), "off");
+        assert_eq!(level(&["ccr-setup", "up", "-v"]), "info");
+        assert_eq!(level(&["ccr-setup", "proxy"]), "info");
+        assert_eq!(level(&["ccr-setup", "doctor"]), "warn");
+    }
 }

@@ -17,13 +17,68 @@ use crate::service::{self, Layout, Manager, ServiceKind};
 /// How long a client waits for a proxy it started to answer `/health`.
 const START_WAIT: Duration = Duration::from_secs(20);
 
+/// What answers at the proxy's address.
+enum ProxyAt {
+    /// Nothing (refused, or no answer in time).
+    Nothing,
+    /// Our proxy (its `/health` shape), accepting our key when the config has one.
+    Ours,
+    /// Something else: what it answered.
+    Stranger(String),
+    /// Our proxy, but it refused our `APIKEY`.
+    KeyRefused(u16),
+}
+
+/// Ask `base` for `/health` and, with an `APIKEY`, whether `/v1/models` accepts it.
+async fn probe(base: &str, api_key: Option<&str>) -> ProxyAt {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .no_proxy()
+        .build()
+    else {
+        return ProxyAt::Nothing;
+    };
+    let Ok(resp) = client.get(format!("{base}/health")).send().await else {
+        return ProxyAt::Nothing;
+    };
+    let status = resp.status();
+    let body = resp.bytes().await.unwrap_or_default();
+    if !status.is_success() || crate::proxy::health::Health::parse(&body).is_none() {
+        let start = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
+        return ProxyAt::Stranger(format!("HTTP {} on /health: {start:?}", status.as_u16()));
+    }
+    if let Some(key) = api_key {
+        let answer = client
+            .get(format!("{base}/v1/models"))
+            .header("x-api-key", key)
+            .send()
+            .await;
+        if let Ok(r) = answer {
+            if matches!(r.status().as_u16(), 401 | 403) {
+                return ProxyAt::KeyRefused(r.status().as_u16());
+            }
+        }
+    }
+    ProxyAt::Ours
+}
+
 /// Health-check the proxy; if nothing answers, start it through our service when one is
 /// installed, else detached with a pid file and a log, and wait for it.
 pub(crate) fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
     let out = ctx.printer(false);
     let base = runtime::proxy_url(&cfg.host, cfg.port);
-    if block_on(crate::proxy::health::fetch(&base, Duration::from_secs(2))).is_some() {
-        return Ok(());
+    match block_on(probe(&base, cfg.api_key.as_deref())) {
+        ProxyAt::Ours => return Ok(()),
+        ProxyAt::Nothing => {}
+        ProxyAt::Stranger(what) => anyhow::bail!(
+            "{base} answers, but not as ccr-setup's proxy ({what}); Claude Code's requests would go to it. Stop what listens on port {}, or set another PORT in {}",
+            cfg.port,
+            ctx.config_path.display()
+        ),
+        ProxyAt::KeyRefused(status) => anyhow::bail!(
+            "the ccr-setup proxy at {base} refused the APIKEY of {} (HTTP {status}): it runs with another config. Restart it with this one (`ccr-setup stop`, then `ccr-setup code`)",
+            ctx.config_path.display()
+        ),
     }
     let layout = Layout::current();
     let service =

@@ -11,6 +11,11 @@ use support::sandbox::{run_expect, Sandbox};
 /// A minimal stand-in for the proxy's `GET /health`: answers every connection with 200
 /// and counts the requests.
 fn health_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    health_server_with(200)
+}
+
+/// [`health_server`] whose other paths (`/v1/models`) answer `models_status`.
+fn health_server_with(models_status: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -24,10 +29,21 @@ fn health_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
                 h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             // The shape of the real proxy's /health (`proxy::health::Health`).
-            let body = r#"{"status":"ok","version":"0.1.0","providers":[{"name":"ollama","kind":"openai"}]}"#;
+            let health = String::from_utf8_lossy(&buf[..n]).starts_with("GET /health ");
+            let (status, body) = if health {
+                (
+                    200,
+                    r#"{"status":"ok","version":"0.1.0","providers":[{"name":"ollama","kind":"openai"}]}"#,
+                )
+            } else {
+                (
+                    models_status,
+                    r#"{"type":"error","error":{"type":"authentication_error","message":"bad key"}}"#,
+                )
+            };
             let _ = write!(
                 s,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
         }
@@ -228,4 +244,26 @@ fn code_reports_a_proxy_that_dies_at_once_with_its_log() {
     );
     assert!(!argv.exists(), "claude must not run without a proxy");
     assert!(!sb.home.join(".claude-code-router/run/proxy.pid").exists());
+}
+
+#[test]
+fn code_refuses_a_stranger_on_the_port_and_a_proxy_that_refuses_our_key() {
+    let sb = Sandbox::new();
+    let (argv, _) = add_fake_claude(&sb);
+    // Any 2xx JSON is not enough: it must be ccr-setup's /health.
+    let stranger =
+        support::tiny_http::TinyHttp::start(0, 200, "application/json", r#"{"ok": true}"#);
+    write_config(&sb, stranger.port(), "");
+    let (_, err) = run_expect(sb.cmd(&["code", "--", "-p", "hi"]), 1);
+    assert!(err.contains("not as ccr-setup's proxy"), "{err}");
+    assert!(!argv.exists(), "claude must not run against a stranger");
+    assert!(!sb.home.join(".claude-code-router/run/proxy.pid").exists());
+
+    // Our proxy's shape, but our APIKEY is refused: another config's proxy.
+    let (port, _) = health_server_with(401);
+    write_config(&sb, port, r#""APIKEY": "proxy-secret-of-this-config","#);
+    let (_, err) = run_expect(sb.cmd(&["code", "--", "-p", "hi"]), 1);
+    assert!(err.contains("refused the APIKEY"), "{err}");
+    assert!(!err.contains("proxy-secret-of-this-config"), "{err}");
+    assert!(!argv.exists());
 }
