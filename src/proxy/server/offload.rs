@@ -5,9 +5,13 @@
 //! worker, a few such requests at once would stall every other request, `/health`
 //! included. So the work that may count (the plan, `count_tokens`) runs on tokio's
 //! blocking pool whenever the body is large enough for that to matter, with the request
-//! moved there and back rather than copied.
+//! moved there and back rather than copied. At most one such job per core runs at once:
+//! more would not count faster, and each holds its own merge buffers and regex cache.
+
+use std::sync::OnceLock;
 
 use axum::http::StatusCode;
+use tokio::sync::Semaphore;
 
 use crate::config::{Config, ProviderKind};
 use crate::proxy::anthropic::MessagesRequest;
@@ -33,6 +37,7 @@ where
         let out = work(&mut req);
         return Ok((req, out));
     }
+    let _permit = counting_slots().acquire().await;
     tokio::task::spawn_blocking(move || {
         let out = work(&mut req);
         (req, out)
@@ -46,6 +51,13 @@ where
             "the proxy failed while counting the request's tokens",
         )
     })
+}
+
+/// One slot per core for counting jobs.
+fn counting_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS
+        .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
 }
 
 /// [`plan`], plus the token count when an OpenAI-kind target may need it for
