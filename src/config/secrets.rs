@@ -308,6 +308,45 @@ mod tests {
     }
 
     #[test]
+    fn keychain_goes_through_security_with_the_key_on_stdin_never_in_argv() {
+        let dir = tempfile::tempdir().unwrap();
+        let security = dir.path().join("security");
+        let log = dir.path().join("argv.log");
+        let item = dir.path().join("item");
+        // A fake `security`: `-i` reads one command from stdin and keeps the -w value;
+        // find-generic-password prints it; every argv is logged.
+        std::fs::write(
+            &security,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> '{log}'\ncase \"$1\" in\n  -i) read -r line; printf '%s' \"$line\" | sed 's/.*-w \"\\(.*\\)\"$/\\1/' > '{item}' ;;\n  find-generic-password) [ -f '{item}' ] && cat '{item}' && echo || exit 44 ;;\n  delete-generic-password) rm -f '{item}' ;;\nesac\n",
+                log = log.display(),
+                item = item.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&security, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let store = SecretsStore {
+            file: dir.path().join(SECRETS_FILE),
+            keychain: Some(security),
+        };
+        assert_eq!(store.destination(), KeySource::Keychain);
+        assert_eq!(store.get("ANTHROPIC_API_KEY").unwrap(), None);
+        assert_eq!(
+            store.set("ANTHROPIC_API_KEY", "sk-ant-kc").unwrap(),
+            KeySource::Keychain
+        );
+        assert_eq!(
+            store.get("ANTHROPIC_API_KEY").unwrap(),
+            Some(("sk-ant-kc".to_owned(), KeySource::Keychain))
+        );
+        assert!(!store.file().exists(), "the Keychain, not the file");
+        let argv = std::fs::read_to_string(&log).unwrap();
+        assert!(!argv.contains("sk-ant-kc"), "{argv}");
+        assert!(store.remove_from_keychain("ANTHROPIC_API_KEY").unwrap());
+        assert_eq!(store.get("ANTHROPIC_API_KEY").unwrap(), None);
+    }
+
+    #[test]
     fn bad_names_and_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = SecretsStore::file_only(dir.path().join(SECRETS_FILE));
