@@ -15,7 +15,7 @@ use super::init_key::{self, CloudKey};
 use super::prompt::Prompter;
 use super::shared::resolve_manager;
 use super::{Context, Outcome};
-use crate::cli::{InitArgs, ServiceManagerChoice};
+use crate::cli::InitArgs;
 use crate::config::{
     ConfigError, ConfigFile, OllamaSettings, SecretsStore, DEFAULT_CONTEXT_LENGTH, DEFAULT_MODEL,
     DEFAULT_PORT,
@@ -483,7 +483,13 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         eprintln!("\nNo terminal to ask for consent, so nothing was installed or written.");
         eprintln!(
             "To apply this plan, run:\n    {}",
-            apply_command(ctx, &args, &answers, manager)
+            super::init_consent::apply_command(
+                ctx,
+                &args,
+                &answers.config,
+                answers.services,
+                manager
+            )
         );
         return Ok(Outcome::Usage);
     }
@@ -504,66 +510,6 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         files,
         &loaded,
     )
-}
-
-/// The `ccr-setup init --yes …` line that applies exactly the answers just planned.
-fn apply_command(
-    ctx: &Context,
-    args: &InitArgs,
-    answers: &AllAnswers,
-    manager: Option<Manager>,
-) -> String {
-    let a = &answers.config;
-    let mut words = vec!["ccr-setup".to_owned()];
-    if ctx.config_path != crate::paths::default_config_path() {
-        words.push("--config".into());
-        words.push(shell_quote(&ctx.config_path.display().to_string()));
-    }
-    words.extend(["init".into(), "--yes".into()]);
-    words.extend(["--model".into(), shell_quote(&a.model)]);
-    words.extend(["--context-length".into(), a.context_length.to_string()]);
-    words.extend(["--port".into(), a.port.to_string()]);
-    if a.cloud_fallback {
-        words.extend(["--cloud-fallback".into(), "--cloud-model".into()]);
-        words.push(shell_quote(&a.cloud_model));
-    } else {
-        words.push("--no-cloud-fallback".into());
-    }
-    if manager.is_some() {
-        words.push(
-            if answers.services {
-                "--service"
-            } else {
-                "--no-service"
-            }
-            .into(),
-        );
-    }
-    if let Some(choice) = args.service_manager {
-        let name = match choice {
-            ServiceManagerChoice::Launchd => "launchd",
-            ServiceManagerChoice::Systemd => "systemd",
-            ServiceManagerChoice::None => "none",
-        };
-        words.extend(["--service-manager".into(), name.into()]);
-    }
-    if args.no_install {
-        words.push("--no-install".into());
-    }
-    words.join(" ")
-}
-
-/// Quote a word for a POSIX shell when it needs it.
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 fn load_plan(

@@ -14,6 +14,7 @@ pub mod config;
 pub mod doctor;
 pub mod env;
 pub mod init;
+mod init_consent;
 mod init_key;
 pub mod prompt;
 pub mod proxy;
