@@ -1,7 +1,7 @@
 //! What translation adds to a request: `cargo bench --bench translate`.
 //!
 //! * `request/*`: a 76 KB Claude Code-shaped request (24 tools, system blocks, tool
-//!   history; `tests/golden/request/claude_code_76k.anthropic.json`): parse once, then
+//!   history; `tests/it/golden/request/claude_code_76k.anthropic.json`): parse once, then
 //!   translate to OpenAI and serialise (the openai-kind path), or re-serialise (the
 //!   anthropic-kind pass-through path).
 //! * `stream/200_chunks`: a 200-chunk OpenAI transcript (reasoning, text, a tool call
@@ -26,7 +26,7 @@ const TARGET: TargetOptions = TargetOptions {
 fn request_body() -> Vec<u8> {
     std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/request/claude_code_76k.anthropic.json"
+        "/tests/it/golden/request/claude_code_76k.anthropic.json"
     ))
     .expect("benchmark fixture")
 }
