@@ -27,8 +27,8 @@ use super::pricing::{default_compare_to, provider_locality, Price, PriceTable, P
 use super::LedgerError;
 use crate::config::{Config, ConfigFile};
 
-/// One stored row, as `stats` reads it.
-#[derive(Debug, Clone, PartialEq)]
+/// One stored row, as `stats` reads it and the dashboard's live table shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LedgerRow {
     pub started_at_ms: i64,
     pub session_id: Option<String>,
@@ -49,7 +49,35 @@ pub struct LedgerRow {
     pub http_status: u16,
     pub stream: bool,
     /// NULL for rows written before schema v2.
+    #[serde(skip)]
     pub provider_local: Option<bool>,
+}
+
+impl LedgerRow {
+    /// The row a just-finished request becomes, before it is read back from SQLite
+    /// (its locality is not stored yet: `None`).
+    pub fn from_record(r: &super::UsageRecord) -> LedgerRow {
+        LedgerRow {
+            started_at_ms: r.started_at_ms,
+            session_id: r.session_id.clone(),
+            scenario: r.scenario.clone(),
+            provider: r.provider.clone(),
+            model: r.model.clone(),
+            fallback_from: r.fallback_from.clone(),
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cache_read_tokens: r.cache_read_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            tokens_estimated: r.tokens_estimated,
+            ttft_ms: r.time_to_first_token_ms,
+            duration_ms: r.duration_ms,
+            outcome: r.outcome.kind().to_owned(),
+            error_kind: r.outcome.detail().map(str::to_owned),
+            http_status: r.http_status,
+            stream: r.stream,
+            provider_local: None,
+        }
+    }
 }
 
 /// Every row started at or after `since_ms` (all rows for None), oldest first. Works on

@@ -21,30 +21,13 @@ pub const RECENT_ROWS: u32 = 50;
 /// A comment line this often keeps idle connections (and proxies between) open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// One request as the live table shows it.
+/// One request as the live table shows it: the ledger's row plus where it ran.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LiveRow {
-    pub started_at_ms: i64,
-    pub session_id: Option<String>,
-    pub scenario: String,
-    pub provider: String,
-    pub model: String,
+    #[serde(flatten)]
+    pub row: LedgerRow,
     /// None for requests refused before routing (provider `-`).
     pub local: Option<bool>,
-    pub fallback_from: Option<String>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cache_read_tokens: u64,
-    pub cache_write_tokens: u64,
-    pub tokens_estimated: bool,
-    pub ttft_ms: Option<u64>,
-    pub duration_ms: u64,
-    /// `ok`, `client_cancelled`, `upstream_error` or `rejected`.
-    pub outcome: String,
-    /// The failure kind (`connect`, `http_500`, `context_guard`, …).
-    pub error_kind: Option<String>,
-    pub http_status: u16,
-    pub stream: bool,
 }
 
 /// Provider name → local, for rows that do not say.
@@ -59,51 +42,14 @@ fn local_of(provider: &str, stored: Option<bool>, locality: &Locality) -> Option
 
 impl LiveRow {
     /// A row read back from the ledger.
-    pub fn from_ledger(r: LedgerRow, locality: &Locality) -> LiveRow {
-        LiveRow {
-            local: local_of(&r.provider, r.provider_local, locality),
-            started_at_ms: r.started_at_ms,
-            session_id: r.session_id,
-            scenario: r.scenario,
-            provider: r.provider,
-            model: r.model,
-            fallback_from: r.fallback_from,
-            input_tokens: r.input_tokens,
-            output_tokens: r.output_tokens,
-            cache_read_tokens: r.cache_read_tokens,
-            cache_write_tokens: r.cache_write_tokens,
-            tokens_estimated: r.tokens_estimated,
-            ttft_ms: r.ttft_ms,
-            duration_ms: r.duration_ms,
-            outcome: r.outcome,
-            error_kind: r.error_kind,
-            http_status: r.http_status,
-            stream: r.stream,
-        }
+    pub fn from_ledger(row: LedgerRow, locality: &Locality) -> LiveRow {
+        let local = local_of(&row.provider, row.provider_local, locality);
+        LiveRow { row, local }
     }
 
     /// A request that just finished.
     pub fn from_record(r: &UsageRecord, locality: &Locality) -> LiveRow {
-        LiveRow {
-            local: local_of(&r.provider, None, locality),
-            started_at_ms: r.started_at_ms,
-            session_id: r.session_id.clone(),
-            scenario: r.scenario.clone(),
-            provider: r.provider.clone(),
-            model: r.model.clone(),
-            fallback_from: r.fallback_from.clone(),
-            input_tokens: r.input_tokens,
-            output_tokens: r.output_tokens,
-            cache_read_tokens: r.cache_read_tokens,
-            cache_write_tokens: r.cache_write_tokens,
-            tokens_estimated: r.tokens_estimated,
-            ttft_ms: r.time_to_first_token_ms,
-            duration_ms: r.duration_ms,
-            outcome: r.outcome.kind().to_owned(),
-            error_kind: r.outcome.detail().map(str::to_owned),
-            http_status: r.http_status,
-            stream: r.stream,
-        }
+        LiveRow::from_ledger(LedgerRow::from_record(r), locality)
     }
 }
 
@@ -169,9 +115,9 @@ mod tests {
             &locality,
         );
         assert_eq!(row.local, Some(false));
-        assert_eq!(row.outcome, "upstream_error");
-        assert_eq!(row.error_kind.as_deref(), Some("http_529"));
-        assert_eq!(row.cache_read_tokens, 30);
+        assert_eq!(row.row.outcome, "upstream_error");
+        assert_eq!(row.row.error_kind.as_deref(), Some("http_529"));
+        assert_eq!(row.row.cache_read_tokens, 30);
         let ours = LiveRow::from_record(&record("ollama", RequestOutcome::Ok), &locality);
         assert_eq!(ours.local, Some(true));
         let refused = LiveRow::from_record(
