@@ -33,6 +33,8 @@ if ! ccr_ci_locked rustup-targets ccr_ci_musl_targets; then
     echo "release-local: here (\`rustup target add\` failed; log: $CCR_CI_CACHE/rustup-targets.log)." >&2
     echo "release-local: The release path was NOT built, packaged, installed or run." >&2
     echo "release-local: ==================================================================" >&2
+    # Under CI a skipped release path is a failure, not a quiet pass.
+    if [ -n "${CI:-}" ]; then exit 1; fi
     exit 0
 fi
 ccr_ci_zigbuild || die "the zigbuild toolchain (see the ci-deps line above)"
