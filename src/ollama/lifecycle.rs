@@ -67,6 +67,14 @@ pub async fn ensure_server(
                         ))
                         .with_hint("run `ccr-setup stop --all`, then `ccr-setup up` again"));
                     }
+                    if !serve::wait_port_released(&base, Duration::from_secs(10)).await {
+                        return Err(Diagnostic::new(format!(
+                            "our Ollama (pid {}) stopped, but {} still accepts connections",
+                            ours.pid,
+                            display_url(&base)
+                        ))
+                        .with_hint("another program holds Ollama's port: stop it, then run `ccr-setup up` again"));
+                    }
                     return start(client, settings).await;
                 }
             }

@@ -268,6 +268,35 @@ pub async fn stop_owned(owned: &OwnedServer, grace: Duration) -> bool {
     false
 }
 
+/// Wait until nothing accepts connections on `base_url`'s port, up to `timeout`.
+///
+/// A process that is gone has closed its listener, but a server run through a wrapper
+/// (a shell script, a supervisor) can outlive the pid we signalled for a moment; starting
+/// the replacement before the port is free makes it fail to bind while the old server
+/// keeps answering with the old settings. False when the port is still taken.
+pub async fn wait_port_released(base_url: &url::Url, timeout: Duration) -> bool {
+    let Ok(addrs) = base_url.socket_addrs(|| Some(super::host::DEFAULT_PORT)) else {
+        return true;
+    };
+    let start = Instant::now();
+    loop {
+        let mut taken = false;
+        for addr in &addrs {
+            let connect = tokio::net::TcpStream::connect(addr);
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
+                taken = true;
+            }
+        }
+        if !taken {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

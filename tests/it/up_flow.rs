@@ -295,6 +295,7 @@ fn our_server_with_another_context_is_restarted_with_the_new_one() {
     assert!(out.status.success(), "{t}");
     let starts = home.serve_starts();
     assert_eq!(starts.len(), 2, "{t}");
+    assert!(t.contains("context 16384 tokens"), "{t}");
     assert_eq!(starts[1]["env"]["OLLAMA_CONTEXT_LENGTH"], "16384");
     // The old server (ours, from the pid file) was stopped.
     let old = starts[0]["pid"].as_i64().unwrap() as i32;
@@ -305,6 +306,28 @@ fn our_server_with_another_context_is_restarted_with_the_new_one() {
     );
     assert!(t.contains("context 16384 tokens"), "{t}");
     assert_eq!(home.config_doc()["Providers"][0]["context_window"], 16384);
+}
+
+/// The old server keeps its port for a moment after the pid we signalled is gone (as a
+/// server behind a wrapper script does): the new one must not be started into a port
+/// the old one still answers on, with the old context.
+#[test]
+fn restart_waits_for_the_old_server_to_release_the_port() {
+    let home = Sandbox::up_home_free_port();
+    let mut first = home.up(&["--no-exec", "--no-smoke"]);
+    first
+        .env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b")
+        .env("FAKE_OLLAMA_LINGER", "1.5");
+    let out = first.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let mut second = home.up(&["--no-exec", "--no-smoke", "--context-length", "16384"]);
+    second.env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b");
+    let out = second.output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("context 16384 tokens"), "{t}");
+    assert_eq!(home.serve_starts().len(), 2, "{t}");
 }
 
 #[test]

@@ -12,7 +12,8 @@
 //! `FAKE_OLLAMA_RECORD` (append `{"argv","env","pid"}` per start), `FAKE_OLLAMA_REQUESTS`
 //! (append `METHOD PATH` per request), `FAKE_OLLAMA_INSTALLED` (comma-separated models),
 //! `FAKE_OLLAMA_VERSION`, `FAKE_OLLAMA_START_DELAY` (seconds between binding the port and
-//! serving HTTP), `FAKE_OLLAMA_LIFETIME` (seconds, default 300).
+//! serving HTTP), `FAKE_OLLAMA_LIFETIME` (seconds, default 300), `FAKE_OLLAMA_LINGER`
+//! (seconds the server keeps its port after the script dies, default 0).
 
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -143,6 +144,8 @@ fn serve() -> ! {
     while std::os::unix::process::parent_id() == parent && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A server behind a wrapper can keep its port a moment after the wrapper is gone.
+    std::thread::sleep(seconds("FAKE_OLLAMA_LINGER", 0.0));
     std::process::exit(0)
 }
 
