@@ -26,7 +26,7 @@ pub use model::{
     DEFAULT_HOST, DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL, DEFAULT_PORT,
 };
 pub use secrets::{KeySource, SecretsStore};
-pub use validate::is_loopback_host;
+pub use validate::{is_loopback_host, DEFAULT_MAX_REQUESTS_IN_FLIGHT};
 
 use std::path::PathBuf;
 

@@ -30,6 +30,11 @@ pub struct Config {
     pub api_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub stream_idle_timeout_ms: u64,
+    /// `ALLOWED_ORIGINS`: browser origins (`http://localhost:5173`) whose requests the
+    /// proxy serves; a request from any other origin is refused.
+    pub allowed_origins: Vec<String>,
+    /// `MAX_REQUESTS_IN_FLIGHT`: API requests served at once; the excess get a 429.
+    pub max_requests_in_flight: usize,
     /// `fallback`: scenario name (`default`, `think`, …) to the models tried in order.
     pub fallback: BTreeMap<String, Vec<ModelRef>>,
     pub ollama: OllamaSettings,

@@ -11,6 +11,7 @@ mod cloud_key;
 mod code_exec;
 mod doctor_cli;
 mod errors;
+mod hostile;
 mod init_wizard;
 mod init_yes;
 mod install_sh;

@@ -22,6 +22,7 @@ fn real_proxy(requests: usize) -> u16 {
             for _ in 0..requests {
                 let resp = reqwest::Client::new()
                     .post(app.url("/v1/messages"))
+                    .header("content-type", "application/json")
                     .body("not json")
                     .send()
                     .await

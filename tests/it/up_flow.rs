@@ -412,7 +412,7 @@ fn up_execs_into_the_proxy_in_the_same_process() {
     while std::time::Instant::now() < deadline {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n");
+            let _ = s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
             let _ = s.read_to_string(&mut health);
             if health.contains("200") {
                 break;

@@ -14,6 +14,7 @@
 //! Anything else is a 404 in Anthropic's error shape.
 
 mod attempt;
+mod checks;
 mod finish;
 mod handlers;
 pub mod layers;
@@ -114,16 +115,22 @@ pub fn app_with_dashboard(
         .route("/v1/messages/count_tokens", post(handlers::count_tokens))
         .route("/v1/models", get(handlers::models));
     let api = layers::api(api, &state);
+    let state_for_checks = Arc::clone(&state);
     let app = axum::Router::new()
         .merge(api)
         .route("/health", get(handlers::health))
         .route("/", get(handlers::root))
         .fallback(handlers::not_found)
         .with_state(state);
-    match dashboard {
+    let app = match dashboard {
         Some(ui) => app.merge(crate::ui::router(ui)),
         None => app,
-    }
+    };
+    // Outermost, so it runs before everything else, dashboard and 404 included.
+    app.layer(axum::middleware::from_fn_with_state(
+        state_for_checks,
+        checks::request_checks,
+    ))
 }
 
 /// The listener to serve [`app`] on: Nagle's algorithm off for every accepted

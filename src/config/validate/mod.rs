@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 use super::model::*;
 use super::Problem;
 
+mod proxy;
+pub use proxy::DEFAULT_MAX_REQUESTS_IN_FLIGHT;
+
 /// Is `host` a loopback address or name? Only then may the proxy run without `APIKEY`.
 pub fn is_loopback_host(host: &str) -> bool {
     let h = host.trim().trim_start_matches('[').trim_end_matches(']');
@@ -204,6 +207,7 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
         DEFAULT_STREAM_IDLE_TIMEOUT_MS,
     );
 
+    let (allowed_origins, max_requests_in_flight) = proxy::build_guard(&mut c, root);
     let router = build_router(&mut c, root, &providers);
     let fallback = build_fallback(&mut c, root, &providers);
     let ollama = build_ollama(&mut c, root);
@@ -222,6 +226,8 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
         api_timeout_ms,
         connect_timeout_ms,
         stream_idle_timeout_ms,
+        allowed_origins,
+        max_requests_in_flight,
         fallback,
         ollama,
         keyless,
