@@ -139,3 +139,175 @@ async fn a_rebinding_host_is_refused_everywhere_but_the_root() {
         assert_eq!(resp.status(), 200);
     }
 }
+
+/// A 30 MB `metadata.user_id` on a request that is then refused (no such model) used to
+/// be written to the ledger verbatim.
+#[tokio::test]
+async fn a_30_mb_user_id_leaves_a_small_ledger_row() {
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let mut app = proxy_for(&fake, json!({})).await;
+    let user_id = "u".repeat(30 * 1024 * 1024);
+    let body = json!({
+        "model": "nowhere,nothing", "max_tokens": 10,
+        "metadata": {"user_id": user_id},
+        "messages": [{"role": "user", "content": "hi"}]
+    });
+    let resp = app.post(&body).await;
+    assert_eq!(resp.status(), 400);
+    let row = app.next_record().await;
+    let size = format!("{row:?}").len();
+    assert!(size < 1024, "a ledger row of {size} bytes");
+    assert!(row.session_id.unwrap().len() <= 128);
+}
+
+/// `ccr-setup proxy` as a child, so its own peak memory can be read.
+struct ProxyChild {
+    child: std::process::Child,
+    base: String,
+    _sandbox: support::sandbox::Sandbox,
+}
+
+impl Drop for ProxyChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ProxyChild {
+    async fn start(upstream: &str) -> ProxyChild {
+        let sandbox = support::sandbox::Sandbox::new();
+        sandbox.write_config(&json!({
+            "Providers": [{"name": "local", "api_base_url": upstream, "models": ["m"]}],
+            "Router": {"default": "local,m"},
+        }));
+        let port = support::net::unbound_port();
+        let child = sandbox
+            .cmd(&["proxy", "--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let proxy = ProxyChild {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _sandbox: sandbox,
+        };
+        for _ in 0..200 {
+            if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
+                return proxy;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let base = &proxy.base;
+        panic!("the proxy did not start on {base}");
+    }
+
+    /// Peak resident memory (VmHWM) in MiB.
+    fn peak_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kb / 1024
+    }
+}
+
+/// 16 concurrent 30 MB bodies of tiny values: as `serde_json::Value`s each would be
+/// gigabytes. The proxy refuses them while they arrive, stays small, and `/health`
+/// answers meanwhile.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_value_bodies_keep_the_proxy_small_and_responsive() {
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let proxy = ProxyChild::start(&fake.url("/v1/chat/completions")).await;
+    let items = "0,".repeat(15 * 1024 * 1024);
+    let body = bytes::Bytes::from(format!(
+        r#"{{"model":"m","max_tokens":1,"messages":[{{"role":"user","content":[{items}0]}}]}}"#
+    ));
+    let client = reqwest::Client::new();
+    let sends: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, body, url) = (
+                client.clone(),
+                body.clone(),
+                format!("{}/v1/messages", proxy.base),
+            );
+            tokio::spawn(async move {
+                let resp = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                match resp {
+                    // Refused while the body still arrives: the answer, or a closed
+                    // connection when the refusal came before the upload ended.
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let text = r.text().await.unwrap_or_default();
+                        assert_eq!(status, 400, "{text}");
+                        assert!(text.contains("JSON values"), "{text}");
+                    }
+                    Err(e) => assert!(!e.is_timeout(), "{e}"),
+                }
+            })
+        })
+        .collect();
+    let mut slowest = std::time::Duration::ZERO;
+    while sends.iter().any(|s| !s.is_finished()) {
+        let t = std::time::Instant::now();
+        let health = client
+            .get(format!("{}/health", proxy.base))
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        slowest = slowest.max(t.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for s in sends {
+        s.await.unwrap();
+    }
+    let peak = proxy.peak_mib();
+    assert!(peak < 512, "peak RSS {peak} MiB");
+    assert!(
+        slowest < std::time::Duration::from_secs(1),
+        "/health took {slowest:?}"
+    );
+    assert!(fake.requests().is_empty());
+}
+
+/// Past `MAX_REQUESTS_IN_FLIGHT`, a request gets a 429 with `retry-after` at once; a
+/// slot is held until its stream has ended, then freed.
+#[tokio::test]
+async fn requests_past_the_in_flight_limit_get_a_429() {
+    use support::openai_upstream::{openai_transcript, SseEnd};
+    let transcript = openai_transcript(&[json!({"content": "hi"})], "stop");
+    let slow = Reply::sse_events(
+        &transcript,
+        std::time::Duration::from_millis(300),
+        SseEnd::Finish,
+    );
+    let fake = FakeUpstream::start(vec![slow]).await;
+    let app = proxy_for(&fake, json!({"MAX_REQUESTS_IN_FLIGHT": 2})).await;
+    let stream_body = json!({"model": "m", "max_tokens": 10, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let first = app.post(&stream_body).await;
+    let second = app.post(&stream_body).await;
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let third = app.post(&stream_body).await;
+    assert_eq!(third.headers()["retry-after"], "1");
+    let (status, err) = error_body(third).await;
+    assert_eq!(
+        (status, err["error"]["type"].as_str()),
+        (429, Some("rate_limit_error"))
+    );
+    // Reading both streams to their end frees the slots.
+    first.text().await.unwrap();
+    second.text().await.unwrap();
+    assert_eq!(app.post(&stream_body).await.status(), 200);
+}

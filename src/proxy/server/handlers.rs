@@ -5,14 +5,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use super::body::read_json_body;
 use super::offload::with_request;
-use super::request::{body_bytes, parse_request};
+use super::request::parse_request;
 use super::AppState;
 use crate::config::{Config, Provider};
 use crate::proxy::anthropic::MessagesRequest;
@@ -55,10 +56,11 @@ pub(super) async fn models(State(state): State<Arc<AppState>>) -> Response {
 pub(super) async fn count_tokens(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let config = state.config.current();
-    let (req, body_len) = match body_bytes(body).and_then(|b| Ok((parse_request(&b)?, b.len()))) {
+    let body = read_json_body(&headers, body).await;
+    let (req, body_len) = match body.and_then(|b| Ok((parse_request(&b)?, b.len()))) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

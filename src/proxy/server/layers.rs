@@ -1,16 +1,16 @@
 //! The tower layers in front of the API routes (`/v1/messages`, `count_tokens`,
-//! `/v1/models`), in the order a request meets them: the API key check, a body whose
-//! declared length is over the limit refused before it is read, then the limit the
-//! handlers' body extractor applies while reading (for bodies without a length).
+//! `/v1/models`), in the order a request meets them: the API key check, the limit on
+//! requests in flight (429 with `retry-after`), and a body whose declared length is over
+//! the limit refused before it is read. The handlers then read the body under the same
+//! limit and the JSON shape limits ([`super::body`]).
 //!
-//! Request checks that must refuse strangers before anything else (Host, Origin,
-//! Content-Type, a limit on requests in flight) go at the top of the `ServiceBuilder`
-//! in [`api`], one `.layer(…)` each, answering with a [`ProxyError`] so every refusal
-//! stays Anthropic-shaped.
+//! Before all of these, app-wide, the Host, Origin and Content-Type checks
+//! ([`super::checks`]). Every refusal is a [`ProxyError`], so it stays Anthropic-shaped.
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -34,8 +34,11 @@ pub fn api(
                 Arc::clone(state),
                 require_api_key,
             ))
-            .layer(middleware::from_fn(refuse_declared_oversize))
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(state),
+                limit_in_flight,
+            ))
+            .layer(middleware::from_fn(refuse_declared_oversize)),
     )
 }
 
@@ -54,6 +57,61 @@ async fn require_api_key(State(state): State<Arc<AppState>>, req: Request, next:
             )
             .into_response()
         }
+    }
+}
+
+/// At most `MAX_REQUESTS_IN_FLIGHT` API requests at once: each holds its body, its
+/// parse and an upstream connection, so without a bound a burst can take any amount of
+/// memory. A request holds its slot until its answer (a whole stream) has been sent.
+async fn limit_in_flight(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Ok(permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
+        tracing::warn!(
+            "{} {} refused: too many requests in flight",
+            req.method(),
+            req.uri().path()
+        );
+        let mut resp = ProxyError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::RateLimit,
+            "the proxy is serving as many requests as MAX_REQUESTS_IN_FLIGHT allows; retry shortly",
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return resp;
+    };
+    next.run(req).await.map(|inner| {
+        Body::new(HoldingSlot {
+            inner,
+            _slot: permit,
+        })
+    })
+}
+
+/// A response body that frees its in-flight slot when it is dropped (sent or
+/// abandoned), keeping the inner body's length so a JSON answer keeps `Content-Length`.
+struct HoldingSlot {
+    inner: Body,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for HoldingSlot {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

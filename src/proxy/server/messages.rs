@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 
 use super::attempt::Scope;
+use super::body::read_json_body;
 use super::finish::{finish_request, reject, Ending, RequestMeta};
 use super::offload::{plan_counted, with_request};
-use super::request::{body_bytes, parse_request, session_id};
+use super::request::{parse_request, session_id};
 use super::AppState;
 use crate::ledger::RequestOutcome;
 use crate::proxy::error::ProxyError;
@@ -22,11 +22,12 @@ use crate::proxy::plan::PlanError;
 pub(super) async fn messages(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let mut meta = RequestMeta::now();
     let config = state.config.current();
-    let (req, body_len) = match body_bytes(body).and_then(|b| Ok((parse_request(&b)?, b.len()))) {
+    let body = read_json_body(&headers, body).await;
+    let (req, body_len) = match body.and_then(|b| Ok((parse_request(&b)?, b.len()))) {
         Ok(r) => r,
         Err(e) => return reject(&state, &meta, e, "bad_request"),
     };

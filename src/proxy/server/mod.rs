@@ -14,6 +14,7 @@
 //! Anything else is a 404 in Anthropic's error shape.
 
 mod attempt;
+mod body;
 mod checks;
 mod finish;
 mod handlers;
@@ -64,6 +65,9 @@ pub struct AppState {
     pub ledger: LedgerHandle,
     pub estimator: TokenEstimator,
     pub options: ServerOptions,
+    /// API requests being served ([`layers`]: the excess get a 429). Sized from
+    /// `MAX_REQUESTS_IN_FLIGHT` at start; a reload does not resize it.
+    in_flight: Arc<tokio::sync::Semaphore>,
     /// For `/health`'s uptime.
     started: Instant,
     /// `/v1/messages` requests finished (answered, failed or cancelled), for `/health`.
@@ -79,12 +83,14 @@ impl AppState {
         options: ServerOptions,
     ) -> Result<Arc<AppState>, reqwest::Error> {
         let connect = Duration::from_millis(config.current().connect_timeout_ms);
+        let in_flight = config.current().max_requests_in_flight;
         Ok(Arc::new(AppState {
             config,
             upstream: Upstream::new(connect)?,
             ledger,
             estimator: TokenEstimator::default(),
             options,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight)),
             started: Instant::now(),
             requests: AtomicU64::new(0),
             message_counter: AtomicU64::new(0),
