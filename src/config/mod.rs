@@ -22,8 +22,9 @@ pub use edit::ContextWindowEdit;
 pub use file::{redacted, ConfigFile, KeyOrigin};
 pub use interpolate::interpolate;
 pub use model::{
-    Config, ModelRef, OllamaSettings, Provider, ProviderKind, Router, DEFAULT_CONTEXT_LENGTH,
-    DEFAULT_HOST, DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL, DEFAULT_PORT,
+    redact_url, Config, ModelRef, OllamaSettings, Provider, ProviderKind, Router,
+    DEFAULT_CONTEXT_LENGTH, DEFAULT_HOST, DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL,
+    DEFAULT_PORT,
 };
 pub use secrets::{KeySource, SecretsStore};
 pub use validate::{is_loopback_host, DEFAULT_MAX_REQUESTS_IN_FLIGHT};

@@ -94,6 +94,35 @@ pub struct Provider {
     pub reasoning_in_history: bool,
 }
 
+impl Provider {
+    /// `api_base_url` fit to show (in errors, logs, `/health`): user and password
+    /// replaced by `***`, and every query value too (`?key=…` is a common way to pass
+    /// a key).
+    pub fn display_url(&self) -> String {
+        redact_url(&self.api_base_url)
+    }
+}
+
+/// `url` with its credentials and query values replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "<a URL that does not parse>".to_owned();
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        let _ = parsed.set_username("***");
+        let _ = parsed.set_password(None);
+    }
+    if parsed.query().is_some() {
+        let keys: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        let mut pairs = parsed.query_pairs_mut();
+        pairs.clear();
+        for k in &keys {
+            pairs.append_pair(k, "***");
+        }
+    }
+    parsed.to_string()
+}
+
 /// A `"provider,model"` reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelRef {
@@ -181,5 +210,23 @@ impl OllamaSettings {
             ),
             (EnvVars::OLLAMA_KEEP_ALIVE, self.keep_alive.clone()),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_credentials_and_query_values() {
+        assert_eq!(
+            redact_url("https://user:pa55@proxy.example/v1/messages?key=sk-1&x=2"),
+            "https://***@proxy.example/v1/messages?key=***&x=***"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1:11434/v1/chat/completions"),
+            "http://127.0.0.1:11434/v1/chat/completions"
+        );
+        assert!(!redact_url("not a url sk-secret").contains("sk-secret"));
     }
 }

@@ -44,8 +44,16 @@ pub struct HealthProvider {
 }
 
 impl Health {
-    /// What a running proxy reports about itself.
-    pub fn of(config: &Config, uptime: Duration, requests: u64, ledger: LedgerHealth) -> Health {
+    /// What a running proxy reports about itself. Provider URLs (redacted) only when
+    /// `show_urls`: the caller presented the proxy's `APIKEY`; to anyone else (a web
+    /// page, another local user) the names are enough.
+    pub fn of(
+        config: &Config,
+        uptime: Duration,
+        requests: u64,
+        ledger: LedgerHealth,
+        show_urls: bool,
+    ) -> Health {
         Health {
             status: "ok".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -61,7 +69,7 @@ impl Health {
                         ProviderKind::Anthropic => "anthropic",
                     }
                     .to_owned(),
-                    api_base_url: Some(p.api_base_url.clone()),
+                    api_base_url: show_urls.then(|| p.display_url()),
                     models: p.models.clone(),
                 })
                 .collect(),
@@ -104,7 +112,7 @@ mod tests {
             dropped: 0,
             problem: None,
         };
-        let sent = Health::of(&config, Duration::from_secs(125), 7, ledger);
+        let sent = Health::of(&config, Duration::from_secs(125), 7, ledger.clone(), false);
         let body = serde_json::to_vec(&sent).unwrap();
         assert_eq!(Health::parse(&body), Some(sent.clone()));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -114,6 +122,12 @@ mod tests {
         );
         assert_eq!(v["providers"][0]["name"], "ollama");
         assert_eq!(v["providers"][1]["kind"], "anthropic");
+        assert!(v["providers"][0].get("api_base_url").is_none(), "{v}");
+        let keyed = Health::of(&config, Duration::ZERO, 0, ledger, true);
+        assert_eq!(
+            keyed.providers[0].api_base_url.as_deref(),
+            Some("http://127.0.0.1:11434/v1/chat/completions")
+        );
 
         // The first release sent {status, version, providers, ledger} only.
         let old = json!({"status": "ok", "version": "0.0.9", "providers": [{"name": "ollama", "kind": "openai"}]});

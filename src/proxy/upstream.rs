@@ -22,6 +22,14 @@ pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 /// The most of an upstream error body kept for the message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
+/// The largest non-streamed answer read from an upstream.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// The longest one SSE event (its lines and `data:` payload) may grow: a trickle of bytes
+/// without a newline must end in an error, not in unbounded memory.
+pub const MAX_SSE_LINE_BYTES: usize = 8 * 1024 * 1024;
+/// The largest `count_tokens` answer read (it is one small JSON object).
+pub const MAX_COUNT_TOKENS_ANSWER_BYTES: usize = 1024 * 1024;
+
 /// A failed attempt: what the client is told, and how the fallback logic sees it.
 #[derive(Debug, Clone)]
 pub struct AttemptError {
@@ -35,25 +43,46 @@ impl AsRef<AttemptFailure> for AttemptError {
     }
 }
 
-/// The shared client. Cloning is cheap (the pool is shared).
+/// The shared clients. Cloning is cheap (the pools are shared).
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
+    /// For loopback providers: never through `HTTP_PROXY`/`ALL_PROXY`, which would send
+    /// every local prompt to that proxy in clear text (and usually fail).
+    local: reqwest::Client,
+    /// For remote providers: `HTTP(S)_PROXY`/`NO_PROXY` honoured (a corporate proxy in
+    /// front of the Claude API is real).
+    remote: reqwest::Client,
 }
 
 impl Upstream {
-    /// A client with the config's connect timeout. No overall timeout: streams are
+    /// Clients with the config's connect timeout. No overall timeout: streams are
     /// bounded by the idle timeout between chunks instead, which the caller applies.
     pub fn new(connect_timeout: Duration) -> Result<Upstream, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            // Upstreams are configured by URL; a redirect would resend credentials to
-            // a host the user did not name.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Upstream { client })
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(90))
+                // Upstreams are configured by URL; a redirect would resend credentials
+                // to a host the user did not name.
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        Ok(Upstream {
+            local: builder().no_proxy().build()?,
+            remote: builder().build()?,
+        })
+    }
+
+    fn client_for(&self, provider: &Provider) -> &reqwest::Client {
+        let loopback = url::Url::parse(&provider.api_base_url)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
+            .is_some_and(|h| crate::config::is_loopback_host(&h));
+        if loopback {
+            &self.local
+        } else {
+            &self.remote
+        }
     }
 
     /// POST `body` to the provider. Waits for the response head at most `head_timeout`
@@ -68,7 +97,7 @@ impl Upstream {
         head_timeout: Duration,
     ) -> Result<reqwest::Response, AttemptError> {
         let mut req = self
-            .client
+            .client_for(provider)
             .post(&provider.api_base_url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
@@ -146,6 +175,32 @@ async fn read_bounded(response: reqwest::Response, timeout: Duration) -> String 
     String::from_utf8_lossy(&body).into_owned()
 }
 
+/// Why a whole answer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the answer is larger than {} MB", .0 / (1024 * 1024))]
+    TooLarge(usize),
+    #[error("{0}")]
+    Broken(#[from] reqwest::Error),
+}
+
+/// Read a whole answer of at most `limit` bytes (no time bound: the caller sets one).
+pub async fn read_capped(response: reqwest::Response, limit: usize) -> Result<Bytes, ReadError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ReadError::TooLarge(limit));
+    }
+    let mut body = bytes::BytesMut::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// Where an Anthropic-kind provider counts tokens: its `/v1/messages` URL plus
 /// `/count_tokens`. None for OpenAI-kind providers and URLs of another shape.
 pub fn count_tokens_url(provider: &crate::config::Provider) -> Option<String> {
@@ -189,7 +244,8 @@ fn send_error(provider: &Provider, e: &reqwest::Error) -> AttemptError {
             ErrorKind::Api,
             format!(
                 "cannot reach provider \"{}\" at {}: {cause}.{hint}",
-                provider.name, provider.api_base_url
+                provider.name,
+                provider.display_url()
             ),
         ),
         failure: AttemptFailure::Connect(cause),
@@ -204,7 +260,8 @@ fn timeout_error(provider: &Provider, after: Duration, waiting_for: &str) -> Att
     };
     let message = format!(
         "provider \"{}\" at {} gave no {waiting_for} within {after}",
-        provider.name, provider.api_base_url
+        provider.name,
+        provider.display_url()
     );
     AttemptError {
         client: ProxyError::new(StatusCode::GATEWAY_TIMEOUT, ErrorKind::Api, message.clone()),

@@ -311,3 +311,103 @@ async fn requests_past_the_in_flight_limit_get_a_429() {
     second.text().await.unwrap();
     assert_eq!(app.post(&stream_body).await.status(), 200);
 }
+
+/// An upstream that starts a stream, then trickles bytes without a newline: each
+/// stream adapter ends the answer with an error event once one line passes 8 MB,
+/// instead of buffering forever (100 MB are offered).
+#[tokio::test]
+async fn a_newline_less_trickle_ends_in_an_error_event() {
+    use support::openai_upstream::{Piece, SseEnd};
+    let megabyte = vec![b'x'; 1024 * 1024];
+    for (path, start) in [
+        (
+            "/v1/chat/completions",
+            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: ",
+        ),
+        (
+            "/v1/messages",
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"usage\":{\"input_tokens\":1,\"output_tokens\":0}}}\n\ndata: ",
+        ),
+    ] {
+        let mut pieces = vec![Piece {
+            delay: std::time::Duration::ZERO,
+            bytes: start.as_bytes().to_vec(),
+        }];
+        pieces.extend((0..100).map(|_| Piece {
+            delay: std::time::Duration::ZERO,
+            bytes: megabyte.clone(),
+        }));
+        let fake = FakeUpstream::start(vec![Reply::Sse {
+            pieces,
+            end: SseEnd::Hang,
+        }])
+        .await;
+        let doc = json!({
+            "Providers": [{"name": "up", "api_base_url": fake.url(path), "api_key": "k", "models": ["m"]}],
+            "Router": {"default": "up,m"},
+        });
+        let app = ProxyApp::start_config(proxy_app::config(&doc)).await;
+        let resp = app
+            .post(&json!({"model": "m", "max_tokens": 10, "stream": true,
+                "messages": [{"role": "user", "content": "hi"}]}))
+            .await;
+        assert_eq!(resp.status(), 200, "{path}");
+        let text = tokio::time::timeout(std::time::Duration::from_secs(30), resp.text())
+            .await
+            .expect("the stream ends")
+            .unwrap();
+        let tail = &text[text.len().saturating_sub(400)..];
+        assert!(tail.contains("event: error"), "{path}: {tail}");
+        assert!(tail.contains("larger than 8 MB"), "{path}: {tail}");
+        assert!(text.len() < 10 * 1024 * 1024, "{path}: {} bytes", text.len());
+    }
+}
+
+/// With `HTTP_PROXY`/`ALL_PROXY` set in the proxy's environment, a loopback upstream is
+/// still called directly (a proxy would see every local prompt), while the variables
+/// stay in force for remote providers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_proxy_never_sees_a_loopback_upstream() {
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    // The "corporate proxy": records whatever reaches it.
+    let recorder = FakeUpstream::start(vec![Reply::status(502, "proxy")]).await;
+    let sandbox = support::sandbox::Sandbox::new();
+    sandbox.write_config(&json!({
+        "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"), "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let port = support::net::unbound_port();
+    let proxy_url = format!("http://{}", recorder.addr);
+    let mut child = sandbox
+        .cmd(&["proxy", "--port", &port.to_string()])
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut status = 0;
+    for _ in 0..200 {
+        if let Ok(r) = client
+            .post(format!("{base}/v1/messages"))
+            .json(&json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+        {
+            status = r.status().as_u16();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    assert_eq!(fake.requests().len(), 1);
+    assert!(
+        recorder.requests().is_empty(),
+        "the local prompt went through HTTP_PROXY"
+    );
+}

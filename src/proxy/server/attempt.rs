@@ -307,8 +307,17 @@ async fn read_answer(
     provider: &Provider,
 ) -> Result<Bytes, AttemptError> {
     let name = &provider.name;
-    match tokio::time::timeout(timeout, response.bytes()).await {
+    let read =
+        crate::proxy::upstream::read_capped(response, crate::proxy::upstream::MAX_ANSWER_BYTES);
+    match tokio::time::timeout(timeout, read).await {
         Ok(Ok(b)) => Ok(b),
+        Ok(Err(e @ crate::proxy::upstream::ReadError::TooLarge(_))) => {
+            let message = format!("provider \"{name}\" sent too much: {e}");
+            Err(AttemptError {
+                client: ProxyError::bad_gateway(message.clone()),
+                failure: AttemptFailure::BeforeFirstByte(message),
+            })
+        }
         Ok(Err(e)) => {
             let message = format!("provider \"{name}\" broke off its answer: {e}");
             Err(AttemptError {

@@ -36,13 +36,17 @@ pub(super) async fn not_found(method: Method, uri: Uri) -> Response {
     .into_response()
 }
 
-/// `GET /health`: [`Health`].
-pub(super) async fn health(State(state): State<Arc<AppState>>) -> Response {
+/// `GET /health`: [`Health`], with provider URLs only for a caller holding the key.
+pub(super) async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let config = state.config.current();
+    let key = config.api_key.as_deref().filter(|k| !k.is_empty());
+    let show_urls = key.is_some() && crate::proxy::auth::check(key, &headers).is_ok();
     axum::Json(Health::of(
-        &state.config.current(),
+        &config,
         state.started.elapsed(),
         state.requests.load(Ordering::Relaxed),
         state.ledger.health(),
+        show_urls,
     ))
     .into_response()
 }
@@ -112,9 +116,11 @@ async fn upstream_count_tokens(
         .await
         .map_err(|e| tracing::debug!("count_tokens upstream failed, estimating: {}", e.failure))
         .ok()?;
-    let v: serde_json::Value = tokio::time::timeout(timeout, answer.json())
-        .await
-        .ok()?
-        .ok()?;
+    let read = crate::proxy::upstream::read_capped(
+        answer,
+        crate::proxy::upstream::MAX_COUNT_TOKENS_ANSWER_BYTES,
+    );
+    let body = tokio::time::timeout(timeout, read).await.ok()?.ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
     v.get("input_tokens")?.as_u64()
 }

@@ -15,6 +15,7 @@ use super::translated::idle_timeout;
 use crate::ledger::RequestOutcome;
 use crate::proxy::anthropic::Usage;
 use crate::proxy::error::ProxyError;
+use crate::proxy::upstream::MAX_SSE_LINE_BYTES;
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -39,6 +40,8 @@ struct UsageObserver {
     usage: Usage,
     saw_usage: bool,
     saw_stop: bool,
+    /// A line outgrew [`MAX_SSE_LINE_BYTES`]: the stream is ended with an error.
+    line_too_long: bool,
 }
 
 impl UsageObserver {
@@ -54,6 +57,11 @@ impl UsageObserver {
                 self.line = line;
             }
             bytes = &bytes[pos + 1..];
+        }
+        if self.line.len() + bytes.len() > MAX_SSE_LINE_BYTES {
+            self.line_too_long = true;
+            self.line.clear();
+            return;
         }
         self.line.extend_from_slice(bytes);
     }
@@ -125,7 +133,16 @@ impl ChunkSource for PassThroughStream {
                     self.first_token = self.finisher.as_ref().map(Finisher::elapsed);
                 }
                 self.observer.observe(&bytes);
-                return Some(bytes);
+                if !self.observer.line_too_long {
+                    return Some(bytes);
+                }
+                (
+                    "line_too_long",
+                    ProxyError::bad_gateway(format!(
+                        "the upstream sent one stream line larger than {} MB; the answer is abandoned",
+                        MAX_SSE_LINE_BYTES / (1024 * 1024)
+                    )),
+                )
             }
             Ok(None) if self.observer.saw_stop => {
                 self.done = true;

@@ -24,7 +24,16 @@ use crate::proxy::anthropic::{
 };
 use crate::proxy::error::{ErrorKind, ProxyError};
 use crate::proxy::openai::{error_message, ChatChunk, ChatUsage, ChunkToolCall};
+use crate::proxy::upstream::MAX_SSE_LINE_BYTES;
 use axum::http::StatusCode;
+
+/// The upstream's event outgrew [`MAX_SSE_LINE_BYTES`].
+fn line_too_long() -> ProxyError {
+    ProxyError::bad_gateway(format!(
+        "the upstream sent one stream event larger than {} MB; the answer is abandoned",
+        MAX_SSE_LINE_BYTES / (1024 * 1024)
+    ))
+}
 
 /// A keep-alive event, for the caller to send while the upstream is silent.
 pub const PING_EVENT: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
@@ -187,6 +196,10 @@ impl StreamTranslator {
                     }
                 }
                 None => {
+                    if self.line.len() + input.len() > MAX_SSE_LINE_BYTES {
+                        self.fail("line_too_long", line_too_long(), out);
+                        break;
+                    }
                     self.line.extend_from_slice(input);
                     break;
                 }
@@ -273,6 +286,10 @@ impl StreamTranslator {
         }
         if let Some(value) = line.strip_prefix(b"data:") {
             let value = value.strip_prefix(b" ").unwrap_or(value);
+            if self.data.len() + value.len() > MAX_SSE_LINE_BYTES {
+                self.fail("line_too_long", line_too_long(), out);
+                return;
+            }
             if !self.data.is_empty() {
                 self.data.push(b'\n');
             }
