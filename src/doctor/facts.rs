@@ -434,9 +434,9 @@ async fn provider_answer(
         }
     };
     let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let answer = probe::http_get(http, &url, &hdrs, timeout)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
+    let answer = probe::http_get(http, &url, &hdrs, timeout).await;
+    let url = crate::config::redact_url(&url);
+    let answer = answer.map_err(|e| format!("{url}: {e}"))?;
     match answer.status {
         200..=299 => Ok(model_ids(&answer.body)),
         401 | 403 => Err(format!(
@@ -445,6 +445,10 @@ async fn provider_answer(
         )),
         // Reachable, but it does not list models (some servers lack /models).
         404 | 405 => Ok(None),
+        300..=399 => Err(format!(
+            "{url} answered HTTP {} (a redirect, not followed: it would carry the key elsewhere); set api_base_url to the address it redirects to if you trust it",
+            answer.status
+        )),
         s => Err(format!(
             "{url} answered HTTP {s}: {}",
             crate::ollama::client::error_text(&answer.body)
@@ -530,6 +534,8 @@ pub async fn gather(env: &DoctorEnv) -> Facts {
     let http = reqwest::Client::builder()
         .connect_timeout(timeout)
         .no_proxy()
+        // The probes carry provider keys: a redirect must not take them elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("reqwest client with static settings");
     let client = OllamaClient::new(env.ollama_url.clone()).with_probe_timeout(timeout);

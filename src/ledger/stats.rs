@@ -448,7 +448,7 @@ impl Ctx<'_> {
             match self.options.prices.lookup(&row.model) {
                 Some((_, price)) => f.cloud_cost = tokens(&price),
                 None => {
-                    f.unpriced = row.input_tokens + row.output_tokens > 0;
+                    f.unpriced = row.input_tokens.saturating_add(row.output_tokens) > 0;
                 }
             }
         }
@@ -495,10 +495,11 @@ impl Acc {
                 t.local_failures += 1;
             }
         }
-        t.input_tokens += row.input_tokens;
-        t.output_tokens += row.output_tokens;
-        t.cache_read_tokens += row.cache_read_tokens;
-        t.cache_write_tokens += row.cache_write_tokens;
+        // Figures an upstream reported: saturate rather than overflow on nonsense.
+        t.input_tokens = t.input_tokens.saturating_add(row.input_tokens);
+        t.output_tokens = t.output_tokens.saturating_add(row.output_tokens);
+        t.cache_read_tokens = t.cache_read_tokens.saturating_add(row.cache_read_tokens);
+        t.cache_write_tokens = t.cache_write_tokens.saturating_add(row.cache_write_tokens);
         t.estimated_token_requests += u64::from(row.tokens_estimated);
         t.cloud_cost_usd += f.cloud_cost;
         t.local_cost_usd += f.local_cost;
@@ -541,8 +542,8 @@ impl ProviderAcc {
         if let Some(ttft) = row.ttft_ms {
             self.ttfts.push(ttft);
             if row.stream && row.output_tokens > 0 && row.duration_ms > ttft {
-                self.gen_tokens += row.output_tokens;
-                self.gen_ms += row.duration_ms - ttft;
+                self.gen_tokens = self.gen_tokens.saturating_add(row.output_tokens);
+                self.gen_ms = self.gen_ms.saturating_add(row.duration_ms - ttft);
             }
         }
     }

@@ -744,3 +744,40 @@ fn real_claude_code_version_is_reported() {
     assert_eq!(c["summary"], format!("Claude Code {version}"), "{c}");
     println!("healthy doctor with the real Claude Code: {elapsed:?}");
 }
+
+/// A provider whose models endpoint redirects elsewhere: `doctor` reports the answer
+/// and never resends the key to the host the redirect names.
+#[test]
+fn the_provider_probe_does_not_follow_redirects_with_the_key() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let thief = rt.block_on(support::openai_upstream::FakeUpstream::start(vec![
+        support::openai_upstream::Reply::status(200, r#"{"data": []}"#),
+    ]));
+    let redirect = TinyHttp::start(
+        0,
+        302,
+        &format!("application/json\r\nlocation: {}", thief.url("/v1/models")),
+        "{}",
+    );
+    let mut doc = env.config_doc();
+    doc["Providers"].as_array_mut().unwrap().push(json!({
+        "name": "cloud",
+        "api_base_url": format!("http://{}/v1/messages", redirect.addr),
+        "api_key": "sk-ant-must-not-travel",
+        "models": ["claude-sonnet-5-5"]
+    }));
+    env.write_config(&doc, 0o600);
+    let (_, list, _) = env.run_json(&[]);
+    let c = by_id(&list, "config.providers");
+    assert_ne!(
+        c["status"], "ok",
+        "a redirect is not a healthy provider: {c}"
+    );
+    assert!(
+        thief.requests().is_empty(),
+        "the key followed the redirect: {:?}",
+        thief.requests()
+    );
+}

@@ -411,3 +411,44 @@ async fn http_proxy_never_sees_a_loopback_upstream() {
         "the local prompt went through HTTP_PROXY"
     );
 }
+
+/// Upstream-reported token counts at the edge of u64 (in an answer and in a stream)
+/// are carried without overflow: the answer arrives and the ledger row is written.
+#[tokio::test]
+async fn absurd_upstream_token_counts_do_not_overflow() {
+    use support::openai_upstream::SseEnd;
+    let max = u64::MAX;
+    let usage = json!({"prompt_tokens": max, "completion_tokens": max, "total_tokens": max,
+        "prompt_tokens_details": {"cached_tokens": max}});
+    let whole = Reply::json(&json!({
+        "id": "c", "object": "chat.completion", "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": usage,
+    }));
+    let chunk = |delta: Value, finish: Value, usage: Value| {
+        json!({"id": "c", "object": "chat.completion.chunk", "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": usage})
+    };
+    let transcript = format!(
+        "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+        chunk(json!({"content": "hi"}), Value::Null, Value::Null),
+        chunk(json!({}), json!("stop"), usage.clone()),
+    );
+    let streamed = Reply::sse_events(&transcript, std::time::Duration::ZERO, SseEnd::Finish);
+    let fake = FakeUpstream::start(vec![whole, streamed]).await;
+    let mut app = proxy_for(&fake, json!({})).await;
+    let resp = app.post(&serde_json::from_str(&body()).unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["content"][0]["text"], "hi", "{v}");
+    let row = app.next_record().await;
+    assert_eq!(row.http_status, 200);
+    let resp = app
+        .post(&json!({"model": "m", "max_tokens": 10, "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("message_stop"), "{text}");
+    let row = app.next_record().await;
+    assert_eq!(row.outcome, ccr_setup::ledger::RequestOutcome::Ok);
+}

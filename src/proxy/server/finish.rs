@@ -91,7 +91,9 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         if meta.stream { "stream" } else { "json" },
         meta.scenario,
         end.status,
-        end.usage.input_tokens + end.usage.cache_read_input_tokens.unwrap_or(0),
+        end.usage
+            .input_tokens
+            .saturating_add(end.usage.cache_read_input_tokens.unwrap_or(0)),
         if end.tokens_estimated { "~" } else { "" },
         end.usage.output_tokens,
         duration.as_secs_f64() * 1000.0,
