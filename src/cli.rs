@@ -169,6 +169,13 @@ pub struct InitArgs {
     #[arg(long)]
     pub no_key_check: bool,
 
+    /// Leave the proxy open to any local program: no `APIKEY` is created. By default
+    /// init writes a random 32-byte `APIKEY` into the (0600) config, which `ccr-setup
+    /// code` and `ccr-setup env` pass to Claude Code; web pages and other local users
+    /// then cannot spend your cloud key through the proxy.
+    #[arg(long)]
+    pub no_api_key: bool,
+
     /// Install services that start Ollama and the proxy at login.
     #[arg(long, overrides_with = "no_service")]
     pub service: bool,

@@ -71,6 +71,9 @@ struct AllAnswers {
     services: bool,
     /// With cloud fallback: the key to store, or why none is.
     key: Option<CloudKey>,
+    /// A new `APIKEY` for the proxy, when the config has none and the user did not
+    /// decline one.
+    proxy_key: Option<String>,
 }
 
 fn gather(
@@ -80,6 +83,7 @@ fn gather(
     ollama: &OllamaInfo,
     manager: Option<Manager>,
     store: &SecretsStore,
+    has_api_key: bool,
 ) -> anyhow::Result<AllAnswers> {
     let defaults = base.unwrap_or_else(|| Answers {
         model: DEFAULT_MODEL.to_owned(),
@@ -191,6 +195,16 @@ fn gather(
             }
         }
     };
+    let proxy_key = match (has_api_key, args.no_api_key, term) {
+        (true, _, _) | (false, true, _) => None,
+        (false, false, None) => Some(router_config::new_api_key()?),
+        (false, false, Some(t)) => dialoguer::Confirm::with_theme(&theme)
+            .with_prompt("Protect the proxy with a random API key (recommended: web pages and other local users cannot use it)?")
+            .default(true)
+            .interact_on(t)?
+            .then(router_config::new_api_key)
+            .transpose()?,
+    };
     Ok(AllAnswers {
         config: Answers {
             model,
@@ -201,6 +215,7 @@ fn gather(
         },
         services,
         key,
+        proxy_key,
     })
 }
 
@@ -292,6 +307,9 @@ fn plan_files(
         .map(|f| f.doc.clone())
         .unwrap_or_else(router_config::template);
     router_config::apply(&mut doc, &answers.config)?;
+    if let Some(key) = &answers.proxy_key {
+        router_config::ensure_api_key(&mut doc, key);
+    }
     let config_change = match existing {
         None => Change::Create,
         Some(f) if f.doc == doc => Change::Unchanged,
@@ -409,7 +427,18 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         .and_then(|f| router_config::current_answers(&f.doc));
     let ollama = OllamaInfo::fetch();
     let store = SecretsStore::for_config(&ctx.config_path);
-    let answers = gather(&prompter, &args, base, &ollama, manager, &store)?;
+    let has_api_key = existing
+        .as_ref()
+        .is_some_and(|f| router_config::has_api_key(&f.doc));
+    let answers = gather(
+        &prompter,
+        &args,
+        base,
+        &ollama,
+        manager,
+        &store,
+        has_api_key,
+    )?;
 
     let probe_env = ProbeEnv {
         root: crate::paths::system_root(),
@@ -449,7 +478,19 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         .collect();
     let loads = load_plan(manager, &layout, &files, &loaded);
 
-    let key_line = answers.key.as_ref().and_then(CloudKey::plan_line);
+    let proxy_key_line = answers.proxy_key.as_ref().map(|_| {
+        format!(
+            "    {:<9} APIKEY in the config: a new random proxy key (`ccr-setup code` and `env` pass it; --no-api-key to skip)",
+            "add"
+        )
+    });
+    let key_line = [
+        answers.key.as_ref().and_then(CloudKey::plan_line),
+        proxy_key_line,
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(|a, b| format!("{a}\n{b}"));
     let changes = !installs.is_empty()
         || key_line.is_some()
         || files.config_change != Change::Unchanged

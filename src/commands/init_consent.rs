@@ -50,6 +50,9 @@ pub(super) fn apply_command(
     if args.no_install {
         words.push("--no-install".into());
     }
+    if args.no_api_key {
+        words.push("--no-api-key".into());
+    }
     words.join(" ")
 }
 

@@ -193,6 +193,35 @@ pub fn apply(doc: &mut Value, a: &Answers) -> Result<(), EditError> {
     Ok(())
 }
 
+/// Does the config already protect the proxy with an `APIKEY`?
+pub fn has_api_key(doc: &Value) -> bool {
+    doc.get("APIKEY")
+        .and_then(Value::as_str)
+        .is_some_and(|k| !k.trim().is_empty())
+}
+
+/// Set `APIKEY` to `key` unless the config already has one (the user's is kept).
+pub fn ensure_api_key(doc: &mut Value, key: &str) {
+    if has_api_key(doc) {
+        return;
+    }
+    if let Some(root) = doc.as_object_mut() {
+        root.insert("APIKEY".into(), json!(key));
+    }
+}
+
+/// The OS gave no random bytes for a new key.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create an API key: the system's random source failed ({0})")]
+pub struct NoRandomness(String);
+
+/// A new random proxy key: 32 bytes from the OS, hex-encoded.
+pub fn new_api_key() -> Result<String, NoRandomness> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(|e| NoRandomness(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Read the answers a config already holds (the defaults for a re-run of the wizard).
 pub fn current_answers(doc: &Value) -> Option<Answers> {
     let ollama = doc.get("Ollama")?;
@@ -246,6 +275,18 @@ mod tests {
             cloud_fallback: cloud,
             cloud_model: crate::catalogue::default_cloud_model().to_owned(),
         }
+    }
+
+    #[test]
+    fn an_api_key_is_added_once_and_a_users_key_kept() {
+        let mut doc = template();
+        let key = new_api_key().unwrap();
+        assert_eq!(key.len(), 64);
+        assert_ne!(key, new_api_key().unwrap());
+        ensure_api_key(&mut doc, &key);
+        assert_eq!(doc["APIKEY"], key.as_str());
+        ensure_api_key(&mut doc, "other");
+        assert_eq!(doc["APIKEY"], key.as_str(), "an existing key is kept");
     }
 
     #[test]

@@ -130,8 +130,10 @@ async fn a_key_stored_by_init_reaches_the_upstream_from_a_bare_environment() {
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&base).await;
     let cloud_model = format!("anthropic,{}", ccr_setup::catalogue::default_cloud_model());
+    let proxy_key = doc["APIKEY"].as_str().expect("init created an APIKEY");
     let resp = reqwest::Client::new()
         .post(format!("{base}/v1/messages"))
+        .header("x-api-key", proxy_key)
         .json(&message(&cloud_model))
         .send()
         .await

@@ -58,6 +58,9 @@ fn wizard_picks_a_pulled_model_with_arrow_keys_and_writes_the_answers() {
     s.expect("Claude API key").expect("the key, asked hidden");
     s.send_line("sk-ant-typed-123").unwrap();
     s.expect("accepted the key").expect("the key check");
+    s.expect("Protect the proxy with a random API key")
+        .expect("the proxy key question");
+    s.send("y").unwrap();
 
     s.expect("Plan:").expect("the plan");
     s.expect("store     ANTHROPIC_API_KEY")
@@ -78,6 +81,12 @@ fn wizard_picks_a_pulled_model_with_arrow_keys_and_writes_the_answers() {
     assert_eq!(cfg["PORT"], 4100);
     assert_eq!(cfg["Router"]["default"], "ollama,qwen3:8b");
     assert_eq!(cfg["Providers"][0]["context_window"], 16384);
+    // A random 32-byte proxy key, hex: `code` and `env` hand it to Claude Code.
+    let key = cfg["APIKEY"].as_str().unwrap();
+    assert!(
+        key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key}"
+    );
     // The config keeps the reference; the key is in the 0600 store, never in the config.
     assert_eq!(cfg["Providers"][1]["api_key"], "$ANTHROPIC_API_KEY");
     let store = sb.home.join(".claude-code-router/secrets.env");
@@ -114,6 +123,7 @@ fn declining_the_plan_changes_nothing() {
         "--port",
         "3456",
         "--no-cloud-fallback",
+        "--no-api-key",
     ]);
     cmd.env("TERM", "xterm-256color");
     let mut s = Session::spawn(cmd).expect("spawn in a pty");
@@ -153,6 +163,8 @@ fn without_a_tty_on_stdin_the_questions_go_to_dev_tty() {
     s.send_line("").unwrap(); // the default
     s.expect("Proxy port").unwrap();
     s.send_line("").unwrap();
+    s.expect("Protect the proxy").unwrap();
+    s.send("n").unwrap();
     s.expect("Apply this plan?").unwrap();
     s.send("y").unwrap();
     s.expect("Done.").unwrap();
@@ -166,4 +178,5 @@ fn without_a_tty_on_stdin_the_questions_go_to_dev_tty() {
     assert_eq!(cfg["Ollama"]["model"], "qwen3:4b");
     assert_eq!(cfg["Ollama"]["context_length"], 32768);
     assert_eq!(cfg["PORT"], 3456);
+    assert!(cfg.get("APIKEY").is_none(), "declined: {cfg}");
 }
