@@ -12,6 +12,7 @@ mod code_exec;
 mod doctor_cli;
 mod errors;
 mod hostile;
+mod hostile_fuzz;
 mod init_wizard;
 mod init_yes;
 mod install_sh;
