@@ -172,7 +172,10 @@ pub struct OllamaSettings {
     /// KV memory grows with parallel × context, so one slot by default.
     pub num_parallel: u32,
     pub max_loaded_models: u32,
-    pub flash_attention: bool,
+    /// `Some` forces flash attention on or off; `None` (the default) leaves
+    /// `OLLAMA_FLASH_ATTENTION` unset, which Ollama reads as "automatic": on where its
+    /// hardware check says the GPU and model support it. Forcing it skips that check.
+    pub flash_attention: Option<bool>,
     /// Keeps the model loaded between Claude Code turns (Ollama's default is 5m).
     pub keep_alive: String,
 }
@@ -184,7 +187,7 @@ impl Default for OllamaSettings {
             context_length: DEFAULT_CONTEXT_LENGTH,
             num_parallel: 1,
             max_loaded_models: 1,
-            flash_attention: true,
+            flash_attention: None,
             keep_alive: "30m".to_owned(),
         }
     }
@@ -194,7 +197,7 @@ impl OllamaSettings {
     /// The tuned environment for `ollama serve`, identical for the child `up` spawns and
     /// for the launchd/systemd services.
     pub fn tuned_env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             (
                 EnvVars::OLLAMA_CONTEXT_LENGTH,
                 self.context_length.to_string(),
@@ -204,12 +207,15 @@ impl OllamaSettings {
                 EnvVars::OLLAMA_MAX_LOADED_MODELS,
                 self.max_loaded_models.to_string(),
             ),
-            (
+        ];
+        if let Some(on) = self.flash_attention {
+            env.push((
                 EnvVars::OLLAMA_FLASH_ATTENTION,
-                if self.flash_attention { "1" } else { "0" }.to_owned(),
-            ),
-            (EnvVars::OLLAMA_KEEP_ALIVE, self.keep_alive.clone()),
-        ]
+                if on { "1" } else { "0" }.to_owned(),
+            ));
+        }
+        env.push((EnvVars::OLLAMA_KEEP_ALIVE, self.keep_alive.clone()));
+        env
     }
 }
 

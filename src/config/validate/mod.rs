@@ -622,7 +622,7 @@ fn build_ollama(c: &mut Checker, root: &Map<String, Value>) -> OllamaSettings {
         s.max_loaded_models = v.clamp(1, 64) as u32;
     }
     if let Some(v) = c.opt_bool(obj, "flash_attention", "Ollama.flash_attention") {
-        s.flash_attention = v;
+        s.flash_attention = Some(v);
     }
     if let Some(v) = c.opt_str(obj, "keep_alive", "Ollama.keep_alive") {
         s.keep_alive = v;
@@ -824,5 +824,9 @@ mod tests {
         assert_eq!(env["OLLAMA_KEEP_ALIVE"], "1h");
         assert_eq!(env["OLLAMA_FLASH_ATTENTION"], "0");
         assert_eq!(env["OLLAMA_NUM_PARALLEL"], "1");
+        // Unset by default: Ollama decides ("automatic").
+        let cfg = build(&good(), &[]).unwrap();
+        let env: BTreeMap<_, _> = cfg.ollama.tuned_env().into_iter().collect();
+        assert!(!env.contains_key("OLLAMA_FLASH_ATTENTION"), "{env:?}");
     }
 }
