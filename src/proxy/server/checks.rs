@@ -126,11 +126,14 @@ fn json_body(headers: &HeaderMap) -> bool {
             .ok()
             .and_then(|t| t.split(';').next())
             .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json")),
+        // Without a type, only a request without a body passes: `Content-Length: 0`,
+        // or neither a length nor chunked encoding (HTTP/1.1 then means no body).
         None => {
             let length = headers
                 .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-            length == Some(0) && !headers.contains_key(header::TRANSFER_ENCODING)
+                .map(|v| v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()));
+            !headers.contains_key(header::TRANSFER_ENCODING)
+                && matches!(length, None | Some(Some(0)))
         }
     }
 }
@@ -250,6 +253,12 @@ mod tests {
         );
         assert_eq!(post(&[("content-length", "12")]), 415);
         assert_eq!(post(&[("content-length", "0")]), 200);
+        assert_eq!(
+            post(&[]),
+            200,
+            "no body at all (`ccr-setup ui` asking for a ticket)"
+        );
+        assert_eq!(post(&[("transfer-encoding", "chunked")]), 415);
         assert_eq!(status(&c, Method::GET, &[]), 200);
     }
 }
