@@ -559,7 +559,7 @@ fn config_providers(f: &Facts) -> Check {
                 } else {
                     format!(
                         "{at}: check api_base_url ({}) and api_key, or that the server runs",
-                        p.url
+                        crate::config::redact_url(&p.url)
                     )
                 });
             }
