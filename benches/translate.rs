@@ -21,6 +21,7 @@ const TARGET: TargetOptions = TargetOptions {
     model: "gpt-oss:20b",
     max_tokens_limit: Some(32768),
     reasoning_in_history: false,
+    ollama: false,
 };
 
 fn request_body() -> Vec<u8> {

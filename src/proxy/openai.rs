@@ -53,6 +53,10 @@ pub struct ChatMessage<'a> {
     /// Earlier reasoning sent back (DeepSeek-style APIs require it on tool-call turns).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<Cow<'a, str>>,
+    /// The same for Ollama, which reads the assistant field `reasoning` and ignores
+    /// `reasoning_content`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Cow<'a, str>>,
 }
 
 impl<'a> ChatMessage<'a> {
@@ -63,6 +67,7 @@ impl<'a> ChatMessage<'a> {
             tool_calls: None,
             tool_call_id: None,
             reasoning_content: None,
+            reasoning: None,
         }
     }
 }

@@ -134,7 +134,6 @@ async fn url_and_gif_images_are_not_a_400_from_ollama() {
 }
 
 #[tokio::test]
-#[ignore = "issue #14: earlier thinking goes back as `reasoning_content`, which Ollama ignores; it reads the assistant field `reasoning`"]
 async fn history_reasoning_goes_back_to_ollama_as_reasoning() {
     let fake = FakeOllama::start(ollama());
     let app = proxy(&fake, None, json!({"reasoning_in_history": true})).await;

@@ -53,6 +53,7 @@ fn claude_code_request_golden() {
             model: "gpt-oss:20b",
             max_tokens_limit: Some(32768),
             reasoning_in_history: false,
+            ollama: false,
         },
     );
     // Independent checks of the rules the golden file encodes.
@@ -104,6 +105,7 @@ fn named_tool_choice_request_golden() {
             model: "smollm2",
             max_tokens_limit: None,
             reasoning_in_history: false,
+            ollama: false,
         },
     );
     let mapped = out["tools"][0]["function"]["name"].as_str().unwrap();

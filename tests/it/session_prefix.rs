@@ -51,6 +51,7 @@ fn translate(body: &[u8]) -> Split {
         model: "local-model",
         max_tokens_limit: None,
         reasoning_in_history: false,
+        ollama: false,
     };
     let translated = to_openai(&req, &target).expect("it translates");
     let whole = serde_json::to_vec(&translated.request).unwrap();

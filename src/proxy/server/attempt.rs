@@ -202,6 +202,7 @@ impl Attempt<'_> {
             model: &self.target.model,
             max_tokens_limit: self.provider.max_tokens,
             reasoning_in_history: self.provider.reasoning_in_history,
+            ollama: crate::proxy::upstream::looks_like_ollama(self.provider),
         };
         let translated = to_openai(req, &options).map_err(|e| AttemptError {
             client: ProxyError::invalid_request(e.to_string()),

@@ -33,8 +33,11 @@ pub struct TargetOptions<'a> {
     pub model: &'a str,
     /// `Providers[].max_tokens`: the largest `max_tokens` the provider accepts.
     pub max_tokens_limit: Option<u32>,
-    /// `Providers[].reasoning_in_history`: send thinking back as `reasoning_content`.
+    /// `Providers[].reasoning_in_history`: send thinking back as `reasoning_content`
+    /// (or as `reasoning` to Ollama).
     pub reasoning_in_history: bool,
+    /// The upstream is Ollama: history reasoning goes in the field it reads, `reasoning`.
+    pub ollama: bool,
 }
 
 /// A translated request and the tool-name mapping needed to read its answer.
@@ -269,6 +272,7 @@ fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content) {
                     tool_calls: None,
                     tool_call_id: Some(tool_use_id),
                     reasoning_content: None,
+                    reasoning: None,
                 });
             }
             ContentBlock::Known(KnownBlock::Text { text, .. }) => parts.push(ContentPart::Text {
@@ -314,6 +318,7 @@ fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content) {
         tool_calls: None,
         tool_call_id: None,
         reasoning_content: None,
+        reasoning: None,
     });
 }
 
@@ -386,6 +391,11 @@ fn push_assistant<'a>(
         return;
     }
     let text = join_texts(texts.into_iter());
+    let history = (!reasoning.is_empty()).then(|| join_texts(reasoning.into_iter()));
+    let (reasoning_content, reasoning) = match target.ollama {
+        true => (None, history),
+        false => (history, None),
+    };
     out.push(ChatMessage {
         role: Role::Assistant,
         content: if text.is_empty() && !calls.is_empty() {
@@ -395,7 +405,8 @@ fn push_assistant<'a>(
         },
         tool_calls: (!calls.is_empty()).then_some(calls),
         tool_call_id: None,
-        reasoning_content: (!reasoning.is_empty()).then(|| join_texts(reasoning.into_iter())),
+        reasoning_content,
+        reasoning,
     });
 }
 
@@ -414,6 +425,7 @@ mod tests {
         model: "gpt-oss:20b",
         max_tokens_limit: None,
         reasoning_in_history: false,
+        ollama: false,
     };
 
     #[test]
