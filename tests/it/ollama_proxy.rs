@@ -102,7 +102,6 @@ async fn streamed_tool_call_parse_failure_falls_back_to_the_cloud() {
 }
 
 #[tokio::test]
-#[ignore = "issue #14: Ollama drops `tool_choice`, so with `none` it still calls a tool and the proxy passes the tool_use on; `none` must send no tools"]
 async fn tool_choice_none_never_reaches_claude_code_as_tool_use() {
     let fake = FakeOllama::start(ollama());
     let app = proxy(&fake, None, json!({})).await;

@@ -100,7 +100,10 @@ pub fn to_openai<'a>(
         }
     }
 
-    let tools = chat_tools(req, &mut names);
+    let mut tools = chat_tools(req, &mut names);
+    if target.ollama {
+        enforce_tool_choice_by_tools(&mut tools, req.tool_choice.as_ref(), &names);
+    }
     let has_tools = !tools.is_empty();
     let (tool_choice, parallel_tool_calls) = match (&req.tool_choice, has_tools) {
         (Some(choice), true) => openai_tool_choice(choice, &mut names),
@@ -154,6 +157,23 @@ fn chat_tools<'a>(req: &'a MessagesRequest, names: &mut ToolNameMap) -> Vec<Chat
             },
         })
         .collect()
+}
+
+/// Ollama ignores `tool_choice` (and `parallel_tool_calls`), so what it asks for is
+/// enforced through the tools offered: `none` offers none, a named tool offers only
+/// that one. (`any` cannot be expressed this way; the answer is taken as it comes.)
+fn enforce_tool_choice_by_tools(
+    tools: &mut Vec<ChatTool<'_>>,
+    choice: Option<&ToolChoice>,
+    names: &ToolNameMap,
+) {
+    match choice {
+        Some(ToolChoice::None) => tools.clear(),
+        Some(ToolChoice::Tool { name, .. }) => {
+            tools.retain(|t| names.to_client(&t.function.name) == name.as_str());
+        }
+        _ => {}
+    }
 }
 
 /// `tool_choice` auto/any/tool/none → auto/required/function/none, and
@@ -480,6 +500,30 @@ mod tests {
         let req: MessagesRequest = serde_json::from_value(json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}]})).unwrap();
         let err = to_openai(&req, &TARGET).unwrap_err();
         assert_eq!(err.field, "messages[1].role");
+    }
+
+    #[test]
+    fn ollama_gets_tool_choice_as_the_tools_offered() {
+        let body = |choice: Value| {
+            json!({"model": "m", "tool_choice": choice, "messages": [{"role": "user", "content": "a"}],
+                "tools": [{"name": "A", "input_schema": {"type": "object"}}, {"name": "B", "input_schema": {"type": "object"}}]})
+        };
+        let ollama = TargetOptions {
+            ollama: true,
+            ..TARGET
+        };
+        let none = translate(body(json!({"type": "none"})), ollama);
+        assert!(
+            none.get("tools").is_none() && none.get("tool_choice").is_none(),
+            "{none}"
+        );
+        let only_b = translate(body(json!({"type": "tool", "name": "B"})), ollama);
+        assert_eq!(only_b["tools"].as_array().unwrap().len(), 1, "{only_b}");
+        assert_eq!(only_b["tools"][0]["function"]["name"], "B");
+        // Other servers honour tool_choice: all tools stay.
+        let llama = translate(body(json!({"type": "none"})), TARGET);
+        assert_eq!(llama["tools"].as_array().unwrap().len(), 2);
+        assert_eq!(llama["tool_choice"], "none");
     }
 
     #[test]
