@@ -72,12 +72,26 @@ pub enum PullError {
     },
 }
 
+/// How Go's network errors read when Ollama's server cannot reach the registry: DNS
+/// (`dial tcp: lookup registry.ollama.ai …: no such host`), routing and timeouts.
+const OFFLINE_SIGNS: &[&str] = &[
+    "no such host",
+    "dial tcp",
+    "network is unreachable",
+    "connection refused",
+    "i/o timeout",
+    "TLS handshake timeout",
+    "server misbehaving",
+];
+
 impl PullError {
     /// A hint for the user, matched on Ollama's error texts.
     pub fn hint(&self) -> &'static str {
         let text = self.to_string();
         if text.contains("file does not exist") || text.contains("not found") {
             "check the model name and tag at https://ollama.com/library (e.g. gpt-oss:20b)"
+        } else if OFFLINE_SIGNS.iter().any(|sign| text.contains(sign)) {
+            "Ollama cannot reach its registry (registry.ollama.ai): check the network connection (behind a proxy, the Ollama server needs HTTPS_PROXY in its environment), then run `ccr-setup up` again; the pull resumes"
         } else if text.contains("no space left") {
             "free disk space in the models directory (OLLAMA_MODELS or ~/.ollama/models), then run `ccr-setup up` again; the pull resumes"
         } else if matches!(self, PullError::Stalled { .. }) {
@@ -234,5 +248,11 @@ mod tests {
             },
         };
         assert!(e.hint().contains("free disk space"));
+        let e = PullError::Ollama {
+            source: OllamaError::Pull {
+                message: "pull model manifest: Get \"https://registry.ollama.ai/v2/library/gpt-oss/manifests/20b\": dial tcp: lookup registry.ollama.ai on 127.0.0.53:53: no such host".into(),
+            },
+        };
+        assert!(e.hint().contains("network"), "{}", e.hint());
     }
 }

@@ -545,7 +545,6 @@ fn up_waits_through_a_20s_bind_then_delay_start() {
 }
 
 #[test]
-#[ignore = "issue #14: offline, Ollama's pull fails with a DNS lookup error (`dial tcp: lookup registry.ollama.ai … no such host`) and `up`'s hint does not say the network is the problem"]
 fn offline_pull_says_there_is_no_network() {
     let fake = FakeOllama::start(FakeConfig::default().offline());
     let (_home, out) = up_against(&fake, &["--no-exec"]);
