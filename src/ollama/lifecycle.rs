@@ -12,7 +12,7 @@ use url::Url;
 
 use super::owner::{self, Owner};
 use super::serve::{self, ServeError};
-use super::OllamaClient;
+use super::{OllamaClient, OllamaError};
 use crate::config::OllamaSettings;
 use crate::diagnostic::{one_line, Diagnostic, Hint};
 use crate::env_vars::EnvVars;
@@ -54,6 +54,15 @@ pub async fn ensure_server(
 ) -> Result<Ready, Diagnostic> {
     let base = client.base_url().clone();
     let wanted = settings.context_length;
+    // A server that accepts but does not answer within a second is starting: Ollama
+    // binds its port first, then discovers GPUs (up to 90 s) before serving HTTP.
+    let first_probe = client.clone().with_probe_timeout(FIRST_PROBE_TIMEOUT);
+    match first_probe.version().await {
+        Err(OllamaError::Timeout { .. }) if super::is_local(&base) => {
+            return wait_for_starting(client, &base).await;
+        }
+        _ => {}
+    }
     match client.version().await {
         Ok(version) => {
             let owner = owner::detect(&base);
@@ -112,6 +121,38 @@ pub async fn ensure_server(
             };
             Err(Diagnostic::new(one_line(&e)).with_hint(hint))
         }
+    }
+}
+
+/// How long the first `/api/version` may take before the server counts as starting.
+const FIRST_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Something on the local port accepts connections but has not answered: wait for it
+/// (ours or not) rather than start a second server that would fail on the port.
+async fn wait_for_starting(client: &OllamaClient, base: &Url) -> Result<Ready, Diagnostic> {
+    let ours = serve::owned_server_at(base);
+    let pid = ours.as_ref().map(|o| o.pid);
+    match serve::wait_until_ready(client, pid, READY_TIMEOUT).await {
+        Ok(version) => Ok(match ours {
+            Some(ours) => Ready {
+                how: HowReady::WasStarting { pid: ours.pid },
+                owner: Owner::Ours(ours),
+                version,
+            },
+            None => Ready {
+                owner: owner::detect(base),
+                version,
+                how: HowReady::Running,
+            },
+        }),
+        Err(e) => Err(Diagnostic {
+            message: format!(
+                "something accepts connections on {} but did not answer as Ollama: {}",
+                display_url(base),
+                one_line(&e)
+            ),
+            hint: Some("if it is Ollama, it may still be starting (check its log); otherwise stop what holds the port, or set OLLAMA_HOST to where Ollama runs".to_owned()),
+        }),
     }
 }
 

@@ -494,7 +494,6 @@ fn which_ollama_in_system_path() -> bool {
 }
 
 #[test]
-#[ignore = "issue #14: the fake now starts as Ollama does, binding its port at once and answering HTTP only after the delay (GPU discovery); `up` then reports `running at … (ours, pid …)` after waiting on a hung request instead of recognising our accepting-but-silent server as `was starting`"]
 fn our_server_still_starting_is_waited_for_not_started_twice() {
     let home = Sandbox::up_home_free_port();
     // `ollama serve` that we started earlier and that takes a moment to listen.
