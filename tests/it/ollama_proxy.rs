@@ -115,7 +115,6 @@ async fn tool_choice_none_never_reaches_claude_code_as_tool_use() {
 }
 
 #[tokio::test]
-#[ignore = "issue #14: image URLs and GIFs go to Ollama as they are and its 400 comes back to Claude Code; they must be converted (or replaced by a note)"]
 async fn url_and_gif_images_are_not_a_400_from_ollama() {
     let fake = FakeOllama::start(ollama());
     let app = proxy(&fake, None, json!({})).await;

@@ -80,7 +80,7 @@ pub fn to_openai<'a>(
 
     for (i, message) in req.messages.iter().enumerate() {
         match message.role.as_str() {
-            "user" => push_user(&mut messages, &message.content),
+            "user" => push_user(&mut messages, &message.content, target.ollama),
             "assistant" => push_assistant(&mut messages, &message.content, target, &mut names),
             "system" => {
                 // Claude Code sends these mid-conversation; keep them in place.
@@ -258,9 +258,44 @@ fn image_url(source: &ImageSource) -> Cow<'_, str> {
     }
 }
 
+/// The image types Ollama decodes from a data URL; anything else is a 400 from it.
+const OLLAMA_IMAGE_TYPES: &[&str] = &["image/jpeg", "image/jpg", "image/png", "image/webp"];
+
+/// An image as a content part. Ollama fetches no URLs and reads only JPEG, PNG and
+/// WebP, and answers anything else with a 400 that would fail the whole turn; such an
+/// image becomes a short note, so the model knows one was there and the turn goes on.
+fn image_part<'a>(source: &'a ImageSource, ollama: bool) -> ContentPart<'a> {
+    if ollama {
+        let note = match source {
+            ImageSource::Url { url } => Some(format!(
+                "[an image was attached by URL ({}); the local model cannot fetch it]",
+                crate::config::redact_url(url)
+            )),
+            ImageSource::Base64 { media_type, .. }
+                if !OLLAMA_IMAGE_TYPES.contains(&media_type.to_ascii_lowercase().as_str()) =>
+            {
+                Some(format!(
+                    "[an image ({media_type}) was attached; the local model reads only JPEG, PNG and WebP]"
+                ))
+            }
+            ImageSource::Base64 { .. } => None,
+        };
+        if let Some(note) = note {
+            return ContentPart::Text {
+                text: Cow::Owned(note),
+            };
+        }
+    }
+    ContentPart::ImageUrl {
+        image_url: ImageUrl {
+            url: image_url(source),
+        },
+    }
+}
+
 /// A user turn: its tool results become `tool` messages (first, because they must
 /// follow the assistant's tool calls), then the rest becomes one user message.
-fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content) {
+fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content, ollama: bool) {
     let blocks = match content {
         Content::Text(s) => {
             out.push(ChatMessage::text(Role::User, Cow::Borrowed(s)));
@@ -280,7 +315,7 @@ fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content) {
                 is_error,
                 ..
             }) => {
-                let text = tool_result_text(content.as_ref(), &mut tool_images);
+                let text = tool_result_text(content.as_ref(), &mut tool_images, ollama);
                 let text = if *is_error == Some(true) {
                     Cow::Owned(format!("{TOOL_ERROR_PREFIX}{text}"))
                 } else {
@@ -299,11 +334,7 @@ fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content) {
                 text: Cow::Borrowed(text),
             }),
             ContentBlock::Known(KnownBlock::Image { source, .. }) => {
-                parts.push(ContentPart::ImageUrl {
-                    image_url: ImageUrl {
-                        url: image_url(source),
-                    },
-                })
+                parts.push(image_part(source, ollama))
             }
             // Thinking in a user turn, documents, unknown kinds: nothing an OpenAI
             // upstream can read.
@@ -345,6 +376,7 @@ fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content) {
 fn tool_result_text<'a>(
     content: Option<&'a ToolResultContent>,
     images: &mut Vec<ContentPart<'a>>,
+    ollama: bool,
 ) -> Cow<'a, str> {
     match content {
         None => Cow::Borrowed(""),
@@ -352,11 +384,7 @@ fn tool_result_text<'a>(
         Some(ToolResultContent::Blocks(blocks)) => {
             for block in blocks {
                 if let ContentBlock::Known(KnownBlock::Image { source, .. }) = block {
-                    images.push(ContentPart::ImageUrl {
-                        image_url: ImageUrl {
-                            url: image_url(source),
-                        },
-                    });
+                    images.push(image_part(source, ollama));
                 }
             }
             join_texts(blocks.iter().filter_map(|b| match b {
@@ -500,6 +528,33 @@ mod tests {
         let req: MessagesRequest = serde_json::from_value(json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}]})).unwrap();
         let err = to_openai(&req, &TARGET).unwrap_err();
         assert_eq!(err.field, "messages[1].role");
+    }
+
+    #[test]
+    fn ollama_gets_a_note_for_images_it_cannot_read() {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "url", "url": "https://u:p@example.com/cat.png?sig=1"}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/gif", "data": "R0lG"}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}]}]});
+        let ollama = TargetOptions {
+            ollama: true,
+            ..TARGET
+        };
+        let parts = translate(body.clone(), ollama)["messages"][0]["content"].clone();
+        assert_eq!(parts[0]["type"], "text", "{parts}");
+        assert!(parts[0]["text"].as_str().unwrap().contains("cannot fetch"));
+        assert!(
+            !parts[0]["text"].as_str().unwrap().contains("u:p"),
+            "redacted"
+        );
+        assert!(parts[1]["text"].as_str().unwrap().contains("image/gif"));
+        assert_eq!(parts[2]["image_url"]["url"], "data:image/png;base64,iVBO");
+        // Other servers get the images as they are.
+        let other = translate(body, TARGET)["messages"][0]["content"].clone();
+        assert_eq!(
+            other[0]["image_url"]["url"],
+            "https://u:p@example.com/cat.png?sig=1"
+        );
     }
 
     #[test]
