@@ -290,6 +290,11 @@ fn ollama_context(f: &Facts) -> Check {
     }
     let wanted = f.context_length;
     match &o.loaded {
+        Some(Err(e)) if e == super::facts::MODEL_LOADING => Check::warn(
+            "ollama.context",
+            super::facts::MODEL_LOADING,
+            "run `ccr-setup doctor` again when the model has loaded (`ollama ps` shows it)",
+        ),
         None | Some(Err(_)) => Check::warn(
             "ollama.context",
             "could not read the loaded models (/api/ps)",

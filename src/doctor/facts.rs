@@ -52,6 +52,9 @@ pub struct Facts {
     pub self_version: String,
 }
 
+/// What `/api/ps` timing out means: Ollama holds its answer while any model loads.
+pub const MODEL_LOADING: &str = "a model is loading (Ollama answers /api/ps once the load ends)";
+
 /// The Ollama server at `OLLAMA_HOST`.
 #[derive(Debug, Clone)]
 pub struct OllamaFacts {
@@ -334,7 +337,11 @@ async fn ollama_server(client: &OllamaClient, model: &str) -> OllamaFacts {
                     || crate::ollama::normalize_model_name(&m.model) == want
             })
         })
-        .map_err(|e| one_line(&e))
+        .map_err(|e| match e {
+            // /api/ps waits on the scheduler while a model loads (server/sched.go).
+            crate::ollama::OllamaError::Timeout { .. } => MODEL_LOADING.to_owned(),
+            e => one_line(&e),
+        })
     });
     OllamaFacts {
         local: crate::ollama::is_local(&url),

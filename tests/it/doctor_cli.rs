@@ -781,3 +781,38 @@ fn the_provider_probe_does_not_follow_redirects_with_the_key() {
         thief.requests()
     );
 }
+
+/// `/api/ps` blocks while a model loads (Ollama's scheduler lock): doctor says a model
+/// is loading, not that it cannot read the loaded models.
+#[test]
+fn a_loading_model_is_named_not_an_unreadable_ps() {
+    let fake = FakeOllama::start(
+        FakeConfig::default()
+            .with_installed(FakeModel::gpt_oss())
+            .with_load_duration(Duration::from_secs(8)),
+    );
+    let env = Env::new(&fake.host_port());
+    let url = fake.url();
+    let load = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let _ = reqwest::Client::new()
+                .post(format!("{url}/api/chat"))
+                .json(&json!({"model": "gpt-oss:20b", "messages": []}))
+                .send()
+                .await;
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, list, _) = env.run_json(&[]);
+    let c = by_id(&list, "ollama.context");
+    assert_eq!(c["status"], "warn", "{c}");
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .contains("a model is loading"),
+        "{c}"
+    );
+    load.join().unwrap();
+}
