@@ -92,6 +92,7 @@ fn gather(
         cloud_fallback: crate::env_vars::non_empty(crate::env_vars::EnvVars::ANTHROPIC_API_KEY)
             .is_some(),
         cloud_model: crate::catalogue::default_cloud_model().to_owned(),
+        ollama_chat_url: None,
     });
     let theme = ColorfulTheme::default();
     let term = prompter.term();
@@ -212,6 +213,8 @@ fn gather(
             port,
             cloud_fallback,
             cloud_model,
+            ollama_chat_url: crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_HOST)
+                .map(|_| router_config::ollama_chat_url(&crate::ollama::base_url_from_env())),
         },
         services,
         key,

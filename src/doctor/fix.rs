@@ -107,6 +107,7 @@ pub fn apply(action: &FixAction, home: &std::path::Path) -> Result<(), FixError>
                     port: crate::config::DEFAULT_PORT,
                     cloud_fallback: false,
                     cloud_model: crate::catalogue::default_cloud_model().to_owned(),
+                    ollama_chat_url: None,
                 },
             )?;
             ConfigFile::new(path, doc)

@@ -34,6 +34,18 @@ pub struct Answers {
     /// The cloud model for think, long context and fallback (default: the catalogue's
     /// current Sonnet).
     pub cloud_model: String,
+    /// The Ollama chat URL when `OLLAMA_HOST` names the server (None: the default
+    /// `127.0.0.1:11434`). The `ollama` provider follows it, so the proxy talks to the
+    /// Ollama that `up` starts.
+    pub ollama_chat_url: Option<String>,
+}
+
+/// The OpenAI-compatible chat URL of the Ollama server at `base`.
+pub fn ollama_chat_url(base: &url::Url) -> String {
+    format!(
+        "{}/v1/chat/completions",
+        base.as_str().trim_end_matches('/')
+    )
 }
 
 /// The document a fresh config starts from (`templates/config.json`).
@@ -115,14 +127,21 @@ pub fn apply(doc: &mut Value, a: &Answers) -> Result<(), EditError> {
         .ok_or(EditError::ProvidersNotAList)?;
     match find_provider(list, OLLAMA_PROVIDER) {
         Some(p) => {
-            p.entry("api_base_url")
-                .or_insert_with(|| json!(OLLAMA_CHAT_URL));
+            match &a.ollama_chat_url {
+                Some(url) if p.get("api_base_url").and_then(Value::as_str) != Some(url) => {
+                    p.insert("api_base_url".into(), json!(url));
+                }
+                _ => {
+                    p.entry("api_base_url")
+                        .or_insert_with(|| json!(OLLAMA_CHAT_URL));
+                }
+            }
             ensure_model(p, &a.model);
             set_number(p, "context_window", a.context_length as u64);
         }
         None => list.push(json!({
             "name": OLLAMA_PROVIDER,
-            "api_base_url": OLLAMA_CHAT_URL,
+            "api_base_url": a.ollama_chat_url.as_deref().unwrap_or(OLLAMA_CHAT_URL),
             "api_key": "",
             "models": [a.model],
             "context_window": a.context_length,
@@ -259,6 +278,7 @@ pub fn current_answers(doc: &Value) -> Option<Answers> {
         port: num(doc.get("PORT")).unwrap_or(crate::config::DEFAULT_PORT as u64) as u16,
         cloud_fallback: anthropic.is_some(),
         cloud_model,
+        ollama_chat_url: None,
     })
 }
 
@@ -274,6 +294,7 @@ mod tests {
             port: 3456,
             cloud_fallback: cloud,
             cloud_model: crate::catalogue::default_cloud_model().to_owned(),
+            ollama_chat_url: None,
         }
     }
 

@@ -571,3 +571,39 @@ fn fresh_start_leaves_flash_attention_to_ollama() {
         starts[0]["env"]
     );
 }
+
+/// With `OLLAMA_HOST` on another port, `init` points the `ollama` provider there and
+/// `up` starts Ollama there and records its context on that provider.
+#[test]
+fn init_then_up_follow_a_non_default_ollama_host() {
+    let home = Sandbox::up_home_free_port();
+    std::fs::remove_file(home.config_path()).unwrap();
+    let config = home.config_path();
+    let init = home.cmd(&[
+        "--config",
+        config.to_str().unwrap(),
+        "init",
+        "--yes",
+        "--no-cloud-fallback",
+        "--service-manager",
+        "none",
+        "--no-install",
+        "--no-api-key",
+    ]);
+    let (out, _) = support::sandbox::run_expect(init, 0);
+    let url = format!("http://{}/v1/chat/completions", home.ollama_host);
+    assert_eq!(
+        home.config_doc()["Providers"][0]["api_base_url"],
+        url,
+        "{out}"
+    );
+    let mut up = home.up(&["--no-exec", "--no-smoke"]);
+    up.env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b");
+    let out = up.output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(home.serve_starts().len(), 1, "{t}");
+    let doc = home.config_doc();
+    assert_eq!(doc["Providers"][0]["api_base_url"], url);
+    assert_eq!(doc["Providers"][0]["context_window"], 32768, "{t}");
+}
