@@ -40,6 +40,7 @@ fn sample() -> UsageRecord {
         provider: "ollama".into(),
         model: "gpt-oss:20b".into(),
         fallback_from: None,
+        fallback_reason: None,
         input_tokens: 31_250,
         output_tokens: 412,
         cache_read_tokens: 0,

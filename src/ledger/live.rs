@@ -93,6 +93,7 @@ mod tests {
             provider: "ollama".into(),
             model: "m".into(),
             fallback_from: None,
+            fallback_reason: None,
             input_tokens: 1,
             output_tokens: 2,
             cache_read_tokens: 0,

@@ -94,6 +94,9 @@ pub struct UsageRecord {
     pub model: String,
     /// Set when a fallback answered: the `provider,model` that failed first.
     pub fallback_from: Option<String>,
+    /// Why the answer came from a fallback when the first target's failure had a name
+    /// of its own (`tool_call_parse`: a local model's tool call Ollama could not parse).
+    pub fallback_reason: Option<String>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cache_read_tokens: u64,

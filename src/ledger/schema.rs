@@ -40,6 +40,8 @@ const MIGRATIONS: &[&str] = &[
     // or re-pointed; recording it keeps old rows classified as they were. NULL (rows from
     // v1) means "classify by the current config".
     "ALTER TABLE requests ADD COLUMN provider_local INTEGER;",
+    // v3: why a fallback answered, when the local failure has a name (tool_call_parse).
+    "ALTER TABLE requests ADD COLUMN fallback_reason TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -255,9 +255,9 @@ fn insert(
                 "INSERT INTO requests (started_at_ms, session_id, scenario, provider, model,
                     fallback_from, input_tokens, output_tokens, cache_read_tokens,
                     cache_write_tokens, tokens_estimated, ttft_ms, duration_ms, outcome,
-                    error_kind, http_status, stream, provider_local)
+                    error_kind, http_status, stream, provider_local, fallback_reason)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?16, ?17, ?18)",
+                    ?16, ?17, ?18, ?19)",
             )
             .map_err(err)?;
         for r in batch {
@@ -280,6 +280,7 @@ fn insert(
                 r.http_status,
                 r.stream,
                 provider_local.get(&r.provider).copied(),
+                r.fallback_reason,
             ])
             .map_err(err)?;
         }

@@ -91,6 +91,7 @@ mod tests {
             provider: provider.into(),
             model: "m".into(),
             fallback_from: Some("ollama,m".into()),
+            fallback_reason: None,
             input_tokens: 10,
             output_tokens: 20,
             cache_read_tokens: 30,

@@ -61,6 +61,7 @@ fn record(at: i64) -> UsageRecord {
         provider: "ollama".into(),
         model: "gpt-oss:20b".into(),
         fallback_from: None,
+        fallback_reason: None,
         input_tokens: 10,
         output_tokens: 5,
         cache_read_tokens: 0,

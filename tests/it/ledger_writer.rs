@@ -30,6 +30,7 @@ fn record(at: i64, provider: &str, model: &str) -> UsageRecord {
         provider: provider.into(),
         model: model.into(),
         fallback_from: None,
+        fallback_reason: None,
         input_tokens: 1200,
         output_tokens: 34,
         cache_read_tokens: 0,
@@ -65,6 +66,7 @@ fn rows_are_stored_exactly_and_hold_no_content() {
     let fallback = UsageRecord {
         scenario: "think".into(),
         fallback_from: Some("ollama,gpt-oss:20b".into()),
+        fallback_reason: None,
         cache_read_tokens: 5_000,
         cache_write_tokens: 700,
         stream: false,
@@ -145,6 +147,7 @@ fn rows_are_stored_exactly_and_hold_no_content() {
             "http_status",
             "stream",
             "provider_local",
+            "fallback_reason",
         ]
     );
     let journal: String = conn
@@ -216,7 +219,7 @@ fn a_v1_ledger_migrates_without_losing_rows() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
 }
 
 #[test]

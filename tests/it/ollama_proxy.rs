@@ -86,7 +86,6 @@ async fn reasoning_then_text_and_a_whole_tool_call_come_through() {
 }
 
 #[tokio::test]
-#[ignore = "issue #14: Ollama's streamed tool-call parse failure (HTTP 200, reasoning, one empty chunk, no [DONE]) reaches Claude Code as a committed stream ending in `event: error`; it must be held back, retried, then answered by the fallback, with the ledger saying tool_call_parse"]
 async fn streamed_tool_call_parse_failure_falls_back_to_the_cloud() {
     let fake = FakeOllama::start(ollama().with_tool_call_parse_failure());
     let cloud = cloud().await;
@@ -96,6 +95,13 @@ async fn streamed_tool_call_parse_failure_falls_back_to_the_cloud() {
     let events = sse_events(&resp.text().await.unwrap());
     assert!(!events.iter().any(|(n, _)| n == "error"), "{events:?}");
     assert_eq!(sse_text(&events), "from the cloud");
+    let count = |name: &str| events.iter().filter(|(n, _)| n == name).count();
+    assert_eq!((count("message_start"), count("message_stop")), (1, 1), "{events:?}");
+    assert_eq!(
+        fake.bodies("/v1/chat/completions").len(),
+        2,
+        "the local model is asked once more before the fallback"
+    );
     let row = app.next_record().await;
     assert_eq!(row.fallback_from.as_deref(), Some("ollama,gpt-oss:20b"));
     assert!(format!("{row:?}").contains("tool_call_parse"), "{row:?}");

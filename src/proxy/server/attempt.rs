@@ -56,6 +56,12 @@ pub(super) struct Scope<'a> {
     pub headers: &'a HeaderMap,
     pub meta: &'a RequestMeta,
     pub req: MessagesRequest,
+    /// The client's body as it arrived: a committed stream that must fall back after
+    /// all ([`super::translated`]) parses it again rather than every request cloning
+    /// the parsed one.
+    pub body: Bytes,
+    /// Whether a stream may rescue a retryable failure (false inside a rescue).
+    pub rescue: bool,
 }
 
 /// One attempt's context: the request's [`Scope`], the target and its provider, the
@@ -78,6 +84,8 @@ impl Attempter for Scope<'_> {
         target: &ModelRef,
         fallback_from: Option<&ModelRef>,
     ) -> Result<Response, AttemptError> {
+        // A rescue runs the rest of a chain whose first target already failed.
+        let fallback_from = fallback_from.or(self.meta.fallback_from.as_ref());
         let config = self.config;
         let Some(provider) = config.provider(&target.provider) else {
             return Err(internal(format!(

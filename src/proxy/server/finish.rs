@@ -21,6 +21,8 @@ pub(super) struct RequestMeta {
     pub session_id: Option<String>,
     pub scenario: &'static str,
     pub fallback_from: Option<ModelRef>,
+    /// Set when a stream rescued a retryable local failure (see [`super::translated`]).
+    pub fallback_reason: Option<String>,
     pub stream: bool,
 }
 
@@ -33,6 +35,7 @@ impl RequestMeta {
             session_id: None,
             scenario: "-",
             fallback_from: None,
+            fallback_reason: None,
             stream: false,
         }
     }
@@ -114,6 +117,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         provider: provider.to_owned(),
         model: model.to_owned(),
         fallback_from: meta.fallback_from.as_ref().map(ModelRef::to_string),
+        fallback_reason: meta.fallback_reason.clone(),
         input_tokens: end.usage.input_tokens,
         output_tokens: end.usage.output_tokens,
         cache_read_tokens: end.usage.cache_read_input_tokens.unwrap_or(0),

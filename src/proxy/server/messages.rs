@@ -27,7 +27,7 @@ pub(super) async fn messages(
     let mut meta = RequestMeta::now();
     let config = state.config.current();
     let body = read_json_body(&headers, body).await;
-    let (req, body_len) = match body.and_then(|b| Ok((parse_request(&b)?, b.len()))) {
+    let (req, body) = match body.and_then(|b| Ok((parse_request(&b)?, b))) {
         Ok(r) => r,
         Err(e) => return reject(&state, &meta, e, "bad_request"),
     };
@@ -36,7 +36,7 @@ pub(super) async fn messages(
 
     // Planning may count tokens: off the async workers for a large body.
     let (owned_state, owned_config) = (Arc::clone(&state), Arc::clone(&config));
-    let planned = with_request(req, body_len, move |req| {
+    let planned = with_request(req, body.len(), move |req| {
         plan_counted(&owned_config, &owned_state.estimator, req)
     })
     .await;
@@ -64,6 +64,8 @@ pub(super) async fn messages(
         headers: &headers,
         meta: &meta,
         req,
+        body,
+        rescue: true,
     };
     let outcome = run_chain(&plan.targets, &mut scope, |target, failure, next| {
         tracing::warn!("{target} failed ({failure}); falling back to {next}")

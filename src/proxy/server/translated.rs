@@ -1,7 +1,18 @@
 //! An OpenAI-kind stream translated to Anthropic events as the bytes arrive, with
 //! keep-alive pings while the upstream is silent and the idle timeout.
+//!
+//! **Rescue.** When Ollama cannot parse a tool call that gpt-oss produced while
+//! streaming, it answers HTTP 200, streams the reasoning, sends one empty chunk and
+//! ends without `[DONE]` (server/routes.go): a failure that arrives after the stream
+//! was committed. So while tools are offered to Ollama, thinking is held back (pings
+//! keep the client waiting) until text or a tool call starts. A failure while only
+//! thinking was held is rescued inside the same client stream: the request is sent
+//! once more to the same model, then to the rest of the fallback chain, whose answer
+//! follows our `message_start` in place of its own. Its ledger row names the local
+//! target and the reason (`tool_call_parse`).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -9,11 +20,14 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::attempt::{Attempt, ChunkSource};
-use super::finish::Finisher;
+use super::attempt::{Attempt, ChunkSource, Scope};
+use super::finish::{Finisher, RequestMeta};
+use super::AppState;
+use crate::config::{Config, ModelRef, Provider};
 use crate::ledger::RequestOutcome;
 use crate::proxy::anthropic::MessagesRequest;
 use crate::proxy::error::{ErrorKind, ProxyError};
+use crate::proxy::plan::Plan;
 use crate::proxy::translate::stream::{StreamTranslator, PING_EVENT};
 use crate::proxy::translate::tool_names::ToolNameMap;
 use crate::proxy::upstream::AttemptError;
@@ -40,11 +54,10 @@ pub(super) async fn open(
     let idle = attempt.idle();
     let upstream = state.upstream.clone();
     let (provider, headers) = (attempt.provider.clone(), attempt.scope.headers.clone());
-    let mut head: PendingHead = Box::pin(async move {
-        upstream
-            .send(&provider, &headers, Bytes::from(body), true, idle)
-            .await
-    });
+    let body = Bytes::from(body);
+    let body_for_retry = body.clone();
+    let mut head: PendingHead =
+        Box::pin(async move { upstream.send(&provider, &headers, body, true, idle).await });
     let ping_interval = state.options.ping_interval;
     let (head_result, input_estimate) =
         tokio::join!(tokio::time::timeout(ping_interval, &mut head), async {
@@ -56,6 +69,14 @@ pub(super) async fn open(
         Err(_still_waiting) => (Box::pin(futures_util::stream::empty()), Some(head)),
     };
     let model = attempt.target.model.clone();
+    let rescue = Rescue::for_attempt(
+        attempt,
+        req,
+        &body_for_retry,
+        &message_id,
+        &names,
+        input_estimate,
+    );
     let stream = TranslatedStream {
         upstream,
         pending_head,
@@ -67,8 +88,113 @@ pub(super) async fn open(
         last_upstream: tokio::time::Instant::now(),
         first_token: None,
         finisher: Some(attempt.finisher()),
+        held: rescue.as_ref().map(|_| Vec::new()),
+        rescue,
+        needs_rescue: false,
+        spliced: None,
     };
     Ok(attempt.sse_response(stream))
+}
+
+/// What a held-back stream needs to try again after it was committed: owned copies,
+/// since the handler that made the attempt has returned by then.
+struct Rescue {
+    state: Arc<AppState>,
+    config: Arc<Config>,
+    plan: Plan,
+    headers: axum::http::HeaderMap,
+    meta: RequestMeta,
+    /// The client's body, parsed again for the fallback targets.
+    client_body: Bytes,
+    from: ModelRef,
+    provider: Provider,
+    /// The translated request, sent again as is for the one local retry.
+    upstream_body: Bytes,
+    retried: bool,
+    message_id: String,
+    input_estimate: u64,
+    names: ToolNameMap,
+}
+
+impl Rescue {
+    /// A rescue for streams to Ollama with tools offered; None otherwise (nothing is
+    /// held back then).
+    fn for_attempt(
+        attempt: &Attempt<'_>,
+        req: &MessagesRequest,
+        upstream_body: &Bytes,
+        message_id: &str,
+        names: &ToolNameMap,
+        input_estimate: u64,
+    ) -> Option<Box<Rescue>> {
+        let scope: &Scope<'_> = attempt.scope;
+        let tools_offered = req.tools.as_ref().is_some_and(|t| !t.is_empty());
+        if !scope.rescue
+            || !tools_offered
+            || !crate::proxy::upstream::looks_like_ollama(attempt.provider)
+        {
+            return None;
+        }
+        Some(Box::new(Rescue {
+            state: Arc::clone(scope.state),
+            config: Arc::clone(scope.config),
+            plan: scope.plan.clone(),
+            headers: scope.headers.clone(),
+            meta: attempt.meta.clone(),
+            client_body: scope.body.clone(),
+            from: attempt.target.clone(),
+            provider: attempt.provider.clone(),
+            upstream_body: upstream_body.clone(),
+            retried: false,
+            message_id: message_id.to_owned(),
+            input_estimate,
+            names: names.clone(),
+        }))
+    }
+
+    /// The chain's targets after the one that failed.
+    fn remaining(&self) -> Vec<ModelRef> {
+        self.plan
+            .targets
+            .iter()
+            .skip_while(|t| **t != self.from)
+            .skip(1)
+            .cloned()
+            .collect()
+    }
+
+    /// Run the rest of the chain for the request, as the handler would have.
+    async fn fall_back(&self, reason: &str) -> Result<Response, AttemptError> {
+        let req = super::request::parse_request(&self.client_body).map_err(|e| AttemptError {
+            failure: crate::proxy::fallback::AttemptFailure::Status {
+                status: 400,
+                body: e.message.clone(),
+            },
+            client: e,
+        })?;
+        let targets = self.remaining();
+        let meta = RequestMeta {
+            fallback_from: Some(self.from.clone()),
+            fallback_reason: Some(reason.to_owned()),
+            ..self.meta.clone()
+        };
+        let mut scope = Scope {
+            state: &self.state,
+            config: &self.config,
+            plan: &self.plan,
+            headers: &self.headers,
+            meta: &meta,
+            req,
+            body: self.client_body.clone(),
+            rescue: false,
+        };
+        let outcome =
+            crate::proxy::fallback::run_chain(&targets, &mut scope, |target, failure, next| {
+                tracing::warn!("{target} failed ({failure}); falling back to {next}")
+            })
+            .await;
+        outcome.result
+    }
 }
 
 /// An OpenAI stream being translated, with pings and the idle timeout.
@@ -86,6 +212,13 @@ struct TranslatedStream {
     last_upstream: tokio::time::Instant,
     first_token: Option<Duration>,
     finisher: Option<Finisher>,
+    /// Thinking events held back while a rescue is still possible (None: not holding).
+    held: Option<Vec<u8>>,
+    rescue: Option<Box<Rescue>>,
+    /// The stream failed while only thinking was held: rescue before anything else.
+    needs_rescue: bool,
+    /// The fallback's answer, forwarded after our own `message_start`.
+    spliced: Option<Spliced>,
 }
 
 impl Drop for TranslatedStream {
@@ -105,40 +238,64 @@ impl Drop for TranslatedStream {
 impl ChunkSource for TranslatedStream {
     /// The next bytes for the client, or None when the answer is over.
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        if self.done {
-            return None;
-        }
-        let mut out = Vec::new();
-        if !self.started {
-            // message_start right away: the client sees the answer begin while the
-            // upstream is still prefilling.
-            self.started = true;
-            self.translator.start(&mut out);
-            return Some(Bytes::from(out));
-        }
-        // A ping goes out when the client has had nothing for a ping interval.
-        let ping_at = tokio::time::Instant::now() + self.ping_interval;
-        loop {
-            if self.pending_head.is_some() {
-                match self.wait_for_head(ping_at, &mut out).await {
-                    HeadWait::Ping => return Some(Bytes::from_static(PING_EVENT)),
-                    HeadWait::Failed => return Some(Bytes::from(out)),
-                    HeadWait::Answered => {}
+        'rescued: loop {
+            if let Some(spliced) = self.spliced.as_mut() {
+                return spliced.next_chunk().await;
+            }
+            if self.needs_rescue {
+                self.needs_rescue = false;
+                if let Some(chunk) = self.rescue_now().await {
+                    return Some(chunk);
+                }
+                if let Some(spliced) = self.spliced.as_mut() {
+                    return spliced.next_chunk().await;
                 }
             }
-            let idle_deadline = self.last_upstream + self.idle;
-            tokio::select! {
-                biased;
-                next = tokio::time::timeout_at(idle_deadline, self.upstream.next()) => {
-                    self.translate(next, &mut out);
-                    if !out.is_empty() {
-                        return Some(Bytes::from(out));
-                    }
-                    if self.done {
-                        return None;
+            if self.done {
+                return None;
+            }
+            let mut out = Vec::new();
+            if !self.started {
+                // message_start right away: the client sees the answer begin while the
+                // upstream is still prefilling.
+                self.started = true;
+                self.translator.start(&mut out);
+                return Some(Bytes::from(out));
+            }
+            // A ping goes out when the client has had nothing for a ping interval.
+            let ping_at = tokio::time::Instant::now() + self.ping_interval;
+            loop {
+                if self.pending_head.is_some() {
+                    match self.wait_for_head(ping_at, &mut out).await {
+                        HeadWait::Ping => return Some(Bytes::from_static(PING_EVENT)),
+                        HeadWait::Failed => {
+                            self.hold_or_release(&mut out);
+                            if self.needs_rescue {
+                                continue 'rescued;
+                            }
+                            return Some(Bytes::from(out));
+                        }
+                        HeadWait::Answered => {}
                     }
                 }
-                _ = tokio::time::sleep_until(ping_at) => return Some(Bytes::from_static(PING_EVENT)),
+                let idle_deadline = self.last_upstream + self.idle;
+                tokio::select! {
+                    biased;
+                    next = tokio::time::timeout_at(idle_deadline, self.upstream.next()) => {
+                        self.translate(next, &mut out);
+                        self.hold_or_release(&mut out);
+                        if self.needs_rescue {
+                            continue 'rescued;
+                        }
+                        if !out.is_empty() {
+                            return Some(Bytes::from(out));
+                        }
+                        if self.done {
+                            return None;
+                        }
+                    }
+                    _ = tokio::time::sleep_until(ping_at) => return Some(Bytes::from_static(PING_EVENT)),
+                }
             }
         }
     }
@@ -168,7 +325,9 @@ impl TranslatedStream {
                     Err(e) => {
                         self.translator.fail(&e.failure.ledger_kind(), e.client, out);
                         self.done = true;
-                        self.record_end();
+                        if !self.rescue_pending() {
+                            self.record_end();
+                        }
                         HeadWait::Failed
                     }
                 }
@@ -203,7 +362,120 @@ impl TranslatedStream {
         }
         if self.translator.is_finished() {
             self.done = true;
-            self.record_end();
+            if !self.rescue_pending() {
+                self.record_end();
+            }
+        }
+    }
+
+    /// The stream failed while only thinking was held and a rescue can still run: its
+    /// end is recorded by whatever answers next, not here.
+    fn rescue_pending(&self) -> bool {
+        self.held.is_some()
+            && self.translator.error_kind().is_some()
+            && !self.translator.has_visible_content()
+            && self.can_rescue()
+    }
+
+    /// While holding: keep thinking back; release everything once text or a tool call
+    /// starts or the stream ends well; on a failure with only thinking held, rescue.
+    fn hold_or_release(&mut self, out: &mut Vec<u8>) {
+        let rescuable = self.can_rescue();
+        let Some(held) = self.held.as_mut() else {
+            return;
+        };
+        let failed = self.translator.error_kind().is_some();
+        if failed && !self.translator.has_visible_content() && rescuable {
+            held.clear();
+            out.clear();
+            self.needs_rescue = true;
+            return;
+        }
+        if self.translator.has_visible_content() || self.translator.is_finished() {
+            let mut all = std::mem::take(held);
+            all.append(out);
+            *out = all;
+            self.held = None;
+        } else {
+            held.append(out);
+        }
+    }
+
+    fn can_rescue(&self) -> bool {
+        self.rescue
+            .as_ref()
+            .is_some_and(|r| !r.retried || !r.remaining().is_empty())
+    }
+
+    /// Try again: once more at the same model, then the rest of the chain. Returns an
+    /// error event when nothing is left to try.
+    async fn rescue_now(&mut self) -> Option<Bytes> {
+        let failed_kind = self
+            .translator
+            .error_kind()
+            .unwrap_or("stream_truncated")
+            .to_owned();
+        // Ollama's parse failure: thinking, one empty chunk, an end without [DONE].
+        let reason = if failed_kind == "stream_truncated" {
+            "tool_call_parse".to_owned()
+        } else {
+            failed_kind
+        };
+        let idle = self.idle;
+        let rescue = self.rescue.as_mut()?;
+        if !rescue.retried {
+            rescue.retried = true;
+            tracing::warn!(
+                "{} failed mid-stream ({reason}) before any text or tool call; retrying once",
+                rescue.from
+            );
+            let (upstream, provider, headers, body, idle) = (
+                rescue.state.upstream.clone(),
+                rescue.provider.clone(),
+                rescue.headers.clone(),
+                rescue.upstream_body.clone(),
+                idle,
+            );
+            self.pending_head = Some(Box::pin(async move {
+                upstream.send(&provider, &headers, body, true, idle).await
+            }));
+            self.upstream = Box::pin(futures_util::stream::empty());
+            let mut translator = StreamTranslator::new(
+                rescue.message_id.clone(),
+                rescue.from.model.clone(),
+                rescue.input_estimate,
+                rescue.names.clone(),
+            );
+            translator.start(&mut Vec::new()); // ours already went out
+            self.translator = translator;
+            self.held = Some(Vec::new());
+            self.done = false;
+            return None;
+        }
+        let rescue = self.rescue.take()?;
+        tracing::warn!("{} failed again ({reason}); falling back", rescue.from);
+        match rescue.fall_back(&reason).await {
+            Ok(response) => {
+                // The fallback writes its own ledger row (naming us and the reason).
+                self.finisher = None;
+                self.done = true;
+                self.spliced = Some(Spliced::new(response));
+                None
+            }
+            Err(e) => {
+                let mut out = Vec::new();
+                self.translator.fail(&reason, e.client, &mut out);
+                // `fail` is a no-op on a finished translator: write the event directly.
+                if out.is_empty() {
+                    ProxyError::bad_gateway(format!(
+                        "the local model failed ({reason}) and no fallback answered"
+                    ))
+                    .write_sse(&mut out);
+                }
+                self.done = true;
+                self.record_end();
+                Some(Bytes::from(out))
+            }
         }
     }
 
@@ -242,4 +514,56 @@ pub(super) fn idle_timeout(idle: Duration) -> ProxyError {
             idle.as_secs()
         ),
     )
+}
+
+/// A fallback's answer forwarded into a stream that already sent its `message_start`:
+/// the fallback's own `message_start` event is dropped, everything else passes as is.
+struct Spliced {
+    body: Pin<Box<dyn Stream<Item = Result<Bytes, axum::Error>> + Send>>,
+    /// Bytes before the end of the first event, while it is still being looked for.
+    head: Option<Vec<u8>>,
+}
+
+impl Spliced {
+    fn new(response: Response) -> Spliced {
+        Spliced {
+            body: Box::pin(response.into_body().into_data_stream()),
+            head: Some(Vec::new()),
+        }
+    }
+
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            let chunk = match self.body.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => {
+                    let mut out = Vec::new();
+                    ProxyError::bad_gateway(format!("the fallback's answer broke: {e}"))
+                        .write_sse(&mut out);
+                    self.head = None;
+                    return Some(Bytes::from(out));
+                }
+                None => return self.head.take().filter(|h| !h.is_empty()).map(Bytes::from),
+            };
+            let Some(head) = self.head.as_mut() else {
+                return Some(chunk);
+            };
+            head.extend_from_slice(&chunk);
+            let Some(end) = memchr::memmem::find(head, b"\n\n") else {
+                continue;
+            };
+            let head = self.head.take().unwrap_or_default();
+            let first = &head[..end + 2];
+            let rest = &head[end + 2..];
+            let is_start = memchr::memmem::find(first, b"message_start").is_some();
+            let keep = if is_start {
+                rest.to_vec()
+            } else {
+                head.clone()
+            };
+            if !keep.is_empty() {
+                return Some(Bytes::from(keep));
+            }
+        }
+    }
 }

@@ -116,6 +116,8 @@ pub struct StreamTranslator {
     /// Bytes of generated text, for an output estimate when the upstream reports none.
     generated_bytes: u64,
     error: Option<String>,
+    /// A text or tool_use block was started: the answer is visible to the user.
+    visible: bool,
 }
 
 impl StreamTranslator {
@@ -143,6 +145,7 @@ impl StreamTranslator {
             upstream_usage: None,
             generated_bytes: 0,
             error: None,
+            visible: false,
         }
     }
 
@@ -170,6 +173,17 @@ impl StreamTranslator {
             },
         }
         .write_sse(out);
+    }
+
+    /// True once a text or tool_use block has started (thinking alone is not yet an
+    /// answer the user acts on).
+    pub fn has_visible_content(&self) -> bool {
+        self.visible
+    }
+
+    /// The error kind the stream ended with, if it failed.
+    pub fn error_kind(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 
     /// True once the stream was ended (successfully or with an error event).
@@ -437,6 +451,7 @@ impl StreamTranslator {
             let index = self.next_index;
             self.next_index += 1;
             let fallback_id = format!("toolu_{}_{}", self.message_id, slot);
+            self.visible = true;
             let tool = &mut self.tools[slot];
             tool.started = true;
             let upstream_name = tool.name.as_deref().unwrap_or_default();
@@ -505,7 +520,10 @@ impl StreamTranslator {
                 thinking: "",
                 signature: "",
             },
-            BlockKind::Text => StartBlock::Text { text: "" },
+            BlockKind::Text => {
+                self.visible = true;
+                StartBlock::Text { text: "" }
+            }
             BlockKind::Tool(_) => unreachable!("tool blocks are started by tool_fragment"),
         };
         StreamEvent::ContentBlockStart {
