@@ -103,3 +103,82 @@ async fn claude_code_shows_the_context_guard_error_and_exits_non_zero() {
     );
     eprintln!("claude printed: {}", output.trim());
 }
+
+/// Ollama's real failure when gpt-oss's streamed tool call does not parse: HTTP 200,
+/// reasoning, one empty chunk, an end without `[DONE]` (the fake Ollama in that mode).
+/// Claude Code always streams and always offers tools, so the proxy holds the thinking
+/// back, retries once, then answers from the cloud fallback inside the same stream;
+/// the ledger row says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_gets_the_fallbacks_answer_when_ollama_cannot_parse_a_tool_call() {
+    use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+    let Some(claude) = support::require_tool("CCR_E2E_CLAUDE") else {
+        return;
+    };
+    let ollama = FakeOllama::start(
+        FakeConfig::default()
+            .with_installed(FakeModel::gpt_oss())
+            .with_tool_call_parse_failure(),
+    );
+    let fallback = FakeUpstream::start_with(|req, _| {
+        if req.body["stream"] == true {
+            Reply::sse_events(
+                &openai_transcript(&[json!({"role": "assistant", "content": FALLBACK_TEXT})], "stop"),
+                Duration::from_millis(5),
+                SseEnd::Finish,
+            )
+        } else {
+            Reply::json(&json!({"id": "chatcmpl-fb", "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": FALLBACK_TEXT}}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}))
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "Providers": [
+            {"name": "ollama", "api_base_url": format!("{}/v1/chat/completions", ollama.url()), "api_key": "", "models": ["gpt-oss:20b"]},
+            {"name": "cloud", "api_base_url": fallback.url("/v1/chat/completions"), "api_key": "sk-cloud", "models": ["cloud-model"]}
+        ],
+        "Router": {"default": "ollama,gpt-oss:20b"},
+        "fallback": {"default": ["cloud,cloud-model"]}
+    });
+    let (_proxy, base, log) = start_proxy(dir.path(), config).await;
+    let run = run_claude(&claude, dir.path(), &base, "What time is it?", &[]).await;
+    let proxy_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let context = format!(
+        "claude exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{proxy_log}",
+        run.status, run.stdout, run.stderr
+    );
+    assert!(run.status.success(), "{context}");
+    assert!(run.stdout.contains(FALLBACK_TEXT), "{context}");
+    assert!(
+        ollama.bodies("/v1/chat/completions").len() >= 2,
+        "the local model was retried once before the fallback\n{context}"
+    );
+    // The ledger (written by the proxy child under HOME) names the reason.
+    let db = dir.path().join(".claude-code-router/ledger.sqlite");
+    let mut reasons = Vec::new();
+    for _ in 0..50 {
+        if let Ok(conn) = rusqlite::Connection::open(&db) {
+            if let Ok(mut stmt) = conn.prepare(
+                "SELECT fallback_from, fallback_reason FROM requests WHERE fallback_reason IS NOT NULL",
+            ) {
+                reasons = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .unwrap()
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+            }
+        }
+        if !reasons.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reasons.contains(&(
+            "ollama,gpt-oss:20b".to_owned(),
+            "tool_call_parse".to_owned()
+        )),
+        "{reasons:?}\n{context}"
+    );
+}

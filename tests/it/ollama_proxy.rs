@@ -96,7 +96,11 @@ async fn streamed_tool_call_parse_failure_falls_back_to_the_cloud() {
     assert!(!events.iter().any(|(n, _)| n == "error"), "{events:?}");
     assert_eq!(sse_text(&events), "from the cloud");
     let count = |name: &str| events.iter().filter(|(n, _)| n == name).count();
-    assert_eq!((count("message_start"), count("message_stop")), (1, 1), "{events:?}");
+    assert_eq!(
+        (count("message_start"), count("message_stop")),
+        (1, 1),
+        "{events:?}"
+    );
     assert_eq!(
         fake.bodies("/v1/chat/completions").len(),
         2,
