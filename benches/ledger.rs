@@ -41,6 +41,7 @@ fn sample() -> UsageRecord {
         model: "gpt-oss:20b".into(),
         fallback_from: None,
         fallback_reason: None,
+        context_overflowed: false,
         input_tokens: 31_250,
         output_tokens: 412,
         cache_read_tokens: 0,

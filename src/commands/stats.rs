@@ -246,12 +246,20 @@ pub fn render_table(r: &Report, since_arg: &str, since_ms: Option<i64>) -> Strin
         (
             "local failures",
             format!(
-                "{} of {} attempts ({}); fallbacks {} ({} from local)",
+                "{} of {} attempts ({}); fallbacks {} ({} from local){}",
                 t.local_failures,
                 t.local_attempts,
                 pct(t.local_failure_rate),
                 t.fallbacks,
-                t.fallbacks_from_local
+                t.fallbacks_from_local,
+                if t.context_overflows > 0 {
+                    format!(
+                        "; context overflowed {} times (the server dropped the oldest messages: /compact, or raise the context)",
+                        t.context_overflows
+                    )
+                } else {
+                    String::new()
+                }
             ),
         ),
     ];

@@ -94,6 +94,7 @@ mod tests {
             model: "m".into(),
             fallback_from: None,
             fallback_reason: None,
+            context_overflowed: false,
             input_tokens: 1,
             output_tokens: 2,
             cache_read_tokens: 0,

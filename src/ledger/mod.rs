@@ -97,6 +97,9 @@ pub struct UsageRecord {
     /// Why the answer came from a fallback when the first target's failure had a name
     /// of its own (`tool_call_parse`: a local model's tool call Ollama could not parse).
     pub fallback_reason: Option<String>,
+    /// The server reported fewer prompt tokens than were sent, or a full window: it
+    /// likely dropped the oldest messages ([`crate::proxy::guard::context_overflowed`]).
+    pub context_overflowed: bool,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cache_read_tokens: u64,

@@ -42,6 +42,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE requests ADD COLUMN provider_local INTEGER;",
     // v3: why a fallback answered, when the local failure has a name (tool_call_parse).
     "ALTER TABLE requests ADD COLUMN fallback_reason TEXT;",
+    // v4: the server saw less of the prompt than was sent (silent truncation).
+    "ALTER TABLE requests ADD COLUMN context_overflowed INTEGER;",
 ];
 
 /// The schema version this build writes.

@@ -51,6 +51,9 @@ pub struct LedgerRow {
     /// NULL for rows written before schema v2.
     #[serde(skip)]
     pub provider_local: Option<bool>,
+    /// The server likely dropped part of the prompt (false for rows before v4).
+    #[serde(default)]
+    pub context_overflowed: bool,
 }
 
 impl LedgerRow {
@@ -76,6 +79,7 @@ impl LedgerRow {
             http_status: r.http_status,
             stream: r.stream,
             provider_local: None,
+            context_overflowed: r.context_overflowed,
         }
     }
 }
@@ -113,11 +117,16 @@ fn query_rows(conn: &Connection, tail: &str, param: i64) -> rusqlite::Result<Vec
     } else {
         "NULL"
     };
+    let overflow_col = if columns.iter().any(|c| c == "context_overflowed") {
+        "COALESCE(context_overflowed, 0)"
+    } else {
+        "0"
+    };
     let sql = format!(
         "SELECT started_at_ms, session_id, scenario, provider, model, fallback_from,
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                 tokens_estimated, ttft_ms, duration_ms, outcome, error_kind, http_status,
-                stream, {local_col}
+                stream, {local_col}, {overflow_col}
          FROM requests {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -142,6 +151,7 @@ fn query_rows(conn: &Connection, tail: &str, param: i64) -> rusqlite::Result<Vec
             http_status: r.get(15)?,
             stream: r.get(16)?,
             provider_local: r.get(17)?,
+            context_overflowed: r.get(18)?,
         })
     })?;
     rows.collect()
@@ -230,6 +240,8 @@ pub struct Totals {
     pub local_failure_rate: f64,
     pub fallbacks: u64,
     pub fallbacks_from_local: u64,
+    /// Answers whose server likely dropped the start of the prompt.
+    pub context_overflows: u64,
 }
 
 /// One `--by` group.
@@ -501,6 +513,7 @@ impl Acc {
         t.cache_read_tokens = t.cache_read_tokens.saturating_add(row.cache_read_tokens);
         t.cache_write_tokens = t.cache_write_tokens.saturating_add(row.cache_write_tokens);
         t.estimated_token_requests += u64::from(row.tokens_estimated);
+        t.context_overflows += u64::from(row.context_overflowed);
         t.cloud_cost_usd += f.cloud_cost;
         t.local_cost_usd += f.local_cost;
         t.would_have_cost_usd += f.would_have;

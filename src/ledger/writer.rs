@@ -255,9 +255,10 @@ fn insert(
                 "INSERT INTO requests (started_at_ms, session_id, scenario, provider, model,
                     fallback_from, input_tokens, output_tokens, cache_read_tokens,
                     cache_write_tokens, tokens_estimated, ttft_ms, duration_ms, outcome,
-                    error_kind, http_status, stream, provider_local, fallback_reason)
+                    error_kind, http_status, stream, provider_local, fallback_reason,
+                    context_overflowed)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?16, ?17, ?18, ?19)",
+                    ?16, ?17, ?18, ?19, ?20)",
             )
             .map_err(err)?;
         for r in batch {
@@ -281,6 +282,7 @@ fn insert(
                 r.stream,
                 provider_local.get(&r.provider).copied(),
                 r.fallback_reason,
+                r.context_overflowed,
             ])
             .map_err(err)?;
         }

@@ -26,6 +26,22 @@ pub enum GuardOutcome {
 }
 
 /// The message Claude Code shows when a prompt does not fit the local context.
+/// Did the server see less of the prompt than was sent? Ollama truncates a prompt
+/// longer than its context silently (the oldest messages go, server/prompt.go) and
+/// reports the truncated count. Signs: the reported prompt fills the window to within
+/// 1%, or it is under three quarters of our estimate (o200k counts differ from other
+/// tokenizers by far less than that).
+pub fn context_overflowed(reported: u64, sent_estimate: Option<u64>, window: Option<u32>) -> bool {
+    let Some(window) = window.map(u64::from).filter(|w| *w > 0) else {
+        return false;
+    };
+    let fills_window = reported.saturating_mul(100) >= window.saturating_mul(99);
+    let lost_part = sent_estimate
+        .filter(|e| *e >= 1000)
+        .is_some_and(|e| reported.saturating_mul(4) < e.saturating_mul(3));
+    fills_window || lost_part
+}
+
 pub fn too_long_message(prompt_tokens: u64, window: u32) -> String {
     format!(
         "prompt is {prompt_tokens} tokens, the local context is {window}; run /compact or raise the context with `ccr-setup init --context-length`"
@@ -106,6 +122,35 @@ pub fn clamp_max_tokens(
     let input = input_tokens_for(config, target, count);
     let room = u32::try_from(u64::from(window).saturating_sub(input)).unwrap_or(u32::MAX);
     Some(max_tokens.map_or(room, |m| m.min(room)))
+}
+
+#[cfg(test)]
+mod overflow_tests {
+    use super::context_overflowed;
+
+    #[test]
+    fn truncation_is_seen_at_the_window_or_far_below_the_estimate() {
+        assert!(
+            context_overflowed(32_500, Some(31_000), Some(32_768)),
+            "fills the window"
+        );
+        assert!(
+            context_overflowed(9_000, Some(20_000), Some(32_768)),
+            "most of it lost"
+        );
+        assert!(
+            !context_overflowed(19_400, Some(20_000), Some(32_768)),
+            "tokenizer noise"
+        );
+        assert!(
+            !context_overflowed(300, Some(900), Some(32_768)),
+            "too small to judge"
+        );
+        assert!(
+            !context_overflowed(32_767, Some(32_767), None),
+            "no window, no judgement"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@ mod tests {
             model: "m".into(),
             fallback_from: Some("ollama,m".into()),
             fallback_reason: None,
+            context_overflowed: false,
             input_tokens: 10,
             output_tokens: 20,
             cache_read_tokens: 30,

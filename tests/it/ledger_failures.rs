@@ -62,6 +62,7 @@ fn record(at: i64) -> UsageRecord {
         model: "gpt-oss:20b".into(),
         fallback_from: None,
         fallback_reason: None,
+        context_overflowed: false,
         input_tokens: 10,
         output_tokens: 5,
         cache_read_tokens: 0,

@@ -174,6 +174,7 @@ async fn proxied_requests_become_exact_ledger_rows() {
         http_status: 200,
         stream: false,
         provider_local: Some(true),
+        context_overflowed: false,
     };
     let expected = vec![
         // Streamed answer: the upstream's token figures, a time to first token.

@@ -31,6 +31,7 @@ fn record(at: i64, provider: &str, model: &str) -> UsageRecord {
         model: model.into(),
         fallback_from: None,
         fallback_reason: None,
+        context_overflowed: false,
         input_tokens: 1200,
         output_tokens: 34,
         cache_read_tokens: 0,
@@ -67,6 +68,7 @@ fn rows_are_stored_exactly_and_hold_no_content() {
         scenario: "think".into(),
         fallback_from: Some("ollama,gpt-oss:20b".into()),
         fallback_reason: None,
+        context_overflowed: false,
         cache_read_tokens: 5_000,
         cache_write_tokens: 700,
         stream: false,
@@ -103,6 +105,7 @@ fn rows_are_stored_exactly_and_hold_no_content() {
         http_status: r.http_status,
         stream: r.stream,
         provider_local: local,
+        context_overflowed: r.context_overflowed,
     };
     assert_eq!(
         rows(&path),
@@ -148,6 +151,7 @@ fn rows_are_stored_exactly_and_hold_no_content() {
             "stream",
             "provider_local",
             "fallback_reason",
+            "context_overflowed",
         ]
     );
     let journal: String = conn
@@ -219,7 +223,7 @@ fn a_v1_ledger_migrates_without_losing_rows() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
 }
 
 #[test]

@@ -164,3 +164,32 @@ async fn history_reasoning_goes_back_to_ollama_as_reasoning() {
     assert_eq!(assistant["reasoning"], "They greet me.", "{assistant}");
     assert!(assistant.get("reasoning_content").is_none(), "{assistant}");
 }
+
+/// The config says 32768 but Ollama runs with 4096 (a context set elsewhere): our guard
+/// lets the prompt through, Ollama silently drops the oldest messages, and reports
+/// far fewer prompt tokens than were sent. The proxy notices and records it.
+#[tokio::test]
+async fn a_silently_truncated_prompt_is_noticed_and_recorded() {
+    let mut small = ollama();
+    small.server_context = 4096;
+    let fake = FakeOllama::start(small);
+    let mut app = proxy(&fake, None, json!({"context_window": 32768})).await;
+    let history: String = (0..3000).map(|i| format!("word{i} ")).collect();
+    let mut req = request(json!("and now?"));
+    req["stream"] = json!(false);
+    req.as_object_mut().unwrap().remove("tools");
+    req["messages"] = json!([
+        {"role": "user", "content": history},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "and now?"}
+    ]);
+    let resp = app.post(&req).await;
+    assert_eq!(resp.status(), 200);
+    let row = app.next_record().await;
+    assert!(row.context_overflowed, "{row:?}");
+    // A prompt that fits is not flagged.
+    req["messages"] = json!([{"role": "user", "content": "hi"}]);
+    let resp = app.post(&req).await;
+    assert_eq!(resp.status(), 200);
+    assert!(!app.next_record().await.context_overflowed);
+}

@@ -236,6 +236,26 @@ Usage, all time
     assert_eq!(out, expected, "got:\n{out}");
 }
 
+/// A row the proxy marked as a silent truncation (the server reported a full window or
+/// far fewer prompt tokens than were sent) is counted and named.
+#[test]
+fn context_overflows_are_counted_and_named() {
+    let home = home_with(&fixture());
+    let db = home.path().join(".claude-code-router/ledger.sqlite");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE requests SET context_overflowed = 1 WHERE provider = 'ollama' AND outcome = 'ok'",
+            [],
+        )
+        .unwrap();
+    let text = stdout(&stats(home.path(), &["--since", "all"]));
+    assert!(text.contains("context overflowed 2 times"), "{text}");
+    let json = stdout(&stats(home.path(), &["--since", "all", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["totals"]["context_overflows"], 2, "{json}");
+}
+
 #[test]
 fn json_has_exact_figures() {
     let home = home_with(&fixture());
@@ -254,7 +274,7 @@ fn json_has_exact_figures() {
         "cloud_cost_usd": 0.072, "local_cost_usd": 0.0025,
         "would_have_cost_usd": 0.72, "savings_usd": 0.7175,
         "local_attempts": 5, "local_failures": 2, "local_failure_rate": 0.4,
-        "fallbacks": 1, "fallbacks_from_local": 1
+        "fallbacks": 1, "fallbacks_from_local": 1, "context_overflows": 0
     });
     assert_eq!(t, &expect);
     assert_eq!(v["compare_to"], "claude-sonnet-4-5");

@@ -105,6 +105,11 @@ impl Attempter for Scope<'_> {
             provider,
             meta: RequestMeta {
                 fallback_from: fallback_from.cloned(),
+                sent_estimate: self
+                    .plan
+                    .count
+                    .as_ref()
+                    .map(|c| input_tokens_for(config, target, c)),
                 ..self.meta.clone()
             },
             route: route_header(target, self.plan.scenario.name(), fallback_from),

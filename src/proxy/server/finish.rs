@@ -23,6 +23,8 @@ pub(super) struct RequestMeta {
     pub fallback_from: Option<ModelRef>,
     /// Set when a stream rescued a retryable local failure (see [`super::translated`]).
     pub fallback_reason: Option<String>,
+    /// Our estimate of the prompt the current target receives (when one was made).
+    pub sent_estimate: Option<u64>,
     pub stream: bool,
 }
 
@@ -36,6 +38,7 @@ impl RequestMeta {
             scenario: "-",
             fallback_from: None,
             fallback_reason: None,
+            sent_estimate: None,
             stream: false,
         }
     }
@@ -110,6 +113,23 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
             format!(" outcome={outcome}")
         },
     );
+    let reported = end
+        .usage
+        .input_tokens
+        .saturating_add(end.usage.cache_read_input_tokens.unwrap_or(0));
+    let window = end
+        .target
+        .and_then(|t| state.config.current().provider(&t.provider)?.context_window);
+    let context_overflowed = end.outcome == RequestOutcome::Ok
+        && !end.tokens_estimated
+        && crate::proxy::guard::context_overflowed(reported, meta.sent_estimate, window);
+    if context_overflowed {
+        tracing::warn!(
+            "{provider},{model} reported {reported} prompt tokens for about {} sent, in a {}-token context: it likely dropped the oldest messages; run /compact in Claude Code or raise the context (`ccr-setup init --context-length`)",
+            meta.sent_estimate.unwrap_or(0),
+            window.unwrap_or(0)
+        );
+    }
     state.ledger.record(UsageRecord {
         started_at_ms: meta.started_at_ms,
         session_id: meta.session_id.clone(),
@@ -118,6 +138,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         model: model.to_owned(),
         fallback_from: meta.fallback_from.as_ref().map(ModelRef::to_string),
         fallback_reason: meta.fallback_reason.clone(),
+        context_overflowed,
         input_tokens: end.usage.input_tokens,
         output_tokens: end.usage.output_tokens,
         cache_read_tokens: end.usage.cache_read_input_tokens.unwrap_or(0),
