@@ -162,6 +162,14 @@ pub async fn pull_model(
                     tracing::debug!("pull stream broke: {e}");
                     break true;
                 }
+                // A pull re-issued right after one was dropped shares the download by
+                // digest and can briefly get `context canceled` from the old one.
+                Some(Err(OllamaError::Pull { message }))
+                    if message.contains("context canceled") && restarts < opts.max_restarts =>
+                {
+                    tracing::debug!("pull answered {message:?}; re-issuing");
+                    break true;
+                }
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(line)) => line,
             };

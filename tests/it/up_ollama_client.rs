@@ -206,3 +206,40 @@ async fn pull_model_restarts_stalls_and_gives_up_after_the_limit() {
         assert_eq!(fake.hits("/api/pull"), 3);
     }
 }
+
+/// A pull re-issued right after one was dropped (Ctrl-C, a stall) can get
+/// `{"error":"context canceled"}` while Ollama tears the old download down: that is
+/// retried, not reported as a failure.
+#[tokio::test]
+async fn pull_model_retries_context_canceled_after_a_dropped_pull() {
+    use ccr_setup::ollama::pull::{pull_model, PullOptions};
+    use std::time::Duration;
+    let mut cfg = FakeConfig::default();
+    cfg.pull.canceled_after_drop = 1;
+    cfg.pull.tick = Duration::from_millis(50);
+    let fake = FakeOllama::start(cfg);
+    let mut first = reqwest::Client::new()
+        .post(format!("{}/api/pull", fake.url()))
+        .json(&serde_json::json!({"model": "gpt-oss:20b"}))
+        .send()
+        .await
+        .unwrap();
+    first.chunk().await.unwrap();
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while fake.state.lock().unwrap().pulls_dropped == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the drop was never noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let opts = PullOptions {
+        stall_timeout: Duration::from_secs(5),
+        max_restarts: 3,
+    };
+    let summary = pull_model(&client(&fake), "gpt-oss:20b", opts, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.restarts, 1);
+}
