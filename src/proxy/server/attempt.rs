@@ -24,6 +24,24 @@ use crate::proxy::translate::request::{to_openai, TargetOptions};
 use crate::proxy::translate::response::{from_openai, ResponseContext};
 use crate::proxy::upstream::AttemptError;
 
+/// Did the client ask for at most one tool call per answer?
+pub(super) fn parallel_disabled(req: &MessagesRequest) -> bool {
+    use crate::proxy::anthropic::ToolChoice;
+    matches!(
+        req.tool_choice,
+        Some(
+            ToolChoice::Auto {
+                disable_parallel_tool_use: Some(true)
+            } | ToolChoice::Any {
+                disable_parallel_tool_use: Some(true)
+            } | ToolChoice::Tool {
+                disable_parallel_tool_use: Some(true),
+                ..
+            }
+        )
+    )
+}
+
 /// The `x-ccr-route` response header: who answered, for which rule, and whether a
 /// fallback happened, e.g. `anthropic,claude-sonnet-4-5; scenario=default;
 /// fallback=yes; from=ollama,gpt-oss:20b`.
@@ -251,6 +269,7 @@ impl Attempt<'_> {
                 None => self.input_estimate(req),
                 Some(_) => 0,
             },
+            single_tool_call: options.ollama && parallel_disabled(req),
         };
         let (answer, estimated) = from_openai(&completion, &names, &ctx).map_err(|e| {
             let message = format!("provider \"{name}\": {e}");

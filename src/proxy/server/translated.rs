@@ -69,6 +69,8 @@ pub(super) async fn open(
         Err(_still_waiting) => (Box::pin(futures_util::stream::empty()), Some(head)),
     };
     let model = attempt.target.model.clone();
+    let single_tool_call = crate::proxy::upstream::looks_like_ollama(attempt.provider)
+        && super::attempt::parallel_disabled(req);
     let rescue = Rescue::for_attempt(
         attempt,
         req,
@@ -80,7 +82,8 @@ pub(super) async fn open(
     let stream = TranslatedStream {
         upstream,
         pending_head,
-        translator: StreamTranslator::new(message_id, model, input_estimate, names),
+        translator: StreamTranslator::new(message_id, model, input_estimate, names)
+            .single_tool_call(single_tool_call),
         idle,
         ping_interval,
         started: false,
@@ -440,12 +443,14 @@ impl TranslatedStream {
                 upstream.send(&provider, &headers, body, true, idle).await
             }));
             self.upstream = Box::pin(futures_util::stream::empty());
+            let single = self.translator.is_single_tool_call();
             let mut translator = StreamTranslator::new(
                 rescue.message_id.clone(),
                 rescue.from.model.clone(),
                 rescue.input_estimate,
                 rescue.names.clone(),
-            );
+            )
+            .single_tool_call(single);
             translator.start(&mut Vec::new()); // ours already went out
             self.translator = translator;
             self.held = Some(Vec::new());

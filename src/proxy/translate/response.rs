@@ -50,6 +50,9 @@ pub struct ResponseContext<'a> {
     pub model: &'a str,
     /// Input-token estimate, used only when the upstream reports no usage.
     pub input_estimate: u64,
+    /// Keep only the first tool call: the client disabled parallel tool use and the
+    /// upstream (Ollama) ignores `parallel_tool_calls`.
+    pub single_tool_call: bool,
 }
 
 /// Translate a whole answer. Returns the response and whether its usage is estimated.
@@ -82,7 +85,15 @@ pub fn from_openai(
             text: text.to_owned(),
         });
     }
-    for (i, call) in msg.tool_calls.iter().flatten().enumerate() {
+    let calls = msg.tool_calls.as_deref().unwrap_or_default();
+    let keep = if ctx.single_tool_call { 1 } else { calls.len() };
+    if calls.len() > keep {
+        tracing::info!(
+            "kept the first of {} tool calls: the client disabled parallel tool use, which the upstream ignores",
+            calls.len()
+        );
+    }
+    for (i, call) in calls.iter().take(keep).enumerate() {
         let upstream_name = call.function.name.as_deref().unwrap_or_default();
         let name = names.to_client(upstream_name).to_owned();
         let args = call.function.arguments_text();
@@ -140,6 +151,7 @@ mod tests {
         fallback_id: "msg_local",
         model: "gpt-oss:20b",
         input_estimate: 42,
+        single_tool_call: false,
     };
 
     fn run(v: Value) -> Result<(MessagesResponse, bool), ResponseError> {

@@ -118,6 +118,9 @@ pub struct StreamTranslator {
     error: Option<String>,
     /// A text or tool_use block was started: the answer is visible to the user.
     visible: bool,
+    /// Keep only the first tool call ([`StreamTranslator::single_tool_call`]).
+    single_tool_call: bool,
+    dropped_calls: u32,
 }
 
 impl StreamTranslator {
@@ -146,6 +149,8 @@ impl StreamTranslator {
             generated_bytes: 0,
             error: None,
             visible: false,
+            single_tool_call: false,
+            dropped_calls: 0,
         }
     }
 
@@ -173,6 +178,17 @@ impl StreamTranslator {
             },
         }
         .write_sse(out);
+    }
+
+    /// Keep only the first tool call of the answer: the client disabled parallel tool
+    /// use and the upstream (Ollama) ignores `parallel_tool_calls`.
+    pub fn single_tool_call(mut self, on: bool) -> Self {
+        self.single_tool_call = on;
+        self
+    }
+
+    pub fn is_single_tool_call(&self) -> bool {
+        self.single_tool_call
     }
 
     /// True once a text or tool_use block has started (thinking alone is not yet an
@@ -422,6 +438,16 @@ impl StreamTranslator {
                 }
             }
         };
+        if self.single_tool_call && slot > 0 {
+            if slot == self.tools.len() - 1 && !self.tools[slot].started {
+                self.tools.pop();
+            }
+            if self.dropped_calls == 0 {
+                tracing::info!("kept the first tool call only: the client disabled parallel tool use, which the upstream ignores");
+            }
+            self.dropped_calls += 1;
+            return;
+        }
         let tool = &mut self.tools[slot];
         if tool.stopped {
             self.fail(
@@ -597,6 +623,32 @@ mod tests {
         t.feed(input.as_bytes(), &mut out);
         t.finish(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn single_tool_call_keeps_only_the_first_whole_call() {
+        // Ollama sends each call whole, in one chunk, with its own index.
+        let input = concat!(
+            r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"Read","arguments":"{\"p\":1}"}},{"index":1,"id":"b","function":{"name":"Bash","arguments":"{}"}}]}}]}"#,
+            "\n\n",
+            r#"data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "\n\ndata: [DONE]\n\n"
+        );
+        let mut t =
+            StreamTranslator::new("msg_1", "m", 10, ToolNameMap::default()).single_tool_call(true);
+        let mut out = Vec::new();
+        t.feed(input.as_bytes(), &mut out);
+        t.finish(&mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out.matches("\"type\":\"tool_use\"").count(), 1, "{out}");
+        assert!(
+            out.contains("\"name\":\"Read\"") && !out.contains("Bash"),
+            "{out}"
+        );
+        assert!(out.contains("message_stop"));
+        // Without the flag both come through.
+        let both = run(input);
+        assert_eq!(both.matches("\"type\":\"tool_use\"").count(), 2, "{both}");
     }
 
     #[test]
