@@ -49,6 +49,34 @@ impl ConfigFile {
             })
     }
 
+    /// Point provider `index` at `base` when it is a loopback provider aimed at another
+    /// local port (the config was written for the default `OLLAMA_HOST`, Ollama now
+    /// runs elsewhere). Only edits the document; the caller saves. Returns the old URL.
+    pub fn repoint_local_provider(&mut self, index: usize, base: &Url) -> Option<String> {
+        let provider = self.doc.get_mut("Providers")?.get_mut(index)?;
+        let old = provider.get("api_base_url")?.as_str()?.to_owned();
+        let url = Url::parse(&old).ok()?;
+        let same = |u: &Url| {
+            let h = |u: &Url| {
+                u.host_str().map(|h| {
+                    if h == "localhost" {
+                        "127.0.0.1".to_owned()
+                    } else {
+                        h.to_owned()
+                    }
+                })
+            };
+            (h(u), u.port_or_known_default()) == (h(base), base.port_or_known_default())
+        };
+        let local = url.host_str().is_some_and(super::is_loopback_host);
+        if same(&url) || !local || !base.host_str().is_some_and(super::is_loopback_host) {
+            return None;
+        }
+        let new = crate::provision::router_config::ollama_chat_url(base);
+        provider["api_base_url"] = json!(new);
+        Some(old)
+    }
+
     /// Record `window` as `context_window` on provider `index` and save, unless it is
     /// already there. Other keys are kept; the old file is backed up.
     pub fn set_context_window(

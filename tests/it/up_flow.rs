@@ -607,3 +607,30 @@ fn init_then_up_follow_a_non_default_ollama_host() {
     assert_eq!(doc["Providers"][0]["api_base_url"], url);
     assert_eq!(doc["Providers"][0]["context_window"], 32768, "{t}");
 }
+
+/// The config was written for the default port, but OLLAMA_HOST says Ollama runs
+/// elsewhere: `up` points the local provider at it (with a backup, other keys kept),
+/// so the proxy calls the Ollama that `up` started.
+#[test]
+fn up_repoints_a_local_provider_at_ollama_host() {
+    let home = Sandbox::up_home_free_port();
+    let mut doc = home.config_doc();
+    doc["Providers"][0]["api_base_url"] = "http://127.0.0.1:11434/v1/chat/completions".into();
+    home.write_config(&doc);
+    let mut up = home.up(&["--no-exec", "--no-smoke"]);
+    up.env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b");
+    let out = up.output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let doc = home.config_doc();
+    let p = &doc["Providers"][0];
+    assert_eq!(
+        p["api_base_url"],
+        format!("http://{}/v1/chat/completions", home.ollama_host),
+        "{t}"
+    );
+    assert_eq!(p["my_own_key"], "kept");
+    assert_eq!(p["context_window"], 32768);
+    assert!(home.config_backups() >= 1, "a backup of the old config");
+    assert!(t.contains("OLLAMA_HOST"), "{t}");
+}

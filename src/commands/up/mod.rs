@@ -307,6 +307,34 @@ impl Up<'_> {
             return;
         };
         let took = || start.elapsed();
+        // Ollama runs at OLLAMA_HOST; a local provider aimed elsewhere would send the
+        // proxy's requests to nothing (or to another server): follow it.
+        let explicit_host =
+            crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_HOST).is_some();
+        if let Some(old) = explicit_host
+            .then(|| file.repoint_local_provider(idx, base))
+            .flatten()
+        {
+            let saved = file.save();
+            let detail = format!(
+                "pointed the Ollama provider at {} (OLLAMA_HOST) instead of {old}",
+                display_url(base)
+            );
+            match saved {
+                Ok(_) => self.out.step_ok(
+                    Step::Config.name(),
+                    &detail,
+                    took(),
+                    json!({"repointed": true}),
+                ),
+                Err(e) => {
+                    let d = Diagnostic::new(format!("cannot write {}: {e}", file.path.display()))
+                        .with_hint("check the file's permissions");
+                    self.out.step_fail(Step::Config.name(), &d, took());
+                    return;
+                }
+            }
+        }
         match file.set_context_window(idx, effective) {
             Ok(ContextWindowEdit::Unchanged { .. }) => self.out.step_ok(
                 Step::Config.name(),
