@@ -17,12 +17,9 @@ use support::openai_upstream::{openai_transcript, FakeUpstream, Reply, SseEnd};
 
 const FALLBACK_TEXT: &str = "The fallback model answered.";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claude_code_gets_the_fallbacks_answer_when_the_default_provider_is_down() {
-    let Some(claude) = support::require_tool("CCR_E2E_CLAUDE") else {
-        return;
-    };
-    let fallback = FakeUpstream::start_with(|req, _| {
+/// A scripted OpenAI upstream answering [`FALLBACK_TEXT`], streamed or not.
+async fn fallback_upstream() -> FakeUpstream {
+    FakeUpstream::start_with(|req, _| {
         if req.body["stream"] == true {
             Reply::sse_events(
                 &openai_transcript(&[json!({"role": "assistant", "content": FALLBACK_TEXT})], "stop"),
@@ -33,7 +30,15 @@ async fn claude_code_gets_the_fallbacks_answer_when_the_default_provider_is_down
             Reply::json(&json!({"id": "chatcmpl-fb", "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": FALLBACK_TEXT}}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}))
         }
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_gets_the_fallbacks_answer_when_the_default_provider_is_down() {
+    let Some(claude) = support::require_tool("CCR_E2E_CLAUDE") else {
+        return;
+    };
+    let fallback = fallback_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let down = format!(
         "http://127.0.0.1:{}/v1/chat/completions",
@@ -120,18 +125,7 @@ async fn claude_code_gets_the_fallbacks_answer_when_ollama_cannot_parse_a_tool_c
             .with_installed(FakeModel::gpt_oss())
             .with_tool_call_parse_failure(),
     );
-    let fallback = FakeUpstream::start_with(|req, _| {
-        if req.body["stream"] == true {
-            Reply::sse_events(
-                &openai_transcript(&[json!({"role": "assistant", "content": FALLBACK_TEXT})], "stop"),
-                Duration::from_millis(5),
-                SseEnd::Finish,
-            )
-        } else {
-            Reply::json(&json!({"id": "chatcmpl-fb", "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": FALLBACK_TEXT}}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}))
-        }
-    })
-    .await;
+    let fallback = fallback_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let config = json!({
         "Providers": [

@@ -328,8 +328,7 @@ impl Up<'_> {
                     json!({"repointed": true}),
                 ),
                 Err(e) => {
-                    let d = Diagnostic::new(format!("cannot write {}: {e}", file.path.display()))
-                        .with_hint("check the file's permissions");
+                    let d = cannot_write(&file.path, &e);
                     self.out.step_fail(Step::Config.name(), &d, took());
                     return;
                 }
@@ -352,10 +351,15 @@ impl Up<'_> {
                 json!({"changed": true}),
             ),
             Err(e) => {
-                let d = Diagnostic::new(format!("cannot write {}: {e}", file.path.display()))
-                    .with_hint("check the file's permissions");
+                let d = cannot_write(&file.path, &e);
                 self.out.step_fail(Step::Config.name(), &d, took());
             }
         }
     }
+}
+
+/// The config could not be saved.
+fn cannot_write(path: &std::path::Path, e: &std::io::Error) -> Diagnostic {
+    Diagnostic::new(format!("cannot write {}: {e}", path.display()))
+        .with_hint("check the file's permissions")
 }
