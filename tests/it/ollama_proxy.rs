@@ -193,3 +193,47 @@ async fn a_silently_truncated_prompt_is_noticed_and_recorded() {
     assert_eq!(resp.status(), 200);
     assert!(!app.next_record().await.context_overflowed);
 }
+
+/// Ollama drops `tool_choice`: with `any` the model may answer in prose. The proxy
+/// holds the answer back until a tool call starts; an answer without one is asked for
+/// once more, then the fallback answers (streamed and not).
+#[tokio::test]
+async fn tool_choice_any_answered_in_prose_is_retried_then_falls_back() {
+    let mut prose = ollama();
+    prose.chat.tool_call_ignored = true;
+    let fake = FakeOllama::start(prose);
+    let transcript = openai_transcript(&[json!({"content": "from the cloud"})], "stop");
+    let cloud = FakeUpstream::start_with(move |req, _| match req.body["stream"].as_bool() {
+        Some(true) => Reply::sse_events(&transcript, Duration::ZERO, SseEnd::Finish),
+        _ => Reply::json(&json!({"id": "c", "object": "chat.completion", "model": "big-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "from the cloud"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}})),
+    })
+    .await;
+    let mut app = proxy(&fake, Some(&cloud), json!({})).await;
+    let mut req = request(json!("time?"));
+    req["tool_choice"] = json!({"type": "any"});
+    let events = sse_events(&app.post(&req).await.text().await.unwrap());
+    assert_eq!(sse_text(&events), "from the cloud", "{events:?}");
+    let count = |name: &str| events.iter().filter(|(n, _)| n == name).count();
+    assert_eq!(count("message_start"), 1, "{events:?}");
+    let row = app.next_record().await;
+    assert_eq!(
+        row.fallback_reason.as_deref(),
+        Some("tool_choice"),
+        "{row:?}"
+    );
+    assert_eq!(fake.bodies("/v1/chat/completions").len(), 2);
+
+    req["stream"] = json!(false);
+    let resp = app.post(&req).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["content"][0]["text"], "from the cloud", "{v}");
+    assert_eq!(
+        fake.bodies("/v1/chat/completions").len(),
+        4,
+        "asked twice more"
+    );
+    assert_eq!(cloud.requests().len(), 2);
+}

@@ -24,6 +24,16 @@ use crate::proxy::translate::request::{to_openai, TargetOptions};
 use crate::proxy::translate::response::{from_openai, ResponseContext};
 use crate::proxy::upstream::AttemptError;
 
+/// Must the answer call a tool (`tool_choice` any, or a named tool, with tools offered)?
+pub(super) fn must_call_tool(req: &MessagesRequest) -> bool {
+    use crate::proxy::anthropic::ToolChoice;
+    req.tools.as_ref().is_some_and(|t| !t.is_empty())
+        && matches!(
+            req.tool_choice,
+            Some(ToolChoice::Any { .. } | ToolChoice::Tool { .. })
+        )
+}
+
 /// Did the client ask for at most one tool call per answer?
 pub(super) fn parallel_disabled(req: &MessagesRequest) -> bool {
     use crate::proxy::anthropic::ToolChoice;
@@ -250,37 +260,65 @@ impl Attempt<'_> {
             return super::translated::open(self, req, body, names, message_id).await;
         }
         let timeout = self.api_timeout();
-        let response = self.send(body, false, timeout).await?;
-        let bytes = read_answer(response, timeout, self.provider).await?;
-        let name = &self.provider.name;
-        let completion: ChatCompletion = serde_json::from_slice(&bytes).map_err(|e| {
-            let message =
-                format!("provider \"{name}\" sent an answer that is not a chat completion: {e}");
-            AttemptError {
-                client: ProxyError::bad_gateway(message.clone()),
-                failure: AttemptFailure::BeforeFirstByte(message),
-            }
-        })?;
-        let ctx = ResponseContext {
-            fallback_id: &message_id,
-            model: &self.target.model,
-            // Only used when the upstream reported no usage.
-            input_estimate: match completion.usage {
-                None => self.input_estimate(req),
-                Some(_) => 0,
-            },
-            single_tool_call: options.ollama && parallel_disabled(req),
-        };
-        let (answer, estimated) = from_openai(&completion, &names, &ctx).map_err(|e| {
-            let message = format!("provider \"{name}\": {e}");
-            AttemptError {
-                client: ProxyError::bad_gateway(message.clone()),
-                failure: AttemptFailure::Status {
-                    status: 502,
-                    body: message,
+        // Ollama ignores `tool_choice`: an answer without the required tool call is
+        // asked for once more, then the chain falls back.
+        let must_call = options.ollama && must_call_tool(req);
+        let mut tries = 0;
+        let (answer, estimated) = loop {
+            tries += 1;
+            let response = self.send(body.clone(), false, timeout).await?;
+            let bytes = read_answer(response, timeout, self.provider).await?;
+            let name = &self.provider.name;
+            let completion: ChatCompletion = serde_json::from_slice(&bytes).map_err(|e| {
+                let message = format!(
+                    "provider \"{name}\" sent an answer that is not a chat completion: {e}"
+                );
+                AttemptError {
+                    client: ProxyError::bad_gateway(message.clone()),
+                    failure: AttemptFailure::BeforeFirstByte(message),
+                }
+            })?;
+            let ctx = ResponseContext {
+                fallback_id: &message_id,
+                model: &self.target.model,
+                // Only used when the upstream reported no usage.
+                input_estimate: match completion.usage {
+                    None => self.input_estimate(req),
+                    Some(_) => 0,
                 },
+                single_tool_call: options.ollama && parallel_disabled(req),
+            };
+            let (answer, estimated) = from_openai(&completion, &names, &ctx).map_err(|e| {
+                let message = format!("provider \"{name}\": {e}");
+                AttemptError {
+                    client: ProxyError::bad_gateway(message.clone()),
+                    failure: AttemptFailure::Status {
+                        status: 502,
+                        body: message,
+                    },
+                }
+            })?;
+            let calls_tool = answer
+                .content
+                .iter()
+                .any(|b| matches!(b, crate::proxy::anthropic::ResponseBlock::ToolUse { .. }));
+            if !must_call || calls_tool {
+                break (answer, estimated);
             }
-        })?;
+            let message = format!(
+            "provider \"{name}\" answered without the tool call tool_choice required (Ollama ignores tool_choice)"
+        );
+            if tries >= 2 {
+                return Err(AttemptError {
+                    client: ProxyError::bad_gateway(message.clone()),
+                    failure: AttemptFailure::Status {
+                        status: 502,
+                        body: message,
+                    },
+                });
+            }
+            tracing::warn!("{message}; asking once more");
+        };
         self.finish_ok(answer.usage, estimated);
         Ok(self.with_route(axum::Json(answer).into_response()))
     }

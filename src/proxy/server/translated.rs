@@ -114,6 +114,9 @@ struct Rescue {
     /// The translated request, sent again as is for the one local retry.
     upstream_body: Bytes,
     retried: bool,
+    /// `tool_choice` any or a named tool: an answer without a tool call breaks it
+    /// (Ollama ignores `tool_choice`), so text is held back too until a call starts.
+    must_call: bool,
     message_id: String,
     input_estimate: u64,
     names: ToolNameMap,
@@ -149,6 +152,7 @@ impl Rescue {
             provider: attempt.provider.clone(),
             upstream_body: upstream_body.clone(),
             retried: false,
+            must_call: super::attempt::must_call_tool(req),
             message_id: message_id.to_owned(),
             input_estimate,
             names: names.clone(),
@@ -374,27 +378,24 @@ impl TranslatedStream {
     /// The stream failed while only thinking was held and a rescue can still run: its
     /// end is recorded by whatever answers next, not here.
     fn rescue_pending(&self) -> bool {
-        self.held.is_some()
-            && self.translator.error_kind().is_some()
-            && !self.translator.has_visible_content()
-            && self.can_rescue()
+        self.held.is_some() && self.failed_in_hold() && !self.shown() && self.can_rescue()
     }
 
     /// While holding: keep thinking back; release everything once text or a tool call
     /// starts or the stream ends well; on a failure with only thinking held, rescue.
     fn hold_or_release(&mut self, out: &mut Vec<u8>) {
         let rescuable = self.can_rescue();
+        let (failed, shown) = (self.failed_in_hold(), self.shown());
         let Some(held) = self.held.as_mut() else {
             return;
         };
-        let failed = self.translator.error_kind().is_some();
-        if failed && !self.translator.has_visible_content() && rescuable {
+        if failed && !shown && rescuable {
             held.clear();
             out.clear();
             self.needs_rescue = true;
             return;
         }
-        if self.translator.has_visible_content() || self.translator.is_finished() {
+        if shown || self.translator.is_finished() {
             let mut all = std::mem::take(held);
             all.append(out);
             *out = all;
@@ -402,6 +403,22 @@ impl TranslatedStream {
         } else {
             held.append(out);
         }
+    }
+
+    /// What ends holding back: text or a tool call, or only a tool call when the
+    /// client required one.
+    fn shown(&self) -> bool {
+        match self.rescue.as_ref().is_some_and(|r| r.must_call) {
+            true => self.translator.has_tool_call(),
+            false => self.translator.has_visible_content(),
+        }
+    }
+
+    /// The stream failed, or ended without the tool call the client required.
+    fn failed_in_hold(&self) -> bool {
+        let must_call = self.rescue.as_ref().is_some_and(|r| r.must_call);
+        self.translator.error_kind().is_some()
+            || (must_call && self.translator.is_finished() && !self.translator.has_tool_call())
     }
 
     fn can_rescue(&self) -> bool {
@@ -413,16 +430,12 @@ impl TranslatedStream {
     /// Try again: once more at the same model, then the rest of the chain. Returns an
     /// error event when nothing is left to try.
     async fn rescue_now(&mut self) -> Option<Bytes> {
-        let failed_kind = self
-            .translator
-            .error_kind()
-            .unwrap_or("stream_truncated")
-            .to_owned();
-        // Ollama's parse failure: thinking, one empty chunk, an end without [DONE].
-        let reason = if failed_kind == "stream_truncated" {
-            "tool_call_parse".to_owned()
-        } else {
-            failed_kind
+        // Ollama's parse failure: thinking, one empty chunk, an end without [DONE]; or
+        // a complete answer without the tool call `tool_choice` required.
+        let reason = match self.translator.error_kind() {
+            None => "tool_choice".to_owned(),
+            Some("stream_truncated") => "tool_call_parse".to_owned(),
+            Some(kind) => kind.to_owned(),
         };
         let idle = self.idle;
         let rescue = self.rescue.as_mut()?;

@@ -187,6 +187,11 @@ impl StreamTranslator {
         self
     }
 
+    /// True once a tool_use block has started.
+    pub fn has_tool_call(&self) -> bool {
+        self.tools.iter().any(|t| t.started)
+    }
+
     pub fn is_single_tool_call(&self) -> bool {
         self.single_tool_call
     }
