@@ -126,7 +126,7 @@ pub struct ChatTool<'a> {
 pub struct FunctionDef<'a> {
     pub name: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<&'a str>,
+    pub description: Option<Cow<'a, str>>,
     pub parameters: Cow<'a, Value>,
 }
 

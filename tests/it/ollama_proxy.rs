@@ -237,3 +237,28 @@ async fn tool_choice_any_answered_in_prose_is_retried_then_falls_back() {
     );
     assert_eq!(cloud.requests().len(), 2);
 }
+
+/// A tool schema with a boolean sub-schema is a 400 from Ollama (its fixed schema
+/// struct cannot decode it); the proxy sends `{}` instead, and the bounds Ollama would
+/// drop reach the model through the description.
+#[tokio::test]
+async fn tool_schemas_ollama_cannot_read_are_adapted() {
+    let fake = FakeOllama::start(ollama());
+    let app = proxy(&fake, None, json!({})).await;
+    let mut req = request(json!("time?"));
+    req["tools"] = json!([{"name": "get_time", "description": "The time.",
+        "input_schema": {"type": "object", "properties": {"timezone": true, "offset": {"type": "integer", "maximum": 14}}}}]);
+    let resp = app.post(&req).await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains("event: error"), "{body}");
+    let sent = &fake.bodies("/v1/chat/completions")[0]["tools"][0]["function"];
+    assert_eq!(sent["parameters"]["properties"]["timezone"], json!({}));
+    assert!(
+        sent["description"]
+            .as_str()
+            .unwrap()
+            .contains("offset: maximum 14"),
+        "{sent}"
+    );
+}

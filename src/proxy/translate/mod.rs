@@ -4,6 +4,7 @@
 
 pub mod request;
 pub mod response;
+pub mod schema_notes;
 pub mod stream;
 pub mod tool_names;
 pub mod unsigned_thinking;

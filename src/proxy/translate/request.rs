@@ -100,7 +100,7 @@ pub fn to_openai<'a>(
         }
     }
 
-    let mut tools = chat_tools(req, &mut names);
+    let mut tools = chat_tools(req, &mut names, target.ollama);
     if target.ollama {
         enforce_tool_choice_by_tools(&mut tools, req.tool_choice.as_ref(), &names);
     }
@@ -140,21 +140,33 @@ pub fn to_openai<'a>(
 /// The request's client tools as OpenAI functions (names registered in `names`).
 /// Server tools (web_search_…, code_execution_…) have no schema and run on
 /// Anthropic's side; an OpenAI upstream cannot run them.
-fn chat_tools<'a>(req: &'a MessagesRequest, names: &mut ToolNameMap) -> Vec<ChatTool<'a>> {
+fn chat_tools<'a>(
+    req: &'a MessagesRequest,
+    names: &mut ToolNameMap,
+    ollama: bool,
+) -> Vec<ChatTool<'a>> {
     req.tools
         .iter()
         .flatten()
         .filter(|t| t.kind.as_deref().is_none_or(|k| k == "custom"))
-        .map(|t| ChatTool {
-            kind: "function",
-            function: FunctionDef {
-                name: names.register(&t.name),
-                description: t.description.as_deref(),
-                parameters: match &t.input_schema {
-                    Some(schema) => Cow::Borrowed(schema),
-                    None => Cow::Owned(json!({"type": "object", "properties": {}})),
+        .map(|t| {
+            let parameters = match &t.input_schema {
+                Some(schema) => Cow::Borrowed(schema),
+                None => Cow::Owned(json!({"type": "object", "properties": {}})),
+            };
+            let (description, parameters) = if ollama {
+                super::schema_notes::for_ollama(t.description.as_deref(), parameters)
+            } else {
+                (t.description.as_deref().map(Cow::Borrowed), parameters)
+            };
+            ChatTool {
+                kind: "function",
+                function: FunctionDef {
+                    name: names.register(&t.name),
+                    description,
+                    parameters,
                 },
-            },
+            }
         })
         .collect()
 }

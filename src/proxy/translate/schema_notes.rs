@@ -1,0 +1,174 @@
+//! Ollama decodes a tool's JSON Schema into a fixed struct (api.ToolProperty) and drops
+//! what does not fit: `format`, bounds, `pattern`, `default`, `oneOf`/`anyOf`/`allOf`.
+//! The model then never sees those constraints, and a boolean sub-schema (`"x": true`)
+//! does not decode at all (a 400). So for Ollama the dropped constraints are written
+//! into the tool's description, and boolean sub-schemas become `{}` (any value).
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+/// Keywords Ollama's schema struct has no field for, and that constrain a value.
+const DROPPED: &[&str] = &[
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "pattern",
+    "default",
+    "oneOf",
+    "anyOf",
+    "allOf",
+];
+
+/// The description and schema to send Ollama for one tool; borrowed when nothing
+/// needs to change (the usual case, and byte-identical to the other servers).
+pub fn for_ollama<'a>(
+    description: Option<&'a str>,
+    schema: Cow<'a, Value>,
+) -> (Option<Cow<'a, str>>, Cow<'a, Value>) {
+    let mut notes = Vec::new();
+    collect(&schema, "", &mut notes);
+    let has_bool = has_bool_subschema(&schema);
+    let schema = if has_bool {
+        let mut owned = schema.into_owned();
+        replace_bool_subschemas(&mut owned);
+        Cow::Owned(owned)
+    } else {
+        schema
+    };
+    let description = match (description, notes.is_empty()) {
+        (d, true) => d.map(Cow::Borrowed),
+        (d, false) => Some(Cow::Owned(format!(
+            "{}{}Constraints: {}.",
+            d.unwrap_or(""),
+            if d.is_some_and(|d| !d.is_empty()) {
+                "\n\n"
+            } else {
+                ""
+            },
+            notes.join("; ")
+        ))),
+    };
+    (description, schema)
+}
+
+/// `path: keyword value` for every dropped keyword, depth first, in document order.
+fn collect(schema: &Value, path: &str, notes: &mut Vec<String>) {
+    let Some(obj) = schema.as_object() else {
+        return;
+    };
+    for key in DROPPED {
+        if let Some(v) = obj.get(*key) {
+            let at = if path.is_empty() { "input" } else { path };
+            notes.push(format!("{at}: {key} {}", compact(v)));
+        }
+    }
+    if let Some(Value::Object(props)) = obj.get("properties") {
+        for (name, sub) in props {
+            let sub_path = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            collect(sub, &sub_path, notes);
+        }
+    }
+    if let Some(items) = obj.get("items") {
+        collect(
+            items,
+            &format!("{}[]", if path.is_empty() { "input" } else { path }),
+            notes,
+        );
+    }
+}
+
+fn compact(v: &Value) -> String {
+    let text = v.to_string();
+    if text.len() > 120 {
+        format!("{}…", &text[..text.floor_char_boundary(120)])
+    } else {
+        text
+    }
+}
+
+fn properties(obj: &Map<String, Value>) -> impl Iterator<Item = &Value> {
+    obj.get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|p| p.values())
+        .chain(obj.get("items"))
+}
+
+fn has_bool_subschema(schema: &Value) -> bool {
+    schema
+        .as_object()
+        .is_some_and(|o| properties(o).any(|s| s.is_boolean() || has_bool_subschema(s)))
+}
+
+fn replace_bool_subschemas(schema: &mut Value) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(props)) = obj.get_mut("properties") {
+        for sub in props.values_mut() {
+            if sub.is_boolean() {
+                *sub = Value::Object(Map::new());
+            } else {
+                replace_bool_subschemas(sub);
+            }
+        }
+    }
+    if let Some(items) = obj.get_mut("items") {
+        if items.is_boolean() {
+            *items = Value::Object(Map::new());
+        } else {
+            replace_bool_subschemas(items);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dropped_constraints_go_into_the_description() {
+        let schema = json!({"type": "object", "properties": {
+            "timeout": {"type": "number", "maximum": 600000},
+            "path": {"type": "string", "format": "uri"},
+            "plain": {"type": "string"}}});
+        let (d, s) = for_ollama(Some("Run a command."), Cow::Borrowed(&schema));
+        assert_eq!(
+            d.unwrap(),
+            "Run a command.\n\nConstraints: timeout: maximum 600000; path: format \"uri\"."
+        );
+        assert!(
+            matches!(s, Cow::Borrowed(_)),
+            "the schema itself is unchanged"
+        );
+    }
+
+    #[test]
+    fn nothing_dropped_leaves_both_borrowed() {
+        let schema =
+            json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]});
+        let (d, s) = for_ollama(Some("x"), Cow::Borrowed(&schema));
+        assert!(matches!(d, Some(Cow::Borrowed("x"))));
+        assert!(matches!(s, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn boolean_subschemas_become_any_value() {
+        let schema = json!({"type": "object", "properties": {"x": true, "y": {"type": "array", "items": false}}});
+        let (_, s) = for_ollama(None, Cow::Borrowed(&schema));
+        assert_eq!(s["properties"]["x"], json!({}));
+        assert_eq!(s["properties"]["y"]["items"], json!({}));
+    }
+}
