@@ -46,12 +46,17 @@ struct Split {
 }
 
 fn translate(body: &[u8]) -> Split {
+    translate_for(body, false)
+}
+
+/// As [`translate`], for Ollama (tool schemas adapted, tool_choice enforced) or not.
+fn translate_for(body: &[u8], ollama: bool) -> Split {
     let req: MessagesRequest = serde_json::from_slice(body).expect("the proxy parses it");
     let target = TargetOptions {
         model: "local-model",
         max_tokens_limit: None,
         reasoning_in_history: false,
-        ollama: false,
+        ollama,
     };
     let translated = to_openai(&req, &target).expect("it translates");
     let whole = serde_json::to_vec(&translated.request).unwrap();
@@ -113,21 +118,27 @@ fn the_recording_is_a_realistic_session() {
 fn each_turn_extends_the_previous_prompt_byte_for_byte() {
     let recs = fixture();
     let mut checked = 0;
-    for kind in ["main", "subagent"] {
+    // For Ollama too: its adapted tool descriptions must be as stable as the rest.
+    for (kind, ollama) in [
+        ("main", false),
+        ("subagent", false),
+        ("main", true),
+        ("subagent", true),
+    ] {
         let turns: Vec<(u64, Split)> = recs
             .iter()
             .filter(|r| r.kind == kind)
-            .map(|r| (r.n, translate(&r.body)))
+            .map(|r| (r.n, translate_for(&r.body, ollama)))
             .collect();
         for pair in turns.windows(2) {
             let ((n, prev), (m, next)) = (&pair[0], &pair[1]);
             if let Err(why) = extends(prev, next) {
-                panic!("{kind} request {n} → {m}: {why}");
+                panic!("{kind} request {n} → {m} (ollama: {ollama}): {why}");
             }
             checked += 1;
         }
     }
-    assert!(checked >= 8, "only {checked} turn pairs checked");
+    assert!(checked >= 16, "only {checked} turn pairs checked");
 }
 
 /// The check itself catches what would defeat the cache: a reordered tool list, or a
