@@ -100,11 +100,13 @@ fn is_loopback_name(name: &str) -> bool {
 /// Loopback always; the configured `HOST` too; any name when `HOST` is a wildcard bind
 /// (then `APIKEY` is required, and clients use whatever name reaches the machine).
 fn host_allowed(config: &Config, host: &str) -> bool {
+    let wildcard = config
+        .host
+        .trim_matches(['[', ']'])
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
     let name = host_name(host);
-    let configured = host_name(&config.host);
-    is_loopback_name(&name)
-        || name == configured
-        || matches!(configured.as_str(), "0.0.0.0" | "::" | "")
+    wildcard || is_loopback_name(&name) || name == host_name(&config.host)
 }
 
 /// The proxy's own pages (same origin as the `Host` asked for), or one the user listed.
@@ -194,6 +196,11 @@ mod tests {
             200
         );
         assert_eq!(status(&lan, Method::GET, &[("host", "evil.example")]), 403);
+        let any6 = config("::", &[]);
+        assert_eq!(
+            status(&any6, Method::GET, &[("host", "[fe80::1]:3456")]),
+            200
+        );
         let any = config("0.0.0.0", &[]);
         assert_eq!(
             status(&any, Method::GET, &[("host", "mybox.lan:3456")]),
