@@ -191,20 +191,14 @@ impl Attempt<'_> {
     /// POST `body` upstream, waiting for the answer head at most `head_timeout`.
     pub async fn send(
         &self,
-        body: Vec<u8>,
+        body: Bytes,
         stream: bool,
         head_timeout: Duration,
     ) -> Result<reqwest::Response, AttemptError> {
         let headers = self.scope.headers;
         let upstream = &self.state().upstream;
         upstream
-            .send(
-                self.provider,
-                headers,
-                Bytes::from(body),
-                stream,
-                head_timeout,
-            )
+            .send(self.provider, headers, body, stream, head_timeout)
             .await
     }
 
@@ -259,6 +253,8 @@ impl Attempt<'_> {
         if self.meta.stream {
             return super::translated::open(self, req, body, names, message_id).await;
         }
+        // Shared, not copied, when the answer must be asked for once more.
+        let body = Bytes::from(body);
         let timeout = self.api_timeout();
         // Ollama ignores `tool_choice`: an answer without the required tool call is
         // asked for once more, then the chain falls back.
@@ -266,7 +262,7 @@ impl Attempt<'_> {
         let mut tries = 0;
         let (answer, estimated) = loop {
             tries += 1;
-            let response = self.send(body.clone(), false, timeout).await?;
+            let response = self.send(Bytes::clone(&body), false, timeout).await?;
             let bytes = read_answer(response, timeout, self.provider).await?;
             let name = &self.provider.name;
             let completion: ChatCompletion = serde_json::from_slice(&bytes).map_err(|e| {
@@ -331,11 +327,11 @@ impl Attempt<'_> {
         let body = serde_json::to_vec(req)
             .map_err(|e| internal(format!("cannot encode the upstream request: {e}")))?;
         if self.meta.stream {
-            let response = self.send(body, true, self.idle()).await?;
+            let response = self.send(Bytes::from(body), true, self.idle()).await?;
             return Ok(super::passthrough::respond(self, response));
         }
         let timeout = self.api_timeout();
-        let response = self.send(body, false, timeout).await?;
+        let response = self.send(Bytes::from(body), false, timeout).await?;
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
