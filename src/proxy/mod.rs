@@ -14,6 +14,9 @@
 //! * `translate`: pure functions from bytes/events to events (request, response,
 //!   stream state machine, reversible tool-name mapping, unsigned-thinking clean-up);
 //!   tested without a network.
+//! * `repair`: a local model's tool calls made to fit the offered tools (names,
+//!   argument syntax and shape, schema coercions, calls printed as text), or refused
+//!   with the reason the corrective retry tells the model.
 //! * `tokens`: input-token estimation with a per-message cache.
 //! * `auth`: the `APIKEY` check and the bind rule.
 //! * `health`: the `/health` answer, shared by the server, `status`, `code` and
@@ -32,6 +35,7 @@ pub mod health;
 pub mod openai;
 pub mod plan;
 pub mod reload;
+pub mod repair;
 pub mod route;
 pub mod server;
 #[cfg(test)]

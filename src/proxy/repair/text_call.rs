@@ -1,0 +1,99 @@
+//! A tool call the model printed as text instead of calling. Two shapes are seen:
+//! the whole answer is one JSON object naming a tool (often in a ```json fence), or
+//! gpt-oss's harmony framing leaked into the text
+//! (`<|channel|>commentary to=functions.Bash <|constrain|>json<|message|>{…}<|call|>`)
+//! when the server's parser did not catch it. Either becomes a tool call only when
+//! the name is an offered tool and the arguments fit its schema; anything else stays
+//! text.
+
+use serde_json::Value;
+
+use super::{fit_call, json, FittedCall, RepairKind, ToolCatalog};
+
+/// Texts longer than this are prose, not a printed call (and are not scanned).
+const MAX_CALL_TEXT: usize = 64 * 1024;
+
+/// Could `text`, so far, still turn out to be a printed call? Lets a stream hold
+/// such text back until it is complete, and pass any other text on at once.
+pub fn may_be_call(text_so_far: &str) -> bool {
+    let t = text_so_far.trim_start();
+    t.is_empty()
+        || t.starts_with('{')
+        || "```".starts_with(t)
+        || t.starts_with("```")
+        || "<|".starts_with(t)
+        || t.starts_with("<|")
+}
+
+/// The call printed in `text`, if the whole text is one.
+pub fn find(catalog: &ToolCatalog, text: &str) -> Option<FittedCall> {
+    let text = text.trim();
+    if catalog.is_empty() || text.is_empty() || text.len() > MAX_CALL_TEXT {
+        return None;
+    }
+    let (name, args) = harmony(text).or_else(|| object(text))?;
+    let mut call = fit_call(catalog, &name, &args, true).ok()?;
+    call.repairs.insert(0, RepairKind::TextCall);
+    call.detail.insert(0, "printed as text".into());
+    Some(call)
+}
+
+/// `…to=functions.NAME …<|message|>ARGS<|call|>` (the end marker may be missing).
+fn harmony(text: &str) -> Option<(String, String)> {
+    if !text.starts_with("<|") {
+        return None;
+    }
+    let after_to = &text[text.find(" to=")? + 4..];
+    let name: String = after_to
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '<')
+        .collect();
+    let message = &text[text.find("<|message|>")? + "<|message|>".len()..];
+    let args = message
+        .split("<|call|>")
+        .next()
+        .unwrap_or(message)
+        .split("<|end|>")
+        .next()
+        .unwrap_or(message);
+    (!name.is_empty()).then(|| (name, args.trim().to_owned()))
+}
+
+/// `{"name": N, "arguments": A}` and its common variants, whole or fenced.
+fn object(text: &str) -> Option<(String, String)> {
+    let inner = json::strip_fence(text).unwrap_or(text);
+    if !inner.starts_with('{') {
+        return None;
+    }
+    let (value, _) = json::parse_lenient(inner, true).ok()?;
+    let mut obj = match value {
+        Value::Object(o) => o,
+        _ => return None,
+    };
+    if let Some(Value::Array(mut calls)) = obj.remove("tool_calls") {
+        if calls.len() != 1 {
+            return None;
+        }
+        obj = match calls.pop()? {
+            Value::Object(o) => o,
+            _ => return None,
+        };
+    }
+    if let Some(Value::Object(function)) = obj.remove("function") {
+        obj = function;
+    }
+    let name = ["name", "tool", "tool_name", "recipient_name"]
+        .iter()
+        .find_map(|k| obj.remove(*k).and_then(|v| v.as_str().map(str::to_owned)))?;
+    let args = ["arguments", "parameters", "input", "args"]
+        .iter()
+        .find_map(|k| obj.remove(*k))?;
+    if !obj.keys().all(|k| k == "type" || k == "id") {
+        return None;
+    }
+    let args = match args {
+        Value::String(s) => s,
+        other => other.to_string(),
+    };
+    Some((name, args))
+}
