@@ -146,11 +146,7 @@ fn close_truncated(text: &str) -> Option<String> {
             '"' => in_string = true,
             '{' => stack.push('}'),
             '[' => stack.push(']'),
-            '}' | ']' => {
-                if stack.pop() != Some(c) {
-                    return None;
-                }
-            }
+            '}' | ']' if stack.pop() != Some(c) => return None,
             _ => {}
         }
     }

@@ -163,7 +163,7 @@ fn same_spelling(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
-fn unique<'a>(offered: &'a [String], fits: impl Fn(&str) -> bool) -> Option<&'a str> {
+fn unique(offered: &[String], fits: impl Fn(&str) -> bool) -> Option<&str> {
     let mut found = offered.iter().filter(|o| fits(o));
     let first = found.next()?;
     found.next().is_none().then_some(first.as_str())
