@@ -157,3 +157,43 @@ fn the_note_goes_after_the_conversation() {
     );
     assert!(out.starts_with(br#"{"model":"m","messages":[{"role":"user","content":"hi"}"#));
 }
+
+/// The corpus of real malformed calls (tests/fixtures/tool-calls, with sources):
+/// each case is repaired to the expected call, retried, or left as text.
+#[test]
+fn the_corpus_of_real_malformed_calls() {
+    let corpus: Vec<Value> = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/tool-calls/corpus.json"
+    ))
+    .unwrap();
+    assert!(corpus.len() >= 20, "the corpus shrank to {}", corpus.len());
+    let catalog = claude_code_catalog();
+    let mut wrong = Vec::new();
+    for case in &corpus {
+        let id = case["id"].as_str().unwrap();
+        let expect = &case["expect"];
+        let got = match case["form"].as_str().unwrap() {
+            "call" => match fit_call(
+                &catalog,
+                case["name"].as_str().unwrap(),
+                case["arguments"].as_str().unwrap(),
+                true,
+            ) {
+                Ok(call) => json!({"name": call.name, "input": call.input}),
+                Err(_) => json!("retry"),
+            },
+            "text" => match text_call::classify(&catalog, case["text"].as_str().unwrap()) {
+                text_call::TextVerdict::Call(call) => {
+                    json!({"name": call.name, "input": call.input})
+                }
+                text_call::TextVerdict::Attempt(_) => json!("retry"),
+                text_call::TextVerdict::Prose => json!("text"),
+            },
+            other => panic!("{id}: unknown form {other}"),
+        };
+        if &got != expect {
+            wrong.push(format!("{id}: expected {expect}, got {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::{fit_call, json, FittedCall, RepairKind, ToolCatalog};
+use super::{fit_call, json, FittedCall, RepairKind, ToolCatalog, Unfit};
 
 /// Texts longer than this are prose, not a printed call (and are not scanned).
 const MAX_CALL_TEXT: usize = 64 * 1024;
@@ -23,6 +23,104 @@ pub fn may_be_call(text_so_far: &str) -> bool {
         || t.starts_with("```")
         || "<|".starts_with(t)
         || t.starts_with("<|")
+}
+
+/// What an answer's text is, when tools were offered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextVerdict {
+    /// Prose (or JSON that is not shaped like a call): passed on as text.
+    Prose,
+    /// A printed call that fits an offered tool: becomes a tool_use block.
+    Call(FittedCall),
+    /// Tool-call markup or a call-shaped object that cannot be made to fit: the
+    /// model tried to call and failed, so the answer is retried, not shown.
+    Attempt(Unfit),
+}
+
+/// Markup that only appears when a model tried to call a tool and the server's
+/// parser did not catch it: harmony frames, Qwen/Hermes tags, Granite's token.
+const CALL_MARKUP: &[&str] = &[
+    "<|channel|>",
+    "<|message|>",
+    "<|tool_call|>",
+    "<tool_call>",
+    "<function=",
+    "<parameter=",
+    "<function-name>",
+    " to=functions.",
+];
+
+/// Classify an answer's whole text (the answer is over).
+pub fn classify(catalog: &ToolCatalog, text: &str) -> TextVerdict {
+    if catalog.is_empty() {
+        return TextVerdict::Prose;
+    }
+    if let Some(call) = find(catalog, text) {
+        return TextVerdict::Call(call);
+    }
+    let trimmed = text.trim();
+    let attempt = |what: &str| {
+        TextVerdict::Attempt(Unfit {
+            name: "(printed as text)".into(),
+            reason: format!(
+                "the call was printed as text ({what}) instead of being made as a tool call"
+            ),
+        })
+    };
+    if let Some(marker) = CALL_MARKUP.iter().find(|m| trimmed.contains(**m)) {
+        return attempt(&format!("with `{}` markup", marker.trim()));
+    }
+    let (name, args) = match harmony(trimmed).or_else(|| object(trimmed)) {
+        Some(found) => found,
+        None if call_shaped_json(trimmed) || names_a_tool_first(trimmed) => {
+            return attempt("as a JSON object")
+        }
+        None => return TextVerdict::Prose,
+    };
+    match fit_call(catalog, &name, &args, true) {
+        Ok(_) => TextVerdict::Prose, // unreachable: `find` would have taken it
+        Err(unfit) => TextVerdict::Attempt(unfit),
+    }
+}
+
+/// A whole-text JSON object or array shaped like a call that `object` could not
+/// read: an array of calls, or a JSON-RPC request.
+fn call_shaped_json(text: &str) -> bool {
+    let inner = json::strip_fence(text).unwrap_or(text);
+    let Ok((value, _)) = json::parse_lenient(inner, true) else {
+        return false;
+    };
+    let call_like = |v: &Value| {
+        v.as_object().is_some_and(|o| {
+            (o.contains_key("name") || o.contains_key("method"))
+                && ["arguments", "parameters", "params", "input", "args"]
+                    .iter()
+                    .any(|k| o.contains_key(*k))
+        })
+    };
+    match &value {
+        Value::Array(items) => !items.is_empty() && items.iter().all(call_like),
+        other => call_like(other),
+    }
+}
+
+/// A whole-text object whose first key names a tool (`{"name": …`), even when the
+/// rest does not parse (unescaped quotes in a file's content, a cut-off answer).
+fn names_a_tool_first(text: &str) -> bool {
+    let inner = json::strip_fence(text).unwrap_or(text);
+    let Some(rest) = inner.strip_prefix('{') else {
+        return false;
+    };
+    let rest = rest.trim_start();
+    [
+        "\"name\"",
+        "\"tool\"",
+        "\"tool_name\"",
+        "\"function\"",
+        "\"tool_calls\"",
+    ]
+    .iter()
+    .any(|key| rest.starts_with(key) && rest[key.len()..].trim_start().starts_with(':'))
 }
 
 /// The call printed in `text`, if the whole text is one.
