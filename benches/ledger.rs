@@ -42,6 +42,8 @@ fn sample() -> UsageRecord {
         fallback_from: None,
         fallback_reason: None,
         context_overflowed: false,
+        repairs: None,
+        tool_call_failures: 0,
         input_tokens: 31_250,
         output_tokens: 412,
         cache_read_tokens: 0,

@@ -95,6 +95,8 @@ mod tests {
             fallback_from: None,
             fallback_reason: None,
             context_overflowed: false,
+            repairs: None,
+            tool_call_failures: 0,
             input_tokens: 1,
             output_tokens: 2,
             cache_read_tokens: 0,

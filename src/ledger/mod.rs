@@ -100,6 +100,12 @@ pub struct UsageRecord {
     /// The server reported fewer prompt tokens than were sent, or a full window: it
     /// likely dropped the oldest messages ([`crate::proxy::guard::context_overflowed`]).
     pub context_overflowed: bool,
+    /// The repairs made to the answer's tool calls (`name,coerced`, …), if any
+    /// ([`crate::proxy::repair::RepairKind`]).
+    pub repairs: Option<String>,
+    /// Tool calls that could not be repaired while answering this request (the
+    /// local model's, when a fallback answered).
+    pub tool_call_failures: u32,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cache_read_tokens: u64,

@@ -44,6 +44,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE requests ADD COLUMN fallback_reason TEXT;",
     // v4: the server saw less of the prompt than was sent (silent truncation).
     "ALTER TABLE requests ADD COLUMN context_overflowed INTEGER;",
+    // v5: tool-call repair: what was repaired, and how many calls could not be.
+    "ALTER TABLE requests ADD COLUMN repairs TEXT;
+     ALTER TABLE requests ADD COLUMN tool_call_failures INTEGER;",
 ];
 
 /// The schema version this build writes.

@@ -38,6 +38,10 @@ pub enum AttemptFailure {
     /// The stream broke after the client got bytes: the answer cannot be switched.
     #[error("upstream failed mid-answer: {0}")]
     AfterFirstByte(String),
+    /// The model's tool call could not be made to fit the offered tools, even after
+    /// a corrective retry ([`crate::proxy::repair`]).
+    #[error("unusable tool call: {0}")]
+    UnfitToolCall(String),
 }
 
 impl AttemptFailure {
@@ -46,7 +50,8 @@ impl AttemptFailure {
         match self {
             AttemptFailure::Connect(_)
             | AttemptFailure::Timeout(_)
-            | AttemptFailure::BeforeFirstByte(_) => true,
+            | AttemptFailure::BeforeFirstByte(_)
+            | AttemptFailure::UnfitToolCall(_) => true,
             AttemptFailure::Status { status, body } => {
                 *status >= 500
                     || *status == 408
@@ -68,6 +73,7 @@ impl AttemptFailure {
             AttemptFailure::Status { status, .. } => format!("http_{status}"),
             AttemptFailure::BeforeFirstByte(_) => "stream_failed_before_first_byte".into(),
             AttemptFailure::AfterFirstByte(_) => "stream_truncated".into(),
+            AttemptFailure::UnfitToolCall(_) => TOOL_CALL_INVALID.into(),
         }
     }
 }
@@ -117,6 +123,9 @@ impl<T, E> ChainOutcome<T, E> {
 
 /// One try at one target, as [`run_chain`] drives it. The server's implementation
 /// holds the request, which each attempt rewrites for its target.
+/// The ledger's name for a tool call that could not be repaired.
+pub const TOOL_CALL_INVALID: &str = "tool_call_invalid";
+
 pub trait Attempter {
     /// What a successful attempt produces (the server: the response).
     type Answer;
@@ -130,6 +139,10 @@ pub trait Attempter {
         target: &ModelRef,
         fallback_from: Option<&ModelRef>,
     ) -> impl Future<Output = Result<Self::Answer, Self::Error>> + Send;
+
+    /// `failure` moves the request on to the next target (the server records its
+    /// kind as the fallback's reason).
+    fn failed(&mut self, _failure: &AttemptFailure) {}
 }
 
 /// Try `targets` in order until one answers or fails in a way that is not
@@ -159,6 +172,7 @@ pub async fn run_chain<A: Attempter>(
             Err(error) => match targets.get(i + 1) {
                 Some(next) if error.as_ref().retryable() => {
                     on_failure(target, error.as_ref(), next);
+                    attempter.failed(error.as_ref());
                     failures.push((target.clone(), error));
                 }
                 _ => {

@@ -93,6 +93,8 @@ mod tests {
             fallback_from: Some("ollama,m".into()),
             fallback_reason: None,
             context_overflowed: false,
+            repairs: None,
+            tool_call_failures: 0,
             input_tokens: 10,
             output_tokens: 20,
             cache_read_tokens: 30,

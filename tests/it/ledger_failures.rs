@@ -63,6 +63,8 @@ fn record(at: i64) -> UsageRecord {
         fallback_from: None,
         fallback_reason: None,
         context_overflowed: false,
+        repairs: None,
+        tool_call_failures: 0,
         input_tokens: 10,
         output_tokens: 5,
         cache_read_tokens: 0,

@@ -175,6 +175,8 @@ async fn proxied_requests_become_exact_ledger_rows() {
         stream: false,
         provider_local: Some(true),
         context_overflowed: false,
+        repairs: None,
+        tool_call_failures: 0,
     };
     let expected = vec![
         // Streamed answer: the upstream's token figures, a time to first token.

@@ -21,6 +21,15 @@ pub struct MessagesResponse {
     pub usage: Usage,
 }
 
+impl MessagesResponse {
+    /// Does the answer call a tool?
+    pub fn calls_tool(&self) -> bool {
+        self.content
+            .iter()
+            .any(|b| matches!(b, ResponseBlock::ToolUse { .. }))
+    }
+}
+
 /// A block of a response (what the proxy produces; Anthropic has more kinds, which
 /// pass-through providers carry untouched).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

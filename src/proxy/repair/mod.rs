@@ -15,6 +15,7 @@
 pub mod json;
 pub mod names;
 pub mod schema;
+pub mod stream;
 pub mod text_call;
 
 use bytes::Bytes;
@@ -250,4 +251,4 @@ pub fn openai_body_with_note(body: &[u8], note: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

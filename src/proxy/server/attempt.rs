@@ -3,6 +3,7 @@
 //! target; `Ok` is a committed answer (a stream's later failures become an SSE
 //! `event: error`).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +21,9 @@ use crate::proxy::fallback::{AttemptFailure, Attempter};
 use crate::proxy::guard::input_tokens_for;
 use crate::proxy::openai::ChatCompletion;
 use crate::proxy::plan::Plan;
+use crate::proxy::repair::{corrective_note, openai_body_with_note, ToolCatalog};
 use crate::proxy::translate::request::{to_openai, TargetOptions};
-use crate::proxy::translate::response::{from_openai, ResponseContext};
+use crate::proxy::translate::response::{from_openai, ResponseContext, ResponseError};
 use crate::proxy::upstream::AttemptError;
 
 /// Must the answer call a tool (`tool_choice` any, or a named tool, with tools offered)?
@@ -90,6 +92,44 @@ pub(super) struct Scope<'a> {
     pub body: Bytes,
     /// Whether a stream may rescue a retryable failure (false inside a rescue).
     pub rescue: bool,
+    /// The ledger kind of the first failure that moved the request on.
+    pub fallback_reason: Option<String>,
+    /// Tool calls from any target that could not be repaired, so far.
+    pub tool_call_failures: AtomicU32,
+}
+
+impl<'a> Scope<'a> {
+    /// A request's scope before its first attempt.
+    pub fn new(
+        state: &'a Arc<AppState>,
+        config: &'a Arc<Config>,
+        plan: &'a Plan,
+        headers: &'a HeaderMap,
+        meta: &'a RequestMeta,
+        req: MessagesRequest,
+        body: Bytes,
+    ) -> Scope<'a> {
+        Scope {
+            state,
+            config,
+            plan,
+            headers,
+            meta,
+            req,
+            body,
+            rescue: true,
+            fallback_reason: None,
+            tool_call_failures: AtomicU32::new(0),
+        }
+    }
+
+    /// The offered tools, for repairing the answer's tool calls (None when the
+    /// request offers none).
+    pub fn tool_catalog(&self, req: &MessagesRequest) -> Option<ToolCatalog> {
+        let tools = req.tools.as_ref().filter(|t| !t.is_empty())?;
+        let names = tools.iter().map(|t| t.name.clone()).collect();
+        Some(ToolCatalog::new(names, self.body.clone()))
+    }
 }
 
 /// One attempt's context: the request's [`Scope`], the target and its provider, the
@@ -133,6 +173,11 @@ impl Attempter for Scope<'_> {
             provider,
             meta: RequestMeta {
                 fallback_from: fallback_from.cloned(),
+                fallback_reason: self
+                    .meta
+                    .fallback_reason
+                    .clone()
+                    .or_else(|| self.fallback_reason.clone()),
                 sent_estimate: self
                     .plan
                     .count
@@ -146,6 +191,11 @@ impl Attempter for Scope<'_> {
             ProviderKind::OpenAi => attempt.openai(&self.req).await,
             ProviderKind::Anthropic => attempt.anthropic(&self.req).await,
         }
+    }
+
+    fn failed(&mut self, failure: &AttemptFailure) {
+        self.fallback_reason
+            .get_or_insert_with(|| failure.ledger_kind());
     }
 }
 
@@ -226,9 +276,26 @@ impl Attempt<'_> {
         response
     }
 
-    fn finish_ok(&self, usage: Usage, estimated: bool) {
-        let end = Ending::ok(self.target, usage, estimated);
-        finish_request(self.state(), &self.meta, end);
+    fn finish_ok(&self, usage: Usage, estimated: bool, repairs: Option<String>) {
+        let end = Ending {
+            repairs,
+            ..Ending::ok(self.target, usage, estimated)
+        };
+        finish_request(self.state(), &self.meta_now(), end);
+    }
+
+    /// The meta as of now: with the unrepaired tool calls counted so far.
+    pub fn meta_now(&self) -> RequestMeta {
+        RequestMeta {
+            tool_call_failures: self.scope.tool_call_failures.load(Ordering::Relaxed),
+            ..self.meta.clone()
+        }
+    }
+
+    /// Count one tool call that could not be repaired (for the ledger and the
+    /// quality fallback).
+    pub fn count_unfit_call(&self) {
+        self.scope.tool_call_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An OpenAI-kind target: translate, send, translate the answer back.
@@ -254,17 +321,19 @@ impl Attempt<'_> {
             return super::translated::open(self, req, body, names, message_id).await;
         }
         // Shared, not copied, when the answer must be asked for once more.
-        let body = Bytes::from(body);
+        let mut body = Bytes::from(body);
         let timeout = self.api_timeout();
+        let tools = self.scope.tool_catalog(req);
+        let name = &self.provider.name;
         // Ollama ignores `tool_choice`: an answer without the required tool call is
-        // asked for once more, then the chain falls back.
+        // asked for once more, then the chain falls back. So is an answer whose tool
+        // call cannot be repaired, with a note saying what was wrong.
         let must_call = options.ollama && must_call_tool(req);
         let mut tries = 0;
-        let (answer, estimated) = loop {
+        let answer = loop {
             tries += 1;
             let response = self.send(Bytes::clone(&body), false, timeout).await?;
             let bytes = read_answer(response, timeout, self.provider).await?;
-            let name = &self.provider.name;
             let completion: ChatCompletion = serde_json::from_slice(&bytes).map_err(|e| {
                 let message = format!(
                     "provider \"{name}\" sent an answer that is not a chat completion: {e}"
@@ -283,40 +352,39 @@ impl Attempt<'_> {
                     Some(_) => 0,
                 },
                 single_tool_call: options.ollama && parallel_disabled(req),
+                tools: tools.as_ref(),
             };
-            let (answer, estimated) = from_openai(&completion, &names, &ctx).map_err(|e| {
-                let message = format!("provider \"{name}\": {e}");
-                AttemptError {
-                    client: ProxyError::bad_gateway(message.clone()),
-                    failure: AttemptFailure::Status {
-                        status: 502,
-                        body: message,
-                    },
+            let unfit = match from_openai(&completion, &names, &ctx) {
+                Ok(t) if !must_call || t.response.calls_tool() => break t,
+                Ok(_) => {
+                    let message = format!(
+                        "provider \"{name}\" answered without the tool call tool_choice required (Ollama ignores tool_choice)"
+                    );
+                    if tries >= 2 {
+                        return Err(status_502(message));
+                    }
+                    tracing::warn!("{message}; asking once more");
+                    continue;
                 }
-            })?;
-            let calls_tool = answer
-                .content
-                .iter()
-                .any(|b| matches!(b, crate::proxy::anthropic::ResponseBlock::ToolUse { .. }));
-            if !must_call || calls_tool {
-                break (answer, estimated);
-            }
-            let message = format!(
-            "provider \"{name}\" answered without the tool call tool_choice required (Ollama ignores tool_choice)"
-        );
+                Err(ResponseError::UnfitToolCall(unfit)) => unfit,
+                Err(e) => return Err(status_502(format!("provider \"{name}\": {e}"))),
+            };
+            self.count_unfit_call();
+            let message = format!("provider \"{name}\": {unfit}");
             if tries >= 2 {
                 return Err(AttemptError {
                     client: ProxyError::bad_gateway(message.clone()),
-                    failure: AttemptFailure::Status {
-                        status: 502,
-                        body: message,
-                    },
+                    failure: AttemptFailure::UnfitToolCall(message),
                 });
             }
-            tracing::warn!("{message}; asking once more");
+            tracing::warn!("{message}; asking once more with a corrective note");
+            if let Some(noted) = openai_body_with_note(&body, &corrective_note(&unfit)) {
+                body = Bytes::from(noted);
+            }
         };
-        self.finish_ok(answer.usage, estimated);
-        Ok(self.with_route(axum::Json(answer).into_response()))
+        let repairs = repairs_text(&answer.repairs);
+        self.finish_ok(answer.response.usage, answer.usage_estimated, repairs);
+        Ok(self.with_route(axum::Json(answer.response).into_response()))
     }
 
     /// An Anthropic-kind target: the request as parsed, the answer byte for byte.
@@ -341,13 +409,35 @@ impl Attempt<'_> {
         let usage = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| serde_json::from_value::<Usage>(v.get("usage")?.clone()).ok());
-        self.finish_ok(usage.unwrap_or_default(), usage.is_none());
+        self.finish_ok(usage.unwrap_or_default(), usage.is_none(), None);
         let response = Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, content_type)
             .body(Body::from(bytes))
             .expect("valid response parts");
         Ok(self.with_route(response))
+    }
+}
+
+/// The ledger's `repairs` value: the kinds, comma-separated; None when there were none.
+pub(super) fn repairs_text(repairs: &[crate::proxy::repair::RepairKind]) -> Option<String> {
+    (!repairs.is_empty()).then(|| {
+        repairs
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// An answer the client cannot be given, as a 502 the chain may fall back from.
+fn status_502(message: String) -> AttemptError {
+    AttemptError {
+        client: ProxyError::bad_gateway(message.clone()),
+        failure: AttemptFailure::Status {
+            status: 502,
+            body: message,
+        },
     }
 }
 

@@ -26,6 +26,9 @@ pub(super) struct RequestMeta {
     /// Our estimate of the prompt the current target receives (when one was made).
     pub sent_estimate: Option<u64>,
     pub stream: bool,
+    /// Tool calls that could not be repaired while answering (retried or fallen
+    /// back from).
+    pub tool_call_failures: u32,
 }
 
 impl RequestMeta {
@@ -40,6 +43,7 @@ impl RequestMeta {
             fallback_reason: None,
             sent_estimate: None,
             stream: false,
+            tool_call_failures: 0,
         }
     }
 }
@@ -52,6 +56,8 @@ pub(super) struct Ending<'a> {
     pub tokens_estimated: bool,
     pub time_to_first_token: Option<Duration>,
     pub outcome: RequestOutcome,
+    /// The repairs made to the answer's tool calls, comma-separated.
+    pub repairs: Option<String>,
 }
 
 impl Ending<'_> {
@@ -64,6 +70,7 @@ impl Ending<'_> {
             tokens_estimated: estimated,
             time_to_first_token: None,
             outcome: RequestOutcome::Ok,
+            repairs: None,
         }
     }
 
@@ -76,6 +83,7 @@ impl Ending<'_> {
             tokens_estimated: false,
             time_to_first_token: None,
             outcome,
+            repairs: None,
         }
     }
 }
@@ -93,7 +101,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         None => end.outcome.kind().to_owned(),
     };
     tracing::info!(
-        "{} {} {provider},{model} status={} in={}{} out={} {:.1}ms{}{}",
+        "{} {} {provider},{model} status={} in={}{} out={} {:.1}ms{}{}{}",
         if meta.stream { "stream" } else { "json" },
         meta.scenario,
         end.status,
@@ -111,6 +119,13 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
             String::new()
         } else {
             format!(" outcome={outcome}")
+        },
+        match (&end.repairs, meta.tool_call_failures) {
+            (None, 0) => String::new(),
+            (repairs, failures) => format!(
+                " repairs={} unfit_tool_calls={failures}",
+                repairs.as_deref().unwrap_or("-")
+            ),
         },
     );
     let reported = end
@@ -139,6 +154,8 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         fallback_from: meta.fallback_from.as_ref().map(ModelRef::to_string),
         fallback_reason: meta.fallback_reason.clone(),
         context_overflowed,
+        repairs: end.repairs,
+        tool_call_failures: meta.tool_call_failures,
         input_tokens: end.usage.input_tokens,
         output_tokens: end.usage.output_tokens,
         cache_read_tokens: end.usage.cache_read_input_tokens.unwrap_or(0),

@@ -57,16 +57,7 @@ pub(super) async fn messages(
     };
     meta.scenario = plan.scenario.name();
 
-    let mut scope = Scope {
-        state: &state,
-        config: &config,
-        plan: &plan,
-        headers: &headers,
-        meta: &meta,
-        req,
-        body,
-        rescue: true,
-    };
+    let mut scope = Scope::new(&state, &config, &plan, &headers, &meta, req, body);
     let outcome = run_chain(&plan.targets, &mut scope, |target, failure, next| {
         tracing::warn!("{target} failed ({failure}); falling back to {next}")
     })
@@ -77,6 +68,10 @@ pub(super) async fn messages(
     };
     let meta = RequestMeta {
         fallback_from: outcome.failures.first().map(|(t, _)| t.clone()),
+        fallback_reason: scope.fallback_reason.take(),
+        tool_call_failures: scope
+            .tool_call_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
         ..meta
     };
     let failed = RequestOutcome::UpstreamError(err.failure.ledger_kind());

@@ -185,16 +185,16 @@ impl Rescue {
             fallback_reason: Some(reason.to_owned()),
             ..self.meta.clone()
         };
-        let mut scope = Scope {
-            state: &self.state,
-            config: &self.config,
-            plan: &self.plan,
-            headers: &self.headers,
-            meta: &meta,
+        let mut scope = Scope::new(
+            &self.state,
+            &self.config,
+            &self.plan,
+            &self.headers,
+            &meta,
             req,
-            body: self.client_body.clone(),
-            rescue: false,
-        };
+            self.client_body.clone(),
+        );
+        scope.rescue = false;
         let outcome =
             crate::proxy::fallback::run_chain(&targets, &mut scope, |target, failure, next| {
                 tracing::warn!("{target} failed ({failure}); falling back to {next}")

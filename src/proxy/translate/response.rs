@@ -4,6 +4,8 @@ use serde_json::Value;
 
 use super::tool_names::ToolNameMap;
 use crate::proxy::anthropic::{MessagesResponse, ResponseBlock, StopReason, Usage};
+use crate::proxy::repair::text_call::{self, TextVerdict};
+use crate::proxy::repair::{fit_call, RepairKind, ToolCatalog, Unfit};
 use crate::proxy::openai::{ChatCompletion, ChatUsage};
 
 /// An upstream answer the client cannot be given.
@@ -13,6 +15,10 @@ pub enum ResponseError {
     NoChoices,
     #[error("the upstream's arguments for tool `{name}` are not valid JSON: {detail}")]
     BadToolArguments { name: String, detail: String },
+    /// A tool call that could not be made to fit the offered tools (or a call the
+    /// model printed as text that cannot): worth a corrective retry, then fallback.
+    #[error("the model's {0}")]
+    UnfitToolCall(Unfit),
 }
 
 /// Anthropic usage from OpenAI usage: cached prompt tokens are reported apart, as
@@ -53,14 +59,27 @@ pub struct ResponseContext<'a> {
     /// Keep only the first tool call: the client disabled parallel tool use and the
     /// upstream (Ollama) ignores `parallel_tool_calls`.
     pub single_tool_call: bool,
+    /// The offered tools, when the answer's tool calls are to be repaired
+    /// ([`crate::proxy::repair`]); None passes calls on as sent.
+    pub tools: Option<&'a ToolCatalog>,
 }
 
-/// Translate a whole answer. Returns the response and whether its usage is estimated.
+/// A translated answer.
+#[derive(Debug, Clone)]
+pub struct Translated {
+    pub response: MessagesResponse,
+    /// The usage figures are estimates (the upstream reported none).
+    pub usage_estimated: bool,
+    /// The repairs made to its tool calls (empty when none were needed).
+    pub repairs: Vec<RepairKind>,
+}
+
+/// Translate a whole answer.
 pub fn from_openai(
     resp: &ChatCompletion,
     names: &ToolNameMap,
     ctx: &ResponseContext,
-) -> Result<(MessagesResponse, bool), ResponseError> {
+) -> Result<Translated, ResponseError> {
     let choice = resp.choices.first().ok_or(ResponseError::NoChoices)?;
     let msg = &choice.message;
     let id = match resp.id.as_deref() {
@@ -80,12 +99,30 @@ pub fn from_openai(
             signature: String::new(),
         });
     }
-    if let Some(text) = msg.content.as_deref().filter(|t| !t.is_empty()) {
-        content.push(ResponseBlock::Text {
-            text: text.to_owned(),
-        });
-    }
     let calls = msg.tool_calls.as_deref().unwrap_or_default();
+    let mut repairs = Vec::new();
+    if let Some(text) = msg.content.as_deref().filter(|t| !t.is_empty()) {
+        match ctx.tools.filter(|_| calls.is_empty()) {
+            Some(tools) => match text_call::classify(tools, text) {
+                TextVerdict::Prose => content.push(ResponseBlock::Text {
+                    text: text.to_owned(),
+                }),
+                TextVerdict::Call(call) => {
+                    tracing::info!("repaired a tool call: {}", call.detail.join(", "));
+                    repairs.extend(call.repairs);
+                    content.push(ResponseBlock::ToolUse {
+                        id: format!("toolu_{id}_0"),
+                        name: call.name,
+                        input: call.input,
+                    });
+                }
+                TextVerdict::Attempt(unfit) => return Err(ResponseError::UnfitToolCall(unfit)),
+            },
+            None => content.push(ResponseBlock::Text {
+                text: text.to_owned(),
+            }),
+        }
+    }
     let keep = if ctx.single_tool_call { 1 } else { calls.len() };
     if calls.len() > keep {
         tracing::info!(
@@ -97,13 +134,25 @@ pub fn from_openai(
         let upstream_name = call.function.name.as_deref().unwrap_or_default();
         let name = names.to_client(upstream_name).to_owned();
         let args = call.function.arguments_text();
-        let input = if args.trim().is_empty() {
-            Value::Object(Default::default())
-        } else {
-            serde_json::from_str(&args).map_err(|e| ResponseError::BadToolArguments {
-                name: name.clone(),
-                detail: e.to_string(),
-            })?
+        let (name, input) = match ctx.tools {
+            Some(tools) => {
+                let fitted =
+                    fit_call(tools, &name, &args, true).map_err(ResponseError::UnfitToolCall)?;
+                if !fitted.repairs.is_empty() {
+                    tracing::info!("repaired a tool call: {}", fitted.detail.join(", "));
+                    repairs.extend(fitted.repairs);
+                }
+                (fitted.name, fitted.input)
+            }
+            None if args.trim().is_empty() => (name, Value::Object(Default::default())),
+            None => {
+                let input =
+                    serde_json::from_str(&args).map_err(|e| ResponseError::BadToolArguments {
+                        name: name.clone(),
+                        detail: e.to_string(),
+                    })?;
+                (name, input)
+            }
         };
         content.push(ResponseBlock::ToolUse {
             id: call
@@ -125,10 +174,18 @@ pub fn from_openai(
         None if has_tool_calls => StopReason::ToolUse,
         None => StopReason::EndTurn,
     };
+    // Some servers say "stop" after tool calls (and a call printed as text always
+    // ends that way): the client must still run them.
+    let stop_reason = match stop_reason {
+        StopReason::EndTurn if has_tool_calls => StopReason::ToolUse,
+        other => other,
+    };
     let (usage, estimated) = usage_from_openai(resp.usage.as_ref(), ctx.input_estimate);
 
-    Ok((
-        MessagesResponse {
+    repairs.sort();
+    repairs.dedup();
+    Ok(Translated {
+        response: MessagesResponse {
             id,
             kind: "message".to_owned(),
             role: "assistant".to_owned(),
@@ -138,8 +195,9 @@ pub fn from_openai(
             stop_sequence: None,
             usage,
         },
-        estimated,
-    ))
+        usage_estimated: estimated,
+        repairs,
+    })
 }
 
 #[cfg(test)]
@@ -152,11 +210,12 @@ mod tests {
         model: "gpt-oss:20b",
         input_estimate: 42,
         single_tool_call: false,
+        tools: None,
     };
 
     fn run(v: Value) -> Result<(MessagesResponse, bool), ResponseError> {
         let resp: ChatCompletion = serde_json::from_value(v).unwrap();
-        from_openai(&resp, &ToolNameMap::default(), &CTX)
+        from_openai(&resp, &ToolNameMap::default(), &CTX).map(|t| (t.response, t.usage_estimated))
     }
 
     #[test]
@@ -220,5 +279,39 @@ mod tests {
         assert!(
             matches!(&r.content[0], ResponseBlock::ToolUse { input, .. } if input["command"] == "ls")
         );
+    }
+
+    #[test]
+    fn tool_calls_are_repaired_when_the_tools_are_known() {
+        let tools = crate::proxy::repair::tests::claude_code_catalog();
+        let ctx = ResponseContext {
+            tools: Some(&tools),
+            ..CTX
+        };
+        let translate = |v: Value| {
+            let resp: ChatCompletion = serde_json::from_value(v).unwrap();
+            from_openai(&resp, &ToolNameMap::default(), &ctx)
+        };
+        // A call printed as text becomes a tool_use block, and the turn a tool turn.
+        let t = translate(json!({"choices": [{"finish_reason": "stop", "message": {
+            "content": "{\"name\": \"Bash\", \"arguments\": {\"command\": \"ls\"}}"}}]}))
+        .unwrap();
+        assert_eq!(t.response.stop_reason, Some(StopReason::ToolUse));
+        assert!(matches!(&t.response.content[0],
+            ResponseBlock::ToolUse { name, input, .. } if name == "Bash" && input["command"] == "ls"));
+        assert_eq!(t.repairs, vec![RepairKind::TextCall]);
+        // A namespaced name with a string number.
+        let t = translate(json!({"choices": [{"finish_reason": "tool_calls", "message": {
+            "tool_calls": [{"id": "c1", "function": {"name": "functions.Read",
+                "arguments": "{\"file_path\": \"/p/a.py\", \"limit\": \"5\"}"}}]}}]}))
+        .unwrap();
+        assert!(matches!(&t.response.content[0],
+            ResponseBlock::ToolUse { name, input, .. } if name == "Read" && input["limit"] == 5));
+        assert_eq!(t.repairs, vec![RepairKind::Name, RepairKind::Coerced]);
+        // A call that cannot fit is an error for the caller to retry, never passed on.
+        let err = translate(json!({"choices": [{"message": {
+            "tool_calls": [{"id": "c1", "function": {"name": "Read", "arguments": "{\"path\": \"/p\"}"}}]}}]}))
+        .unwrap_err();
+        assert!(matches!(err, ResponseError::UnfitToolCall(ref u) if u.reason.contains("file_path")), "{err}");
     }
 }

@@ -16,6 +16,8 @@
 //!
 //! Timing (pings, idle timeouts) is the caller's job: this module has no clock.
 
+mod repairing;
+
 use serde_json::Value;
 
 use super::tool_names::ToolNameMap;
@@ -121,6 +123,8 @@ pub struct StreamTranslator {
     /// Keep only the first tool call ([`StreamTranslator::single_tool_call`]).
     single_tool_call: bool,
     dropped_calls: u32,
+    /// Repair mode: tool calls (and text that may be a call) are held and repaired.
+    repair: Option<Box<repairing::StreamRepair>>,
 }
 
 impl StreamTranslator {
@@ -151,6 +155,7 @@ impl StreamTranslator {
             visible: false,
             single_tool_call: false,
             dropped_calls: 0,
+            repair: None,
         }
     }
 
@@ -398,18 +403,31 @@ impl StreamTranslator {
                 .reasoning_content
                 .as_deref()
                 .or(delta.reasoning.as_deref());
+            let text = delta.content.as_deref().filter(|t| !t.is_empty());
+            if reasoning.is_some_and(|r| !r.is_empty()) || text.is_some() {
+                // Calls held so far are complete once anything else follows them.
+                self.flush_calls(out);
+                if self.phase == Phase::Finished {
+                    return;
+                }
+            }
             if let Some(thinking) = reasoning.filter(|r| !r.is_empty()) {
                 let index = self.ensure_block(BlockKind::Thinking, out);
                 self.generated_bytes += thinking.len() as u64;
                 write_delta(index, Delta::ThinkingDelta { thinking }, out);
             }
-            if let Some(text) = delta.content.as_deref().filter(|t| !t.is_empty()) {
-                let index = self.ensure_block(BlockKind::Text, out);
+            if let Some(text) = text {
                 self.generated_bytes += text.len() as u64;
-                write_delta(index, Delta::TextDelta { text }, out);
+                let shown = self.gate_text(text);
+                if !shown.is_empty() {
+                    let index = self.ensure_block(BlockKind::Text, out);
+                    write_delta(index, Delta::TextDelta { text: &shown }, out);
+                }
             }
             for call in delta.tool_calls.iter().flatten() {
-                self.tool_fragment(call, out);
+                if !self.hold_fragment(call, out) {
+                    self.tool_fragment(call, out);
+                }
                 if self.phase == Phase::Finished {
                     return;
                 }
@@ -587,6 +605,10 @@ impl StreamTranslator {
             );
             return;
         }
+        self.settle(out);
+        if self.phase == Phase::Finished {
+            return;
+        }
         if let Some(nameless) = self.tools.iter().find(|t| !t.started) {
             let detail = format!(
                 "the upstream sent a tool call without a name (arguments: {:?})",
@@ -619,104 +641,4 @@ fn write_delta(index: u32, delta: Delta<'_>, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(input: &str) -> String {
-        let mut t = StreamTranslator::new("msg_1", "m", 10, ToolNameMap::default());
-        let mut out = Vec::new();
-        t.feed(input.as_bytes(), &mut out);
-        t.finish(&mut out);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn single_tool_call_keeps_only_the_first_whole_call() {
-        // Ollama sends each call whole, in one chunk, with its own index.
-        let input = concat!(
-            r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"Read","arguments":"{\"p\":1}"}},{"index":1,"id":"b","function":{"name":"Bash","arguments":"{}"}}]}}]}"#,
-            "\n\n",
-            r#"data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
-            "\n\ndata: [DONE]\n\n"
-        );
-        let mut t =
-            StreamTranslator::new("msg_1", "m", 10, ToolNameMap::default()).single_tool_call(true);
-        let mut out = Vec::new();
-        t.feed(input.as_bytes(), &mut out);
-        t.finish(&mut out);
-        let out = String::from_utf8(out).unwrap();
-        assert_eq!(out.matches("\"type\":\"tool_use\"").count(), 1, "{out}");
-        assert!(
-            out.contains("\"name\":\"Read\"") && !out.contains("Bash"),
-            "{out}"
-        );
-        assert!(out.contains("message_stop"));
-        // Without the flag both come through.
-        let both = run(input);
-        assert_eq!(both.matches("\"type\":\"tool_use\"").count(), 2, "{both}");
-    }
-
-    #[test]
-    fn done_without_finish_reason_is_an_error() {
-        let out = run("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n");
-        assert!(out.contains("event: error"), "{out}");
-        assert!(!out.contains("message_stop"), "{out}");
-    }
-
-    #[test]
-    fn eof_without_done_is_an_error_but_done_without_trailing_blank_line_is_fine() {
-        let body = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\n";
-        assert!(run(body).contains("event: error"));
-        let ok = run(&format!("{body}data: [DONE]"));
-        assert!(
-            ok.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
-            "{ok}"
-        );
-    }
-
-    #[test]
-    fn event_error_and_invalid_json_end_the_stream() {
-        let out = run("event: error\ndata: {\"message\":\"model crashed\"}\n\n");
-        assert!(out.contains("model crashed"), "{out}");
-        let out = run("data: {not json\n\n");
-        assert!(
-            out.contains("event: error") && out.contains("not valid JSON"),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn stop_after_tool_calls_still_reports_tool_use() {
-        let out = run(concat!(
-            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"name\":\"Bash\",\"arguments\":\"{}\"}}]}}]}\n\n",
-            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
-            "data: [DONE]\n\n"
-        ));
-        assert!(out.contains("\"stop_reason\":\"tool_use\""), "{out}");
-    }
-
-    #[test]
-    fn late_fragment_of_a_closed_tool_call_is_an_error_not_a_reopen() {
-        let out = run(concat!(
-            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"A\",\"arguments\":\"{\"}}]}}]}\n\n",
-            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"b\",\"function\":{\"name\":\"B\",\"arguments\":\"{}\"}}]}}]}\n\n",
-            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"}\"}}]}}]}\n\n",
-        ));
-        assert_eq!(out.matches("event: content_block_start").count(), 2);
-        assert!(out.contains("interleaved"), "{out}");
-    }
-
-    #[test]
-    fn mapped_tool_names_are_restored() {
-        let long = "x".repeat(70);
-        let mut names = ToolNameMap::default();
-        let upstream = names.register(&long).into_owned();
-        let mut t = StreamTranslator::new("msg_1", "m", 1, names);
-        let mut out = Vec::new();
-        let body = format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":0,\"id\":\"c\",\"function\":{{\"name\":\"{upstream}\",\"arguments\":\"{{}}\"}}}}]}},\"finish_reason\":\"tool_calls\"}}]}}\n\ndata: [DONE]\n\n");
-        t.feed(body.as_bytes(), &mut out);
-        let out = String::from_utf8(out).unwrap();
-        assert!(out.contains(&format!("\"name\":\"{long}\"")), "{out}");
-        assert!(t.summary().completed);
-    }
-}
+mod tests;
