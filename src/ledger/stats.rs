@@ -54,6 +54,15 @@ pub struct LedgerRow {
     /// The server likely dropped part of the prompt (false for rows before v4).
     #[serde(default)]
     pub context_overflowed: bool,
+    /// Why a fallback answered (the first failure's kind; rows before v3: None).
+    #[serde(default)]
+    pub fallback_reason: Option<String>,
+    /// Repairs made to the answer's tool calls, comma-separated (rows before v5: None).
+    #[serde(default)]
+    pub repairs: Option<String>,
+    /// Tool calls that could not be repaired while answering.
+    #[serde(default)]
+    pub tool_call_failures: u32,
 }
 
 impl LedgerRow {
@@ -80,6 +89,9 @@ impl LedgerRow {
             stream: r.stream,
             provider_local: None,
             context_overflowed: r.context_overflowed,
+            fallback_reason: r.fallback_reason.clone(),
+            repairs: r.repairs.clone(),
+            tool_call_failures: r.tool_call_failures,
         }
     }
 }
@@ -122,11 +134,23 @@ fn query_rows(conn: &Connection, tail: &str, param: i64) -> rusqlite::Result<Vec
     } else {
         "0"
     };
+    let has = |c: &str| columns.iter().any(|col| col == c);
+    let reason_col = if has("fallback_reason") {
+        "fallback_reason"
+    } else {
+        "NULL"
+    };
+    let (repairs_col, failures_col) = if has("repairs") {
+        ("repairs", "COALESCE(tool_call_failures, 0)")
+    } else {
+        ("NULL", "0")
+    };
     let sql = format!(
         "SELECT started_at_ms, session_id, scenario, provider, model, fallback_from,
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                 tokens_estimated, ttft_ms, duration_ms, outcome, error_kind, http_status,
-                stream, {local_col}, {overflow_col}
+                stream, {local_col}, {overflow_col}, {reason_col}, {repairs_col},
+                {failures_col}
          FROM requests {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -152,6 +176,9 @@ fn query_rows(conn: &Connection, tail: &str, param: i64) -> rusqlite::Result<Vec
             stream: r.get(16)?,
             provider_local: r.get(17)?,
             context_overflowed: r.get(18)?,
+            fallback_reason: r.get(19)?,
+            repairs: r.get(20)?,
+            tool_call_failures: r.get::<_, i64>(21)?.clamp(0, i64::from(u32::MAX)) as u32,
         })
     })?;
     rows.collect()

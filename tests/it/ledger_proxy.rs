@@ -175,6 +175,7 @@ async fn proxied_requests_become_exact_ledger_rows() {
         stream: false,
         provider_local: Some(true),
         context_overflowed: false,
+        fallback_reason: None,
         repairs: None,
         tool_call_failures: 0,
     };
@@ -199,6 +200,8 @@ async fn proxied_requests_become_exact_ledger_rows() {
             provider: "cloud".into(),
             model: "claude-sonnet-4-5".into(),
             fallback_from: Some("local,gpt-oss:20b".into()),
+            // The chain records why it moved on (Ollama's parse failure, an HTTP 500).
+            fallback_reason: Some("tool_call_parse".into()),
             input_tokens: 77,
             output_tokens: 5,
             ttft_ms: rows[2].ttft_ms,

@@ -69,10 +69,10 @@ fn rows_are_stored_exactly_and_hold_no_content() {
     let fallback = UsageRecord {
         scenario: "think".into(),
         fallback_from: Some("ollama,gpt-oss:20b".into()),
-        fallback_reason: None,
+        fallback_reason: Some("tool_call_invalid".into()),
         context_overflowed: false,
-        repairs: None,
-        tool_call_failures: 0,
+        repairs: Some("name,coerced".into()),
+        tool_call_failures: 2,
         cache_read_tokens: 5_000,
         cache_write_tokens: 700,
         stream: false,
@@ -91,25 +91,8 @@ fn rows_are_stored_exactly_and_hold_no_content() {
     assert_eq!((h.written, h.dropped, h.problem), (4, 0, None));
 
     let expected = |r: &UsageRecord, local: Option<bool>| LedgerRow {
-        started_at_ms: r.started_at_ms,
-        session_id: r.session_id.clone(),
-        scenario: r.scenario.clone(),
-        provider: r.provider.clone(),
-        model: r.model.clone(),
-        fallback_from: r.fallback_from.clone(),
-        input_tokens: r.input_tokens,
-        output_tokens: r.output_tokens,
-        cache_read_tokens: r.cache_read_tokens,
-        cache_write_tokens: r.cache_write_tokens,
-        tokens_estimated: r.tokens_estimated,
-        ttft_ms: r.time_to_first_token_ms,
-        duration_ms: r.duration_ms,
-        outcome: r.outcome.kind().to_owned(),
-        error_kind: r.outcome.detail().map(str::to_owned),
-        http_status: r.http_status,
-        stream: r.stream,
         provider_local: local,
-        context_overflowed: r.context_overflowed,
+        ..LedgerRow::from_record(r)
     };
     assert_eq!(
         rows(&path),
@@ -156,6 +139,8 @@ fn rows_are_stored_exactly_and_hold_no_content() {
             "provider_local",
             "fallback_reason",
             "context_overflowed",
+            "repairs",
+            "tool_call_failures",
         ]
     );
     let journal: String = conn
@@ -227,7 +212,7 @@ fn a_v1_ledger_migrates_without_losing_rows() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
 }
 
 #[test]

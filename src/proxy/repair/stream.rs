@@ -39,7 +39,9 @@ impl CallBuffer {
             Some(i) => self.calls.iter().position(|c| c.index == Some(i)),
             None => match (self.calls.last(), id) {
                 (Some(last), None) if last.index.is_none() => Some(self.calls.len() - 1),
-                (Some(last), Some(id)) if last.index.is_none() && last.id.as_deref() == Some(id) => {
+                (Some(last), Some(id))
+                    if last.index.is_none() && last.id.as_deref() == Some(id) =>
+                {
                     Some(self.calls.len() - 1)
                 }
                 _ => None,
@@ -193,7 +195,10 @@ mod tests {
     #[test]
     fn prose_streams_and_calls_wait() {
         let mut g = TextGate::default();
-        assert_eq!(run(&mut g, &["I'll ", "look at a<b ", "and <c>."]), "I'll look at a<b and <c>.");
+        assert_eq!(
+            run(&mut g, &["I'll ", "look at a<b ", "and <c>."]),
+            "I'll look at a<b and <c>."
+        );
         assert_eq!(g.finish(), HeldText::None);
 
         // A JSON answer is held whole.
@@ -204,7 +209,10 @@ mod tests {
         // Markup after prose: the prose is shown, the markup held, even when the
         // marker arrives split.
         let mut g = TextGate::default();
-        let shown = run(&mut g, &["Let me check.\n<func", "tion=Bash>\n<parameter=command>ls"]);
+        let shown = run(
+            &mut g,
+            &["Let me check.\n<func", "tion=Bash>\n<parameter=command>ls"],
+        );
         assert_eq!(shown, "Let me check.\n");
         assert_eq!(
             g.finish(),

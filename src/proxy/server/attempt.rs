@@ -235,6 +235,7 @@ impl Attempt<'_> {
             state: Arc::clone(self.state()),
             meta: self.meta.clone(),
             target: self.target.clone(),
+            repairs: None,
         }
     }
 
@@ -295,7 +296,9 @@ impl Attempt<'_> {
     /// Count one tool call that could not be repaired (for the ledger and the
     /// quality fallback).
     pub fn count_unfit_call(&self) {
-        self.scope.tool_call_failures.fetch_add(1, Ordering::Relaxed);
+        self.scope
+            .tool_call_failures
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// An OpenAI-kind target: translate, send, translate the answer back.

@@ -191,6 +191,8 @@ pub(super) struct Finisher {
     pub state: Arc<AppState>,
     pub meta: RequestMeta,
     pub target: ModelRef,
+    /// The repairs made to the answer's tool calls ([`Ending::repairs`]).
+    pub repairs: Option<String>,
 }
 
 impl Finisher {
@@ -207,6 +209,7 @@ impl Finisher {
             Ending {
                 time_to_first_token: first_token,
                 outcome,
+                repairs: self.repairs.clone(),
                 ..Ending::ok(&self.target, usage, estimated)
             },
         );

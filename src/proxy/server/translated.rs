@@ -28,6 +28,7 @@ use crate::ledger::RequestOutcome;
 use crate::proxy::anthropic::MessagesRequest;
 use crate::proxy::error::{ErrorKind, ProxyError};
 use crate::proxy::plan::Plan;
+use crate::proxy::repair::{corrective_note, openai_body_with_note, ToolCatalog};
 use crate::proxy::translate::stream::{StreamTranslator, PING_EVENT};
 use crate::proxy::translate::tool_names::ToolNameMap;
 use crate::proxy::upstream::AttemptError;
@@ -69,8 +70,9 @@ pub(super) async fn open(
         Err(_still_waiting) => (Box::pin(futures_util::stream::empty()), Some(head)),
     };
     let model = attempt.target.model.clone();
-    let single_tool_call = crate::proxy::upstream::looks_like_ollama(attempt.provider)
-        && super::attempt::parallel_disabled(req);
+    let ollama = crate::proxy::upstream::looks_like_ollama(attempt.provider);
+    let single_tool_call = ollama && super::attempt::parallel_disabled(req);
+    let tools = attempt.scope.tool_catalog(req);
     let rescue = Rescue::for_attempt(
         attempt,
         req,
@@ -78,12 +80,14 @@ pub(super) async fn open(
         &message_id,
         &names,
         input_estimate,
+        tools.clone(),
     );
     let stream = TranslatedStream {
         upstream,
         pending_head,
         translator: StreamTranslator::new(message_id, model, input_estimate, names)
-            .single_tool_call(single_tool_call),
+            .single_tool_call(single_tool_call)
+            .repair_tools(tools),
         idle,
         ping_interval,
         started: false,
@@ -95,6 +99,7 @@ pub(super) async fn open(
         rescue,
         needs_rescue: false,
         spliced: None,
+        unfit_calls: 0,
     };
     Ok(attempt.sse_response(stream))
 }
@@ -120,11 +125,13 @@ struct Rescue {
     message_id: String,
     input_estimate: u64,
     names: ToolNameMap,
+    /// The offered tools, for the retry's repair mode.
+    tools: Option<ToolCatalog>,
 }
 
 impl Rescue {
-    /// A rescue for streams to Ollama with tools offered; None otherwise (nothing is
-    /// held back then).
+    /// A rescue for streams with tools offered; None otherwise (nothing is held back
+    /// then).
     fn for_attempt(
         attempt: &Attempt<'_>,
         req: &MessagesRequest,
@@ -132,15 +139,13 @@ impl Rescue {
         message_id: &str,
         names: &ToolNameMap,
         input_estimate: u64,
+        tools: Option<ToolCatalog>,
     ) -> Option<Box<Rescue>> {
         let scope: &Scope<'_> = attempt.scope;
-        let tools_offered = req.tools.as_ref().is_some_and(|t| !t.is_empty());
-        if !scope.rescue
-            || !tools_offered
-            || !crate::proxy::upstream::looks_like_ollama(attempt.provider)
-        {
+        if !scope.rescue || tools.is_none() {
             return None;
         }
+        let ollama = crate::proxy::upstream::looks_like_ollama(attempt.provider);
         Some(Box::new(Rescue {
             state: Arc::clone(scope.state),
             config: Arc::clone(scope.config),
@@ -152,10 +157,11 @@ impl Rescue {
             provider: attempt.provider.clone(),
             upstream_body: upstream_body.clone(),
             retried: false,
-            must_call: super::attempt::must_call_tool(req),
+            must_call: ollama && super::attempt::must_call_tool(req),
             message_id: message_id.to_owned(),
             input_estimate,
             names: names.clone(),
+            tools,
         }))
     }
 
@@ -171,7 +177,11 @@ impl Rescue {
     }
 
     /// Run the rest of the chain for the request, as the handler would have.
-    async fn fall_back(&self, reason: &str) -> Result<Response, AttemptError> {
+    async fn fall_back(
+        &self,
+        reason: &str,
+        tool_call_failures: u32,
+    ) -> Result<Response, AttemptError> {
         let req = super::request::parse_request(&self.client_body).map_err(|e| AttemptError {
             failure: crate::proxy::fallback::AttemptFailure::Status {
                 status: 400,
@@ -183,6 +193,7 @@ impl Rescue {
         let meta = RequestMeta {
             fallback_from: Some(self.from.clone()),
             fallback_reason: Some(reason.to_owned()),
+            tool_call_failures,
             ..self.meta.clone()
         };
         let mut scope = Scope::new(
@@ -226,6 +237,8 @@ struct TranslatedStream {
     needs_rescue: bool,
     /// The fallback's answer, forwarded after our own `message_start`.
     spliced: Option<Spliced>,
+    /// Tool calls that could not be repaired, in this answer and its retries.
+    unfit_calls: u32,
 }
 
 impl Drop for TranslatedStream {
@@ -292,6 +305,10 @@ impl ChunkSource for TranslatedStream {
                         self.translate(next, &mut out);
                         self.hold_or_release(&mut out);
                         if self.needs_rescue {
+                            // Text shown before an unusable tool call goes out first.
+                            if !out.is_empty() {
+                                return Some(Bytes::from(out));
+                            }
                             continue 'rescued;
                         }
                         if !out.is_empty() {
@@ -378,12 +395,44 @@ impl TranslatedStream {
     /// The stream failed while only thinking was held and a rescue can still run: its
     /// end is recorded by whatever answers next, not here.
     fn rescue_pending(&self) -> bool {
-        self.held.is_some() && self.failed_in_hold() && !self.shown() && self.can_rescue()
+        let unfit = self.translator.unfit().is_some();
+        (unfit || (self.held.is_some() && self.failed_in_hold() && !self.shown()))
+            && self.can_rescue()
+    }
+
+    /// The answer's tool call could not be made to fit: retry or fall back even after
+    /// text was shown (the new answer continues the same message); with nothing left
+    /// to try, end with an error event.
+    fn on_unfit(&mut self, out: &mut Vec<u8>) {
+        self.unfit_calls += 1;
+        let visible = self.translator.has_visible_content();
+        if let Some(mut held) = self.held.take() {
+            if visible {
+                held.append(out);
+                *out = held;
+            } else {
+                out.clear();
+            }
+        }
+        if self.can_rescue() {
+            self.needs_rescue = true;
+            return;
+        }
+        let what = self.translator.unfit().map(ToString::to_string);
+        ProxyError::bad_gateway(format!(
+            "the local model's {}, and no retry or fallback is left",
+            what.unwrap_or_default()
+        ))
+        .write_sse(out);
+        self.record_end();
     }
 
     /// While holding: keep thinking back; release everything once text or a tool call
     /// starts or the stream ends well; on a failure with only thinking held, rescue.
     fn hold_or_release(&mut self, out: &mut Vec<u8>) {
+        if self.translator.unfit().is_some() {
+            return self.on_unfit(out);
+        }
         let rescuable = self.can_rescue();
         let (failed, shown) = (self.failed_in_hold(), self.shown());
         let Some(held) = self.held.as_mut() else {
@@ -438,6 +487,12 @@ impl TranslatedStream {
             Some(kind) => kind.to_owned(),
         };
         let idle = self.idle;
+        // Blocks already shown stay; the new answer's blocks are numbered after them.
+        let first_index = match self.translator.has_visible_content() {
+            true => self.translator.next_block_index(),
+            false => 0,
+        };
+        let note = self.translator.unfit().map(corrective_note);
         let rescue = self.rescue.as_mut()?;
         if !rescue.retried {
             rescue.retried = true;
@@ -445,11 +500,16 @@ impl TranslatedStream {
                 "{} failed mid-stream ({reason}) before any text or tool call; retrying once",
                 rescue.from
             );
-            let (upstream, provider, headers, body, idle) = (
+            let body = match note.as_deref() {
+                Some(note) => openai_body_with_note(&rescue.upstream_body, note)
+                    .map(Bytes::from)
+                    .unwrap_or_else(|| rescue.upstream_body.clone()),
+                None => rescue.upstream_body.clone(),
+            };
+            let (upstream, provider, headers, idle) = (
                 rescue.state.upstream.clone(),
                 rescue.provider.clone(),
                 rescue.headers.clone(),
-                rescue.upstream_body.clone(),
                 idle,
             );
             self.pending_head = Some(Box::pin(async move {
@@ -463,7 +523,9 @@ impl TranslatedStream {
                 rescue.input_estimate,
                 rescue.names.clone(),
             )
-            .single_tool_call(single);
+            .single_tool_call(single)
+            .first_block_index(first_index)
+            .repair_tools(rescue.tools.clone());
             translator.start(&mut Vec::new()); // ours already went out
             self.translator = translator;
             self.held = Some(Vec::new());
@@ -472,12 +534,12 @@ impl TranslatedStream {
         }
         let rescue = self.rescue.take()?;
         tracing::warn!("{} failed again ({reason}); falling back", rescue.from);
-        match rescue.fall_back(&reason).await {
+        match rescue.fall_back(&reason, self.unfit_calls).await {
             Ok(response) => {
                 // The fallback writes its own ledger row (naming us and the reason).
                 self.finisher = None;
                 self.done = true;
-                self.spliced = Some(Spliced::new(response));
+                self.spliced = Some(Spliced::new(response, first_index));
                 None
             }
             Err(e) => {
@@ -498,7 +560,9 @@ impl TranslatedStream {
     }
 
     fn record_end(&mut self) {
-        if let Some(f) = self.finisher.take() {
+        if let Some(mut f) = self.finisher.take() {
+            f.meta.tool_call_failures = self.unfit_calls;
+            f.repairs = super::attempt::repairs_text(&self.translator.repairs());
             let summary = self.translator.summary();
             let outcome = match &summary.error {
                 None => RequestOutcome::Ok,
@@ -535,18 +599,24 @@ pub(super) fn idle_timeout(idle: Duration) -> ProxyError {
 }
 
 /// A fallback's answer forwarded into a stream that already sent its `message_start`:
-/// the fallback's own `message_start` event is dropped, everything else passes as is.
+/// the fallback's own `message_start` event is dropped, everything else passes as is,
+/// except that content block indexes are shifted past the blocks already shown.
 struct Spliced {
     body: Pin<Box<dyn Stream<Item = Result<Bytes, axum::Error>> + Send>>,
-    /// Bytes before the end of the first event, while it is still being looked for.
-    head: Option<Vec<u8>>,
+    /// Bytes of an event not yet complete, while events are being rewritten (until
+    /// `message_start` is found, or all along when indexes are shifted).
+    pending: Vec<u8>,
+    start_dropped: bool,
+    index_offset: u32,
 }
 
 impl Spliced {
-    fn new(response: Response) -> Spliced {
+    fn new(response: Response, index_offset: u32) -> Spliced {
         Spliced {
             body: Box::pin(response.into_body().into_data_stream()),
-            head: Some(Vec::new()),
+            pending: Vec::new(),
+            start_dropped: false,
+            index_offset,
         }
     }
 
@@ -558,30 +628,92 @@ impl Spliced {
                     let mut out = Vec::new();
                     ProxyError::bad_gateway(format!("the fallback's answer broke: {e}"))
                         .write_sse(&mut out);
-                    self.head = None;
+                    self.pending.clear();
+                    self.start_dropped = true;
                     return Some(Bytes::from(out));
                 }
-                None => return self.head.take().filter(|h| !h.is_empty()).map(Bytes::from),
+                None => {
+                    let rest = std::mem::take(&mut self.pending);
+                    return (!rest.is_empty()).then(|| Bytes::from(rest));
+                }
             };
-            let Some(head) = self.head.as_mut() else {
+            if self.start_dropped && self.index_offset == 0 {
                 return Some(chunk);
-            };
-            head.extend_from_slice(&chunk);
-            let Some(end) = memchr::memmem::find(head, b"\n\n") else {
-                continue;
-            };
-            let head = self.head.take().unwrap_or_default();
-            let first = &head[..end + 2];
-            let rest = &head[end + 2..];
-            let is_start = memchr::memmem::find(first, b"message_start").is_some();
-            let keep = if is_start {
-                rest.to_vec()
-            } else {
-                head.clone()
-            };
-            if !keep.is_empty() {
-                return Some(Bytes::from(keep));
+            }
+            self.pending.extend_from_slice(&chunk);
+            let mut out = Vec::new();
+            while let Some(end) = memchr::memmem::find(&self.pending, b"\n\n") {
+                let event: Vec<u8> = self.pending.drain(..end + 2).collect();
+                if !self.start_dropped {
+                    self.start_dropped = true;
+                    if memchr::memmem::find(&event, b"message_start").is_some() {
+                        continue;
+                    }
+                }
+                shift_index(&event, self.index_offset, &mut out);
+                if self.index_offset == 0 {
+                    out.append(&mut self.pending);
+                    break;
+                }
+            }
+            if !out.is_empty() {
+                return Some(Bytes::from(out));
             }
         }
+    }
+}
+
+/// Write one SSE event with its content block `index` raised by `offset`.
+fn shift_index(event: &[u8], offset: u32, out: &mut Vec<u8>) {
+    let has_index = offset > 0 && memchr::memmem::find(event, b"\"index\"").is_some();
+    if !has_index {
+        out.extend_from_slice(event);
+        return;
+    }
+    let text = String::from_utf8_lossy(event);
+    for line in text.split_inclusive('\n') {
+        let shifted = line
+            .strip_prefix("data:")
+            .and_then(|data| serde_json::from_str::<serde_json::Value>(data.trim()).ok())
+            .and_then(|mut v| {
+                let index = v.get("index")?.as_u64()?;
+                v["index"] = (index + u64::from(offset)).into();
+                Some(format!("data: {v}\n"))
+            });
+        out.extend_from_slice(shifted.as_deref().unwrap_or(line).as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spliced_events_follow_the_blocks_already_shown() {
+        let mut out = Vec::new();
+        shift_index(
+            b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            2,
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("event: content_block_start\ndata: {"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"index\":2") && text.ends_with("\n\n"),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        shift_index(
+            b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+            2,
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+        );
     }
 }

@@ -4,9 +4,9 @@ use serde_json::Value;
 
 use super::tool_names::ToolNameMap;
 use crate::proxy::anthropic::{MessagesResponse, ResponseBlock, StopReason, Usage};
+use crate::proxy::openai::{ChatCompletion, ChatUsage};
 use crate::proxy::repair::text_call::{self, TextVerdict};
 use crate::proxy::repair::{fit_call, RepairKind, ToolCatalog, Unfit};
-use crate::proxy::openai::{ChatCompletion, ChatUsage};
 
 /// An upstream answer the client cannot be given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -301,9 +301,11 @@ mod tests {
             ResponseBlock::ToolUse { name, input, .. } if name == "Bash" && input["command"] == "ls"));
         assert_eq!(t.repairs, vec![RepairKind::TextCall]);
         // A namespaced name with a string number.
-        let t = translate(json!({"choices": [{"finish_reason": "tool_calls", "message": {
+        let t = translate(
+            json!({"choices": [{"finish_reason": "tool_calls", "message": {
             "tool_calls": [{"id": "c1", "function": {"name": "functions.Read",
-                "arguments": "{\"file_path\": \"/p/a.py\", \"limit\": \"5\"}"}}]}}]}))
+                "arguments": "{\"file_path\": \"/p/a.py\", \"limit\": \"5\"}"}}]}}]}),
+        )
         .unwrap();
         assert!(matches!(&t.response.content[0],
             ResponseBlock::ToolUse { name, input, .. } if name == "Read" && input["limit"] == 5));
@@ -312,6 +314,9 @@ mod tests {
         let err = translate(json!({"choices": [{"message": {
             "tool_calls": [{"id": "c1", "function": {"name": "Read", "arguments": "{\"path\": \"/p\"}"}}]}}]}))
         .unwrap_err();
-        assert!(matches!(err, ResponseError::UnfitToolCall(ref u) if u.reason.contains("file_path")), "{err}");
+        assert!(
+            matches!(err, ResponseError::UnfitToolCall(ref u) if u.reason.contains("file_path")),
+            "{err}"
+        );
     }
 }

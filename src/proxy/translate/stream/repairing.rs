@@ -111,7 +111,7 @@ impl StreamTranslator {
             }
             match self.fit_pending(&call) {
                 Ok(fitted) => self.emit_call(call.id.as_deref(), fitted, out),
-                Err(unfit) => return self.end_unfit(unfit),
+                Err(unfit) => return self.end_unfit(unfit, out),
             }
         }
     }
@@ -128,16 +128,14 @@ impl StreamTranslator {
             HeldText::None => None,
             HeldText::Plain(t) => Some(t),
             HeldText::Whole(t) | HeldText::Markup(t) if !no_calls => Some(t),
-            HeldText::Whole(t) | HeldText::Markup(t) => {
-                match text_call::classify(&r.catalog, &t) {
-                    TextVerdict::Prose => Some(t),
-                    TextVerdict::Call(call) => {
-                        self.emit_call(None, call, out);
-                        None
-                    }
-                    TextVerdict::Attempt(unfit) => return self.end_unfit(unfit),
+            HeldText::Whole(t) | HeldText::Markup(t) => match text_call::classify(&r.catalog, &t) {
+                TextVerdict::Prose => Some(t),
+                TextVerdict::Call(call) => {
+                    self.emit_call(None, call, out);
+                    None
                 }
-            }
+                TextVerdict::Attempt(unfit) => return self.end_unfit(unfit, out),
+            },
         };
         if let Some(text) = text.filter(|t| !t.is_empty()) {
             let index = self.ensure_block(BlockKind::Text, out);
@@ -154,7 +152,12 @@ impl StreamTranslator {
             });
         };
         let catalog = &self.repair.as_ref().expect("repair mode").catalog;
-        fit_call(catalog, self.names.to_client(upstream_name), &call.args, true)
+        fit_call(
+            catalog,
+            self.names.to_client(upstream_name),
+            &call.args,
+            true,
+        )
     }
 
     /// One whole, fitting call: start, its input in one delta, stop.
@@ -207,8 +210,14 @@ impl StreamTranslator {
         }
     }
 
-    fn end_unfit(&mut self, unfit: Unfit) {
-        tracing::warn!("{} sent a tool call that cannot be used: {unfit}", self.model);
+    /// End the answer for a retry: the open block (text already shown) is stopped,
+    /// so the retry's blocks can follow it.
+    fn end_unfit(&mut self, unfit: Unfit, out: &mut Vec<u8>) {
+        tracing::warn!(
+            "{} sent a tool call that cannot be used: {unfit}",
+            self.model
+        );
+        self.close_open(out);
         if let Some(r) = self.repair.as_mut() {
             r.unfit = Some(unfit);
         }
@@ -260,10 +269,13 @@ mod tests {
     #[test]
     fn prose_streams_at_once_and_a_printed_call_becomes_a_call() {
         let catalog = crate::proxy::repair::tests::claude_code_catalog();
-        let mut t = StreamTranslator::new("m", "m", 1, ToolNameMap::default())
-            .repair_tools(Some(catalog));
+        let mut t =
+            StreamTranslator::new("m", "m", 1, ToolNameMap::default()).repair_tools(Some(catalog));
         let mut out = Vec::new();
-        t.feed(format!("data: {}\n\n", text("Looking now")).as_bytes(), &mut out);
+        t.feed(
+            format!("data: {}\n\n", text("Looking now")).as_bytes(),
+            &mut out,
+        );
         assert!(String::from_utf8_lossy(&out).contains("Looking now"));
 
         let (out, t) = run(&[
@@ -286,7 +298,10 @@ mod tests {
         ]);
         assert!(out.contains("I'll check."), "{out}");
         assert!(!out.contains("<function"), "{out}");
-        assert!(!out.contains("event: error") && !out.contains("message_stop"), "{out}");
+        assert!(
+            !out.contains("event: error") && !out.contains("message_stop"),
+            "{out}"
+        );
         assert!(t.unfit().is_some());
         assert_eq!(t.error_kind(), Some(TOOL_CALL_INVALID));
         assert_eq!(t.next_block_index(), 1);

@@ -37,7 +37,9 @@ fn single_tool_call_keeps_only_the_first_whole_call() {
 
 #[test]
 fn done_without_finish_reason_is_an_error() {
-    let out = run("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n");
+    let out = run(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n",
+    );
     assert!(out.contains("event: error"), "{out}");
     assert!(!out.contains("message_stop"), "{out}");
 }
