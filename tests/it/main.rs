@@ -32,6 +32,7 @@ mod service_status;
 mod session_prefix;
 mod stats_cli;
 mod tokens_exactness;
+mod tool_repair;
 mod uninstall_services;
 mod up_flow;
 mod up_ollama_client;

@@ -288,7 +288,8 @@ impl Attempt<'_> {
     /// The meta as of now: with the unrepaired tool calls counted so far.
     pub fn meta_now(&self) -> RequestMeta {
         RequestMeta {
-            tool_call_failures: self.scope.tool_call_failures.load(Ordering::Relaxed),
+            tool_call_failures: self.meta.tool_call_failures
+                + self.scope.tool_call_failures.load(Ordering::Relaxed),
             ..self.meta.clone()
         }
     }

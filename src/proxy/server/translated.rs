@@ -386,7 +386,8 @@ impl TranslatedStream {
         }
         if self.translator.is_finished() {
             self.done = true;
-            if !self.rescue_pending() {
+            // An unusable tool call is settled (and recorded) by `on_unfit`.
+            if !self.rescue_pending() && self.translator.unfit().is_none() {
                 self.record_end();
             }
         }
@@ -561,7 +562,7 @@ impl TranslatedStream {
 
     fn record_end(&mut self) {
         if let Some(mut f) = self.finisher.take() {
-            f.meta.tool_call_failures = self.unfit_calls;
+            f.meta.tool_call_failures += self.unfit_calls;
             f.repairs = super::attempt::repairs_text(&self.translator.repairs());
             let summary = self.translator.summary();
             let outcome = match &summary.error {
