@@ -138,7 +138,7 @@ async fn malformed_calls_reach_claude_code_repaired() {
             "tool_calls"
         };
         let local = FakeUpstream::start(vec![
-            streamed(&[delta.clone()], finish),
+            streamed(std::slice::from_ref(&delta), finish),
             whole(message, finish),
         ])
         .await;
@@ -263,7 +263,7 @@ async fn with_nothing_left_to_try_the_client_gets_an_error_not_a_bad_call() {
     let bad = call("Deploy", "{}");
     let message = json!({"role": "assistant", "tool_calls": bad["tool_calls"]});
     let local = FakeUpstream::start_with(move |req, _| match req.body["stream"].as_bool() {
-        Some(true) => streamed(&[bad.clone()], "tool_calls"),
+        Some(true) => streamed(std::slice::from_ref(&bad), "tool_calls"),
         _ => whole(message.clone(), "tool_calls"),
     })
     .await;
