@@ -178,6 +178,34 @@ fn period_label(since_arg: &str, since_ms: Option<i64>) -> String {
 }
 
 /// The human table.
+/// The tool-call quality lines: per model, repairs made and calls that could not be.
+fn render_tool_calls(r: &Report, o: &mut String) {
+    if r.tool_calls.is_empty() {
+        return;
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "  tool calls");
+    for q in &r.tool_calls {
+        let kinds: Vec<String> = q
+            .repairs_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "    {}: {} answer(s) repaired{}; {} call(s) could not be repaired",
+            q.model,
+            q.repaired,
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", kinds.join(", "))
+            },
+            q.unrepaired
+        );
+    }
+}
+
 pub fn render_table(r: &Report, since_arg: &str, since_ms: Option<i64>) -> String {
     let t = &r.totals;
     let p = &r.compare_to_price;
@@ -266,6 +294,7 @@ pub fn render_table(r: &Report, since_arg: &str, since_ms: Option<i64>) -> Strin
     for (label, value) in rows {
         let _ = writeln!(o, "  {label:<16} {value}");
     }
+    render_tool_calls(r, &mut o);
 
     if !r.providers.is_empty() {
         let _ = writeln!(o);

@@ -256,6 +256,38 @@ fn context_overflows_are_counted_and_named() {
     assert_eq!(v["totals"]["context_overflows"], 2, "{json}");
 }
 
+/// Repaired tool calls count for the model that answered; unrepaired ones for the
+/// model that made them (the one fallen back from).
+#[test]
+fn tool_call_repairs_and_failures_are_shown_per_model() {
+    let home = home_with(&fixture());
+    let db = home.path().join(".claude-code-router/ledger.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE requests SET repairs = 'name,coerced' WHERE provider = 'ollama' AND outcome = 'ok'",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE requests SET tool_call_failures = 2 WHERE fallback_from IS NOT NULL",
+        [],
+    )
+    .unwrap();
+    let text = stdout(&stats(home.path(), &["--since", "all"]));
+    assert!(
+        text.contains("ollama,gpt-oss:20b: 2 answer(s) repaired (coerced 2, name 2); 2 call(s) could not be repaired"),
+        "{text}"
+    );
+    let json = stdout(&stats(home.path(), &["--since", "all", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["tool_calls"],
+        serde_json::json!([{"model": "ollama,gpt-oss:20b", "repaired": 2,
+            "repairs_by_kind": {"coerced": 2, "name": 2}, "unrepaired": 2}]),
+        "{json}"
+    );
+}
+
 #[test]
 fn json_has_exact_figures() {
     let home = home_with(&fixture());
