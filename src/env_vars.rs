@@ -29,6 +29,8 @@ impl EnvVars {
     /// The context every model is loaded with.
     pub const OLLAMA_CONTEXT_LENGTH: &'static str = "OLLAMA_CONTEXT_LENGTH";
     pub const OLLAMA_NUM_PARALLEL: &'static str = "OLLAMA_NUM_PARALLEL";
+    /// The KV cache's element type (`f16`, `q8_0`, `q4_0`): `init` sizes the cache by it.
+    pub const OLLAMA_KV_CACHE_TYPE: &'static str = "OLLAMA_KV_CACHE_TYPE";
     pub const OLLAMA_MAX_LOADED_MODELS: &'static str = "OLLAMA_MAX_LOADED_MODELS";
     pub const OLLAMA_FLASH_ATTENTION: &'static str = "OLLAMA_FLASH_ATTENTION";
     pub const OLLAMA_KEEP_ALIVE: &'static str = "OLLAMA_KEEP_ALIVE";

@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod context_budget;
 pub mod diagnostic;
 pub mod doctor;
 pub mod env_vars;

@@ -19,8 +19,13 @@ pub fn run(ctx: &Context, args: CodeArgs) -> anyhow::Result<Outcome> {
             .with_hint("run `ccr-setup init`, or `npm install -g @anthropic-ai/claude-code`")
     })?;
     ensure_proxy(ctx, &cfg)?;
+    let claude_args = if args.lean {
+        crate::context_budget::with_lean_args(&args.args)
+    } else {
+        args.args
+    };
     let err = std::process::Command::new(&claude)
-        .args(&args.args)
+        .args(&claude_args)
         .envs(claude_env(&cfg))
         .exec();
     Err(err).with_context(|| format!("cannot run {}", claude.display()))

@@ -22,7 +22,7 @@ use crate::config::{
 };
 use crate::diagnostic::Diagnostic;
 use crate::fsutil::{self, WriteOutcome};
-use crate::ollama::{InstalledModel, OllamaClient};
+use crate::ollama::{InstalledModel, ModelDetails, OllamaClient};
 use crate::provision::install::{self, InstallStep, OutputLine};
 use crate::provision::router_config::{self, Answers};
 use crate::provision::{self, claude_json, ExistingOllama, Platform, ProbeEnv, Probes};
@@ -44,12 +44,20 @@ impl OllamaInfo {
         OllamaInfo { client, models }
     }
 
-    /// The model's trained context, when the model is pulled and Ollama answers.
-    fn trained_context(&self, model: &str) -> Option<u64> {
+    /// `/api/show` of the model, when it is pulled and Ollama answers.
+    fn details(&self, model: &str) -> Option<ModelDetails> {
         self.models.as_ref()?;
-        super::shared::block_on(self.client.show(model))
-            .ok()?
-            .trained_context
+        super::shared::block_on(self.client.show(model)).ok()
+    }
+
+    /// The context this machine affords the model and what it costs (`ollama::kv`).
+    fn context_advice(&self, model: &str, details: Option<&ModelDetails>) -> Option<String> {
+        let want = crate::ollama::normalize_model_name(model);
+        let size = (self.models.as_ref()?.iter())
+            .find(|m| crate::ollama::normalize_model_name(&m.name) == want)?
+            .size;
+        let memory = super::shared::block_on(crate::doctor::probe::memory_bytes())?;
+        crate::ollama::kv::advise(details?, size, memory, DEFAULT_CONTEXT_LENGTH.into())
     }
 }
 
@@ -102,14 +110,21 @@ fn gather(
         (None, None) => defaults.model.clone(),
         (None, Some(t)) => ask_model(t, &theme, &defaults.model, ollama.models.as_deref())?,
     };
-    let trained = ollama.trained_context(&model);
+    let details = ollama.details(&model);
+    let trained = details.as_ref().and_then(|d| d.trained_context);
+    let advice = ollama.context_advice(&model, details.as_ref());
+    match (&advice, term, args.context_length) {
+        (Some(a), None, _) | (Some(a), _, Some(_)) => println!("Note: {a}"),
+        _ => {}
+    }
     let context_length = match (args.context_length, term) {
         (Some(c), _) => c,
         (None, None) => defaults.context_length,
         (None, Some(t)) => {
-            let prompt = match trained {
-                Some(tc) => format!("Context length in tokens (trained: {tc})"),
-                None => "Context length in tokens".to_owned(),
+            let prompt = match (trained, &advice) {
+                (Some(tc), Some(a)) => format!("Context length in tokens (trained: {tc}; {a})"),
+                (Some(tc), None) => format!("Context length in tokens (trained: {tc})"),
+                _ => "Context length in tokens".to_owned(),
             };
             let m = model.clone();
             dialoguer::Input::<u32>::with_theme(&theme)

@@ -41,6 +41,8 @@ pub struct Facts {
     pub claude_settings_env: Result<Vec<(String, String)>, String>,
     /// ANTHROPIC_* variables in this shell.
     pub anthropic_env: Vec<(String, String)>,
+    /// The MCP servers Claude Code loads here (their schemas cost context), or why not.
+    pub mcp_servers: Result<Vec<String>, String>,
     pub config: ConfigFacts,
     /// The model and context the config asks for (defaults when it cannot be read).
     pub model: String,
@@ -582,6 +584,9 @@ pub async fn gather(env: &DoctorEnv) -> Facts {
 
     let claude_json_path = env.home.join(".claude.json");
     let claude_settings_path = claude_settings_path(&env.home);
+    let project = std::env::current_dir().unwrap_or_default();
+    let mcp_servers =
+        super::mcp::enabled_servers(&claude_json_path, &claude_settings_path, &project);
     Facts {
         platform: env.platform,
         home: env.home.clone(),
@@ -598,6 +603,7 @@ pub async fn gather(env: &DoctorEnv) -> Facts {
         claude_json: read_claude_json(&claude_json_path),
         claude_json_path,
         claude_settings_env: read_settings_env(&claude_settings_path),
+        mcp_servers,
         claude_settings_path,
         anthropic_env: env.anthropic_env.clone(),
         model: settings.model,

@@ -17,6 +17,7 @@ pub mod checks;
 pub mod facts;
 pub mod fix;
 pub mod keys;
+pub mod mcp;
 pub mod probe;
 
 use std::path::PathBuf;
@@ -133,6 +134,7 @@ pub const CHECK_IDS: &[&str] = &[
     "claude.binary",
     "claude.onboarding",
     "claude.env",
+    "claude.budget",
     "config.valid",
     "config.providers",
     "config.mode",

@@ -43,6 +43,8 @@ pub struct ModelDetails {
     pub architecture: Option<String>,
     /// The trained context: `model_info["<architecture>.context_length"]`, and only that key.
     pub trained_context: Option<u64>,
+    /// The attention geometry, for sizing the KV cache (None when `model_info` lacks it).
+    pub kv: Option<super::kv::KvShape>,
 }
 
 impl ModelDetails {
@@ -78,6 +80,7 @@ impl ModelDetails {
             capabilities,
             architecture,
             trained_context,
+            kv: info.and_then(super::kv::KvShape::from_model_info),
         }
     }
 }

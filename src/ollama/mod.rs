@@ -15,6 +15,7 @@ pub mod client;
 pub mod context;
 pub mod disk;
 pub mod host;
+pub mod kv;
 pub mod lifecycle;
 pub mod owner;
 pub mod pull;

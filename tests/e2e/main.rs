@@ -8,4 +8,5 @@ mod support;
 
 mod claude;
 mod fallback;
+mod lean;
 mod ui_browser;

@@ -30,6 +30,7 @@ const IDS: &[&str] = &[
     "claude.binary",
     "claude.onboarding",
     "claude.env",
+    "claude.budget",
     "config.valid",
     "config.providers",
     "config.mode",
@@ -330,6 +331,41 @@ fn all_healthy() {
     }
     let oks = list.iter().filter(|c| c["status"] == "ok").count();
     assert_eq!(text.matches('✓').count(), oks, "{text}");
+}
+
+/// Claude Code's fixed prompt leaves ~12.3k of a 32k window; one MCP server in
+/// `~/.claude.json` tips it under 12k: a warning naming the server, an estimate.
+#[test]
+fn an_mcp_server_tips_the_context_budget_into_a_warning() {
+    let fake = loaded_fake(32_768);
+    let env = Env::new(&fake.host_port());
+    let _proxy = our_proxy(&env);
+    let (_, list, _) = env.run_json(&[]);
+    let budget = by_id(&list, "claude.budget");
+    let summary = budget["summary"].as_str().unwrap();
+    assert!(summary.starts_with("fixed prompt "), "{summary}");
+    assert!(summary.ends_with("of the 32768-token window"), "{summary}");
+    std::fs::write(
+        env.home().join(".claude.json"),
+        r#"{"hasCompletedOnboarding": true,
+            "mcpServers": {"tracker": {"type": "stdio", "command": "tracker-mcp"}}}"#,
+    )
+    .unwrap();
+    let (code, list, _) = env.run_json(&[]);
+    assert_case(&env, &list, &[("claude.budget", "warn")]);
+    assert_eq!(code, 0, "a warning does not fail doctor");
+    let budget = by_id(&list, "claude.budget");
+    assert!(
+        budget["summary"]
+            .as_str()
+            .unwrap()
+            .contains("MCP servers estimated"),
+        "{budget}"
+    );
+    assert!(
+        budget["detail"].as_str().unwrap().contains("(tracker)"),
+        "{budget}"
+    );
 }
 
 #[test]

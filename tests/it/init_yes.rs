@@ -321,6 +321,31 @@ fn context_beyond_the_trained_length_is_refused() {
     assert!(!sb.config_path().exists());
 }
 
+/// With the model pulled, `init` recommends a context from `/api/show`'s attention
+/// geometry (the fake answers gpt-oss:20b's) and the machine's memory, and says what
+/// its KV cache costs; the fake model weighs 4 MB, so 65536 fits on any test machine.
+#[test]
+fn init_recommends_a_context_and_says_what_it_costs() {
+    let sb = Sandbox::new();
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    let fake = support::fake_ollama::FakeOllama::start(
+        support::fake_ollama::FakeConfig::default()
+            .with_installed(support::fake_ollama::FakeModel::gpt_oss()),
+    );
+    for (kv_type, cost) in [("", "1.7 GB"), ("q8_0", "861.9 MB")] {
+        let mut cmd = sb.cmd(&["init", "--yes", "--dry-run", "--service-manager", "none"]);
+        cmd.env("OLLAMA_HOST", fake.host_port())
+            .env("OLLAMA_KV_CACHE_TYPE", kv_type);
+        let (out, _) = run_expect(cmd, 0);
+        let want = format!(
+            "Note: context recommended for this machine: 65536 tokens: {cost} of KV cache on top of the 4.0 MB model (fits in 75% of "
+        );
+        assert!(out.contains(&want), "{want}\n{out}");
+    }
+    assert!(!sb.config_path().exists());
+}
+
 /// `init` in a new session without a controlling terminal (so /dev/tty cannot open),
 /// stdin from /dev/null, no `--yes`.
 fn init_without_a_terminal(sb: &Sandbox, args: &[&str]) -> std::process::Command {

@@ -16,6 +16,7 @@ use crate::ollama::advice;
 use crate::provision::Platform;
 use crate::service::ServiceKind;
 
+mod budget;
 mod claude;
 mod config;
 mod ollama;
@@ -24,6 +25,7 @@ mod proxy;
 #[cfg(test)]
 mod tests;
 
+use budget::*;
 use claude::*;
 use config::*;
 use ollama::*;
@@ -56,6 +58,7 @@ pub fn evaluate(f: &Facts) -> Vec<Check> {
         claude_binary(f),
         claude_onboarding(f),
         claude_env(f),
+        claude_budget(f),
         config_valid(f),
         config_providers(f),
         config_mode(f),

@@ -70,6 +70,7 @@ fn healthy() -> Facts {
                 capabilities: vec!["completion".into(), "tools".into()],
                 architecture: Some("gptoss".into()),
                 trained_context: Some(131_072),
+                kv: None,
             })),
             loaded: Some(Ok(Some(LoadedModel {
                 name: "gpt-oss:20b".into(),
@@ -88,6 +89,7 @@ fn healthy() -> Facts {
         claude_json_path: PathBuf::from("/h/.claude.json"),
         claude_json: ClaudeJson::Done,
         claude_settings_path: PathBuf::from("/h/.claude/settings.json"),
+        mcp_servers: Ok(Vec::new()),
         claude_settings_env: Ok(Vec::new()),
         anthropic_env: Vec::new(),
         config: config(base_doc()),
@@ -195,6 +197,7 @@ fn missing_tools_capability_fails() {
         capabilities: vec!["completion".into()],
         architecture: None,
         trained_context: None,
+        kv: None,
     }));
     let c = check(&f, "ollama.model");
     assert_eq!(c.status, Status::Fail);
@@ -422,4 +425,60 @@ fn literal_key_in_a_readable_file_fails_with_chmod() {
     f.config = config(doc);
     f.config.mode = Some(0o644);
     assert_eq!(check(&f, "config.mode").status, Status::Ok);
+}
+
+#[test]
+fn budget_reports_what_the_fixed_prompt_leaves() {
+    use crate::context_budget::{CLAUDE_CODE_FIXED_TOKENS, MCP_SERVER_TOKENS_ESTIMATE};
+    let mut f = healthy();
+    let c = check(&f, "claude.budget");
+    assert_eq!(c.status, Status::Ok, "{c:?}");
+    let left = 32_768 - CLAUDE_CODE_FIXED_TOKENS;
+    assert_eq!(
+        c.summary,
+        format!("fixed prompt {CLAUDE_CODE_FIXED_TOKENS} tokens, left for the conversation {left} of the 32768-token window")
+    );
+    // One MCP server tips a 32k window under 12k: a warning that says it is an estimate.
+    f.mcp_servers = Ok(vec!["tracker".into()]);
+    let c = check(&f, "claude.budget");
+    assert_eq!(c.status, Status::Warn, "{c:?}");
+    let fixed = CLAUDE_CODE_FIXED_TOKENS + MCP_SERVER_TOKENS_ESTIMATE;
+    assert!(
+        c.summary
+            .starts_with(&format!("fixed prompt {fixed} tokens")),
+        "{}",
+        c.summary
+    );
+    assert!(c.summary.contains("estimated"), "{}", c.summary);
+    assert!(c.detail.as_deref().unwrap().contains("tracker"));
+    assert!(c.fix.as_deref().unwrap().contains("--context-length 65536"));
+    assert!(c.fix.as_deref().unwrap().contains("/mcp"));
+}
+
+#[test]
+fn budget_uses_the_default_providers_context_window() {
+    let mut f = healthy();
+    f.config = config(json!({
+        "Providers": [{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions",
+                       "models": ["gpt-oss:20b"], "context_window": 65536}],
+        "Router": {"default": "ollama,gpt-oss:20b"}
+    }));
+    let c = check(&f, "claude.budget");
+    assert!(
+        c.summary.ends_with("of the 65536-token window"),
+        "{}",
+        c.summary
+    );
+    f.context_length = 16_384;
+    f.config = config(base_doc());
+    let c = check(&f, "claude.budget");
+    assert_eq!(c.status, Status::Warn);
+    assert!(
+        c.summary.contains("of the 16384-token window"),
+        "{}",
+        c.summary
+    );
+    f.mcp_servers = Err("/h/.claude.json is not JSON: oops".into());
+    let c = check(&f, "claude.budget");
+    assert!(c.detail.unwrap().contains("MCP servers not counted"));
 }

@@ -65,7 +65,23 @@ pub async fn show(State(ctx): State<Ctx>, Json(body): Json<Value>) -> Response {
         json!(4096),
     );
     info.insert(format!("{arch}.context_length"), json!(m.trained_context));
-    info.insert(format!("{arch}.embedding_length"), json!(2880));
+    // gpt-oss:20b's attention geometry (the keys of convert/convert_gptoss.go, the
+    // values of the published GGUF), from which `init` sizes the KV cache.
+    for (key, value) in [
+        ("embedding_length", 2880),
+        ("block_count", 24),
+        ("feed_forward_length", 2880),
+        ("expert_count", 32),
+        ("expert_used_count", 4),
+        ("attention.head_count", 64),
+        ("attention.head_count_kv", 8),
+        ("attention.key_length", 64),
+        ("attention.value_length", 64),
+        ("attention.sliding_window", 128),
+    ] {
+        info.insert(format!("{arch}.{key}"), json!(value));
+    }
+    info.insert("general.parameter_count".into(), json!(20_914_757_184u64));
     Json(json!({
         "license": "Apache 2.0", "modelfile": "# fake", "template": "{{ .Prompt }}",
         "details": details(&m),
