@@ -53,11 +53,14 @@ impl OllamaInfo {
     /// The context this machine affords the model and what it costs (`ollama::kv`).
     fn context_advice(&self, model: &str, details: Option<&ModelDetails>) -> Option<String> {
         let want = crate::ollama::normalize_model_name(model);
-        let size = (self.models.as_ref()?.iter())
-            .find(|m| crate::ollama::normalize_model_name(&m.name) == want)?
-            .size;
+        let pulled = (self.models.iter().flatten())
+            .find(|m| crate::ollama::normalize_model_name(&m.name) == want);
         let memory = super::shared::block_on(crate::doctor::probe::memory_bytes())?;
-        crate::ollama::kv::advise(details?, size, memory, DEFAULT_CONTEXT_LENGTH.into())
+        let least = DEFAULT_CONTEXT_LENGTH.into();
+        match (details, pulled) {
+            (Some(d), Some(m)) => crate::ollama::kv::advise(d, m.size, memory, least),
+            _ => crate::ollama::kv::advise_unpulled(model, memory, least),
+        }
     }
 }
 

@@ -212,6 +212,29 @@ pub fn advise(
     Some(format!("context {verdict}: {}", r.describe(memory_bytes)))
 }
 
+/// gpt-oss:20b as published (its `model_info` attention keys and its 13.8 GB), so a
+/// fresh machine gets advice before the model is pulled.
+const GPT_OSS_20B: &str = r#"{"model_info": {"general.architecture": "gptoss",
+    "gptoss.block_count": 24, "gptoss.context_length": 131072,
+    "gptoss.attention.head_count_kv": 8, "gptoss.attention.key_length": 64,
+    "gptoss.attention.value_length": 64, "gptoss.attention.sliding_window": 128}}"#;
+const GPT_OSS_20B_BYTES: u64 = 13_800_000_000;
+
+/// [`advise`] for a model that is not pulled yet: only the default model, whose
+/// geometry and size are known; None for others.
+pub fn advise_unpulled(model: &str, memory_bytes: u64, at_least: u64) -> Option<String> {
+    let default = super::normalize_model_name(crate::config::DEFAULT_MODEL);
+    if super::normalize_model_name(model) != default {
+        return None;
+    }
+    let show: Value = serde_json::from_str(GPT_OSS_20B).expect("a valid built-in model_info");
+    let details = super::ModelDetails::from_show(&show);
+    let said = advise(&details, GPT_OSS_20B_BYTES, memory_bytes, at_least)?;
+    Some(format!(
+        "{said}; from {model}'s published size and attention geometry, as it is not pulled yet"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,5 +355,16 @@ mod tests {
         assert!(said.starts_with("context the smallest that suits Claude Code, and tight on this machine: 32768 tokens: 918.6 MB of KV cache"), "{said}");
         let bare = super::super::ModelDetails::from_show(&json!({"model_info": {}}));
         assert_eq!(advise(&bare, 1, 24 * GB, 32_768), None);
+    }
+
+    #[test]
+    fn the_default_model_is_advised_before_it_is_pulled() {
+        let said = advise_unpulled("gpt-oss:20b", 24 * GB, 32_768).unwrap();
+        assert!(said.starts_with("context recommended for this machine: 65536 tokens: 1.7 GB of KV cache on top of the 13.8 GB model"), "{said}");
+        assert!(said.ends_with("as it is not pulled yet"), "{said}");
+        assert!(advise_unpulled("gpt-oss:20b", 16 * GB, 32_768)
+            .unwrap()
+            .contains("tight on this machine: 32768 tokens"));
+        assert_eq!(advise_unpulled("qwen3:8b", 24 * GB, 32_768), None);
     }
 }

@@ -346,6 +346,40 @@ fn init_recommends_a_context_and_says_what_it_costs() {
     assert!(!sb.config_path().exists());
 }
 
+/// On a fresh machine (no Ollama answering) the default model is advised from its
+/// published size and geometry; another model that is not pulled gets no advice.
+#[test]
+fn init_advises_the_default_model_before_it_is_pulled() {
+    let sb = Sandbox::new();
+    sb.fakes.add("ollama");
+    sb.fakes.add("claude");
+    let dead = format!("127.0.0.1:{}", support::free_port());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["init", "--yes", "--dry-run", "--service-manager", "none"];
+        args.extend_from_slice(extra);
+        let mut cmd = sb.cmd(&args);
+        cmd.env("OLLAMA_HOST", &dead);
+        run_expect(cmd, 0).0
+    };
+    let out = run(&[]);
+    let note = out
+        .lines()
+        .find(|l| l.starts_with("Note: context "))
+        .unwrap_or_else(|| panic!("no context advice:\n{out}"));
+    assert!(
+        note.contains("tokens: ") && note.contains("of KV cache on top of the 13.8 GB model"),
+        "{note}"
+    );
+    assert!(
+        note.ends_with(
+            "from gpt-oss:20b's published size and attention geometry, as it is not pulled yet"
+        ),
+        "{note}"
+    );
+    let out = run(&["--model", "qwen3:8b"]);
+    assert!(!out.contains("Note: context "), "{out}");
+}
+
 /// `init` in a new session without a controlling terminal (so /dev/tty cannot open),
 /// stdin from /dev/null, no `--yes`.
 fn init_without_a_terminal(sb: &Sandbox, args: &[&str]) -> std::process::Command {
