@@ -584,9 +584,8 @@ pub async fn gather(env: &DoctorEnv) -> Facts {
 
     let claude_json_path = env.home.join(".claude.json");
     let claude_settings_path = claude_settings_path(&env.home);
-    let project = std::env::current_dir().unwrap_or_default();
     let mcp_servers =
-        super::mcp::enabled_servers(&claude_json_path, &claude_settings_path, &project);
+        super::mcp::enabled_servers(&claude_json_path, &claude_settings_path, &env.project);
     Facts {
         platform: env.platform,
         home: env.home.clone(),

@@ -163,6 +163,9 @@ pub struct DoctorEnv {
     pub anthropic_env: Vec<(String, String)>,
     /// This binary, to spot services that point at an older or moved copy.
     pub current_exe: Option<PathBuf>,
+    /// The directory a session would start in (Claude Code keys per-project MCP
+    /// servers by it): the current one.
+    pub project: PathBuf,
     /// How long one network probe may take.
     pub probe_timeout: Duration,
 }
@@ -190,6 +193,7 @@ impl DoctorEnv {
                 .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
                 .collect(),
             current_exe: std::env::current_exe().ok(),
+            project: std::env::current_dir().unwrap_or_default(),
             probe_timeout: Duration::from_millis(1500),
         }
     }

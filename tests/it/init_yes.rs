@@ -295,8 +295,8 @@ fn failed_installer_stops_with_the_manual_command() {
     );
 }
 
-#[test]
-fn context_beyond_the_trained_length_is_refused() {
+/// A sandbox with `ollama` and `claude` on PATH and a fake Ollama holding gpt-oss:20b.
+fn with_gpt_oss_pulled() -> (Sandbox, support::fake_ollama::FakeOllama) {
     let sb = Sandbox::new();
     sb.fakes.add("ollama");
     sb.fakes.add("claude");
@@ -304,6 +304,12 @@ fn context_beyond_the_trained_length_is_refused() {
         support::fake_ollama::FakeConfig::default()
             .with_installed(support::fake_ollama::FakeModel::gpt_oss()),
     );
+    (sb, fake)
+}
+
+#[test]
+fn context_beyond_the_trained_length_is_refused() {
+    let (sb, fake) = with_gpt_oss_pulled();
     let mut cmd = sb.cmd(&[
         "init",
         "--yes",
@@ -326,13 +332,7 @@ fn context_beyond_the_trained_length_is_refused() {
 /// its KV cache costs; the fake model weighs 4 MB, so 65536 fits on any test machine.
 #[test]
 fn init_recommends_a_context_and_says_what_it_costs() {
-    let sb = Sandbox::new();
-    sb.fakes.add("ollama");
-    sb.fakes.add("claude");
-    let fake = support::fake_ollama::FakeOllama::start(
-        support::fake_ollama::FakeConfig::default()
-            .with_installed(support::fake_ollama::FakeModel::gpt_oss()),
-    );
+    let (sb, fake) = with_gpt_oss_pulled();
     for (kv_type, cost) in [("", "1.7 GB"), ("q8_0", "861.9 MB")] {
         let mut cmd = sb.cmd(&["init", "--yes", "--dry-run", "--service-manager", "none"]);
         cmd.env("OLLAMA_HOST", fake.host_port())
