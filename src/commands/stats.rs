@@ -287,8 +287,15 @@ pub fn render_table(r: &Report, since_arg: &str, since_ms: Option<i64>) -> Strin
                     )
                 } else {
                     String::new()
-                }
-            ),
+                },
+            ) + &if t.quality_fallbacks > 0 {
+                format!(
+                    "; {} request(s) sent to the cloud for quality (fallback.after_local_failures)",
+                    t.quality_fallbacks
+                )
+            } else {
+                String::new()
+            },
         ),
     ];
     for (label, value) in rows {

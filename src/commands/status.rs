@@ -122,6 +122,11 @@ fn proxy_line(p: &ProxyStatus) -> String {
         if let Some(r) = h.requests {
             line.push_str(&format!(", {r} requests served"));
         }
+        if let Some(n) = h.quality_fallback_sessions.filter(|n| *n > 0) {
+            line.push_str(&format!(
+                ", {n} session(s) on the cloud for quality (their local answers kept failing)"
+            ));
+        }
     }
     line + &pid_note(&p.started_by_ccr_setup)
 }
@@ -239,6 +244,38 @@ mod tests {
         assert_eq!(
             ledger_line(&ledger(false, 0, 0, None)),
             "Ledger   off (LEDGER: false in the config)"
+        );
+    }
+
+    #[test]
+    fn the_proxy_line_names_sessions_moved_to_the_cloud_for_quality() {
+        let config = crate::proxy::test_support::config(json!({"default": "ollama,gpt-oss:20b"}));
+        let ledger = LedgerHealth {
+            enabled: true,
+            written: 0,
+            dropped: 0,
+            problem: None,
+        };
+        let mut health = Health::of(
+            &config,
+            std::time::Duration::from_secs(60),
+            3,
+            ledger,
+            false,
+        );
+        let status = |health: &Health| ProxyStatus {
+            url: "http://127.0.0.1:3456".into(),
+            port: 3456,
+            up: true,
+            health: Some(health.clone()),
+            started_by_ccr_setup: PidState::None,
+        };
+        assert!(!proxy_line(&status(&health)).contains("quality"));
+        health.quality_fallback_sessions = Some(2);
+        assert!(
+            proxy_line(&status(&health)).contains("2 session(s) on the cloud for quality"),
+            "{}",
+            proxy_line(&status(&health))
         );
     }
 

@@ -22,7 +22,7 @@ pub use edit::ContextWindowEdit;
 pub use file::{redacted, ConfigFile, KeyOrigin};
 pub use interpolate::interpolate;
 pub use model::{
-    redact_url, Config, ModelRef, OllamaSettings, Provider, ProviderKind, Router,
+    redact_url, Config, ModelRef, OllamaSettings, Provider, ProviderKind, QualityFallback, Router,
     DEFAULT_CONTEXT_LENGTH, DEFAULT_HOST, DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL,
     DEFAULT_PORT,
 };

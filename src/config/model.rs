@@ -37,6 +37,8 @@ pub struct Config {
     pub max_requests_in_flight: usize,
     /// `fallback`: scenario name (`default`, `think`, …) to the models tried in order.
     pub fallback: BTreeMap<String, Vec<ModelRef>>,
+    /// `fallback.after_local_failures` / `fallback.cloud_requests`.
+    pub quality: QualityFallback,
     pub ollama: OllamaSettings,
     /// Providers whose `api_key` names a variable set nowhere (neither the environment
     /// nor the secrets store): provider name to that variable. They stay in `providers`
@@ -67,6 +69,25 @@ impl Config {
     }
 }
 
+/// The quality fallback: after `after_local_failures` unusable local answers (tool
+/// calls that could not be repaired, empty or cut-off answers) among a session's
+/// recent local requests, its next `cloud_requests` requests go to the fallback chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QualityFallback {
+    /// 0 turns it off.
+    pub after_local_failures: u32,
+    pub cloud_requests: u32,
+}
+
+impl Default for QualityFallback {
+    fn default() -> Self {
+        QualityFallback {
+            after_local_failures: 2,
+            cloud_requests: 10,
+        }
+    }
+}
+
 /// How the proxy talks to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
@@ -92,6 +113,11 @@ pub struct Provider {
     pub max_tokens: Option<u32>,
     /// Send thinking from history back as `reasoning_content` (DeepSeek-style APIs need it).
     pub reasoning_in_history: bool,
+    /// `local`: whether the provider counts as the local model (free, and the one the
+    /// quality fallback moves away from). None: a loopback URL is local. Set it for a
+    /// model server elsewhere on the LAN (`true`) or a cloud tunnel on localhost
+    /// (`false`).
+    pub local: Option<bool>,
 }
 
 impl Provider {

@@ -208,6 +208,9 @@ use crate::catalogue::{matches_key, normalize};
 /// Whether a provider runs on this machine: its `api_base_url` host is loopback
 /// (`localhost`, `127.0.0.0/8`, `::1`). Anything else, even on the LAN, is cloud.
 pub fn is_local_provider(provider: &Provider) -> bool {
+    if let Some(local) = provider.local {
+        return local;
+    }
     url::Url::parse(&provider.api_base_url)
         .ok()
         .and_then(|u| u.host_str().map(crate::config::is_loopback_host))

@@ -269,6 +269,9 @@ pub struct Totals {
     pub fallbacks_from_local: u64,
     /// Answers whose server likely dropped the start of the prompt.
     pub context_overflows: u64,
+    /// Requests the quality fallback sent to the cloud (scenario `quality`): the
+    /// session's local answers had kept being unusable.
+    pub quality_fallbacks: u64,
 }
 
 /// One `--by` group.
@@ -590,6 +593,7 @@ impl Acc {
         t.cache_write_tokens = t.cache_write_tokens.saturating_add(row.cache_write_tokens);
         t.estimated_token_requests += u64::from(row.tokens_estimated);
         t.context_overflows += u64::from(row.context_overflowed);
+        t.quality_fallbacks += u64::from(row.scenario == "quality");
         t.cloud_cost_usd += f.cloud_cost;
         t.local_cost_usd += f.local_cost;
         t.would_have_cost_usd += f.would_have;

@@ -29,6 +29,9 @@ pub struct Health {
     /// The usage ledger's counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<LedgerHealth>,
+    /// Claude Code sessions the quality fallback has sent to the cloud for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_fallback_sessions: Option<u32>,
 }
 
 /// One configured provider, as `/health` lists it.
@@ -74,6 +77,7 @@ impl Health {
                 })
                 .collect(),
             ledger: Some(ledger),
+            quality_fallback_sessions: None,
         }
     }
 

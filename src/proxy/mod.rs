@@ -22,6 +22,8 @@
 //! * `health`: the `/health` answer, shared by the server, `status`, `code` and
 //!   `doctor`.
 //! * `reload`: picking up config edits without a restart.
+//! * `sessions`: per Claude Code session, the last request's route (for the status
+//!   line) and the local model's recent quality (for the quality fallback).
 //! * `error`: Anthropic-shaped error bodies and SSE error events.
 //! * `anthropic`, `openai`: wire types of the two APIs (also used by the Ollama
 //!   client and `up`'s smoke test).
@@ -38,8 +40,9 @@ pub mod reload;
 pub mod repair;
 pub mod route;
 pub mod server;
+pub mod sessions;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 pub mod tokens;
 pub mod translate;
 pub mod upstream;

@@ -284,6 +284,7 @@ mod tests {
             context_window: None,
             max_tokens: None,
             reasoning_in_history: false,
+            local: None,
         }
     }
 

@@ -273,7 +273,16 @@ fn tool_call_repairs_and_failures_are_shown_per_model() {
         [],
     )
     .unwrap();
+    conn.execute(
+        "UPDATE requests SET scenario = 'quality' WHERE provider = 'anthropic' AND fallback_from IS NULL",
+        [],
+    )
+    .unwrap();
     let text = stdout(&stats(home.path(), &["--since", "all"]));
+    assert!(
+        text.contains("; 1 request(s) sent to the cloud for quality"),
+        "{text}"
+    );
     assert!(
         text.contains("ollama,gpt-oss:20b: 2 answer(s) repaired (coerced 2, name 2); 2 call(s) could not be repaired"),
         "{text}"
@@ -306,7 +315,8 @@ fn json_has_exact_figures() {
         "cloud_cost_usd": 0.072, "local_cost_usd": 0.0025,
         "would_have_cost_usd": 0.72, "savings_usd": 0.7175,
         "local_attempts": 5, "local_failures": 2, "local_failure_rate": 0.4,
-        "fallbacks": 1, "fallbacks_from_local": 1, "context_overflows": 0
+        "fallbacks": 1, "fallbacks_from_local": 1, "context_overflows": 0,
+        "quality_fallbacks": 0
     });
     assert_eq!(t, &expect);
     assert_eq!(v["compare_to"], "claude-sonnet-4-5");

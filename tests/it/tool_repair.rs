@@ -297,3 +297,70 @@ async fn with_nothing_left_to_try_the_client_gets_an_error_not_a_bad_call() {
     );
     assert_eq!(local.requests().len(), 4);
 }
+
+/// The local model whose answers keep being unusable sends its session to the cloud
+/// for `fallback.cloud_requests` requests, then gets another chance; other sessions
+/// stay local. The status line's endpoint reports it.
+#[tokio::test]
+async fn a_session_whose_local_answers_keep_failing_goes_to_the_cloud_for_a_while() {
+    let bad = json!({"role": "assistant", "tool_calls": call("Deploy", "{}")["tool_calls"]});
+    let local = FakeUpstream::start(vec![whole(bad, "tool_calls")]).await;
+    let cloud = FakeUpstream::start(vec![whole(
+        json!({"role": "assistant", "content": "from the cloud"}),
+        "stop",
+    )])
+    .await;
+    let doc = json!({"Providers": [
+        {"name": "local", "api_base_url": local.url("/v1/chat/completions"), "api_key": "", "models": ["m"]},
+        // Loopback in the test, so it is marked as the cloud explicitly.
+        {"name": "cloud", "api_base_url": cloud.url("/v1/chat/completions"), "api_key": "sk",
+         "models": ["big"], "local": false}],
+        "Router": {"default": "local,m"},
+        "fallback": {"default": ["cloud,big"], "after_local_failures": 2, "cloud_requests": 3}});
+    let mut app = ProxyApp::start(&doc).await;
+    let in_session = |id: &str| {
+        let mut r = request(false);
+        r["metadata"] = json!({"user_id": json!({"session_id": id}).to_string()});
+        r
+    };
+    let local_calls = || local.requests().len();
+
+    // Two unusable local answers (each asked twice), both rescued by the cloud.
+    for _ in 0..2 {
+        let resp = app.post(&in_session("s1")).await;
+        assert!(support::proxy_app::route_of(&resp).contains("fallback=yes"));
+        let row = app.next_record().await;
+        assert_eq!(row.fallback_reason.as_deref(), Some("tool_call_invalid"));
+    }
+    assert_eq!(local_calls(), 4);
+
+    // The next three go straight to the cloud, and say why.
+    for _ in 0..3 {
+        let resp = app.post(&in_session("s1")).await;
+        assert_eq!(resp.status(), 200);
+        let route = support::proxy_app::route_of(&resp);
+        assert!(route.starts_with("cloud,big; scenario=quality"), "{route}");
+        let row = app.next_record().await;
+        assert_eq!(row.scenario, "quality");
+    }
+    assert_eq!(local_calls(), 4, "the local model was not asked");
+    let report: Value = reqwest::get(app.url("/v1/ccr/sessions/s1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["cloud_requests_left"], 0, "{report}");
+    assert_eq!(report["last"]["target"], "cloud,big", "{report}");
+    assert_eq!(report["last"]["scenario"], "quality", "{report}");
+
+    // Then local again; and another session was never moved.
+    app.post(&in_session("s1")).await;
+    assert_eq!(local_calls(), 6);
+    app.post(&in_session("s2")).await;
+    assert_eq!(local_calls(), 8);
+    let unknown = reqwest::get(app.url("/v1/ccr/sessions/nope"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}

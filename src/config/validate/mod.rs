@@ -10,6 +10,7 @@ use super::model::*;
 use super::Problem;
 
 mod proxy;
+mod quality;
 pub use proxy::DEFAULT_MAX_REQUESTS_IN_FLIGHT;
 
 /// Is `host` a loopback address or name? Only then may the proxy run without `APIKEY`.
@@ -210,6 +211,7 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
     let (allowed_origins, max_requests_in_flight) = proxy::build_guard(&mut c, root);
     let router = build_router(&mut c, root, &providers);
     let fallback = build_fallback(&mut c, root, &providers);
+    let quality = quality::build_quality(&mut c, root);
     let ollama = build_ollama(&mut c, root);
 
     if !c.problems.is_empty() {
@@ -229,6 +231,7 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
         allowed_origins,
         max_requests_in_flight,
         fallback,
+        quality,
         ollama,
         keyless,
         raw: doc.clone(),
@@ -382,6 +385,7 @@ fn build_providers(c: &mut Checker, root: &Map<String, Value>) -> Vec<Provider> 
                 &format!("{path}.reasoning_in_history"),
             )
             .unwrap_or(false);
+        let local = c.opt_bool(obj, "local", &format!("{path}.local"));
         out.push(Provider {
             kind: provider_kind(&url, transformer.as_ref()),
             name,
@@ -392,6 +396,7 @@ fn build_providers(c: &mut Checker, root: &Map<String, Value>) -> Vec<Provider> 
             context_window,
             max_tokens,
             reasoning_in_history,
+            local,
         });
     }
     out
@@ -560,6 +565,9 @@ fn build_fallback(
         }
     };
     for (scenario, list) in obj {
+        if quality::QUALITY_KEYS.contains(&scenario.as_str()) {
+            continue;
+        }
         let path = format!("fallback.{scenario}");
         if !FALLBACK_SCENARIOS.contains(&scenario.as_str()) {
             // A typo would otherwise silently fall back to the default chain.

@@ -185,7 +185,7 @@ impl Attempter for Scope<'_> {
                     .map(|c| input_tokens_for(config, target, c)),
                 ..self.meta.clone()
             },
-            route: route_header(target, self.plan.scenario.name(), fallback_from),
+            route: route_header(target, self.meta.scenario, fallback_from),
         };
         match provider.kind {
             ProviderKind::OpenAi => attempt.openai(&self.req).await,

@@ -145,6 +145,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
             window.unwrap_or(0)
         );
     }
+    remember_session(state, meta, &end, reported);
     state.ledger.record(UsageRecord {
         started_at_ms: meta.started_at_ms,
         session_id: meta.session_id.clone(),
@@ -167,6 +168,69 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         http_status: end.status,
         stream: meta.stream,
     });
+}
+
+/// Failure kinds that say the local model's answer was unusable (not that the server
+/// was unreachable): they count toward the quality fallback.
+const UNUSABLE: &[&str] = &[
+    "tool_call_invalid",
+    "tool_call_parse",
+    "tool_choice",
+    "stream_truncated",
+];
+
+/// Remember the session's last route, and whether the local model's answer was
+/// usable; switch the session to the cloud when too many were not.
+fn remember_session(state: &AppState, meta: &RequestMeta, end: &Ending<'_>, reported: u64) {
+    let Some(session) = meta.session_id.as_deref() else {
+        return;
+    };
+    let Some(target) = end.target else {
+        return;
+    };
+    let config = state.config.current();
+    let is_local = |name: &str| {
+        config
+            .provider(name)
+            .is_some_and(crate::ledger::is_local_provider)
+    };
+    let local = is_local(&target.provider);
+    let from_local = meta
+        .fallback_from
+        .as_ref()
+        .is_some_and(|f| is_local(&f.provider));
+    let unusable_kind = |kind: Option<&str>| kind.is_some_and(|k| UNUSABLE.contains(&k));
+    let local_answer = (local || from_local).then(|| {
+        meta.tool_call_failures > 0
+            || (from_local && unusable_kind(meta.fallback_reason.as_deref()))
+            || (local && unusable_kind(end.outcome.detail()))
+            || (local && end.outcome == RequestOutcome::Ok && end.usage.output_tokens == 0)
+    });
+    let window_of = |r: &ModelRef| config.provider(&r.provider)?.context_window;
+    let local_window = match local {
+        true => window_of(target),
+        false => window_of(&config.router.default),
+    };
+    let last = crate::proxy::sessions::LastRequest {
+        at_ms: meta.started_at_ms,
+        target: target.to_string(),
+        local,
+        scenario: meta.scenario.to_owned(),
+        fallback_from: meta.fallback_from.as_ref().map(ModelRef::to_string),
+        fallback_reason: meta.fallback_reason.clone(),
+        outcome: end.outcome.kind().to_owned(),
+        input_tokens: reported,
+        local_window: local_window.map(u64::from),
+    };
+    let change = state
+        .sessions
+        .record(session, last, local_answer, config.quality);
+    if let crate::proxy::sessions::QualityChange::SwitchedToCloud { failures } = change {
+        tracing::warn!(
+            "session {session}: {failures} of the local model's recent answers were unusable; its next {} requests go to the fallback chain (fallback.after_local_failures / fallback.cloud_requests)",
+            config.quality.cloud_requests
+        );
+    }
 }
 
 /// Answer `error` without trying any provider, recorded as `rejected` + `why`.

@@ -41,14 +41,31 @@ pub(super) async fn health(State(state): State<Arc<AppState>>, headers: HeaderMa
     let config = state.config.current();
     let key = config.api_key.as_deref().filter(|k| !k.is_empty());
     let show_urls = key.is_some() && crate::proxy::auth::check(key, &headers).is_ok();
-    axum::Json(Health::of(
+    let mut health = Health::of(
         &config,
         state.started.elapsed(),
         state.requests.load(Ordering::Relaxed),
         state.ledger.health(),
         show_urls,
-    ))
-    .into_response()
+    );
+    health.quality_fallback_sessions = Some(state.sessions.on_cloud_for_quality());
+    axum::Json(health).into_response()
+}
+
+/// `GET /v1/ccr/sessions/{id}`: what the proxy knows about one Claude Code session
+/// ([`crate::proxy::sessions::SessionReport`]), for `ccr-setup statusline`.
+pub(super) async fn session(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let id = super::request::bounded_session_id(&id);
+    match state.sessions.report(&id) {
+        Some(report) => axum::Json(report).into_response(),
+        None => ProxyError::not_found(
+            "this proxy has not served that session yet (or has restarted since)",
+        )
+        .into_response(),
+    }
 }
 
 /// `GET /v1/models`: the configured `provider,model` pairs.

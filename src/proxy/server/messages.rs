@@ -14,10 +14,46 @@ use super::finish::{finish_request, reject, Ending, RequestMeta};
 use super::offload::{plan_counted, with_request};
 use super::request::{parse_request, session_id};
 use super::AppState;
+use crate::config::{Config, ModelRef};
 use crate::ledger::RequestOutcome;
 use crate::proxy::error::ProxyError;
 use crate::proxy::fallback::run_chain;
-use crate::proxy::plan::PlanError;
+use crate::proxy::plan::{Plan, PlanError};
+
+/// A session whose local answers kept being unusable goes to the cloud part of its
+/// chain for a while ([`crate::proxy::sessions`]); off when the chain has no cloud
+/// target. The ledger row's scenario says `quality`.
+fn quality_reroute(state: &AppState, config: &Config, meta: &mut RequestMeta, plan: &mut Plan) {
+    let Some(session) = meta.session_id.as_deref() else {
+        return;
+    };
+    let is_local = |r: &ModelRef| {
+        config
+            .provider(&r.provider)
+            .is_some_and(crate::ledger::is_local_provider)
+    };
+    if !plan.targets.first().is_some_and(is_local) {
+        return;
+    }
+    let cloud: Vec<ModelRef> = plan
+        .targets
+        .iter()
+        .filter(|t| !is_local(t))
+        .cloned()
+        .collect();
+    if cloud.is_empty() || !state.sessions.take_cloud_turn(session) {
+        return;
+    }
+    tracing::info!(
+        "session {session}: sent to {} for quality (the local model's recent answers were unusable)",
+        cloud[0]
+    );
+    plan.targets = cloud;
+    meta.scenario = QUALITY_SCENARIO;
+}
+
+/// The scenario of a request the quality fallback sent to the cloud.
+pub const QUALITY_SCENARIO: &str = "quality";
 
 pub(super) async fn messages(
     State(state): State<Arc<AppState>>,
@@ -44,7 +80,7 @@ pub(super) async fn messages(
         Ok(done) => done,
         Err(e) => return reject(&state, &meta, e, "internal"),
     };
-    let plan = match planned {
+    let mut plan = match planned {
         Ok(plan) => plan,
         Err(PlanError::Route(e)) => {
             let e = ProxyError::invalid_request(format!("model: {e}"));
@@ -56,6 +92,7 @@ pub(super) async fn messages(
         }
     };
     meta.scenario = plan.scenario.name();
+    quality_reroute(&state, &config, &mut meta, &mut plan);
 
     let mut scope = Scope::new(&state, &config, &plan, &headers, &meta, req, body);
     let outcome = run_chain(&plan.targets, &mut scope, |target, failure, next| {

@@ -65,6 +65,8 @@ pub struct AppState {
     pub ledger: LedgerHandle,
     pub estimator: TokenEstimator,
     pub options: ServerOptions,
+    /// Per-session route and quality memory (the status line, the quality fallback).
+    pub sessions: crate::proxy::sessions::Sessions,
     /// API requests being served ([`layers`]: the excess get a 429). Sized from
     /// `MAX_REQUESTS_IN_FLIGHT` at start; a reload does not resize it.
     in_flight: Arc<tokio::sync::Semaphore>,
@@ -90,6 +92,7 @@ impl AppState {
             ledger,
             estimator: TokenEstimator::default(),
             options,
+            sessions: Default::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight)),
             started: Instant::now(),
             requests: AtomicU64::new(0),
@@ -119,7 +122,8 @@ pub fn app_with_dashboard(
     let api = axum::Router::new()
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(handlers::count_tokens))
-        .route("/v1/models", get(handlers::models));
+        .route("/v1/models", get(handlers::models))
+        .route("/v1/ccr/sessions/{id}", get(handlers::session));
     let api = layers::api(api, &state);
     let state_for_checks = Arc::clone(&state);
     let app = axum::Router::new()

@@ -59,6 +59,11 @@ fn raw_session_id(req: &MessagesRequest, headers: &HeaderMap) -> Option<String> 
     })
 }
 
+/// A session id as the proxy stores it (for looking one up).
+pub(super) fn bounded_session_id(id: &str) -> String {
+    bounded(id.to_owned())
+}
+
 /// `id`, or for one over the limit a stable stand-in (`h-` and a 64-bit FNV-1a hash), so
 /// the same long id still groups its requests.
 fn bounded(id: String) -> String {
