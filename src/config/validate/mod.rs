@@ -9,9 +9,20 @@ use serde_json::{Map, Value};
 use super::model::*;
 use super::Problem;
 
+mod fallback;
+mod listen;
+mod ollama;
+mod providers;
 mod proxy;
 mod quality;
+mod router;
+
+use fallback::build_fallback;
+use listen::build_listen;
+use ollama::build_ollama;
+use providers::build_providers;
 pub use proxy::DEFAULT_MAX_REQUESTS_IN_FLIGHT;
+use router::build_router;
 
 /// Is `host` a loopback address or name? Only then may the proxy run without `APIKEY`.
 pub fn is_loopback_host(host: &str) -> bool {
@@ -101,53 +112,13 @@ fn compact(v: &Value) -> String {
     }
 }
 
-/// Infer how to talk to a provider from its URL and transformer.
-fn provider_kind(url: &str, transformer: Option<&Value>) -> ProviderKind {
-    let path = url
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("")
-        .trim_end_matches('/');
-    if path.ends_with("/v1/messages") || path.ends_with("/messages") {
-        return ProviderKind::Anthropic;
-    }
-    let uses_only_anthropic = match transformer.and_then(|t| t.get("use")) {
-        Some(Value::Array(items)) => {
-            items.len() == 1
-                && items[0]
-                    .as_str()
-                    .is_some_and(|s| s.eq_ignore_ascii_case("anthropic"))
-        }
-        Some(Value::String(s)) => s.eq_ignore_ascii_case("anthropic"),
-        _ => false,
-    };
-    if uses_only_anthropic {
-        ProviderKind::Anthropic
-    } else {
-        ProviderKind::OpenAi
-    }
-}
-
 /// Build the typed config from an interpolated tree. `unset` lists the variables that
 /// interpolation could not resolve, with their paths.
 pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, Vec<Problem>> {
     let mut c = Checker {
         problems: Vec::new(),
     };
-    // A provider key set nowhere disables that provider (the proxy says so once and
-    // answers requests routed to it with the fix); anything else unset is a problem.
-    let mut keyless = BTreeMap::new();
-    for (path, var) in unset {
-        if let Some(name) = provider_of_key_path(doc, path) {
-            keyless.insert(name, var.clone());
-            continue;
-        }
-        c.add(
-            path.clone(),
-            format!("uses ${var}, which is not set in the environment or the secrets store"),
-            format!("export {var}=… in the environment that runs ccr-setup, or write the value directly"),
-        );
-    }
+    let keyless = keyless_providers(&mut c, doc, unset);
     let Some(root) = doc.as_object() else {
         c.add(
             "$",
@@ -165,49 +136,7 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
         // Interpolation left the `$VAR` text; it must never go upstream as a key.
         p.api_key = None;
     }
-    let host = c
-        .opt_str(root, "HOST", "HOST")
-        .unwrap_or_else(|| DEFAULT_HOST.to_owned());
-    let api_key = c
-        .opt_str(root, "APIKEY", "APIKEY")
-        .filter(|k| !k.is_empty());
-    if !is_loopback_host(&host) && api_key.is_none() {
-        c.add(
-            "HOST",
-            format!("\"{host}\" is reachable from other machines, but APIKEY is empty, so anyone on the network could use your models and keys"),
-            "set \"APIKEY\" to a long random secret, or set \"HOST\": \"127.0.0.1\"",
-        );
-    }
-    let port = match c.opt_u64(root, "PORT", "PORT") {
-        None => DEFAULT_PORT,
-        Some(p) if (1..=65535).contains(&p) => p as u16,
-        Some(p) => {
-            c.add(
-                "PORT",
-                format!("{p} is not a valid port"),
-                "use a port between 1 and 65535, e.g. 3456",
-            );
-            DEFAULT_PORT
-        }
-    };
-    let log = c.opt_bool(root, "LOG", "LOG").unwrap_or(false);
-    let log_level = c
-        .opt_str(root, "LOG_LEVEL", "LOG_LEVEL")
-        .unwrap_or_else(|| "info".to_owned());
-    let api_timeout_ms = positive_ms(&mut c, root, "API_TIMEOUT_MS", DEFAULT_API_TIMEOUT_MS);
-    let connect_timeout_ms = positive_ms(
-        &mut c,
-        root,
-        "CONNECT_TIMEOUT_MS",
-        DEFAULT_CONNECT_TIMEOUT_MS,
-    );
-    let stream_idle_timeout_ms = positive_ms(
-        &mut c,
-        root,
-        "STREAM_IDLE_TIMEOUT_MS",
-        DEFAULT_STREAM_IDLE_TIMEOUT_MS,
-    );
-
+    let listen = build_listen(&mut c, root);
     let (allowed_origins, max_requests_in_flight) = proxy::build_guard(&mut c, root);
     let router = build_router(&mut c, root, &providers);
     let fallback = build_fallback(&mut c, root, &providers);
@@ -220,14 +149,14 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
     Ok(Config {
         providers,
         router: router.expect("router is Some when there are no problems"),
-        api_key,
-        host,
-        port,
-        log,
-        log_level,
-        api_timeout_ms,
-        connect_timeout_ms,
-        stream_idle_timeout_ms,
+        api_key: listen.api_key,
+        host: listen.host,
+        port: listen.port,
+        log: listen.log,
+        log_level: listen.log_level,
+        api_timeout_ms: listen.api_timeout_ms,
+        connect_timeout_ms: listen.connect_timeout_ms,
+        stream_idle_timeout_ms: listen.stream_idle_timeout_ms,
         allowed_origins,
         max_requests_in_flight,
         fallback,
@@ -236,6 +165,29 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
         keyless,
         raw: doc.clone(),
     })
+}
+
+/// A provider key set nowhere disables that provider (the proxy says so once and
+/// answers requests routed to it with the fix): provider name to the variable. Anything
+/// else unset is a problem.
+fn keyless_providers(
+    c: &mut Checker,
+    doc: &Value,
+    unset: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let mut keyless = BTreeMap::new();
+    for (path, var) in unset {
+        if let Some(name) = provider_of_key_path(doc, path) {
+            keyless.insert(name, var.clone());
+            continue;
+        }
+        c.add(
+            path.clone(),
+            format!("uses ${var}, which is not set in the environment or the secrets store"),
+            format!("export {var}=… in the environment that runs ccr-setup, or write the value directly"),
+        );
+    }
+    keyless
 }
 
 /// The provider whose `api_key` is at `path` (`Providers[3].api_key`), if any.
@@ -250,392 +202,6 @@ fn provider_of_key_path(doc: &Value, path: &str) -> Option<String> {
         .get("name")?
         .as_str()
         .map(str::to_owned)
-}
-
-fn positive_ms(c: &mut Checker, root: &Map<String, Value>, key: &str, default: u64) -> u64 {
-    match c.opt_u64(root, key, key) {
-        None => default,
-        Some(0) => {
-            c.add(
-                key,
-                "0 would time out every request",
-                format!("remove \"{key}\" for the default ({default}) or give milliseconds > 0"),
-            );
-            default
-        }
-        Some(v) => v,
-    }
-}
-
-fn build_providers(c: &mut Checker, root: &Map<String, Value>) -> Vec<Provider> {
-    let list = match root.get("Providers").or_else(|| root.get("providers")) {
-        None => {
-            c.add("Providers", "missing", "add \"Providers\": [{\"name\": \"ollama\", \"api_base_url\": \"http://127.0.0.1:11434/v1/chat/completions\", \"models\": [\"gpt-oss:20b\"]}], or run `ccr-setup init`");
-            return Vec::new();
-        }
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            c.add(
-                "Providers",
-                format!("expected a list, found {}", kind_of(other)),
-                "make \"Providers\" a list: [ {…}, {…} ]",
-            );
-            return Vec::new();
-        }
-    };
-    let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (i, item) in list.iter().enumerate() {
-        let path = format!("Providers[{i}]");
-        let Some(obj) = item.as_object() else {
-            c.add(
-                &path,
-                format!("expected an object, found {}", kind_of(item)),
-                "each provider is {\"name\": …, \"api_base_url\": …, \"models\": […]}",
-            );
-            continue;
-        };
-        let name = match c.opt_str(obj, "name", &format!("{path}.name")) {
-            Some(n) if !n.trim().is_empty() => n,
-            Some(_) | None => {
-                c.add(
-                    format!("{path}.name"),
-                    "missing",
-                    "give the provider a short name such as \"ollama\"; Router entries refer to it",
-                );
-                continue;
-            }
-        };
-        if name.contains(',') {
-            c.add(format!("{path}.name"), format!("\"{name}\" contains a comma, which separates provider from model in Router entries"), "rename the provider without commas");
-        }
-        if !seen.insert(name.clone()) {
-            c.add(
-                format!("{path}.name"),
-                format!("provider \"{name}\" is defined twice"),
-                "give each provider a unique name or merge their models",
-            );
-        }
-        let url = match c.opt_str(obj, "api_base_url", &format!("{path}.api_base_url")) {
-            Some(u) if !u.trim().is_empty() => u.trim().to_owned(),
-            _ => {
-                c.add(
-                    format!("{path}.api_base_url"),
-                    format!("provider \"{name}\" has no api_base_url"),
-                    "set the full endpoint URL, e.g. \"http://127.0.0.1:11434/v1/chat/completions\" or \"https://api.anthropic.com/v1/messages\"",
-                );
-                String::new()
-            }
-        };
-        if !url.is_empty() && !url.contains('$') {
-            match url::Url::parse(&url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-                Ok(u) => c.add(
-                    format!("{path}.api_base_url"),
-                    format!("\"{url}\" uses scheme \"{}\"", u.scheme()),
-                    "use an http:// or https:// URL",
-                ),
-                Err(e) => c.add(
-                    format!("{path}.api_base_url"),
-                    format!("\"{url}\" is not a valid URL ({e})"),
-                    "write a full URL such as \"http://127.0.0.1:11434/v1/chat/completions\"",
-                ),
-            }
-        }
-        let api_key = c
-            .opt_str(obj, "api_key", &format!("{path}.api_key"))
-            .filter(|k| !k.is_empty());
-        let models = match obj.get("models") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(ms)) => ms
-                .iter()
-                .enumerate()
-                .filter_map(|(j, m)| match m.as_str() {
-                    Some(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-                    _ => {
-                        c.add(
-                            format!("{path}.models[{j}]"),
-                            format!("expected a model name, found {}", compact(m)),
-                            "list model names as strings, e.g. [\"gpt-oss:20b\"]",
-                        );
-                        None
-                    }
-                })
-                .collect(),
-            Some(other) => {
-                c.add(
-                    format!("{path}.models"),
-                    format!("expected a list, found {}", kind_of(other)),
-                    "write \"models\": [\"model-a\", \"model-b\"]",
-                );
-                Vec::new()
-            }
-        };
-        let transformer = obj.get("transformer").filter(|v| !v.is_null()).cloned();
-        let context_window = c
-            .opt_u64(obj, "context_window", &format!("{path}.context_window"))
-            .map(|v| v.min(u32::MAX as u64) as u32);
-        let max_tokens = c
-            .opt_u64(obj, "max_tokens", &format!("{path}.max_tokens"))
-            .map(|v| v.min(u32::MAX as u64) as u32);
-        let reasoning_in_history = c
-            .opt_bool(
-                obj,
-                "reasoning_in_history",
-                &format!("{path}.reasoning_in_history"),
-            )
-            .unwrap_or(false);
-        let local = c.opt_bool(obj, "local", &format!("{path}.local"));
-        out.push(Provider {
-            kind: provider_kind(&url, transformer.as_ref()),
-            name,
-            api_base_url: url,
-            api_key,
-            models,
-            transformer,
-            context_window,
-            max_tokens,
-            reasoning_in_history,
-            local,
-        });
-    }
-    out
-}
-
-/// Check a `"provider,model"` entry against the providers.
-fn model_ref(c: &mut Checker, raw: &Value, path: &str, providers: &[Provider]) -> Option<ModelRef> {
-    let Some(s) = raw.as_str() else {
-        c.add(
-            path,
-            format!("expected \"provider,model\", found {}", compact(raw)),
-            "write it as \"provider,model\", e.g. \"ollama,gpt-oss:20b\"",
-        );
-        return None;
-    };
-    let Some(r) = ModelRef::parse(s) else {
-        c.add(
-            path,
-            format!("\"{s}\" is not \"provider,model\""),
-            "write it as \"provider,model\", e.g. \"ollama,gpt-oss:20b\"",
-        );
-        return None;
-    };
-    match providers.iter().find(|p| p.name == r.provider) {
-        None => {
-            let known: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
-            c.add(path, format!("unknown provider \"{}\"", r.provider), format!("use one of the providers defined in Providers ({}) or add a provider named \"{}\"", known.join(", "), r.provider));
-        }
-        Some(p) if !p.models.is_empty() && !p.models.contains(&r.model) => {
-            c.add(
-                path,
-                format!(
-                    "model \"{}\" is not listed for provider \"{}\"",
-                    r.model, p.name
-                ),
-                format!(
-                    "add \"{}\" to that provider's \"models\" (it has: {})",
-                    r.model,
-                    p.models.join(", ")
-                ),
-            );
-        }
-        Some(p) if p.models.is_empty() => {
-            c.add(
-                path,
-                format!("provider \"{}\" lists no models", p.name),
-                format!(
-                    "add \"models\": [\"{}\"] to provider \"{}\"",
-                    r.model, p.name
-                ),
-            );
-        }
-        Some(_) => {}
-    }
-    Some(r)
-}
-
-fn build_router(
-    c: &mut Checker,
-    root: &Map<String, Value>,
-    providers: &[Provider],
-) -> Option<Router> {
-    let example = providers
-        .first()
-        .and_then(|p| p.models.first().map(|m| format!("{},{}", p.name, m)))
-        .unwrap_or_else(|| "ollama,gpt-oss:20b".to_owned());
-    let obj = match root.get("Router") {
-        Some(Value::Object(o)) => o,
-        None | Some(Value::Null) => {
-            c.add(
-                "Router",
-                "missing",
-                format!("add \"Router\": {{\"default\": \"{example}\"}}"),
-            );
-            return None;
-        }
-        Some(other) => {
-            c.add(
-                "Router",
-                format!("expected an object, found {}", kind_of(other)),
-                format!("write \"Router\": {{\"default\": \"{example}\"}}"),
-            );
-            return None;
-        }
-    };
-    let default = match obj.get("default") {
-        None | Some(Value::Null) => {
-            c.add(
-                "Router.default",
-                "missing: every request that matches no other rule goes to the default model",
-                format!("set \"Router\": {{\"default\": \"{example}\", …}}"),
-            );
-            None
-        }
-        Some(Value::String(s)) if s.is_empty() => {
-            c.add(
-                "Router.default",
-                "is empty",
-                format!("set it to \"{example}\""),
-            );
-            None
-        }
-        Some(v) => model_ref(c, v, "Router.default", providers),
-    };
-    let mut scenario = |key: &str| match obj.get(key) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(v) => model_ref(c, v, &format!("Router.{key}"), providers),
-    };
-    let background = scenario("background");
-    let think = scenario("think");
-    let long_context = scenario("longContext");
-    let web_search = scenario("webSearch");
-    let image = scenario("image");
-    let long_context_threshold =
-        match c.opt_u64(obj, "longContextThreshold", "Router.longContextThreshold") {
-            None => DEFAULT_LONG_CONTEXT_THRESHOLD,
-            Some(0) => {
-                c.add(
-                    "Router.longContextThreshold",
-                    "0 would send every request to longContext",
-                    "remove it for the default (60000) or give a token count > 0",
-                );
-                DEFAULT_LONG_CONTEXT_THRESHOLD
-            }
-            Some(v) => v,
-        };
-    Some(Router {
-        default: default?,
-        background,
-        think,
-        long_context,
-        long_context_threshold,
-        web_search,
-        image,
-    })
-}
-
-/// Scenario names `fallback` may key on: the Router's scenarios (the names the routing
-/// rules log).
-const FALLBACK_SCENARIOS: &[&str] = &[
-    "default",
-    "background",
-    "think",
-    "longContext",
-    "webSearch",
-    "image",
-];
-
-fn build_fallback(
-    c: &mut Checker,
-    root: &Map<String, Value>,
-    providers: &[Provider],
-) -> BTreeMap<String, Vec<ModelRef>> {
-    let mut out = BTreeMap::new();
-    let obj = match root.get("fallback") {
-        None | Some(Value::Null) => return out,
-        Some(Value::Object(o)) => o,
-        Some(other) => {
-            c.add(
-                "fallback",
-                format!("expected an object, found {}", kind_of(other)),
-                "write \"fallback\": {\"default\": [\"provider,model\", …]}",
-            );
-            return out;
-        }
-    };
-    for (scenario, list) in obj {
-        if quality::QUALITY_KEYS.contains(&scenario.as_str()) {
-            continue;
-        }
-        let path = format!("fallback.{scenario}");
-        if !FALLBACK_SCENARIOS.contains(&scenario.as_str()) {
-            // A typo would otherwise silently fall back to the default chain.
-            c.add(
-                &path,
-                format!("\"{scenario}\" is not a routing scenario"),
-                format!("use one of: {}", FALLBACK_SCENARIOS.join(", ")),
-            );
-        }
-        let Some(items) = list.as_array() else {
-            c.add(
-                &path,
-                format!("expected a list, found {}", kind_of(list)),
-                format!("write \"{scenario}\": [\"provider,model\", …]"),
-            );
-            continue;
-        };
-        let refs = items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| model_ref(c, v, &format!("{path}[{i}]"), providers))
-            .collect();
-        out.insert(scenario.clone(), refs);
-    }
-    out
-}
-
-fn build_ollama(c: &mut Checker, root: &Map<String, Value>) -> OllamaSettings {
-    let mut s = OllamaSettings::default();
-    let obj = match root.get("Ollama") {
-        None | Some(Value::Null) => return s,
-        Some(Value::Object(o)) => o,
-        Some(other) => {
-            c.add(
-                "Ollama",
-                format!("expected an object, found {}", kind_of(other)),
-                "write \"Ollama\": {\"model\": \"gpt-oss:20b\", \"context_length\": 32768}",
-            );
-            return s;
-        }
-    };
-    if let Some(m) = c.opt_str(obj, "model", "Ollama.model") {
-        s.model = m;
-    }
-    if let Some(v) = c.opt_u64(obj, "context_length", "Ollama.context_length") {
-        if (512..=u32::MAX as u64).contains(&v) {
-            s.context_length = v as u32;
-        } else {
-            c.add(
-                "Ollama.context_length",
-                format!("{v} is not a usable context length"),
-                "use at least 512 tokens; 32768 is the recommended value for Claude Code",
-            );
-        }
-    }
-    if let Some(v) = c.opt_u64(obj, "num_parallel", "Ollama.num_parallel") {
-        s.num_parallel = v.clamp(1, 64) as u32;
-    }
-    if let Some(v) = c.opt_u64(obj, "max_loaded_models", "Ollama.max_loaded_models") {
-        s.max_loaded_models = v.clamp(1, 64) as u32;
-    }
-    if let Some(v) = c.opt_bool(obj, "flash_attention", "Ollama.flash_attention") {
-        s.flash_attention = Some(v);
-    }
-    if let Some(v) = c.opt_str(obj, "keep_alive", "Ollama.keep_alive") {
-        s.keep_alive = v;
-    }
-    s
 }
 
 #[cfg(test)]

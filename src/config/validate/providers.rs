@@ -1,0 +1,203 @@
+//! The `Providers` list: names, endpoint URLs, keys, models and the per-provider limits,
+//! and the wire kind inferred from each URL.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::super::model::{Provider, ProviderKind};
+use super::{compact, kind_of, Checker};
+
+/// Infer how to talk to a provider from its URL and transformer.
+fn provider_kind(url: &str, transformer: Option<&Value>) -> ProviderKind {
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('/');
+    if path.ends_with("/v1/messages") || path.ends_with("/messages") {
+        return ProviderKind::Anthropic;
+    }
+    let uses_only_anthropic = match transformer.and_then(|t| t.get("use")) {
+        Some(Value::Array(items)) => {
+            items.len() == 1
+                && items[0]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("anthropic"))
+        }
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("anthropic"),
+        _ => false,
+    };
+    if uses_only_anthropic {
+        ProviderKind::Anthropic
+    } else {
+        ProviderKind::OpenAi
+    }
+}
+
+pub(super) fn build_providers(c: &mut Checker, root: &Map<String, Value>) -> Vec<Provider> {
+    let list = match root.get("Providers").or_else(|| root.get("providers")) {
+        None => {
+            c.add("Providers", "missing", "add \"Providers\": [{\"name\": \"ollama\", \"api_base_url\": \"http://127.0.0.1:11434/v1/chat/completions\", \"models\": [\"gpt-oss:20b\"]}], or run `ccr-setup init`");
+            return Vec::new();
+        }
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            c.add(
+                "Providers",
+                format!("expected a list, found {}", kind_of(other)),
+                "make \"Providers\" a list: [ {…}, {…} ]",
+            );
+            return Vec::new();
+        }
+    };
+    let mut seen = HashSet::new();
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, item)| build_provider(c, i, item, &mut seen))
+        .collect()
+}
+
+/// One provider entry; `None` when it has no usable name (its other keys are not checked).
+fn build_provider(
+    c: &mut Checker,
+    i: usize,
+    item: &Value,
+    seen: &mut HashSet<String>,
+) -> Option<Provider> {
+    let path = format!("Providers[{i}]");
+    let Some(obj) = item.as_object() else {
+        c.add(
+            &path,
+            format!("expected an object, found {}", kind_of(item)),
+            "each provider is {\"name\": …, \"api_base_url\": …, \"models\": […]}",
+        );
+        return None;
+    };
+    let name = provider_name(c, obj, &path, seen)?;
+    let url = provider_url(c, obj, &path, &name);
+    let api_key = c
+        .opt_str(obj, "api_key", &format!("{path}.api_key"))
+        .filter(|k| !k.is_empty());
+    let models = provider_models(c, obj, &path);
+    let transformer = obj.get("transformer").filter(|v| !v.is_null()).cloned();
+    let context_window = c
+        .opt_u64(obj, "context_window", &format!("{path}.context_window"))
+        .map(|v| v.min(u32::MAX as u64) as u32);
+    let max_tokens = c
+        .opt_u64(obj, "max_tokens", &format!("{path}.max_tokens"))
+        .map(|v| v.min(u32::MAX as u64) as u32);
+    let reasoning_in_history = c
+        .opt_bool(
+            obj,
+            "reasoning_in_history",
+            &format!("{path}.reasoning_in_history"),
+        )
+        .unwrap_or(false);
+    let local = c.opt_bool(obj, "local", &format!("{path}.local"));
+    Some(Provider {
+        kind: provider_kind(&url, transformer.as_ref()),
+        name,
+        api_base_url: url,
+        api_key,
+        models,
+        transformer,
+        context_window,
+        max_tokens,
+        reasoning_in_history,
+        local,
+    })
+}
+
+/// The provider's `name`: present, comma-free (Router entries split on the comma) and unique.
+fn provider_name(
+    c: &mut Checker,
+    obj: &Map<String, Value>,
+    path: &str,
+    seen: &mut HashSet<String>,
+) -> Option<String> {
+    let name = match c.opt_str(obj, "name", &format!("{path}.name")) {
+        Some(n) if !n.trim().is_empty() => n,
+        Some(_) | None => {
+            c.add(
+                format!("{path}.name"),
+                "missing",
+                "give the provider a short name such as \"ollama\"; Router entries refer to it",
+            );
+            return None;
+        }
+    };
+    if name.contains(',') {
+        c.add(format!("{path}.name"), format!("\"{name}\" contains a comma, which separates provider from model in Router entries"), "rename the provider without commas");
+    }
+    if !seen.insert(name.clone()) {
+        c.add(
+            format!("{path}.name"),
+            format!("provider \"{name}\" is defined twice"),
+            "give each provider a unique name or merge their models",
+        );
+    }
+    Some(name)
+}
+
+/// The provider's `api_base_url`, trimmed; an http(s) URL with a host unless it still
+/// holds an unresolved `$VAR`.
+fn provider_url(c: &mut Checker, obj: &Map<String, Value>, path: &str, name: &str) -> String {
+    let url = match c.opt_str(obj, "api_base_url", &format!("{path}.api_base_url")) {
+        Some(u) if !u.trim().is_empty() => u.trim().to_owned(),
+        _ => {
+            c.add(
+                format!("{path}.api_base_url"),
+                format!("provider \"{name}\" has no api_base_url"),
+                "set the full endpoint URL, e.g. \"http://127.0.0.1:11434/v1/chat/completions\" or \"https://api.anthropic.com/v1/messages\"",
+            );
+            String::new()
+        }
+    };
+    if !url.is_empty() && !url.contains('$') {
+        match url::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(u) => c.add(
+                format!("{path}.api_base_url"),
+                format!("\"{url}\" uses scheme \"{}\"", u.scheme()),
+                "use an http:// or https:// URL",
+            ),
+            Err(e) => c.add(
+                format!("{path}.api_base_url"),
+                format!("\"{url}\" is not a valid URL ({e})"),
+                "write a full URL such as \"http://127.0.0.1:11434/v1/chat/completions\"",
+            ),
+        }
+    }
+    url
+}
+
+/// The provider's `models`: a list of non-empty names, trimmed.
+fn provider_models(c: &mut Checker, obj: &Map<String, Value>, path: &str) -> Vec<String> {
+    match obj.get("models") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(ms)) => ms
+            .iter()
+            .enumerate()
+            .filter_map(|(j, m)| match m.as_str() {
+                Some(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                _ => {
+                    c.add(
+                        format!("{path}.models[{j}]"),
+                        format!("expected a model name, found {}", compact(m)),
+                        "list model names as strings, e.g. [\"gpt-oss:20b\"]",
+                    );
+                    None
+                }
+            })
+            .collect(),
+        Some(other) => {
+            c.add(
+                format!("{path}.models"),
+                format!("expected a list, found {}", kind_of(other)),
+                "write \"models\": [\"model-a\", \"model-b\"]",
+            );
+            Vec::new()
+        }
+    }
+}
