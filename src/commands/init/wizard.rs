@@ -1,0 +1,326 @@
+//! `init`'s questions: each answer from its flag, the terminal or the default, checked
+//! before anything is planned.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use console::Term;
+use dialoguer::theme::ColorfulTheme;
+
+use super::super::init_key::{self, CloudKey};
+use super::super::prompt::Prompter;
+use crate::cli::InitArgs;
+use crate::config::{SecretsStore, DEFAULT_CONTEXT_LENGTH, DEFAULT_MODEL, DEFAULT_PORT};
+use crate::diagnostic::Diagnostic;
+use crate::ollama::{InstalledModel, ModelDetails, OllamaClient};
+use crate::provision::router_config::{self, Answers};
+use crate::service::Manager;
+
+/// What Ollama told us, when it answered.
+pub(super) struct OllamaInfo {
+    client: OllamaClient,
+    models: Option<Vec<InstalledModel>>,
+}
+
+impl OllamaInfo {
+    pub(super) fn fetch() -> OllamaInfo {
+        let client = OllamaClient::new(crate::ollama::base_url_from_env())
+            .with_probe_timeout(Duration::from_secs(2));
+        let models = super::super::shared::block_on(client.tags()).ok();
+        OllamaInfo { client, models }
+    }
+
+    /// `/api/show` of the model, when it is pulled and Ollama answers.
+    fn details(&self, model: &str) -> Option<ModelDetails> {
+        self.models.as_ref()?;
+        super::super::shared::block_on(self.client.show(model)).ok()
+    }
+
+    /// The context this machine affords the model and what it costs (`ollama::kv`).
+    fn context_advice(&self, model: &str, details: Option<&ModelDetails>) -> Option<String> {
+        let want = crate::ollama::normalize_model_name(model);
+        let pulled = (self.models.iter().flatten())
+            .find(|m| crate::ollama::normalize_model_name(&m.name) == want);
+        let memory = super::super::shared::block_on(crate::doctor::probe::memory_bytes())?;
+        let least = DEFAULT_CONTEXT_LENGTH.into();
+        match (details, pulled) {
+            (Some(d), Some(m)) => crate::ollama::kv::advise(d, m.size, memory, least),
+            _ => crate::ollama::kv::advise_unpulled(model, memory, least),
+        }
+    }
+}
+
+fn check_context(model: &str, ctx: u32, trained: Option<u64>) -> Result<(), String> {
+    if ctx < 2048 {
+        return Err(format!("{ctx} tokens is too small for Claude Code's prompts; use at least 2048 (default {DEFAULT_CONTEXT_LENGTH})"));
+    }
+    match trained {
+        Some(t) if u64::from(ctx) > t => Err(format!(
+            "{model} was trained on {t} tokens of context; Ollama caps OLLAMA_CONTEXT_LENGTH there, so use {t} or less"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// All the answers: the config ones, whether to install services, and the cloud key.
+pub(super) struct AllAnswers {
+    pub config: Answers,
+    pub services: bool,
+    /// With cloud fallback: the key to store, or why none is.
+    pub key: Option<CloudKey>,
+    /// A new `APIKEY` for the proxy, when the config has none and the user did not
+    /// decline one.
+    pub proxy_key: Option<String>,
+}
+
+pub(super) fn gather(
+    prompter: &Prompter,
+    args: &InitArgs,
+    base: Option<Answers>,
+    ollama: &OllamaInfo,
+    manager: Option<Manager>,
+    store: &SecretsStore,
+    has_api_key: bool,
+) -> anyhow::Result<AllAnswers> {
+    let defaults = base.unwrap_or_else(|| Answers {
+        model: DEFAULT_MODEL.to_owned(),
+        context_length: DEFAULT_CONTEXT_LENGTH,
+        port: DEFAULT_PORT,
+        cloud_fallback: crate::env_vars::non_empty(crate::env_vars::EnvVars::ANTHROPIC_API_KEY)
+            .is_some(),
+        cloud_model: crate::catalogue::default_cloud_model().to_owned(),
+        ollama_chat_url: None,
+    });
+    let ask = Ask {
+        term: prompter.term(),
+        theme: ColorfulTheme::default(),
+        args,
+        defaults: &defaults,
+    };
+
+    let model = match (&args.model, ask.term) {
+        (Some(m), _) => m.clone(),
+        (None, None) => defaults.model.clone(),
+        (None, Some(t)) => ask_model(t, &ask.theme, &defaults.model, ollama.models.as_deref())?,
+    };
+    let details = ollama.details(&model);
+    let trained = details.as_ref().and_then(|d| d.trained_context);
+    let advice = ollama.context_advice(&model, details.as_ref());
+    match (&advice, ask.term, args.context_length) {
+        (Some(a), None, _) | (Some(a), _, Some(_)) => println!("Note: {a}"),
+        _ => {}
+    }
+    let context_length = ask.context_length(&model, trained, advice.as_deref())?;
+    let port = ask.port()?;
+    let cloud_fallback = ask.cloud_fallback()?;
+    let cloud_model = args
+        .cloud_model
+        .clone()
+        .unwrap_or_else(|| defaults.cloud_model.clone());
+    if cloud_model.trim().is_empty() || cloud_model.contains(',') {
+        bail!(
+            "--cloud-model {cloud_model:?}: give one model id, e.g. {}",
+            crate::catalogue::default_cloud_model()
+        );
+    }
+    let key = match cloud_fallback {
+        true => Some(init_key::gather(ask.term, store, !args.no_key_check)?),
+        false => None,
+    };
+    let services = ask.services(manager)?;
+    let proxy_key = ask.proxy_key(has_api_key)?;
+    Ok(AllAnswers {
+        config: Answers {
+            model,
+            context_length,
+            port,
+            cloud_fallback,
+            cloud_model,
+            ollama_chat_url: crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_HOST)
+                .map(|_| router_config::ollama_chat_url(&crate::ollama::base_url_from_env())),
+        },
+        services,
+        key,
+        proxy_key,
+    })
+}
+
+/// One question at a time: the flag when given, else the terminal's answer, else the
+/// default (no terminal).
+struct Ask<'a> {
+    term: Option<&'a Term>,
+    theme: ColorfulTheme,
+    args: &'a InitArgs,
+    defaults: &'a Answers,
+}
+
+impl Ask<'_> {
+    /// The context length, checked against what the model was trained on.
+    fn context_length(
+        &self,
+        model: &str,
+        trained: Option<u64>,
+        advice: Option<&str>,
+    ) -> anyhow::Result<u32> {
+        let context_length = match (self.args.context_length, self.term) {
+            (Some(c), _) => c,
+            (None, None) => self.defaults.context_length,
+            (None, Some(t)) => {
+                let prompt = match (trained, advice) {
+                    (Some(tc), Some(a)) => {
+                        format!("Context length in tokens (trained: {tc}; {a})")
+                    }
+                    (Some(tc), None) => format!("Context length in tokens (trained: {tc})"),
+                    _ => "Context length in tokens".to_owned(),
+                };
+                let m = model.to_owned();
+                dialoguer::Input::<u32>::with_theme(&self.theme)
+                    .with_prompt(prompt)
+                    .default(
+                        self.defaults
+                            .context_length
+                            .min(trained.map_or(u32::MAX, |t| t as u32)),
+                    )
+                    .validate_with(move |c: &u32| check_context(&m, *c, trained))
+                    .interact_text_on(t)?
+            }
+        };
+        if let Err(why) = check_context(model, context_length, trained) {
+            bail!("--context-length {context_length}: {why}");
+        }
+        Ok(context_length)
+    }
+
+    fn port(&self) -> anyhow::Result<u16> {
+        let port = match (self.args.port, self.term) {
+            (Some(p), _) => p,
+            (None, None) => self.defaults.port,
+            (None, Some(t)) => dialoguer::Input::<u16>::with_theme(&self.theme)
+                .with_prompt("Proxy port")
+                .default(self.defaults.port)
+                .validate_with(|p: &u16| {
+                    if *p == 0 {
+                        Err("use a port from 1 to 65535")
+                    } else {
+                        Ok(())
+                    }
+                })
+                .interact_text_on(t)?,
+        };
+        if port == 0 {
+            return Err(Diagnostic::new("--port 0 is not a port")
+                .with_hint(format!(
+                    "use a port from 1 to 65535 (default {DEFAULT_PORT})"
+                ))
+                .into());
+        }
+        Ok(port)
+    }
+
+    fn cloud_fallback(&self) -> anyhow::Result<bool> {
+        if self.args.cloud_fallback {
+            return Ok(true);
+        }
+        if self.args.no_cloud_fallback {
+            return Ok(false);
+        }
+        Ok(match self.term {
+            None => self.defaults.cloud_fallback,
+            Some(t) => dialoguer::Confirm::with_theme(&self.theme)
+                .with_prompt("Add the Claude API as cloud fallback (think, long context, errors)?")
+                .default(self.defaults.cloud_fallback)
+                .interact_on(t)?,
+        })
+    }
+
+    /// Whether to install the services; never without a service manager.
+    fn services(&self, manager: Option<Manager>) -> anyhow::Result<bool> {
+        let Some(m) = manager else {
+            return Ok(false);
+        };
+        if self.args.service {
+            return Ok(true);
+        }
+        if self.args.no_service {
+            return Ok(false);
+        }
+        Ok(match self.term {
+            None => true,
+            Some(t) => dialoguer::Confirm::with_theme(&self.theme)
+                .with_prompt(format!(
+                    "Start Ollama and the proxy at login ({} services)?",
+                    m.name()
+                ))
+                .default(true)
+                .interact_on(t)?,
+        })
+    }
+
+    /// A new random `APIKEY`, unless the config has one or the user declines.
+    fn proxy_key(&self, has_api_key: bool) -> anyhow::Result<Option<String>> {
+        Ok(match (has_api_key, self.args.no_api_key, self.term) {
+            (true, _, _) | (false, true, _) => None,
+            (false, false, None) => Some(router_config::new_api_key()?),
+            (false, false, Some(t)) => dialoguer::Confirm::with_theme(&self.theme)
+                .with_prompt("Protect the proxy with a random API key (recommended: web pages and other local users cannot use it)?")
+                .default(true)
+                .interact_on(t)?
+                .then(router_config::new_api_key)
+                .transpose()?,
+        })
+    }
+}
+
+fn ask_model(
+    t: &Term,
+    theme: &ColorfulTheme,
+    default: &str,
+    pulled: Option<&[InstalledModel]>,
+) -> anyhow::Result<String> {
+    let Some(pulled) = pulled.filter(|p| !p.is_empty()) else {
+        return Ok(dialoguer::Input::<String>::with_theme(theme)
+            .with_prompt("Ollama model (`ccr-setup up` pulls it if needed)")
+            .default(default.to_owned())
+            .interact_text_on(t)?);
+    };
+    let mut names: Vec<String> = pulled.iter().map(|m| m.name.clone()).collect();
+    let mut items: Vec<String> = pulled
+        .iter()
+        .map(|m| format!("{} ({})", m.name, crate::humanize::bytes(m.size)))
+        .collect();
+    if !names.iter().any(|n| n == default) {
+        names.insert(0, default.to_owned());
+        items.insert(
+            0,
+            format!("{default} (not pulled yet; `ccr-setup up` pulls it)"),
+        );
+    }
+    items.push("another model…".to_owned());
+    let default_index = names.iter().position(|n| n == default).unwrap_or(0);
+    let pick = dialoguer::Select::with_theme(theme)
+        .with_prompt("Ollama model")
+        .items(&items)
+        .default(default_index)
+        .interact_on(t)?;
+    if pick < names.len() {
+        Ok(names[pick].clone())
+    } else {
+        Ok(dialoguer::Input::<String>::with_theme(theme)
+            .with_prompt("Model name")
+            .interact_text_on(t)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_is_checked_against_the_trained_length() {
+        assert!(check_context("m", 32768, Some(131072)).is_ok());
+        assert!(check_context("m", 32768, None).is_ok());
+        let err = check_context("m", 200_000, Some(131072)).unwrap_err();
+        assert!(err.contains("131072"), "{err}");
+        assert!(check_context("m", 100, None).is_err());
+    }
+}
