@@ -103,6 +103,16 @@ pub enum Command {
     /// Usage and savings from the proxy's ledger: local share, cloud spend, would-have-cost.
     Stats(StatsArgs),
 
+    /// The status line for Claude Code: where the session's last request went, and why.
+    ///
+    /// Claude Code runs it after each message (its `statusLine` setting) with the
+    /// session's JSON on stdin. It prints one line: local or cloud and the model, why
+    /// (think, long context, fallback and its reason, quality: the local model's answers
+    /// kept failing), the prompt's size against the local context window, and today's
+    /// savings. With the proxy down it says so. `--install` sets it in
+    /// ~/.claude/settings.json, keeping your other settings (and a backup).
+    Statusline(StatuslineArgs),
+
     /// Open the proxy's dashboard in the browser: savings, live requests, setup checks.
     ///
     /// Starts the proxy first when it is not running, then opens http://HOST:PORT/ui/ with
@@ -333,6 +343,17 @@ pub struct StatsArgs {
     /// CSV output for scripts.
     #[arg(long)]
     pub csv: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatuslineArgs {
+    /// Set `statusLine` in ~/.claude/settings.json to run `ccr-setup statusline`.
+    #[arg(long)]
+    pub install: bool,
+
+    /// With --install: replace a status line you already have (it is backed up).
+    #[arg(long, requires = "install")]
+    pub replace: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,7 +1,16 @@
-//! Numbers for people: byte sizes and durations, written one way everywhere
+//! Numbers for people: byte sizes, token counts and durations, written one way everywhere
 //! (`up`'s step lines, `doctor`, `init`'s model list).
 
 use std::time::Duration;
+
+/// Token counts: 950, 12.3k, 4.56M.
+pub fn tokens(n: u64) -> String {
+    match n {
+        0..=999 => n.to_string(),
+        1_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.2}M", n as f64 / 1e6),
+    }
+}
 
 /// Bytes in decimal units, as Ollama and disk tools print them: `512 B`, `13.8 GB`.
 pub fn bytes(n: u64) -> String {

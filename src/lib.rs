@@ -24,4 +24,5 @@ pub mod provision;
 pub mod proxy;
 pub mod service;
 pub mod smoke;
+pub mod statusline;
 pub mod ui;

@@ -22,6 +22,7 @@ mod running_proxy;
 pub mod shared;
 pub mod stats;
 pub mod status;
+pub mod statusline;
 pub mod stop;
 pub mod ui;
 pub mod uninstall;
@@ -95,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Stop(args) => stop::run(&ctx, args),
         Command::Uninstall(args) => uninstall::run(&ctx, args),
         Command::Stats(args) => stats::run(&ctx, args),
+        Command::Statusline(args) => statusline::run(&ctx, args),
         Command::Ui(args) => ui::run(&ctx, args),
         Command::Config(cmd) => config::run(&ctx, cmd),
         Command::Completions(args) => completions::run(args),

@@ -13,6 +13,7 @@ use super::{Context, Outcome};
 use crate::cli::{StatsArgs, StatsGroup};
 use crate::config::{Config, ConfigError, ConfigFile};
 use crate::diagnostic::Diagnostic;
+use crate::humanize::tokens;
 use crate::ledger::{self, Group, Report, StatsOptions, Totals};
 
 pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
@@ -150,15 +151,6 @@ fn usd(v: f64) -> String {
         format!("{sign}${a:.4}")
     } else {
         format!("{sign}${a:.2}")
-    }
-}
-
-/// 950, 12.3k, 4.56M.
-fn tokens(n: u64) -> String {
-    match n {
-        0..=999 => n.to_string(),
-        1_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
-        _ => format!("{:.2}M", n as f64 / 1e6),
     }
 }
 

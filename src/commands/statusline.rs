@@ -1,0 +1,136 @@
+//! `ccr-setup statusline`: the line under Claude Code's prompt (see
+//! [`crate::statusline`]), and `--install` to set it in Claude Code's settings.
+//!
+//! Claude Code runs the command after every message, so it must be quick: one
+//! loopback request to the proxy with a short timeout, one read of today's ledger
+//! rows, no retries. Nothing it meets is an error worth a non-zero exit: a proxy that
+//! is down, a config that does not resolve or a missing ledger just shortens the line.
+
+use std::io::{IsTerminal, Read};
+use std::time::Duration;
+
+use super::{Context, Outcome};
+use crate::cli::StatuslineArgs;
+use crate::config::{Config, ConfigFile, DEFAULT_HOST, DEFAULT_PORT};
+use crate::ledger::{self, StatsOptions};
+use crate::proxy::sessions::SessionReport;
+use crate::statusline::{self, ClaudeStatus, InstallOutcome};
+
+/// How long the proxy may take to answer before the line says it is not running.
+const PROXY_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// The most of Claude Code's JSON read from stdin.
+const MAX_INPUT_BYTES: u64 = 1024 * 1024;
+
+/// The command Claude Code's settings run.
+pub const STATUSLINE_COMMAND: &str = "ccr-setup statusline";
+
+pub fn run(ctx: &Context, args: StatuslineArgs) -> anyhow::Result<Outcome> {
+    if args.install {
+        return install(args.replace);
+    }
+    let mut input = Vec::new();
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let _ = stdin.lock().take(MAX_INPUT_BYTES).read_to_end(&mut input);
+    }
+    let claude = ClaudeStatus::parse(&input);
+    let config = ConfigFile::load(&ctx.config_path)
+        .ok()
+        .and_then(|f| f.resolve().ok());
+    let proxy = ask_proxy(config.as_ref(), claude.session_id.as_deref());
+    let savings = savings_today(config.as_ref());
+    println!(
+        "{}",
+        statusline::render(proxy.as_ref().map(Option::as_ref), savings)
+    );
+    Ok(Outcome::Success)
+}
+
+/// Set the status line in `~/.claude/settings.json`.
+fn install(replace: bool) -> anyhow::Result<Outcome> {
+    let path = statusline::claude_settings_path();
+    match statusline::install(&path, STATUSLINE_COMMAND, replace)? {
+        InstallOutcome::Installed { backup } => {
+            println!(
+                "Claude Code's status line now runs `{STATUSLINE_COMMAND}` ({}).",
+                path.display()
+            );
+            if let Some(b) = backup {
+                println!("The previous settings are kept in {}.", b.display());
+            }
+        }
+        InstallOutcome::AlreadySet => println!(
+            "Claude Code's status line already runs `{STATUSLINE_COMMAND}` ({}).",
+            path.display()
+        ),
+        InstallOutcome::KeptExisting { existing } => println!(
+            "Claude Code already has a status line (`{existing}`); left as it is. \
+             Run `ccr-setup statusline --install --replace` to use ccr-setup's instead \
+             (the settings are backed up first)."
+        ),
+    }
+    Ok(Outcome::Success)
+}
+
+/// None: the proxy did not answer. Some(None): it answered but does not know the
+/// session (or no session was given).
+fn ask_proxy(config: Option<&Config>, session: Option<&str>) -> Option<Option<SessionReport>> {
+    let (host, port) = config.map_or((DEFAULT_HOST, DEFAULT_PORT), |c| (c.host.as_str(), c.port));
+    let base = crate::service::runtime::proxy_url(host, port);
+    let key = config
+        .and_then(|c| c.api_key.clone())
+        .filter(|k| !k.is_empty());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    runtime.block_on(async move {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(PROXY_TIMEOUT)
+            .build()
+            .ok()?;
+        let path = match session {
+            Some(id) => format!("/v1/ccr/sessions/{}", url_segment(id)),
+            None => "/health".to_owned(),
+        };
+        let mut request = client.get(format!("{base}{path}"));
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let response = request.send().await.ok()?;
+        match response.status().as_u16() {
+            200 if session.is_some() => Some(response.json::<SessionReport>().await.ok()),
+            200 | 404 => Some(None),
+            _ => None,
+        }
+    })
+}
+
+/// A session id as one URL path segment.
+fn url_segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// Savings since local midnight, from the ledger; None when there is no ledger.
+fn savings_today(config: Option<&Config>) -> Option<f64> {
+    let path = crate::paths::ledger_path();
+    if !path.exists() {
+        return None;
+    }
+    let midnight = chrono::Local::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)?
+        .and_local_timezone(chrono::Local)
+        .earliest()?
+        .timestamp_millis();
+    let options = StatsOptions {
+        since_ms: Some(midnight),
+        ..StatsOptions::from_config(config, None).ok()?
+    };
+    let conn = ledger::open_for_reading(&path).ok()?;
+    Some(ledger::report(&conn, &options).ok()?.totals.savings_usd)
+}
