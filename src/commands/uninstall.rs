@@ -65,34 +65,7 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
             .collect(),
         None => Vec::new(),
     };
-
-    println!("This removes:");
-    if let Some(m) = manager {
-        for k in &installed {
-            println!(
-                "  {} service {}",
-                m.name(),
-                layout.service_file(m, *k).display()
-            );
-        }
-    }
-    println!("  pid files in {}", crate::paths::run_dir().display());
-    println!("  logs in {}", crate::paths::logs_dir().display());
-    if manager == Some(Manager::Launchd) {
-        println!("  logs in {}", layout.launchd_logs_dir().display());
-    }
-    if args.purge {
-        println!(
-            "  the config {}, its backups and the secrets store beside it (stored keys)",
-            ctx.config_path.display()
-        );
-    } else {
-        println!(
-            "and keeps the config {} (with a fresh backup).",
-            ctx.config_path.display()
-        );
-    }
-    println!("Ollama, Claude Code and your models are not touched.");
+    print_what_goes(ctx, &args, manager, &layout, &installed);
     if !args.yes {
         let prompter = Prompter::open(false);
         if let Prompter::NoTerminal = prompter {
@@ -107,48 +80,10 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
     }
 
     let mut said = Vec::new();
-    let mut failed = false;
-    if let Some(m) = manager {
-        let to_unload: Vec<ServiceKind> = match m {
-            // bootout fails on an agent that is not loaded; ask first.
-            Manager::Launchd => installed
-                .iter()
-                .copied()
-                .filter(|k| service::is_loaded(m, &layout, *k) == Some(true))
-                .collect(),
-            Manager::Systemd => installed.clone(),
-        };
-        for cmd in service::unload_commands(m, &layout, &to_unload) {
-            let r = service::run_command(&cmd)?;
-            if r.success {
-                said.push(format!("$ {cmd}"));
-            } else {
-                failed = true;
-                said.push(format!("`{cmd}` failed: {}", r.stderr.trim()));
-            }
-        }
-        for k in &installed {
-            let path = layout.service_file(m, *k);
-            std::fs::remove_file(&path)?;
-            said.push(format!("Removed {}", path.display()));
-        }
-        if m == Manager::Systemd && !installed.is_empty() {
-            let cmd = systemd::daemon_reload_command();
-            let r = service::run_command(&cmd)?;
-            said.push(format!("$ {cmd}"));
-            failed |= !r.success;
-        }
-        if m == Manager::Systemd {
-            let dropin = systemd::dropin_path(&crate::paths::system_root());
-            if dropin.is_file() {
-                said.push(format!(
-                    "The drop-in {} for the system-wide ollama.service needs sudo to remove: sudo rm {} && sudo systemctl daemon-reload && sudo systemctl restart ollama.service",
-                    dropin.display(),
-                    dropin.display()
-                ));
-            }
-        }
-    }
+    let failed = match manager {
+        Some(m) => remove_services(m, &layout, &installed, &mut said)?,
+        None => false,
+    };
     let run_dir = crate::paths::run_dir();
     for what in [Owned::Proxy, Owned::Ollama] {
         if let Some(line) = super::shared::stop_owned(what, &run_dir)? {
@@ -175,4 +110,91 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// The list shown before the question: what goes, what stays.
+fn print_what_goes(
+    ctx: &Context,
+    args: &UninstallArgs,
+    manager: Option<Manager>,
+    layout: &Layout,
+    installed: &[ServiceKind],
+) {
+    println!("This removes:");
+    if let Some(m) = manager {
+        for k in installed {
+            println!(
+                "  {} service {}",
+                m.name(),
+                layout.service_file(m, *k).display()
+            );
+        }
+    }
+    println!("  pid files in {}", crate::paths::run_dir().display());
+    println!("  logs in {}", crate::paths::logs_dir().display());
+    if manager == Some(Manager::Launchd) {
+        println!("  logs in {}", layout.launchd_logs_dir().display());
+    }
+    if args.purge {
+        println!(
+            "  the config {}, its backups and the secrets store beside it (stored keys)",
+            ctx.config_path.display()
+        );
+    } else {
+        println!(
+            "and keeps the config {} (with a fresh backup).",
+            ctx.config_path.display()
+        );
+    }
+    println!("Ollama, Claude Code and your models are not touched.");
+}
+
+/// Unload and remove our service files; true when an unload or reload failed.
+fn remove_services(
+    m: Manager,
+    layout: &Layout,
+    installed: &[ServiceKind],
+    said: &mut Vec<String>,
+) -> anyhow::Result<bool> {
+    let mut failed = false;
+    let to_unload: Vec<ServiceKind> = match m {
+        // bootout fails on an agent that is not loaded; ask first.
+        Manager::Launchd => installed
+            .iter()
+            .copied()
+            .filter(|k| service::is_loaded(m, layout, *k) == Some(true))
+            .collect(),
+        Manager::Systemd => installed.to_vec(),
+    };
+    for cmd in service::unload_commands(m, layout, &to_unload) {
+        let r = service::run_command(&cmd)?;
+        if r.success {
+            said.push(format!("$ {cmd}"));
+        } else {
+            failed = true;
+            said.push(format!("`{cmd}` failed: {}", r.stderr.trim()));
+        }
+    }
+    for k in installed {
+        let path = layout.service_file(m, *k);
+        std::fs::remove_file(&path)?;
+        said.push(format!("Removed {}", path.display()));
+    }
+    if m == Manager::Systemd && !installed.is_empty() {
+        let cmd = systemd::daemon_reload_command();
+        let r = service::run_command(&cmd)?;
+        said.push(format!("$ {cmd}"));
+        failed |= !r.success;
+    }
+    if m == Manager::Systemd {
+        let dropin = systemd::dropin_path(&crate::paths::system_root());
+        if dropin.is_file() {
+            said.push(format!(
+                "The drop-in {} for the system-wide ollama.service needs sudo to remove: sudo rm {} && sudo systemctl daemon-reload && sudo systemctl restart ollama.service",
+                dropin.display(),
+                dropin.display()
+            ));
+        }
+    }
+    Ok(failed)
 }

@@ -120,7 +120,13 @@ pub fn apply(doc: &mut Value, a: &Answers) -> Result<(), EditError> {
         ollama.insert("model".into(), json!(a.model));
     }
     set_number(ollama, "context_length", a.context_length as u64);
+    apply_providers(root, a)?;
+    apply_routes(root, a)
+}
 
+/// The local Ollama provider (with the model and context), and the Anthropic provider
+/// when cloud fallback is on; other providers stay as they are.
+fn apply_providers(root: &mut Map<String, Value>, a: &Answers) -> Result<(), EditError> {
     let providers = root.entry("Providers").or_insert_with(|| json!([]));
     let list = providers
         .as_array_mut()
@@ -161,7 +167,12 @@ pub fn apply(doc: &mut Value, a: &Answers) -> Result<(), EditError> {
             })),
         }
     }
+    Ok(())
+}
 
+/// `Router` and `fallback`: the default to the local model, and with cloud fallback
+/// think, longContext, background and the default fallback chain to the cloud.
+fn apply_routes(root: &mut Map<String, Value>, a: &Answers) -> Result<(), EditError> {
     let cloud = format!("{ANTHROPIC_PROVIDER},{}", a.cloud_model);
     // Routes to the anthropic provider follow the chosen cloud model; routes elsewhere
     // are the user's and stay. Turning cloud off removes only exactly what init writes.

@@ -61,71 +61,10 @@ pub(super) fn config_providers(f: &Facts) -> Check {
     let mut fixes = Vec::new();
     let mut worst = Status::Ok;
     for p in &f.providers {
-        let at = format!("Providers[{}] \"{}\"", p.index, p.name);
-        let bad = if p.is_default {
-            Status::Fail
-        } else {
-            Status::Warn
-        };
-        match &p.answer {
-            Err(e) => {
-                worst = worst.max(bad);
-                lines.push(format!("{at}: unreachable: {e}"));
-                fixes.push(if p.is_ollama {
-                    format!("{at}: start Ollama (`ccr-setup up`)")
-                } else {
-                    format!(
-                        "{at}: check api_base_url ({}) and api_key, or that the server runs",
-                        crate::config::redact_url(&p.url)
-                    )
-                });
-            }
-            Ok(None) => {
-                worst = worst.max(Status::Warn);
-                lines.push(format!(
-                    "{at}: reachable, but it does not list its models; not verified: {}",
-                    p.models.join(", ")
-                ));
-                fixes.push(format!(
-                    "{at}: make sure the server serves {}",
-                    p.models.join(", ")
-                ));
-            }
-            Ok(Some(ids)) => {
-                let norm = |s: &str| {
-                    if p.is_ollama {
-                        crate::ollama::normalize_model_name(s)
-                    } else {
-                        s.to_owned()
-                    }
-                };
-                let missing: Vec<&String> = p
-                    .models
-                    .iter()
-                    .filter(|m| !ids.iter().any(|id| norm(id) == norm(m)))
-                    .collect();
-                if missing.is_empty() {
-                    lines.push(format!("{at}: reachable; {} present", p.models.join(", ")));
-                } else {
-                    worst = worst.max(bad);
-                    let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-                    lines.push(format!("{at}: {} not on the server", names.join(", ")));
-                    fixes.push(if p.is_ollama {
-                        names
-                            .iter()
-                            .map(|m| format!("`ollama pull {m}`"))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    } else {
-                        format!(
-                            "{at}: remove {} from its models, or serve {} there",
-                            names.join(", "),
-                            if names.len() == 1 { "it" } else { "them" }
-                        )
-                    });
-                }
-            }
-        }
+        let (status, line, fix) = provider_state(p);
+        worst = worst.max(status);
+        lines.push(line);
+        fixes.extend(fix);
     }
     let n = f.providers.len();
     let check = match worst {
@@ -221,5 +160,74 @@ pub(super) fn config_auth(f: &Facts) -> Check {
         )
     } else {
         Check::ok("config.auth", format!("HOST {host} with an APIKEY"))
+    }
+}
+
+/// One provider's status, detail line and fix: unreachable or missing a model is a
+/// failure for the default provider, a warning for the others.
+fn provider_state(p: &crate::doctor::facts::ProviderProbe) -> (Status, String, Option<String>) {
+    let at = format!("Providers[{}] \"{}\"", p.index, p.name);
+    let bad = if p.is_default {
+        Status::Fail
+    } else {
+        Status::Warn
+    };
+    match &p.answer {
+        Err(e) => {
+            let fix = if p.is_ollama {
+                format!("{at}: start Ollama (`ccr-setup up`)")
+            } else {
+                format!(
+                    "{at}: check api_base_url ({}) and api_key, or that the server runs",
+                    crate::config::redact_url(&p.url)
+                )
+            };
+            (bad, format!("{at}: unreachable: {e}"), Some(fix))
+        }
+        Ok(None) => (
+            Status::Warn,
+            format!(
+                "{at}: reachable, but it does not list its models; not verified: {}",
+                p.models.join(", ")
+            ),
+            Some(format!(
+                "{at}: make sure the server serves {}",
+                p.models.join(", ")
+            )),
+        ),
+        Ok(Some(ids)) => {
+            let norm = |s: &str| {
+                if p.is_ollama {
+                    crate::ollama::normalize_model_name(s)
+                } else {
+                    s.to_owned()
+                }
+            };
+            let names: Vec<&str> = p
+                .models
+                .iter()
+                .filter(|m| !ids.iter().any(|id| norm(id) == norm(m)))
+                .map(String::as_str)
+                .collect();
+            if names.is_empty() {
+                let line = format!("{at}: reachable; {} present", p.models.join(", "));
+                return (Status::Ok, line, None);
+            }
+            let fix = if p.is_ollama {
+                names
+                    .iter()
+                    .map(|m| format!("`ollama pull {m}`"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            } else {
+                format!(
+                    "{at}: remove {} from its models, or serve {} there",
+                    names.join(", "),
+                    if names.len() == 1 { "it" } else { "them" }
+                )
+            };
+            let line = format!("{at}: {} not on the server", names.join(", "));
+            (bad, line, Some(fix))
+        }
     }
 }

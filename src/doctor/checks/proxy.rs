@@ -89,63 +89,21 @@ pub(super) fn services(f: &Facts) -> Check {
             ),
         );
     }
-    let mut worst = Status::Ok;
-    let mut lines = Vec::new();
-    let mut fixes = Vec::new();
-    let mut reload = Vec::new();
+    let mut r = ServicesReport {
+        worst: Status::Ok,
+        lines: Vec::new(),
+        fixes: Vec::new(),
+        reload: Vec::new(),
+    };
     for st in &installed {
-        if st.kind == ServiceKind::Proxy {
-            if let (Some(prog), Some(exe)) = (&st.program, &f.current_exe) {
-                let same = Path::new(prog) == exe
-                    || matches!(
-                        (std::fs::canonicalize(prog), std::fs::canonicalize(exe)),
-                        (Ok(a), Ok(b)) if a == b
-                    );
-                if st.problems.is_empty() && !same {
-                    worst = worst.max(Status::Warn);
-                    lines.push(format!(
-                        "{}: runs {prog}, but this ccr-setup is {}",
-                        st.name,
-                        exe.display()
-                    ));
-                    fixes.push(
-                        "`ccr-setup init` rewrites the service files for this binary".to_owned(),
-                    );
-                }
-            }
-        }
-        if !st.problems.is_empty() {
-            worst = Status::Fail;
-            lines.push(format!("{}: {}", st.name, st.problems.join("; ")));
-            fixes.push(format!("`ccr-setup init` rewrites {} with the current paths (a stale path after a move or upgrade)", st.path.display()));
-            continue;
-        }
-        match st.loaded {
-            Some(true) => lines.push(format!(
-                "{}: installed and loaded ({})",
-                st.name,
-                st.path.display()
-            )),
-            Some(false) => {
-                worst = worst.max(Status::Warn);
-                lines.push(format!("{}: installed but not loaded", st.name));
-                reload.push(st.kind);
-            }
-            None => {
-                worst = worst.max(Status::Warn);
-                lines.push(format!(
-                    "{}: installed; {} could not say whether it is loaded{}",
-                    st.name,
-                    s.manager.name(),
-                    if s.manager_running {
-                        ""
-                    } else {
-                        " (it is not running here)"
-                    }
-                ));
-            }
-        }
+        r.add(f, st);
     }
+    let ServicesReport {
+        worst,
+        lines,
+        mut fixes,
+        reload,
+    } = r;
     let mut check = match worst {
         Status::Ok => Check::ok(
             "services",
@@ -185,4 +143,72 @@ pub(super) fn services(f: &Facts) -> Check {
         check.fix = Some(fixes.join("\n"));
     }
     check.with_detail(lines.join("\n"))
+}
+
+/// What the installed services add up to, one service at a time.
+struct ServicesReport {
+    worst: Status,
+    lines: Vec<String>,
+    fixes: Vec<String>,
+    /// Installed but not loaded: `--fix` loads them.
+    reload: Vec<ServiceKind>,
+}
+
+impl ServicesReport {
+    fn add(&mut self, f: &Facts, st: &crate::service::ServiceState) {
+        let s = &f.services;
+        if st.kind == ServiceKind::Proxy {
+            if let (Some(prog), Some(exe)) = (&st.program, &f.current_exe) {
+                let same = Path::new(prog) == exe
+                    || matches!(
+                        (std::fs::canonicalize(prog), std::fs::canonicalize(exe)),
+                        (Ok(a), Ok(b)) if a == b
+                    );
+                if st.problems.is_empty() && !same {
+                    self.worst = self.worst.max(Status::Warn);
+                    self.lines.push(format!(
+                        "{}: runs {prog}, but this ccr-setup is {}",
+                        st.name,
+                        exe.display()
+                    ));
+                    self.fixes.push(
+                        "`ccr-setup init` rewrites the service files for this binary".to_owned(),
+                    );
+                }
+            }
+        }
+        if !st.problems.is_empty() {
+            self.worst = Status::Fail;
+            self.lines
+                .push(format!("{}: {}", st.name, st.problems.join("; ")));
+            self.fixes.push(format!("`ccr-setup init` rewrites {} with the current paths (a stale path after a move or upgrade)", st.path.display()));
+            return;
+        }
+        match st.loaded {
+            Some(true) => self.lines.push(format!(
+                "{}: installed and loaded ({})",
+                st.name,
+                st.path.display()
+            )),
+            Some(false) => {
+                self.worst = self.worst.max(Status::Warn);
+                self.lines
+                    .push(format!("{}: installed but not loaded", st.name));
+                self.reload.push(st.kind);
+            }
+            None => {
+                self.worst = self.worst.max(Status::Warn);
+                self.lines.push(format!(
+                    "{}: installed; {} could not say whether it is loaded{}",
+                    st.name,
+                    s.manager.name(),
+                    if s.manager_running {
+                        ""
+                    } else {
+                        " (it is not running here)"
+                    }
+                ));
+            }
+        }
+    }
 }
