@@ -199,12 +199,25 @@ fn render_tool_calls(r: &Report, o: &mut String) {
 }
 
 pub fn render_table(r: &Report, since_arg: &str, since_ms: Option<i64>) -> String {
-    let t = &r.totals;
-    let p = &r.compare_to_price;
     let mut o = String::new();
     let _ = writeln!(o, "Usage, {}", period_label(since_arg, since_ms));
     let _ = writeln!(o);
-    let rows: Vec<(&str, String)> = vec![
+    for (label, value) in summary_rows(r) {
+        let _ = writeln!(o, "  {label:<16} {value}");
+    }
+    render_tool_calls(r, &mut o);
+    render_providers(r, &mut o);
+    render_groups(r, &mut o);
+    let _ = writeln!(o);
+    o.push_str(&savings_chart(r));
+    o
+}
+
+/// The totals, one labelled line each.
+fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
+    let t = &r.totals;
+    let p = &r.compare_to_price;
+    vec![
         (
             "requests",
             format!(
@@ -289,12 +302,11 @@ pub fn render_table(r: &Report, since_arg: &str, since_ms: Option<i64>) -> Strin
                 String::new()
             },
         ),
-    ];
-    for (label, value) in rows {
-        let _ = writeln!(o, "  {label:<16} {value}");
-    }
-    render_tool_calls(r, &mut o);
+    ]
+}
 
+/// Per provider: local or cloud, requests, median time to first token, tokens/s.
+fn render_providers(r: &Report, o: &mut String) {
     if !r.providers.is_empty() {
         let _ = writeln!(o);
         let width = r
@@ -325,7 +337,10 @@ pub fn render_table(r: &Report, since_arg: &str, since_ms: Option<i64>) -> Strin
             );
         }
     }
+}
 
+/// The `--by day|model|route` table.
+fn render_groups(r: &Report, o: &mut String) {
     if let Some(group) = r.group_by {
         let _ = writeln!(o);
         let name = match group {
@@ -362,10 +377,6 @@ pub fn render_table(r: &Report, since_arg: &str, since_ms: Option<i64>) -> Strin
             );
         }
     }
-
-    let _ = writeln!(o);
-    o.push_str(&savings_chart(r));
-    o
 }
 
 /// Daily savings as bars, the last 14 days that have data, scaled to the best day.
