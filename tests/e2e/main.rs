@@ -9,4 +9,5 @@ mod support;
 mod claude;
 mod fallback;
 mod lean;
+mod statusline;
 mod ui_browser;
