@@ -44,27 +44,12 @@ pub async fn tool(name: &str, path: &OsStr, timeout: Duration) -> ToolProbe {
     }
 }
 
+/// The shared probe (`provision::tool_version_within`), off the async threads.
 async fn version_of(path: &Path, timeout: Duration) -> Option<String> {
-    let child = tokio::process::Command::new(path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .ok()?;
-    let out = tokio::time::timeout(timeout, child.wait_with_output())
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::provision::tool_version_within(&path, timeout))
         .await
         .ok()?
-        .ok()?;
-    // `ollama --version` prints "Warning: client version is x.y.z" on stderr when no
-    // server runs, so both streams count.
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    crate::provision::parse_version(&text)
 }
 
 /// Total physical memory in bytes: `/proc/meminfo` on Linux, `sysctl hw.memsize` on macOS.

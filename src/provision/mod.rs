@@ -17,10 +17,9 @@ pub mod cloud_key;
 pub mod install;
 pub mod router_config;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -135,31 +134,46 @@ pub fn find_tool(name: &str, path: &std::ffi::OsStr) -> Option<Tool> {
     })
 }
 
-/// Run `<tool> --version` (5 s at most) and pull the first version-looking word out of
-/// its output, e.g. `ollama version is 0.12.3` → `0.12.3`.
+/// Run `<tool> --version` (5 s at most): see [`tool_version_within`].
 pub fn tool_version(path: &Path) -> Option<String> {
-    let mut child = Command::new(path)
+    tool_version_within(path, Duration::from_secs(5))
+}
+
+/// Run `<tool> --version` for at most `timeout` (then it is killed) and pull the first
+/// version-looking word out of its output, e.g. `ollama version is 0.12.3` → `0.12.3`.
+/// Both streams count: `ollama --version` prints "Warning: client version is x.y.z" on
+/// stderr when no server runs. The one version probe: `init` and `doctor` both use it.
+pub fn tool_version_within(path: &Path, timeout: Duration) -> Option<String> {
+    let child = Command::new(path)
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reading both pipes to the end in another thread cannot deadlock on a full pipe.
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(out)) => parse_version(&format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )),
+        _ => {
+            // Not reaped yet (the thread still waits on it), so the pid is still ours.
+            if let Ok(raw) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(raw),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
+            None
         }
     }
-    let mut out = String::new();
-    child.stdout.take()?.read_to_string(&mut out).ok()?;
-    parse_version(&out)
 }
 
 /// The first word that looks like a version number (`1.2`, `v0.12.3`, `2.1.197`).
@@ -203,6 +217,7 @@ pub fn existing_ollama(env: &ProbeEnv) -> Option<ExistingOllama> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn versions_are_found_in_common_outputs() {
@@ -221,6 +236,38 @@ mod tests {
         );
         assert_eq!(parse_version("v20.11.1").as_deref(), Some("20.11.1"));
         assert_eq!(parse_version("no digits here"), None);
+    }
+
+    #[tokio::test]
+    async fn init_and_doctor_read_the_same_version_from_stderr() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ollama = dir.path().join("ollama");
+        // What `ollama --version` prints when no server runs: only stderr.
+        std::fs::write(
+            &ollama,
+            "#!/bin/sh\necho 'Warning: client version is 0.12.3' >&2\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&ollama, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let init = find_tool("ollama", dir.path().as_os_str()).and_then(|t| t.version);
+        let doctor =
+            crate::doctor::probe::tool("ollama", dir.path().as_os_str(), Duration::from_secs(5))
+                .await;
+        assert_eq!(init.as_deref(), Some("0.12.3"));
+        assert_eq!(doctor.version(), init.as_deref());
+    }
+
+    #[test]
+    fn a_hanging_tool_is_killed_at_the_timeout() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("slow");
+        std::fs::write(&tool, "#!/bin/sh\nsleep 30\necho 1.0.0\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let start = Instant::now();
+        assert_eq!(tool_version_within(&tool, Duration::from_millis(300)), None);
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
