@@ -17,9 +17,10 @@ pub mod cloud_key;
 pub mod install;
 pub mod router_config;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -144,36 +145,60 @@ pub fn tool_version(path: &Path) -> Option<String> {
 /// Both streams count: `ollama --version` prints "Warning: client version is x.y.z" on
 /// stderr when no server runs. The one version probe: `init` and `doctor` both use it.
 pub fn tool_version_within(path: &Path, timeout: Duration) -> Option<String> {
-    let child = Command::new(path)
+    let mut child = Command::new(path)
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .ok()?;
-    let pid = child.id();
+    // Each pipe is read to its end in its own thread, so a full pipe cannot stall the
+    // tool; a grandchild holding a pipe open cannot stall us past the deadline.
     let (tx, rx) = std::sync::mpsc::channel();
-    // Reading both pipes to the end in another thread cannot deadlock on a full pipe.
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(out)) => parse_version(&format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )),
-        _ => {
-            // Not reaped yet (the thread still waits on it), so the pid is still ours.
-            if let Ok(raw) = i32::try_from(pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(raw),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+    let pipes = [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ];
+    for (i, pipe) in pipes.into_iter().enumerate() {
+        let Some(mut pipe) = pipe else { continue };
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            let _ = tx.send((i, text));
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                // Still unreaped, so `kill` reaches our child and nothing else.
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
             }
-            None
         }
     }
+    // stdout first, then stderr, whichever finished first.
+    let mut parts = [String::new(), String::new()];
+    for _ in 0..2 {
+        // A little grace past the deadline: the tool has exited, its output is in the pipe.
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.max(Duration::from_millis(500))) {
+            Ok((i, text)) => parts[i] = text,
+            Err(_) => break,
+        }
+    }
+    parse_version(&parts.join("\n"))
 }
 
 /// The first word that looks like a version number (`1.2`, `v0.12.3`, `2.1.197`).
@@ -217,7 +242,6 @@ pub fn existing_ollama(env: &ProbeEnv) -> Option<ExistingOllama> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     #[test]
     fn versions_are_found_in_common_outputs() {
