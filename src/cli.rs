@@ -201,6 +201,12 @@ pub struct InitArgs {
     /// Do not install missing tools (Ollama, Claude Code); only write files.
     #[arg(long)]
     pub no_install: bool,
+
+    /// Set Claude Code's status line to `ccr-setup statusline` (asked when
+    /// interactive; with --yes only when given). Another status line you have is
+    /// kept unless you agree to replace it.
+    #[arg(long)]
+    pub statusline: bool,
 }
 
 #[derive(Debug, Clone, Args)]

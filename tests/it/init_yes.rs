@@ -623,3 +623,52 @@ fn linux_installer_that_creates_a_system_service_switches_to_the_dropin() {
         "{actions:?}"
     );
 }
+
+/// `--statusline` sets Claude Code's status line, keeping its other settings; a status
+/// line the user already has is kept (with --yes nobody agreed to replace it), and
+/// without the flag the settings are not touched.
+#[test]
+fn statusline_flag_sets_claude_codes_status_line_and_keeps_the_users() {
+    let sb = macos_sandbox();
+    let settings = sb.home.join(".claude/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(
+        &settings,
+        r#"{"model": "opus", "permissions": {"allow": ["Bash"]}}"#,
+    )
+    .unwrap();
+    let init = |extra: &[&str]| {
+        let mut args = vec!["init", "--yes", "--service-manager", "launchd"];
+        args.extend_from_slice(extra);
+        let mut cmd = sb.cmd(&args);
+        cmd.env("CCR_SETUP_PLATFORM", "macos");
+        run_expect(cmd, 0).0
+    };
+    init(&[]);
+    assert_eq!(
+        read_json(&settings).get("statusLine"),
+        None,
+        "not without the flag"
+    );
+
+    let out = init(&["--statusline"]);
+    let v = read_json(&settings);
+    assert_eq!(v["statusLine"]["command"], "ccr-setup statusline", "{out}");
+    assert_eq!(v["model"], "opus");
+    assert_eq!(v["permissions"]["allow"][0], "Bash");
+    assert!(!ccr_setup::fsutil::list_backups(&settings)
+        .unwrap()
+        .is_empty());
+
+    std::fs::write(
+        &settings,
+        r#"{"statusLine": {"type": "command", "command": "my-line.sh"}}"#,
+    )
+    .unwrap();
+    let out = init(&["--statusline"]);
+    assert!(
+        out.contains("Kept your status line (`my-line.sh`)"),
+        "{out}"
+    );
+    assert_eq!(read_json(&settings)["statusLine"]["command"], "my-line.sh");
+}

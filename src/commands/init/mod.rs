@@ -24,6 +24,7 @@ use crate::service::{self, Layout, Manager, ServiceKind};
 
 mod apply;
 mod plan;
+mod statusline;
 mod wizard;
 
 use plan::{plan_files, print_plan, Plan};
@@ -61,6 +62,9 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
             a.context_length,
             a.port
         );
+        if !args.dry_run {
+            statusline::offer(&prompter, &args)?;
+        }
         return Ok(Outcome::Success);
     }
     print_plan(&plan.installs, &plan.files, &loads, key_line.as_deref());
@@ -87,7 +91,11 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         println!("Nothing was changed.");
         return Ok(Outcome::Success);
     }
-    apply::apply(ctx, &prompter, plan)
+    let outcome = apply::apply(ctx, &prompter, plan)?;
+    if outcome == Outcome::Success {
+        statusline::offer(&prompter, &args)?;
+    }
+    Ok(outcome)
 }
 
 /// The config already there, if any; one that cannot be read stops `init`.
