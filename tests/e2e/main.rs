@@ -9,5 +9,6 @@ mod support;
 mod claude;
 mod fallback;
 mod lean;
+mod repair;
 mod statusline;
 mod ui_browser;
