@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use url::Url;
 
-use super::{is_loopback_host, ConfigFile};
+use super::{is_loopback_host, is_loopback_url, same_server, ConfigFile};
 use crate::fsutil::WriteOutcome;
 
 /// What [`ConfigFile::set_context_window`] did.
@@ -22,25 +22,17 @@ pub enum ContextWindowEdit {
 }
 
 impl ConfigFile {
-    /// The index of the provider whose endpoint is the server at `base` (same host and
-    /// port; `localhost` and `127.0.0.1` count as the same), else one named `ollama`.
+    /// The index of the provider whose endpoint is the server at `base` (see
+    /// [`same_server`]), else one named `ollama`.
     pub fn provider_index_for_url(&self, base: &Url) -> Option<usize> {
         let providers = self.doc.get("Providers")?.as_array()?;
-        let norm = |h: &str| {
-            if h == "localhost" {
-                "127.0.0.1".to_owned()
-            } else {
-                h.to_owned()
-            }
-        };
-        let want = (base.host_str().map(norm), base.port_or_known_default());
         providers
             .iter()
             .position(|p| {
                 p.get("api_base_url")
                     .and_then(Value::as_str)
                     .and_then(|u| Url::parse(u).ok())
-                    .is_some_and(|u| (u.host_str().map(norm), u.port_or_known_default()) == want)
+                    .is_some_and(|u| same_server(&u, base))
             })
             .or_else(|| {
                 providers
@@ -56,20 +48,7 @@ impl ConfigFile {
         let provider = self.doc.get_mut("Providers")?.get_mut(index)?;
         let old = provider.get("api_base_url")?.as_str()?.to_owned();
         let url = Url::parse(&old).ok()?;
-        let same = |u: &Url| {
-            let h = |u: &Url| {
-                u.host_str().map(|h| {
-                    if h == "localhost" {
-                        "127.0.0.1".to_owned()
-                    } else {
-                        h.to_owned()
-                    }
-                })
-            };
-            (h(u), u.port_or_known_default()) == (h(base), base.port_or_known_default())
-        };
-        let local = url.host_str().is_some_and(super::is_loopback_host);
-        if same(&url) || !local || !base.host_str().is_some_and(super::is_loopback_host) {
+        if same_server(&url, base) || !is_loopback_url(&url) || !is_loopback_url(base) {
             return None;
         }
         let new = crate::provision::router_config::ollama_chat_url(base);
@@ -162,6 +141,19 @@ mod tests {
             json!({"Providers": [{"name": "ollama", "api_base_url": "http://10.0.0.2:11434/v1/chat/completions"}]}),
         );
         assert_eq!(named.provider_index_for_url(&other), Some(0));
+    }
+
+    #[test]
+    fn any_loopback_address_is_this_machine_s_ollama() {
+        let doc = file(json!({"Providers": [
+            {"name": "cloud", "api_base_url": "https://api.anthropic.com/v1/messages"},
+            {"name": "local", "api_base_url": "http://[::1]:11434/v1/chat/completions"}
+        ]}));
+        let base = Url::parse("http://127.0.0.1:11434/").unwrap();
+        assert_eq!(doc.provider_index_for_url(&base), Some(1));
+        // Already aimed at this server: nothing to re-point.
+        let mut doc = doc;
+        assert_eq!(doc.repoint_local_provider(1, &base), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! and `Pricing` (the ledger's price table).
 
 mod edit;
+mod endpoint;
 mod file;
 mod interpolate;
 mod model;
@@ -19,6 +20,7 @@ pub mod secrets;
 mod validate;
 
 pub use edit::ContextWindowEdit;
+pub use endpoint::{is_loopback_url, same_server};
 pub use file::{redacted, ConfigFile, KeyOrigin};
 pub use interpolate::interpolate;
 pub use model::{

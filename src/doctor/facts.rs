@@ -393,19 +393,6 @@ pub fn anthropic_models_url(api_base_url: &str) -> String {
     format!("{base}/v1/models")
 }
 
-fn same_server(a: &str, b: &Url) -> bool {
-    Url::parse(a).is_ok_and(|a| {
-        a.scheme() == b.scheme()
-            && a.port_or_known_default() == b.port_or_known_default()
-            && match (a.host(), b.host()) {
-                (Some(x), Some(y)) => {
-                    x == y || (crate::ollama::is_local(&a) && crate::ollama::is_local(b))
-                }
-                _ => false,
-            }
-    })
-}
-
 /// `{"data":[{"id":…}]}` → ids.
 fn model_ids(body: &str) -> Option<Vec<String>> {
     let v: Value = serde_json::from_str(body).ok()?;
@@ -479,8 +466,9 @@ async fn providers(
         .iter()
         .enumerate()
         .map(|(index, p)| async move {
-            let is_ollama =
-                p.kind == ProviderKind::OpenAi && same_server(&p.api_base_url, &ollama.url);
+            let is_ollama = p.kind == ProviderKind::OpenAi
+                && Url::parse(&p.api_base_url)
+                    .is_ok_and(|u| crate::config::same_server(&u, &ollama.url));
             let answer = if is_ollama {
                 match (&ollama.version, &ollama.models) {
                     (Ok(_), Some(ms)) => Ok(Some(ms.iter().map(|m| m.name.clone()).collect())),
@@ -640,23 +628,6 @@ mod tests {
             anthropic_models_url("https://api.anthropic.com/v1/messages"),
             "https://api.anthropic.com/v1/models"
         );
-    }
-
-    #[test]
-    fn ollama_provider_is_recognised_by_address() {
-        let ollama = Url::parse("http://127.0.0.1:11434/").unwrap();
-        assert!(same_server(
-            "http://localhost:11434/v1/chat/completions",
-            &ollama
-        ));
-        assert!(same_server(
-            "http://127.0.0.1:11434/v1/chat/completions",
-            &ollama
-        ));
-        assert!(!same_server(
-            "http://127.0.0.1:8080/v1/chat/completions",
-            &ollama
-        ));
     }
 
     #[test]

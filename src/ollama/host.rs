@@ -93,12 +93,7 @@ fn connectable_host(host: &str) -> String {
 
 /// Is `url`'s host this machine (so its disk, processes and pid files are ours to inspect)?
 pub fn is_local(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
+    crate::config::is_loopback_url(url)
 }
 
 #[cfg(test)]

@@ -54,9 +54,7 @@ pub(super) fn claude_onboarding(f: &Facts) -> Check {
 pub(super) fn same_base(a: &str, b: &str) -> bool {
     match (Url::parse(a.trim()), Url::parse(b.trim())) {
         (Ok(x), Ok(y)) => {
-            x.port_or_known_default() == y.port_or_known_default()
-                && (x.host() == y.host()
-                    || (crate::ollama::is_local(&x) && crate::ollama::is_local(&y)))
+            crate::config::same_server(&x, &y)
                 && x.path().trim_end_matches('/') == y.path().trim_end_matches('/')
         }
         _ => false,
