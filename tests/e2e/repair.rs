@@ -35,7 +35,10 @@ fn shapes() -> Vec<(&'static str, Value)> {
         ),
         (
             "container.exec",
-            call("container.exec", r#"{"cmd": ["bash", "-lc", "touch MARKER"]}"#),
+            call(
+                "container.exec",
+                r#"{"cmd": ["bash", "-lc", "touch MARKER"]}"#,
+            ),
         ),
         (
             "fenced text",
@@ -58,7 +61,11 @@ fn answer(shape: &Value, req: &Recorded) -> Reply {
             .as_array()
             .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "Bash"));
     if main_turn && !has_result {
-        let finish = if shape.get("content").is_some() { "stop" } else { "tool_calls" };
+        let finish = if shape.get("content").is_some() {
+            "stop"
+        } else {
+            "tool_calls"
+        };
         return Reply::sse_events(
             &openai_transcript(std::slice::from_ref(shape), finish),
             Duration::from_millis(5),
@@ -67,10 +74,16 @@ fn answer(shape: &Value, req: &Recorded) -> Reply {
     }
     let text = json!({"role": "assistant", "content": "Done."});
     if req.body["stream"] == true {
-        Reply::sse_events(&openai_transcript(&[text], "stop"), Duration::from_millis(5), SseEnd::Finish)
+        Reply::sse_events(
+            &openai_transcript(&[text], "stop"),
+            Duration::from_millis(5),
+            SseEnd::Finish,
+        )
     } else {
-        Reply::json(&json!({"id": "c", "choices": [{"index": 0, "finish_reason": "stop",
-            "message": text}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}))
+        Reply::json(
+            &json!({"id": "c", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": text}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}),
+        )
     }
 }
 
