@@ -93,9 +93,9 @@ pub fn read_pid_file() -> Option<OwnedServer> {
     let meta: Option<OwnedServer> = std::fs::read_to_string(meta_path())
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
-        .filter(|m: &OwnedServer| m.pid == pid as u32);
+        .filter(|m: &OwnedServer| m.pid == pid);
     Some(meta.unwrap_or(OwnedServer {
-        pid: pid as u32,
+        pid,
         base_url: String::new(),
         context_length: 0,
         started_at: String::new(),
@@ -112,7 +112,7 @@ pub fn remove_pid_file() {
 /// (guards against a reused pid; a zombie is not live)?
 pub fn is_our_ollama_alive(pid: u32) -> bool {
     runtime::PidRecord::read(&pid_file_path())
-        .filter(|r| i64::from(r.pid) == i64::from(pid))
+        .filter(|r| r.pid == pid)
         .and_then(|r| r.matches_process())
         .unwrap_or(false)
 }
@@ -121,10 +121,10 @@ pub fn is_our_ollama_alive(pid: u32) -> bool {
 /// check this has no false positive while the process is in the middle of `exec`
 /// (sh → the `ollama` script → the real binary), when its command line reads empty.
 pub fn process_gone(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
+    let Some(raw) = runtime::nix_pid(pid) else {
         return true;
     };
-    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None).is_err() {
+    if nix::sys::signal::kill(raw, None).is_err() {
         return true;
     }
     process_state(pid).is_some_and(|state| state.starts_with('Z'))
@@ -153,7 +153,7 @@ fn ps_state(pid: u32) -> Option<String> {
 
 /// The command line of `pid`, if it runs.
 pub fn process_command(pid: u32) -> Option<String> {
-    runtime::command_line(i32::try_from(pid).ok()?)
+    runtime::command_line(pid)
 }
 
 /// The pid-file entry when it names a live Ollama we started at `base_url` (a pid file
@@ -255,8 +255,9 @@ pub async fn stop_owned(owned: &OwnedServer, grace: Duration) -> bool {
         remove_pid_file();
         return true;
     }
-    let pid = nix::unistd::Pid::from_raw(owned.pid as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    if let Some(pid) = runtime::nix_pid(owned.pid) {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
     let start = Instant::now();
     while start.elapsed() < grace {
         if process_gone(owned.pid) {

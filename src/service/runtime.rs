@@ -52,12 +52,22 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
     #[error("cannot signal pid {pid}")]
-    Signal { pid: i32, source: nix::Error },
+    Signal { pid: u32, source: nix::Error },
+}
+
+/// A pid as `kill(2)` takes it: the one place a pid (`u32`, as std gives it) becomes
+/// an `i32`. None for 0 and for numbers past `i32::MAX`, which `kill(2)` would read as
+/// this process group or another group: never something to signal.
+pub fn nix_pid(pid: u32) -> Option<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .map(Pid::from_raw)
 }
 
 /// The pid in a pid file, if the file holds one: a bare number (ours) or a JSON object
 /// with a `pid` field (what `up` writes for its Ollama child).
-pub fn read_pid(path: &Path) -> Option<i32> {
+pub fn read_pid(path: &Path) -> Option<u32> {
     let text = std::fs::read_to_string(path).ok()?;
     let text = text.trim();
     text.parse()
@@ -66,17 +76,17 @@ pub fn read_pid(path: &Path) -> Option<i32> {
             serde_json::from_str::<Value>(text)
                 .ok()?
                 .get("pid")?
-                .as_i64()
-                .and_then(|p| i32::try_from(p).ok())
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
         })
-        .filter(|p: &i32| *p > 0)
+        .filter(|p: &u32| nix_pid(*p).is_some())
 }
 
 /// What a pid file records: the pid and the exact command line (absolute program path,
 /// then the arguments) it was started with. Written as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PidRecord {
-    pub pid: i32,
+    pub pid: u32,
     pub argv: Vec<String>,
 }
 
@@ -84,10 +94,7 @@ impl PidRecord {
     pub fn new(pid: u32, program: &Path, args: &[&str]) -> PidRecord {
         let mut argv = vec![program.display().to_string()];
         argv.extend(args.iter().map(|a| (*a).to_owned()));
-        PidRecord {
-            pid: pid as i32,
-            argv,
-        }
+        PidRecord { pid, argv }
     }
 
     /// Read a pid file written by [`write`](Self::write). None for a missing or
@@ -96,7 +103,7 @@ impl PidRecord {
         let text = std::fs::read_to_string(path).ok()?;
         serde_json::from_str::<PidRecord>(text.trim())
             .ok()
-            .filter(|r| r.pid > 0 && !r.argv.is_empty())
+            .filter(|r| nix_pid(r.pid).is_some() && !r.argv.is_empty())
     }
 
     /// Write the pid file atomically (0644: it holds no secret).
@@ -134,7 +141,7 @@ pub fn argv_matches(actual: &[String], recorded: &[String]) -> bool {
 
 /// The argv of a running process: `/proc/<pid>/cmdline` on Linux; elsewhere `ps`'s
 /// command column split on spaces (exact for paths without spaces).
-pub fn process_argv(pid: i32) -> Option<Vec<String>> {
+pub fn process_argv(pid: u32) -> Option<Vec<String>> {
     if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) {
         if raw.is_empty() {
             return None;
@@ -150,7 +157,7 @@ pub fn process_argv(pid: i32) -> Option<Vec<String>> {
 }
 
 /// The command line of a running process (`/proc/<pid>/cmdline` on Linux, `ps` elsewhere).
-pub fn command_line(pid: i32) -> Option<String> {
+pub fn command_line(pid: u32) -> Option<String> {
     if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) {
         if raw.is_empty() {
             return None; // a zombie or a kernel thread
@@ -179,12 +186,12 @@ pub enum PidState {
     /// No pid file.
     None,
     /// The pid file names a running process that still is ours.
-    Running { pid: i32 },
+    Running { pid: u32 },
     /// The process is gone (or the file is unreadable): the file is stale.
-    Stale { pid: Option<i32> },
+    Stale { pid: Option<u32> },
     /// The pid was reused by a process that is not ours, or the file (from an older
     /// version) records no command line to prove it is ours.
-    Foreign { pid: i32, command: String },
+    Foreign { pid: u32, command: String },
 }
 
 /// Check the pid file of `what` against the running processes.
@@ -284,8 +291,10 @@ pub fn launch_detached(
 
 /// Send SIGTERM to `pid`, wait up to `grace` for it to exit, then SIGKILL. Only call
 /// this for a pid that [`owned_pid`] reported as ours.
-pub fn terminate(pid: i32, grace: Duration) -> Result<(), RuntimeError> {
-    let p = Pid::from_raw(pid);
+pub fn terminate(pid: u32, grace: Duration) -> Result<(), RuntimeError> {
+    let Some(p) = nix_pid(pid) else {
+        return Ok(()); // no process can have it
+    };
     match kill(p, Signal::SIGTERM) {
         Ok(()) => {}
         Err(nix::Error::ESRCH) => return Ok(()),
@@ -368,7 +377,7 @@ mod tests {
             &dir.path().join("logs/o.log"),
             &pid_file,
         )
-        .unwrap() as i32;
+        .unwrap();
         assert_eq!(read_pid(&pid_file), Some(pid));
         assert_eq!(
             owned_pid(Owned::Ollama, dir.path()),
@@ -379,6 +388,18 @@ mod tests {
             owned_pid(Owned::Ollama, dir.path()),
             PidState::Stale { .. }
         ));
+    }
+
+    #[test]
+    fn only_real_pids_reach_kill() {
+        assert_eq!(nix_pid(4242), Some(Pid::from_raw(4242)));
+        assert_eq!(nix_pid(0), None);
+        // `as i32` made this -1: every process we may signal.
+        assert_eq!(nix_pid(u32::MAX), None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.pid");
+        std::fs::write(&file, format!("{}\n", u32::MAX)).unwrap();
+        assert_eq!(read_pid(&file), None);
     }
 
     #[test]

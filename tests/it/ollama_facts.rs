@@ -650,7 +650,7 @@ fn fact_the_executable_serves_on_ollama_host_with_4096_by_default() {
 
     let _ = serve.kill();
     let _ = serve.wait();
-    let server = starts[0]["server_pid"].as_i64().unwrap() as i32;
+    let server = u32::try_from(starts[0]["server_pid"].as_u64().unwrap()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while ccr_setup::service::runtime::process_argv(server).is_some() {
         assert!(Instant::now() < deadline, "the server outlived its script");

@@ -297,10 +297,10 @@ fn our_server_with_another_context_is_restarted_with_the_new_one() {
     assert!(t.contains("context 16384 tokens"), "{t}");
     assert_eq!(starts[1]["env"]["OLLAMA_CONTEXT_LENGTH"], "16384");
     // The old server (ours, from the pid file) was stopped.
-    let old = starts[0]["pid"].as_i64().unwrap() as i32;
+    let old = u32::try_from(starts[0]["pid"].as_u64().unwrap()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(
-        ccr_setup::ollama::serve::process_gone(old as u32),
+        ccr_setup::ollama::serve::process_gone(old),
         "old server still running"
     );
     assert!(t.contains("context 16384 tokens"), "{t}");
@@ -424,9 +424,9 @@ fn up_execs_into_the_proxy_in_the_same_process() {
     }
     let still_running = child.try_wait().unwrap().is_none();
     // /proc on Linux, `ps` on macOS.
-    let cmdline = ccr_setup::service::runtime::command_line(child.id() as i32).unwrap_or_default();
+    let cmdline = ccr_setup::service::runtime::command_line(child.id()).unwrap_or_default();
     let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        ccr_setup::service::runtime::nix_pid(child.id()).unwrap(),
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = child.wait();

@@ -165,15 +165,15 @@ fn fake_ollama_serve() {
 pub fn kill_recorded(record: &serde_json::Value, script: &Path) {
     let script = script.display().to_string();
     for (key, marker) in [("server_pid", ENTRY), ("pid", script.as_str())] {
-        let Some(pid) = record[key].as_i64() else {
+        let Some(pid) = record[key].as_u64().and_then(|p| u32::try_from(p).ok()) else {
             continue;
         };
-        let argv = ccr_setup::service::runtime::process_argv(pid as i32).unwrap_or_default();
+        let Some(raw) = ccr_setup::service::runtime::nix_pid(pid) else {
+            continue;
+        };
+        let argv = ccr_setup::service::runtime::process_argv(pid).unwrap_or_default();
         if argv.iter().any(|a| a == marker) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = nix::sys::signal::kill(raw, nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
