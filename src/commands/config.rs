@@ -5,17 +5,18 @@ use crate::cli::ConfigCommand;
 use crate::config::{redacted, ConfigError, ConfigFile};
 
 pub fn run(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<Outcome> {
+    let out = ctx.printer(false);
     match cmd {
         ConfigCommand::Path => {
-            println!("{}", ctx.config_path.display());
+            out.line(&ctx.config_path.display().to_string());
             Ok(Outcome::Success)
         }
         ConfigCommand::Show => {
             let file = ConfigFile::load(&ctx.config_path)?;
-            println!("{}", serde_json::to_string_pretty(&redacted(&file.doc))?);
+            out.line(&serde_json::to_string_pretty(&redacted(&file.doc))?);
             // Where each key comes from, never its value; on stderr so stdout stays JSON.
             for key in file.key_sources() {
-                eprintln!("{}", key.describe());
+                out.err_line(&key.describe());
             }
             Ok(Outcome::Success)
         }
@@ -23,21 +24,23 @@ pub fn run(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<Outcome> {
             let file = ConfigFile::load(&ctx.config_path)?;
             match file.resolve() {
                 Ok(cfg) => {
-                    if !ctx.quiet {
-                        println!(
-                            "✓ {} is valid: {} provider(s), default route {}",
-                            ctx.config_path.display(),
-                            cfg.providers.len(),
-                            cfg.router.default
-                        );
-                    }
+                    out.say(&format!(
+                        "✓ {} is valid: {} provider(s), default route {}",
+                        ctx.config_path.display(),
+                        cfg.providers.len(),
+                        cfg.router.default
+                    ));
                     Ok(Outcome::Success)
                 }
                 Err(ConfigError::Invalid { path, problems }) => {
-                    println!("✗ {} has {} problem(s):", path.display(), problems.len());
+                    out.line(&format!(
+                        "✗ {} has {} problem(s):",
+                        path.display(),
+                        problems.len()
+                    ));
                     for p in &problems {
-                        println!("  {}: {}", p.path, p.message);
-                        println!("      hint: {}", p.fix);
+                        out.line(&format!("  {}: {}", p.path, p.message));
+                        out.line(&format!("      hint: {}", p.fix));
                     }
                     Ok(Outcome::Failed)
                 }

@@ -23,6 +23,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<Outcome> {
         .build()
         .context("cannot start the async runtime")?;
 
+    let out = ctx.printer(args.json);
     let started = Instant::now();
     let mut checks = rt.block_on(doctor::run(&env));
     let mut elapsed = started.elapsed();
@@ -36,8 +37,8 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<Outcome> {
             checks = rt.block_on(doctor::run(&env));
             elapsed = again.elapsed();
             if !args.json {
-                eprintln!();
-                eprintln!("After the fixes:");
+                out.err_line("");
+                out.err_line("After the fixes:");
             }
         } else if !args.json {
             return Ok(outcome(&checks));
@@ -47,7 +48,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<Outcome> {
     rt.shutdown_timeout(Duration::from_millis(100));
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&checks)?);
+        out.document(&format!("{}\n", serde_json::to_string_pretty(&checks)?));
     } else {
         print_report(ctx, &checks, elapsed);
     }
@@ -70,6 +71,7 @@ fn indent(text: &str, prefix: &str) -> String {
 }
 
 fn print_report(ctx: &Context, checks: &[Check], elapsed: Duration) {
+    let out = ctx.printer(false);
     let p = Palette::new(ctx.color);
     let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
     for c in checks {
@@ -81,46 +83,47 @@ fn print_report(ctx: &Context, checks: &[Check], elapsed: Duration) {
         if ctx.quiet && c.status == Status::Ok {
             continue;
         }
-        println!(
+        out.line(&format!(
             "{} {} {}",
             style.apply_to(mark),
             p.dim.apply_to(format!("{:width$}", c.id)),
             c.summary
-        );
+        ));
         let show_detail = c.status != Status::Ok || ctx.verbose > 0;
         if let (true, Some(d)) = (show_detail, &c.detail) {
-            println!("{}", p.dim.apply_to(indent(d, "      ")));
+            out.line(&p.dim.apply_to(indent(d, "      ")).to_string());
         }
         if let (true, Some(fix)) = (c.status != Status::Ok, &c.fix) {
-            println!("{}", ctx.printer(false).hint_text(fix, "    "));
+            out.line(&out.hint_text(fix, "    "));
         }
     }
     let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
-    println!(
+    out.line(&format!(
         "{} ok, {} warning(s), {} failed ({} ms)",
         count(Status::Ok),
         count(Status::Warn),
         count(Status::Fail),
         elapsed.as_millis()
-    );
+    ));
 }
 
 /// Show the safe fixes, ask (unless `yes`), run them. Returns whether any ran.
 fn run_fixes(ctx: &Context, env: &DoctorEnv, checks: &[Check], yes: bool) -> anyhow::Result<bool> {
+    let out = ctx.printer(false);
     let actions: Vec<_> = checks
         .iter()
         .filter(|c| c.status != Status::Ok)
         .filter_map(|c| c.action.as_ref().map(|a| (c.id, a)))
         .collect();
     if actions.is_empty() {
-        eprintln!(
-            "Nothing here that `doctor --fix` can fix safely; the fixes above are for you to run."
+        out.err_line(
+            "Nothing here that `doctor --fix` can fix safely; the fixes above are for you to run.",
         );
         return Ok(false);
     }
-    eprintln!("`doctor --fix` will:");
+    out.err_line("`doctor --fix` will:");
     for (i, (id, a)) in actions.iter().enumerate() {
-        eprintln!("  {}. [{id}] {}", i + 1, a.describe(&env.home));
+        out.err_line(&format!("  {}. [{id}] {}", i + 1, a.describe(&env.home)));
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
@@ -134,7 +137,7 @@ fn run_fixes(ctx: &Context, env: &DoctorEnv, checks: &[Check], yes: bool) -> any
             .interact()
             .context("cannot read the answer")?;
         if !go {
-            eprintln!("Nothing changed.");
+            out.err_line("Nothing changed.");
             return Ok(false);
         }
     }
@@ -142,19 +145,19 @@ fn run_fixes(ctx: &Context, env: &DoctorEnv, checks: &[Check], yes: bool) -> any
     let mut failed = 0;
     for (id, a) in &actions {
         match doctor::fix::apply(a, &env.home) {
-            Ok(()) => eprintln!(
+            Ok(()) => out.err_line(&format!(
                 "{} [{id}] {}",
                 p.ok.apply_to("fixed"),
                 a.describe(&env.home)
-            ),
+            )),
             Err(e) => {
                 failed += 1;
-                eprintln!("{} [{id}] {e}", p.fail.apply_to("could not fix"));
+                out.err_line(&format!("{} [{id}] {e}", p.fail.apply_to("could not fix")));
             }
         }
     }
     if failed > 0 {
-        eprintln!("{failed} fix(es) failed; see above.");
+        out.err_line(&format!("{failed} fix(es) failed; see above."));
     }
     Ok(true)
 }

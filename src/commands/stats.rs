@@ -52,11 +52,11 @@ pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
         let conn = ledger::open_for_reading(&path)?;
         ledger::report(&conn, &options)?
     } else {
-        eprintln!(
+        ctx.printer(args.json).err_line(&format!(
             "No usage recorded yet: {} does not exist. The proxy creates it with its first \
              request (`ccr-setup up` or `ccr-setup proxy`).",
             path.display()
-        );
+        ));
         ledger::summarize(&[], &options)?
     };
 
@@ -67,14 +67,15 @@ pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
     } else {
         render_table(&report, &args.since, since_ms)
     };
-    print!("{out}");
-    if !args.json && !args.csv && !report.unpriced_models.is_empty() && !ctx.quiet {
-        eprintln!(
+    let printer = ctx.printer(args.json);
+    printer.document(&out);
+    if !args.json && !args.csv && !report.unpriced_models.is_empty() {
+        printer.progress(&format!(
             "warning: price unknown for {} (not in the model catalogue); their cost is \
              counted as $0. Add them under `Pricing` in {} (USD per million tokens).",
             report.unpriced_models.join(", "),
             ctx.config_path.display()
-        );
+        ));
     }
     Ok(Outcome::Success)
 }
@@ -112,12 +113,10 @@ fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Option<ConfigFi
     let file = match ConfigFile::load(&ctx.config_path) {
         Ok(f) => f,
         Err(ConfigError::NotFound { .. }) => {
-            if !ctx.quiet {
-                eprintln!(
-                    "note: no config at {}; using built-in prices",
-                    ctx.config_path.display()
-                );
-            }
+            ctx.printer(false).note(&format!(
+                "no config at {}; using built-in prices",
+                ctx.config_path.display()
+            ));
             return Ok((None, None));
         }
         Err(e) => return Err(e).context("cannot read the config for prices"),
@@ -125,13 +124,11 @@ fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Option<ConfigFi
     match file.resolve() {
         Ok(config) => Ok((Some(config), Some(file))),
         Err(e) => {
-            if !ctx.quiet {
-                eprintln!(
-                    "note: the config does not resolve here ({}); providers are classified \
-                     from the file as written",
-                    first_line(&e.to_string())
-                );
-            }
+            ctx.printer(false).note(&format!(
+                "the config does not resolve here ({}); providers are classified \
+                 from the file as written",
+                first_line(&e.to_string())
+            ));
             Ok((None, Some(file)))
         }
     }

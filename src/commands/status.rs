@@ -161,32 +161,39 @@ fn ledger_line(ledger: &LedgerHealth) -> String {
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
     let s = gather(ctx);
+    let out = ctx.printer(args.json);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        out.document(&format!("{}\n", serde_json::to_string_pretty(&s)?));
         return Ok(Outcome::Success);
     }
     let o = &s.ollama;
-    print!("Ollama   {} at {}", yes_no(o.up), o.url);
-    if let Some(v) = &o.version {
-        print!(", version {v}");
-    }
-    println!("{}", pid_note(&o.started_by_ccr_setup));
+    let version = o
+        .version
+        .as_ref()
+        .map(|v| format!(", version {v}"))
+        .unwrap_or_default();
+    out.line(&format!(
+        "Ollama   {} at {}{version}{}",
+        yes_no(o.up),
+        o.url,
+        pid_note(&o.started_by_ccr_setup)
+    ));
     if o.up && o.loaded.is_empty() {
-        println!("         no model loaded");
+        out.line("         no model loaded");
     }
     for m in &o.loaded {
         let ctx_len = m
             .context_length
             .map_or("unknown".to_owned(), |c| c.to_string());
-        println!("         loaded: {} (context {ctx_len})", m.name);
+        out.line(&format!("         loaded: {} (context {ctx_len})", m.name));
     }
     let p = &s.proxy;
-    println!("{}", proxy_line(p));
+    out.line(&proxy_line(p));
     if let Some(ledger) = p.health.as_ref().and_then(|h| h.ledger.as_ref()) {
-        println!("{}", ledger_line(ledger));
+        out.line(&ledger_line(ledger));
     }
     match s.service_manager {
-        None => println!("Services none (no launchd or running systemd here)"),
+        None => out.line("Services none (no launchd or running systemd here)"),
         Some(m) => {
             for st in &s.services {
                 let state = match (st.installed, st.loaded) {
@@ -195,15 +202,15 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
                     (true, Some(false)) => "installed, not loaded".to_owned(),
                     (true, None) => format!("installed ({} not answering)", m.name()),
                 };
-                println!("Service  {:<24} {state}", st.name);
+                out.line(&format!("Service  {:<24} {state}", st.name));
                 for problem in &st.problems {
-                    println!("         problem: {problem}");
+                    out.line(&format!("         problem: {problem}"));
                 }
             }
         }
     }
     let valid = s.config["valid"].as_bool().unwrap_or(false);
-    println!(
+    out.line(&format!(
         "Config   {}{}",
         ctx.config_path.display(),
         if valid {
@@ -213,7 +220,7 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
         } else {
             " (invalid: run `ccr-setup config validate`)".to_owned()
         }
-    );
+    ));
     Ok(Outcome::Success)
 }
 

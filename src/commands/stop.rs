@@ -51,9 +51,13 @@ pub fn run(ctx: &Context, args: StopArgs) -> anyhow::Result<Outcome> {
             }
         ));
     }
-    if !ctx.quiet || failed {
-        for line in said {
-            println!("{line}");
+    // With -q, only a failure is worth saying (and then all of it, for context).
+    let out = ctx.printer(false);
+    for line in said {
+        if failed {
+            out.line(&line);
+        } else {
+            out.say(&line);
         }
     }
     Ok(if failed {

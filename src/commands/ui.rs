@@ -20,12 +20,13 @@ pub fn run(ctx: &Context, args: UiArgs) -> anyhow::Result<Outcome> {
     let base = runtime::proxy_url(&cfg.host, cfg.port);
     let path = block_on(login_path(&base, cfg.api_key.as_deref()))?;
     let url = format!("{base}{path}");
+    let out = ctx.printer(false);
     let opener = if args.no_open { None } else { opener() };
     let Some(opener) = opener else {
-        if !args.no_open && !ctx.quiet {
-            eprintln!("No `open` or `xdg-open` here; open this URL in a browser:");
+        if !args.no_open {
+            out.progress("No `open` or `xdg-open` here; open this URL in a browser:");
         }
-        println!("{url}");
+        out.line(&url);
         return Ok(Outcome::Success);
     };
     let status = std::process::Command::new(&opener)
@@ -36,16 +37,14 @@ pub fn run(ctx: &Context, args: UiArgs) -> anyhow::Result<Outcome> {
         .status()
         .with_context(|| format!("cannot run {}", opener.display()))?;
     if !status.success() {
-        eprintln!(
+        out.err_line(&format!(
             "{} could not open a browser ({status}); open this URL yourself:",
             opener.display()
-        );
-        println!("{url}");
+        ));
+        out.line(&url);
         return Ok(Outcome::Success);
     }
-    if !ctx.quiet {
-        println!("Opened the dashboard: {url}");
-    }
+    out.say(&format!("Opened the dashboard: {url}"));
     Ok(Outcome::Success)
 }
 

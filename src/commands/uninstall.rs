@@ -65,6 +65,7 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
             .collect(),
         None => Vec::new(),
     };
+    let out = ctx.printer(false);
     print_what_goes(ctx, &args, manager, &layout, &installed);
     if !args.yes {
         let prompter = Prompter::open(false);
@@ -74,7 +75,7 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
                 .into());
         }
         if !prompter.confirm("Uninstall?", false)? {
-            println!("Nothing was changed.");
+            out.say("Nothing was changed.");
             return Ok(Outcome::Success);
         }
     }
@@ -99,11 +100,16 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
         let backup = crate::fsutil::make_backup(&ctx.config_path)?;
         said.push(format!("Backed up the config to {}", backup.display()));
     }
+    // With -q, only a failure is worth saying (and then all of it, for context).
     for line in said {
-        println!("{line}");
+        if failed {
+            out.line(&line);
+        } else {
+            out.say(&line);
+        }
     }
-    println!(
-        "Done. Delete the ccr-setup binary itself to finish (e.g. `cargo uninstall ccr-setup`)."
+    out.say(
+        "Done. Delete the ccr-setup binary itself to finish (e.g. `cargo uninstall ccr-setup`).",
     );
     Ok(if failed {
         Outcome::Failed
@@ -120,33 +126,40 @@ fn print_what_goes(
     layout: &Layout,
     installed: &[ServiceKind],
 ) {
-    println!("This removes:");
+    let out = ctx.printer(false);
+    out.line("This removes:");
     if let Some(m) = manager {
         for k in installed {
-            println!(
+            out.line(&format!(
                 "  {} service {}",
                 m.name(),
                 layout.service_file(m, *k).display()
-            );
+            ));
         }
     }
-    println!("  pid files in {}", crate::paths::run_dir().display());
-    println!("  logs in {}", crate::paths::logs_dir().display());
+    out.line(&format!(
+        "  pid files in {}",
+        crate::paths::run_dir().display()
+    ));
+    out.line(&format!("  logs in {}", crate::paths::logs_dir().display()));
     if manager == Some(Manager::Launchd) {
-        println!("  logs in {}", layout.launchd_logs_dir().display());
+        out.line(&format!(
+            "  logs in {}",
+            layout.launchd_logs_dir().display()
+        ));
     }
     if args.purge {
-        println!(
+        out.line(&format!(
             "  the config {}, its backups and the secrets store beside it (stored keys)",
             ctx.config_path.display()
-        );
+        ));
     } else {
-        println!(
+        out.line(&format!(
             "and keeps the config {} (with a fresh backup).",
             ctx.config_path.display()
-        );
+        ));
     }
-    println!("Ollama, Claude Code and your models are not touched.");
+    out.line("Ollama, Claude Code and your models are not touched.");
 }
 
 /// Unload and remove our service files; true when an unload or reload failed.

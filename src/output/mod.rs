@@ -145,6 +145,18 @@ impl Printer {
         }
     }
 
+    /// What the command was asked for (a JSON document, a table, CSV), exactly as
+    /// given, in every mode.
+    pub fn document(&self, text: &str) {
+        print!("{text}");
+        let _ = std::io::stdout().flush();
+    }
+
+    /// A line on stderr that even `-q` shows: a warning, or what to do by hand.
+    pub fn err_line(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
     /// A failure that does not end the command: `error: …` and `hint: …` on stderr.
     pub fn error(&self, failure: &Diagnostic) {
         let p = self.palette();
