@@ -68,6 +68,11 @@ fn wizard_picks_a_pulled_model_with_arrow_keys_and_writes_the_answers() {
     s.expect("Apply this plan?").expect("one confirmation");
     s.send("y").unwrap();
     s.expect("Done.").expect("applied");
+    // Last, the status line, which edits Claude Code's settings: asked, yes.
+    s.expect("Claude Code's status line?")
+        .expect("the status line offer");
+    s.send("y").unwrap();
+    s.expect("status line now runs").expect("set");
     let status = s.get_process().wait().unwrap();
     assert_eq!(
         status,
@@ -105,6 +110,11 @@ fn wizard_picks_a_pulled_model_with_arrow_keys_and_writes_the_answers() {
         .bodies("/api/show")
         .iter()
         .any(|b| b["model"] == "qwen3:8b"));
+    let settings: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sb.home.join(".claude/settings.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(settings["statusLine"]["command"], "ccr-setup statusline");
 }
 
 #[test]
@@ -168,6 +178,8 @@ fn without_a_tty_on_stdin_the_questions_go_to_dev_tty() {
     s.expect("Apply this plan?").unwrap();
     s.send("y").unwrap();
     s.expect("Done.").unwrap();
+    s.expect("Claude Code's status line?").unwrap();
+    s.send("n").unwrap();
     let status = s.get_process().wait().unwrap();
     assert_eq!(
         status,
@@ -179,4 +191,8 @@ fn without_a_tty_on_stdin_the_questions_go_to_dev_tty() {
     assert_eq!(cfg["Ollama"]["context_length"], 32768);
     assert_eq!(cfg["PORT"], 3456);
     assert!(cfg.get("APIKEY").is_none(), "declined: {cfg}");
+    assert!(
+        !sb.home.join(".claude/settings.json").exists(),
+        "the status line was declined"
+    );
 }
