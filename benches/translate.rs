@@ -11,6 +11,7 @@
 use std::hint::black_box;
 
 use ccr_setup::proxy::anthropic::MessagesRequest;
+use ccr_setup::proxy::repair::ToolCatalog;
 use ccr_setup::proxy::translate::request::{to_openai, TargetOptions};
 use ccr_setup::proxy::translate::stream::StreamTranslator;
 use ccr_setup::proxy::translate::tool_names::ToolNameMap;
@@ -115,6 +116,31 @@ fn bench_stream(c: &mut Criterion) {
             }
             t.finish(&mut out);
             assert!(t.summary().completed);
+            black_box(out)
+        })
+    });
+    // The same answer in repair mode, as every Claude Code turn with tools now runs:
+    // text through the gate, the call held whole, its schema read from the request
+    // body and checked. The catalog is built per answer, as the proxy does.
+    let body = bytes::Bytes::from(request_body());
+    let names: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    group.bench_function("200_chunks_repairing", |b| {
+        b.iter(|| {
+            let catalog = ToolCatalog::new(names.clone(), body.clone());
+            let mut t =
+                StreamTranslator::new("msg_bench", "gpt-oss:20b", 20000, ToolNameMap::default())
+                    .repair_tools(Some(catalog));
+            let mut out = Vec::with_capacity(64 * 1024);
+            for chunk in &chunks {
+                t.feed(black_box(chunk), &mut out);
+            }
+            t.finish(&mut out);
+            assert!(t.summary().completed, "{}", String::from_utf8_lossy(&out));
             black_box(out)
         })
     });

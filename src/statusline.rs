@@ -140,10 +140,10 @@ pub fn install(
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Map::new(),
         Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(o)) => o,
-            Ok(other) => {
+            Ok(_) => {
                 return Err(InstallError::NotAnObject {
                     path: settings.to_owned(),
-                    detail: format!("it holds {}", type_name(&other)),
+                    detail: "it holds JSON that is not an object".to_owned(),
                 })
             }
             Err(e) => {
@@ -190,17 +190,6 @@ pub fn install(
             _ => None,
         },
     })
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Claude Code's user settings file.

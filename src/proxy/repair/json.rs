@@ -89,34 +89,56 @@ pub fn strip_fence(text: &str) -> Option<&str> {
     Some(body.strip_suffix("```").unwrap_or(body).trim())
 }
 
+/// Where a character stands relative to JSON strings, as text is read left to right.
+#[derive(Debug, Default)]
+struct StringState {
+    in_string: bool,
+    escaped: bool,
+    quote: char,
+}
+
+impl StringState {
+    /// Take `c`; true when it is inside a string (its quotes excluded). `single`
+    /// lets `'` open a string too (JSON5).
+    fn step(&mut self, c: char, single: bool) -> bool {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if c == '\\' {
+                self.escaped = true;
+            } else if c == self.quote {
+                self.in_string = false;
+                return false;
+            }
+            return true;
+        }
+        if c == '"' || (single && c == '\'') {
+            self.in_string = true;
+            self.quote = c;
+        }
+        false
+    }
+}
+
 /// Escape raw newlines, carriage returns and tabs that sit inside JSON strings.
 /// None when there were none.
 fn escape_raw_controls(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len() + 16);
-    let (mut in_string, mut escaped, mut changed) = (false, false, false);
-    let mut quote = '"';
+    let mut state = StringState::default();
+    let mut changed = false;
     for c in text.chars() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == quote {
-                in_string = false;
-            } else if matches!(c, '\n' | '\r' | '\t') {
+        let inside = state.step(c, true);
+        match c {
+            '\n' | '\r' | '\t' if inside => {
                 changed = true;
                 out.push_str(match c {
                     '\n' => "\\n",
                     '\r' => "\\r",
                     _ => "\\t",
                 });
-                continue;
             }
-        } else if c == '"' || c == '\'' {
-            in_string = true;
-            quote = c;
+            _ => out.push(c),
         }
-        out.push(c);
     }
     changed.then_some(out)
 }
@@ -130,20 +152,12 @@ fn close_truncated(text: &str) -> Option<String> {
         return None;
     }
     let mut stack = Vec::new();
-    let (mut in_string, mut escaped) = (false, false);
+    let mut state = StringState::default();
     for c in text.chars() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
+        if state.step(c, false) || c == '"' {
             continue;
         }
         match c {
-            '"' => in_string = true,
             '{' => stack.push('}'),
             '[' => stack.push(']'),
             '}' | ']' if stack.pop() != Some(c) => return None,
@@ -155,7 +169,7 @@ fn close_truncated(text: &str) -> Option<String> {
         || tail.ends_with("true")
         || tail.ends_with("false")
         || tail.ends_with("null");
-    if in_string || stack.is_empty() || !ends_with_value {
+    if state.in_string || stack.is_empty() || !ends_with_value {
         return None;
     }
     let mut out = tail.to_owned();
