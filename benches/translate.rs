@@ -122,8 +122,16 @@ fn bench_stream(c: &mut Criterion) {
     // The same answer in repair mode, as every Claude Code turn with tools now runs:
     // text through the gate, the call held whole, its schema read from the request
     // body and checked. The catalog is built per answer, as the proxy does.
-    let body = bytes::Bytes::from(request_body());
-    let names: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["tools"]
+    // The tools of the real Claude Code 2.1.197 recording (the 76 KB fixture's tools
+    // are renamed, and the answer calls Bash).
+    let recording = include_str!("../tests/fixtures/session/claude-code-2.1.197.jsonl");
+    let first_with_tools = recording
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["body"]["tools"].as_array().is_some_and(|t| !t.is_empty()))
+        .unwrap();
+    let body = bytes::Bytes::from(serde_json::to_vec(&first_with_tools["body"]).unwrap());
+    let names: Vec<String> = first_with_tools["body"]["tools"]
         .as_array()
         .unwrap()
         .iter()
