@@ -19,6 +19,7 @@ mod live;
 mod pricing;
 mod schema;
 mod stats;
+mod tool_calls;
 mod writer;
 
 pub use live::{LiveFeed, LiveReceiver};
@@ -31,6 +32,7 @@ pub use stats::{
     read_recent, read_rows, report, summarize, DaySavings, Group, GroupRow, LedgerRow,
     ProviderPerf, Report, StatsOptions, Totals,
 };
+pub use tool_calls::ToolCallQuality;
 pub use writer::{Ledger, LedgerOptions};
 
 use std::sync::atomic::{AtomicU64, Ordering};

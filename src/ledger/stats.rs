@@ -300,19 +300,6 @@ pub struct ProviderPerf {
     pub failure_rate: f64,
 }
 
-/// How usable one model's tool calls were ([`crate::proxy::repair`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ToolCallQuality {
-    /// `provider,model`.
-    pub model: String,
-    /// Answers whose tool calls needed a repair to be usable.
-    pub repaired: u64,
-    /// How often each kind of repair was made (`name`, `syntax`, `shape`, …).
-    pub repairs_by_kind: BTreeMap<String, u64>,
-    /// Tool calls that could not be repaired (retried, or fallen back from).
-    pub unrepaired: u64,
-}
-
 /// Savings of one calendar day (days without requests included, as 0).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DaySavings {
@@ -336,7 +323,7 @@ pub struct Report {
     pub unpriced_models: Vec<String>,
     /// Per model, its tool calls repaired and unrepaired (models with neither are
     /// left out).
-    pub tool_calls: Vec<ToolCallQuality>,
+    pub tool_calls: Vec<super::ToolCallQuality>,
 }
 
 /// Read the ledger and compute the report.
@@ -369,10 +356,10 @@ pub fn summarize(rows: &[LedgerRow], options: &StatsOptions) -> Result<Report, L
     let mut per_day: BTreeMap<NaiveDate, f64> = BTreeMap::new();
     let mut per_provider: BTreeMap<String, ProviderAcc> = BTreeMap::new();
     let mut unpriced = std::collections::BTreeSet::new();
-    let mut tool_calls: BTreeMap<String, ToolCallQuality> = BTreeMap::new();
+    let mut tool_calls: BTreeMap<String, super::ToolCallQuality> = BTreeMap::new();
 
     for row in rows {
-        count_tool_calls(row, &mut tool_calls);
+        super::tool_calls::count(row, &mut tool_calls);
         let figures = ctx.figures(row);
         if figures.unpriced {
             unpriced.insert(row.model.clone());
@@ -435,36 +422,6 @@ pub fn summarize(rows: &[LedgerRow], options: &StatsOptions) -> Result<Report, L
         unpriced_models: unpriced.into_iter().collect(),
         tool_calls: tool_calls.into_values().collect(),
     })
-}
-
-/// Repairs count for the model that answered; unrepaired calls for the model that
-/// made them (the one fallen back from, when a fallback answered).
-fn count_tool_calls(row: &LedgerRow, by_model: &mut BTreeMap<String, ToolCallQuality>) {
-    fn entry(
-        by_model: &mut BTreeMap<String, ToolCallQuality>,
-        model: String,
-    ) -> &mut ToolCallQuality {
-        by_model
-            .entry(model.clone())
-            .or_insert_with(|| ToolCallQuality {
-                model,
-                ..ToolCallQuality::default()
-            })
-    }
-    if let Some(repairs) = row.repairs.as_deref().filter(|r| !r.is_empty()) {
-        let q = entry(by_model, format!("{},{}", row.provider, row.model));
-        q.repaired += 1;
-        for kind in repairs.split(',') {
-            *q.repairs_by_kind.entry(kind.to_owned()).or_default() += 1;
-        }
-    }
-    if row.tool_call_failures > 0 {
-        let model = row
-            .fallback_from
-            .clone()
-            .unwrap_or_else(|| format!("{},{}", row.provider, row.model));
-        entry(by_model, model).unrepaired += u64::from(row.tool_call_failures);
-    }
 }
 
 struct Ctx<'a> {

@@ -23,6 +23,7 @@ mod messages;
 mod offload;
 mod passthrough;
 mod request;
+mod spliced;
 mod translated;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -102,26 +102,8 @@ pub fn from_openai(
     let calls = msg.tool_calls.as_deref().unwrap_or_default();
     let mut repairs = Vec::new();
     if let Some(text) = msg.content.as_deref().filter(|t| !t.is_empty()) {
-        match ctx.tools.filter(|_| calls.is_empty()) {
-            Some(tools) => match text_call::classify(tools, text) {
-                TextVerdict::Prose => content.push(ResponseBlock::Text {
-                    text: text.to_owned(),
-                }),
-                TextVerdict::Call(call) => {
-                    tracing::info!("repaired a tool call: {}", call.detail.join(", "));
-                    repairs.extend(call.repairs);
-                    content.push(ResponseBlock::ToolUse {
-                        id: format!("toolu_{id}_0"),
-                        name: call.name,
-                        input: call.input,
-                    });
-                }
-                TextVerdict::Attempt(unfit) => return Err(ResponseError::UnfitToolCall(unfit)),
-            },
-            None => content.push(ResponseBlock::Text {
-                text: text.to_owned(),
-            }),
-        }
+        let tools = ctx.tools.filter(|_| calls.is_empty());
+        content.push(text_block(text, tools, &id, &mut repairs)?);
     }
     let keep = if ctx.single_tool_call { 1 } else { calls.len() };
     if calls.len() > keep {
@@ -131,29 +113,7 @@ pub fn from_openai(
         );
     }
     for (i, call) in calls.iter().take(keep).enumerate() {
-        let upstream_name = call.function.name.as_deref().unwrap_or_default();
-        let name = names.to_client(upstream_name).to_owned();
-        let args = call.function.arguments_text();
-        let (name, input) = match ctx.tools {
-            Some(tools) => {
-                let fitted =
-                    fit_call(tools, &name, &args, true).map_err(ResponseError::UnfitToolCall)?;
-                if !fitted.repairs.is_empty() {
-                    tracing::info!("repaired a tool call: {}", fitted.detail.join(", "));
-                    repairs.extend(fitted.repairs);
-                }
-                (fitted.name, fitted.input)
-            }
-            None if args.trim().is_empty() => (name, Value::Object(Default::default())),
-            None => {
-                let input =
-                    serde_json::from_str(&args).map_err(|e| ResponseError::BadToolArguments {
-                        name: name.clone(),
-                        detail: e.to_string(),
-                    })?;
-                (name, input)
-            }
-        };
+        let (name, input) = call_input(call, names, ctx.tools, &mut repairs)?;
         content.push(ResponseBlock::ToolUse {
             id: call
                 .id
@@ -198,6 +158,68 @@ pub fn from_openai(
         usage_estimated: estimated,
         repairs,
     })
+}
+
+/// The answer's text as a block: text, or (when the tools are known and the answer has
+/// no calls) the call it printed; a failed call attempt is an error.
+fn text_block(
+    text: &str,
+    tools: Option<&ToolCatalog>,
+    id: &str,
+    repairs: &mut Vec<RepairKind>,
+) -> Result<ResponseBlock, ResponseError> {
+    let verdict = match tools {
+        Some(tools) => text_call::classify(tools, text),
+        None => TextVerdict::Prose,
+    };
+    match verdict {
+        TextVerdict::Prose => Ok(ResponseBlock::Text {
+            text: text.to_owned(),
+        }),
+        TextVerdict::Call(call) => {
+            tracing::info!("repaired a tool call: {}", call.detail.join(", "));
+            repairs.extend(call.repairs);
+            Ok(ResponseBlock::ToolUse {
+                id: format!("toolu_{id}_0"),
+                name: call.name,
+                input: call.input,
+            })
+        }
+        TextVerdict::Attempt(unfit) => Err(ResponseError::UnfitToolCall(unfit)),
+    }
+}
+
+/// One call's client name and input: repaired against the tools when they are known,
+/// else parsed as sent.
+fn call_input(
+    call: &crate::proxy::openai::ResponseToolCall,
+    names: &ToolNameMap,
+    tools: Option<&ToolCatalog>,
+    repairs: &mut Vec<RepairKind>,
+) -> Result<(String, Value), ResponseError> {
+    let upstream_name = call.function.name.as_deref().unwrap_or_default();
+    let name = names.to_client(upstream_name).to_owned();
+    let args = call.function.arguments_text();
+    match tools {
+        Some(tools) => {
+            let fitted =
+                fit_call(tools, &name, &args, true).map_err(ResponseError::UnfitToolCall)?;
+            if !fitted.repairs.is_empty() {
+                tracing::info!("repaired a tool call: {}", fitted.detail.join(", "));
+                repairs.extend(fitted.repairs);
+            }
+            Ok((fitted.name, fitted.input))
+        }
+        None if args.trim().is_empty() => Ok((name, Value::Object(Default::default()))),
+        None => {
+            let input =
+                serde_json::from_str(&args).map_err(|e| ResponseError::BadToolArguments {
+                    name: name.clone(),
+                    detail: e.to_string(),
+                })?;
+            Ok((name, input))
+        }
+    }
 }
 
 #[cfg(test)]

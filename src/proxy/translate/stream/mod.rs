@@ -462,14 +462,7 @@ impl StreamTranslator {
             }
         };
         if self.single_tool_call && slot > 0 {
-            if slot == self.tools.len() - 1 && !self.tools[slot].started {
-                self.tools.pop();
-            }
-            if self.dropped_calls == 0 {
-                tracing::info!("kept the first tool call only: the client disabled parallel tool use, which the upstream ignores");
-            }
-            self.dropped_calls += 1;
-            return;
+            return self.drop_extra_call(slot);
         }
         let tool = &mut self.tools[slot];
         if tool.stopped {
@@ -539,6 +532,17 @@ impl StreamTranslator {
             },
             out,
         );
+    }
+
+    /// A second call while the client allows one per answer: dropped.
+    fn drop_extra_call(&mut self, slot: usize) {
+        if slot == self.tools.len() - 1 && !self.tools[slot].started {
+            self.tools.pop();
+        }
+        if self.dropped_calls == 0 {
+            tracing::info!("kept the first tool call only: the client disabled parallel tool use, which the upstream ignores");
+        }
+        self.dropped_calls += 1;
     }
 
     fn new_tool(&mut self, key: ToolKey) -> usize {
