@@ -53,6 +53,9 @@ pub(super) fn apply_command(
     if args.no_api_key {
         words.push("--no-api-key".into());
     }
+    if args.statusline {
+        words.push("--statusline".into());
+    }
     words.join(" ")
 }
 
