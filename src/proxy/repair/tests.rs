@@ -143,6 +143,13 @@ fn printed_calls_become_calls_and_prose_stays_prose() {
     assert!(text_call::may_be_call("  {\"na"));
     assert!(text_call::may_be_call("``"));
     assert!(!text_call::may_be_call("Sure"));
+    assert!(text_call::may_be_call("```js"), "still may become ```json");
+    assert!(text_call::may_be_call("```json\n{\"na"));
+    assert!(
+        !text_call::may_be_call("```python\nprint(1)"),
+        "code streams at once"
+    );
+    assert!(!text_call::may_be_call("```py"));
 }
 
 #[test]

@@ -17,10 +17,18 @@ const MAX_CALL_TEXT: usize = 64 * 1024;
 /// such text back until it is complete, and pass any other text on at once.
 pub fn may_be_call(text_so_far: &str) -> bool {
     let t = text_so_far.trim_start();
+    if let Some(fenced) = t.strip_prefix("```") {
+        // A fence in another language (```python) is code to show, not a call.
+        return match fenced.split_once('\n') {
+            Some((lang, _)) => matches!(lang.trim(), "" | "json" | "JSON"),
+            None => {
+                fenced.len() <= 4 && "json".starts_with(fenced.trim().to_ascii_lowercase().as_str())
+            }
+        };
+    }
     t.is_empty()
         || t.starts_with('{')
         || "```".starts_with(t)
-        || t.starts_with("```")
         || "<|".starts_with(t)
         || t.starts_with("<|")
 }
