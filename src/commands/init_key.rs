@@ -7,6 +7,7 @@ use dialoguer::theme::ColorfulTheme;
 
 use super::shared::block_on;
 use crate::config::{KeySource, SecretsStore};
+use crate::output::Printer;
 use crate::provision::cloud_key::{self, KeyCheck};
 use crate::provision::router_config::ANTHROPIC_KEY_VAR;
 
@@ -38,6 +39,7 @@ pub(crate) fn gather(
     term: Option<&Term>,
     store: &SecretsStore,
     check: bool,
+    out: &Printer,
 ) -> anyhow::Result<CloudKey> {
     let stored = store.get(ANTHROPIC_KEY_VAR)?;
     let from_env = std::env::var(ANTHROPIC_KEY_VAR)
@@ -64,7 +66,7 @@ pub(crate) fn gather(
         }
     };
     if check {
-        verify(&value)?;
+        verify(out, &value)?;
     }
     if stored.as_ref().is_some_and(|(v, _)| *v == value) {
         return Ok(CloudKey::Present(stored.expect("checked").1));
@@ -77,20 +79,20 @@ pub(crate) fn gather(
 
 /// One `GET /v1/models` with the key. A refusal stops `init` before anything is
 /// written; no network is a warning.
-fn verify(key: &str) -> anyhow::Result<()> {
+fn verify(out: &Printer, key: &str) -> anyhow::Result<()> {
     let url = cloud_key::models_url();
     match block_on(cloud_key::check(&url, key, cloud_key::CHECK_TIMEOUT)) {
-        KeyCheck::Accepted => eprintln!("The Claude API accepted the key."),
+        KeyCheck::Accepted => out.err_line("The Claude API accepted the key."),
         KeyCheck::Refused { status, message } => bail!(
             "the Claude API refused {ANTHROPIC_KEY_VAR} (HTTP {status}{}): check the key at https://console.anthropic.com/settings/keys and re-run, or pass --no-key-check to store it anyway",
             if message.is_empty() { String::new() } else { format!(": {message}") }
         ),
-        KeyCheck::Unreachable(why) => eprintln!(
+        KeyCheck::Unreachable(why) => out.err_line(&format!(
             "warning: could not check the key ({url}: {why}); it is stored unchecked and the proxy will report a refusal"
-        ),
-        KeyCheck::Inconclusive { status } => eprintln!(
+        )),
+        KeyCheck::Inconclusive { status } => out.err_line(&format!(
             "warning: the key check got HTTP {status} from {url}; the key is stored unchecked"
-        ),
+        )),
     }
     Ok(())
 }

@@ -18,7 +18,6 @@ use crate::cli::InitArgs;
 use crate::config::{ConfigError, ConfigFile, SecretsStore};
 use crate::diagnostic::Diagnostic;
 use crate::provision::install;
-use crate::provision::router_config;
 use crate::provision::{self, Platform, ProbeEnv};
 use crate::service::{self, Layout, Manager, ServiceKind};
 
@@ -39,11 +38,12 @@ fn tilde(p: &Path) -> String {
 }
 
 pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
+    let out = ctx.printer(false);
     let platform = Platform::from_env()?;
     let manager = resolve_manager(args.service_manager);
     let prompter = Prompter::open(args.yes);
     if let Prompter::NoTerminal = prompter {
-        eprintln!("No terminal to ask on (stdin is not a TTY and there is no /dev/tty): planning with the defaults and the flags given; nothing is installed or written without consent.");
+        out.err_line("No terminal to ask on (stdin is not a TTY and there is no /dev/tty): planning with the defaults and the flags given; nothing is installed or written without consent.");
     }
     let existing = load_existing(ctx)?;
     let answers = ask(ctx, &prompter, &args, existing.as_ref(), manager)?;
@@ -51,31 +51,37 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
     let loads = plan.loads();
     let key_line = plan.key_line();
     for note in &plan.files.notes {
-        println!("Note: {note}");
+        out.line(&format!("Note: {note}"));
     }
     if !plan.has_changes(&loads, key_line.is_some()) {
         let a = &plan.answers.config;
-        println!(
+        out.line(&format!(
             "Nothing to change: {} and the services already match these answers (model {}, context {}, port {}).",
             tilde(&ctx.config_path),
             a.model,
             a.context_length,
             a.port
-        );
+        ));
         if !args.dry_run {
-            statusline::offer(&prompter, &args)?;
+            statusline::offer(&out, &prompter, &args)?;
         }
         return Ok(Outcome::Success);
     }
-    print_plan(&plan.installs, &plan.files, &loads, key_line.as_deref());
+    print_plan(
+        &out,
+        &plan.installs,
+        &plan.files,
+        &loads,
+        key_line.as_deref(),
+    );
     if args.dry_run {
-        println!("\nDry run: nothing was changed.");
+        out.line("\nDry run: nothing was changed.");
         return Ok(Outcome::Success);
     }
     if let Prompter::NoTerminal = prompter {
         // Like rustup without -y: installers and writes need a yes from a person.
-        eprintln!("\nNo terminal to ask for consent, so nothing was installed or written.");
-        eprintln!(
+        out.err_line("\nNo terminal to ask for consent, so nothing was installed or written.");
+        out.err_line(&format!(
             "To apply this plan, run:\n    {}",
             super::init_consent::apply_command(
                 ctx,
@@ -84,16 +90,16 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
                 plan.answers.services,
                 manager
             )
-        );
+        ));
         return Ok(Outcome::Usage);
     }
     if !prompter.confirm("Apply this plan?", true)? {
-        println!("Nothing was changed.");
+        out.line("Nothing was changed.");
         return Ok(Outcome::Success);
     }
     let outcome = apply::apply(ctx, &prompter, plan)?;
     if outcome == Outcome::Success {
-        statusline::offer(&prompter, &args)?;
+        statusline::offer(&out, &prompter, &args)?;
     }
     Ok(outcome)
 }
@@ -118,11 +124,10 @@ fn ask(
     existing: Option<&ConfigFile>,
     manager: Option<Manager>,
 ) -> anyhow::Result<AllAnswers> {
-    let base = existing.and_then(|f| router_config::current_answers(&f.doc));
     let ollama = OllamaInfo::fetch();
     let store = SecretsStore::for_config(&ctx.config_path);
-    let has_api_key = existing.is_some_and(|f| router_config::has_api_key(&f.doc));
-    gather(prompter, args, base, &ollama, manager, &store, has_api_key)
+    let out = ctx.printer(false);
+    gather(&out, prompter, args, existing, &ollama, manager, &store)
 }
 
 /// Probe the machine and plan the installs, files and service loads for these answers.
@@ -134,6 +139,7 @@ fn make_plan(
     answers: AllAnswers,
     existing: Option<ConfigFile>,
 ) -> anyhow::Result<Plan> {
+    let out = ctx.printer(false);
     let probe_env = ProbeEnv {
         root: crate::paths::system_root(),
         ..ProbeEnv::current(platform)
@@ -151,12 +157,12 @@ fn make_plan(
             ("Claude Code", probes.claude.is_none()),
         ] {
             if missing {
-                println!("Note: {tool} is not installed and --no-install was given; install it before `ccr-setup up`.");
+                out.line(&format!("Note: {tool} is not installed and --no-install was given; install it before `ccr-setup up`."));
             }
         }
     }
     if args.service && manager.is_none() {
-        println!("Note: --service was given, but no service manager was detected (no launchd, systemd not running); pass --service-manager launchd|systemd to choose one.");
+        out.line("Note: --service was given, but no service manager was detected (no launchd, systemd not running); pass --service-manager launchd|systemd to choose one.");
     }
     let layout = Layout::current();
     let files = plan_files(ctx, &answers, existing.as_ref(), &probes, manager, &layout)?;

@@ -10,6 +10,7 @@ use super::super::Context;
 use super::tilde;
 use super::wizard::AllAnswers;
 use crate::config::{ConfigError, ConfigFile, OllamaSettings};
+use crate::output::Printer;
 use crate::provision::install::InstallStep;
 use crate::provision::router_config;
 use crate::provision::{claude_json, ExistingOllama, Platform, ProbeEnv, Probes};
@@ -178,25 +179,30 @@ pub(super) fn load_plan(
 }
 
 pub(super) fn print_plan(
+    out: &Printer,
     installs: &[InstallStep],
     files: &FilePlan,
     loads: &[ServiceCommand],
     key_line: Option<&str>,
 ) {
-    println!("Plan:");
+    out.line("Plan:");
     if !installs.is_empty() {
-        println!("  Install:");
+        out.line("  Install:");
         for step in installs {
             let sudo = if step.uses_sudo {
                 " (the installer uses sudo and may ask for your password)"
             } else {
                 ""
             };
-            println!("    {}: {}{sudo}", step.software.name(), step.manual);
+            out.line(&format!(
+                "    {}: {}{sudo}",
+                step.software.name(),
+                step.manual
+            ));
         }
     }
-    println!("  Write:");
-    println!(
+    out.line("  Write:");
+    out.line(&format!(
         "    {:<9} {} (router config{})",
         files.config_change.word(),
         tilde(&files.config.path),
@@ -205,42 +211,42 @@ pub(super) fn print_plan(
         } else {
             ""
         }
-    );
+    ));
     if let Some(line) = key_line {
-        println!("{line}");
+        out.line(line);
     }
     if files.claude_json.is_some() {
         let path = crate::paths::claude_json_path();
         let word = if path.exists() { "update" } else { "create" };
-        println!(
+        out.line(&format!(
             "    {word:<9} {} (hasCompletedOnboarding: true, other keys kept)",
             tilde(&path)
-        );
+        ));
     }
     for (r, c) in &files.services {
-        println!(
+        out.line(&format!(
             "    {:<9} {} ({} service)",
             c.word(),
             tilde(&r.path),
             r.kind.short()
-        );
+        ));
     }
     if let Some((path, text, change)) = &files.dropin {
         if *change != Change::Unchanged {
-            println!(
+            out.line(&format!(
                 "    {:<9} {} (with sudo), containing:",
                 change.word(),
                 path.display()
-            );
+            ));
             for line in text.lines() {
-                println!("        {line}");
+                out.line(&format!("        {line}"));
             }
         }
     }
     if !loads.is_empty() {
-        println!("  Load:");
+        out.line("  Load:");
         for c in loads {
-            println!("    {c}");
+            out.line(&format!("    {c}"));
         }
     }
 }

@@ -6,9 +6,10 @@
 use crate::cli::InitArgs;
 use crate::commands::prompt::Prompter;
 use crate::commands::statusline::STATUSLINE_COMMAND;
+use crate::output::Printer;
 use crate::statusline::{self, InstallOutcome};
 
-pub(super) fn offer(prompter: &Prompter, args: &InitArgs) -> anyhow::Result<()> {
+pub(super) fn offer(out: &Printer, prompter: &Prompter, args: &InitArgs) -> anyhow::Result<()> {
     let wanted = match prompter {
         Prompter::Term(_) => prompter.confirm(
             "Show where each request goes (local or cloud, and why) in Claude Code's status line?",
@@ -28,9 +29,9 @@ pub(super) fn offer(prompter: &Prompter, args: &InitArgs) -> anyhow::Result<()> 
                     false,
                 )?;
             if !replace {
-                println!(
+                out.line(&format!(
                     "Kept your status line (`{existing}`); `ccr-setup statusline --install --replace` switches later."
-                );
+                ));
                 return Ok(());
             }
             statusline::install(&path, STATUSLINE_COMMAND, true)?
@@ -39,12 +40,15 @@ pub(super) fn offer(prompter: &Prompter, args: &InitArgs) -> anyhow::Result<()> 
     };
     match outcome {
         InstallOutcome::Installed { backup } => {
-            println!(
+            out.line(&format!(
                 "Claude Code's status line now runs `{STATUSLINE_COMMAND}` ({}).",
                 path.display()
-            );
+            ));
             if let Some(b) = backup {
-                println!("The previous settings are kept in {}.", b.display());
+                out.line(&format!(
+                    "The previous settings are kept in {}.",
+                    b.display()
+                ));
             }
         }
         InstallOutcome::AlreadySet => {}

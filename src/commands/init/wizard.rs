@@ -10,9 +10,12 @@ use dialoguer::theme::ColorfulTheme;
 use super::super::init_key::{self, CloudKey};
 use super::super::prompt::Prompter;
 use crate::cli::InitArgs;
-use crate::config::{SecretsStore, DEFAULT_CONTEXT_LENGTH, DEFAULT_MODEL, DEFAULT_PORT};
+use crate::config::{
+    ConfigFile, SecretsStore, DEFAULT_CONTEXT_LENGTH, DEFAULT_MODEL, DEFAULT_PORT,
+};
 use crate::diagnostic::Diagnostic;
 use crate::ollama::{InstalledModel, ModelDetails, OllamaClient};
+use crate::output::Printer;
 use crate::provision::router_config::{self, Answers};
 use crate::service::Manager;
 
@@ -74,14 +77,17 @@ pub(super) struct AllAnswers {
 }
 
 pub(super) fn gather(
+    out: &Printer,
     prompter: &Prompter,
     args: &InitArgs,
-    base: Option<Answers>,
+    existing: Option<&ConfigFile>,
     ollama: &OllamaInfo,
     manager: Option<Manager>,
     store: &SecretsStore,
-    has_api_key: bool,
 ) -> anyhow::Result<AllAnswers> {
+    // The existing config's answers are the defaults.
+    let base = existing.and_then(|f| router_config::current_answers(&f.doc));
+    let has_api_key = existing.is_some_and(|f| router_config::has_api_key(&f.doc));
     let defaults = base.unwrap_or_else(|| Answers {
         model: DEFAULT_MODEL.to_owned(),
         context_length: DEFAULT_CONTEXT_LENGTH,
@@ -107,7 +113,7 @@ pub(super) fn gather(
     let trained = details.as_ref().and_then(|d| d.trained_context);
     let advice = ollama.context_advice(&model, details.as_ref());
     match (&advice, ask.term, args.context_length) {
-        (Some(a), None, _) | (Some(a), _, Some(_)) => println!("Note: {a}"),
+        (Some(a), None, _) | (Some(a), _, Some(_)) => out.line(&format!("Note: {a}")),
         _ => {}
     }
     let context_length = ask.context_length(&model, trained, advice.as_deref())?;
@@ -124,7 +130,7 @@ pub(super) fn gather(
         );
     }
     let key = match cloud_fallback {
-        true => Some(init_key::gather(ask.term, store, !args.no_key_check)?),
+        true => Some(init_key::gather(ask.term, store, !args.no_key_check, out)?),
         false => None,
     };
     let services = ask.services(manager)?;
