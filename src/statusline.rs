@@ -120,7 +120,7 @@ pub enum InstallError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a JSON object ({detail}); fix or move it, then try again")]
+    #[error("{path} is not a JSON object ({detail})")]
     NotAnObject { path: PathBuf, detail: String },
     #[error("cannot write {path}: {source}")]
     Write {

@@ -50,7 +50,16 @@ pub fn run(ctx: &Context, args: StatuslineArgs) -> anyhow::Result<Outcome> {
 /// Set the status line in `~/.claude/settings.json`.
 fn install(replace: bool) -> anyhow::Result<Outcome> {
     let path = statusline::claude_settings_path();
-    match statusline::install(&path, STATUSLINE_COMMAND, replace)? {
+    let installed = statusline::install(&path, STATUSLINE_COMMAND, replace).map_err(|e| {
+        let hint = match e {
+            statusline::InstallError::NotAnObject { .. } => {
+                "fix the file (Claude Code's settings are one JSON object) or move it away, then run this again"
+            }
+            _ => "check the file's permissions, then run this again",
+        };
+        crate::diagnostic::Diagnostic::new(e.to_string()).with_hint(hint)
+    })?;
+    match installed {
         InstallOutcome::Installed { backup } => {
             println!(
                 "Claude Code's status line now runs `{STATUSLINE_COMMAND}` ({}).",

@@ -193,3 +193,24 @@ fn uninstall_without_a_terminal_or_yes() {
         "{err}"
     );
 }
+
+#[test]
+fn statusline_install_over_settings_that_are_not_an_object() {
+    let h = Home::new();
+    let settings = h.path().join(".claude/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(&settings, "[1, 2]").unwrap();
+    assert_eq!(
+        error_of(h.cmd(&["statusline", "--install"])),
+        format!(
+            "error: {} is not a JSON object (it holds JSON that is not an object)\n\
+             hint: fix the file (Claude Code's settings are one JSON object) or move it away, then run this again",
+            settings.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&settings).unwrap(),
+        "[1, 2]",
+        "left as it was"
+    );
+}
