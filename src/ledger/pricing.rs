@@ -205,16 +205,13 @@ fn parse_price(key: &str, value: &Value) -> Result<Price, Vec<PricingError>> {
 
 use crate::catalogue::{matches_key, normalize};
 
-/// Whether a provider runs on this machine: its `api_base_url` host is loopback
-/// (`localhost`, `127.0.0.0/8`, `::1`). Anything else, even on the LAN, is cloud.
+/// Whether a provider runs on this machine: its `local` key, else (resolved when the
+/// config is validated) whether its `api_base_url` host is loopback (`localhost`,
+/// `127.0.0.0/8`, `::1`). Anything else, even on the LAN, is cloud unless marked.
 pub fn is_local_provider(provider: &Provider) -> bool {
-    if let Some(local) = provider.local {
-        return local;
-    }
-    url::Url::parse(&provider.api_base_url)
-        .ok()
-        .and_then(|u| u.host_str().map(crate::config::is_loopback_host))
-        .unwrap_or(false)
+    provider.local.unwrap_or_else(|| {
+        url::Url::parse(&provider.api_base_url).is_ok_and(|u| crate::config::is_loopback_url(&u))
+    })
 }
 
 /// Provider name → local, from the resolved config or, when the config does not

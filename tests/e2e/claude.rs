@@ -90,10 +90,7 @@ async fn claude_code_runs_a_tool_through_the_proxy_to_a_fake_openai_upstream() {
     )
     .await;
     let proxy_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let context = format!(
-        "claude exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{proxy_log}",
-        run.status, run.stdout, run.stderr
-    );
+    let context = run.context(&proxy_log);
     assert!(run.status.success(), "{context}");
     assert!(run.stdout.contains(FINAL_TEXT), "{context}");
 

@@ -55,10 +55,7 @@ async fn claude_code_gets_the_fallbacks_answer_when_the_default_provider_is_down
     let (_proxy, base, log) = start_proxy(dir.path(), config).await;
     let run = run_claude(&claude, dir.path(), &base, "Say hello.", &[]).await;
     let proxy_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let context = format!(
-        "claude exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{proxy_log}",
-        run.status, run.stdout, run.stderr
-    );
+    let context = run.context(&proxy_log);
     assert!(run.status.success(), "{context}");
     assert!(run.stdout.contains(FALLBACK_TEXT), "{context}");
     assert!(!fallback.requests().is_empty(), "{context}");
@@ -138,10 +135,7 @@ async fn claude_code_gets_the_fallbacks_answer_when_ollama_cannot_parse_a_tool_c
     let (_proxy, base, log) = start_proxy(dir.path(), config).await;
     let run = run_claude(&claude, dir.path(), &base, "What time is it?", &[]).await;
     let proxy_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let context = format!(
-        "claude exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{proxy_log}",
-        run.status, run.stdout, run.stderr
-    );
+    let context = run.context(&proxy_log);
     assert!(run.status.success(), "{context}");
     assert!(run.stdout.contains(FALLBACK_TEXT), "{context}");
     assert!(

@@ -113,10 +113,7 @@ async fn claude_code_runs_each_repaired_tool_call() {
         )
         .await;
         let proxy_log = std::fs::read_to_string(&log).unwrap_or_default();
-        let context = format!(
-            "{what}: claude exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{proxy_log}",
-            run.status, run.stdout, run.stderr
-        );
+        let context = format!("{what}: {}", run.context(&proxy_log));
         assert!(run.status.success(), "{context}");
         assert!(
             dir.path().join("work").join(&marker).exists(),

@@ -94,7 +94,14 @@ fn build_provider(
             &format!("{path}.reasoning_in_history"),
         )
         .unwrap_or(false);
-    let local = c.opt_bool(obj, "local", &format!("{path}.local"));
+    // Resolved once here, so the proxy's per-request locality checks parse no URL.
+    let local = c
+        .opt_bool(obj, "local", &format!("{path}.local"))
+        .or_else(|| {
+            url::Url::parse(&url)
+                .ok()
+                .map(|u| crate::config::is_loopback_url(&u))
+        });
     Some(Provider {
         kind: provider_kind(&url, transformer.as_ref()),
         name,

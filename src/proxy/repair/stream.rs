@@ -3,6 +3,8 @@
 //! `message_stop`, so this costs no time), and text only while it may still be a
 //! call printed as text. Prose streams as it arrives.
 
+use std::borrow::Cow;
+
 /// Markup that opens a call printed into the text mid-answer (Qwen/Hermes tags,
 /// harmony frames). Text from such a marker on is held and classified at the end.
 const MID_TEXT_MARKERS: &[&str] = &[
@@ -118,30 +120,28 @@ pub enum HeldText {
 }
 
 impl TextGate {
-    /// Take `text`; return what can be shown now.
-    pub fn feed(&mut self, text: &str) -> String {
+    /// Take `text`; return what can be shown now. Prose without a `<` (the usual
+    /// delta) is passed on as is, without a copy.
+    pub fn feed<'t>(&mut self, text: &'t str) -> Cow<'t, str> {
         match self.mode {
             GateMode::Markup => {
                 self.held.push_str(text);
-                String::new()
+                Cow::Borrowed("")
             }
             GateMode::Undecided => {
                 self.held.push_str(text);
                 if super::text_call::may_be_call(&self.held) {
-                    return String::new();
+                    return Cow::Borrowed("");
                 }
                 self.mode = GateMode::Passing;
                 let held = std::mem::take(&mut self.held);
-                self.pass(&held)
+                Cow::Owned(self.pass(&held))
             }
+            GateMode::Passing if self.held.is_empty() && !text.contains('<') => Cow::Borrowed(text),
             GateMode::Passing => {
-                if self.held.is_empty() {
-                    self.pass(text)
-                } else {
-                    let mut held = std::mem::take(&mut self.held);
-                    held.push_str(text);
-                    self.pass(&held)
-                }
+                let mut held = std::mem::take(&mut self.held);
+                held.push_str(text);
+                Cow::Owned(self.pass(&held))
             }
         }
     }

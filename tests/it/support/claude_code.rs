@@ -78,6 +78,16 @@ pub struct ClaudeRun {
     pub stderr: String,
 }
 
+impl ClaudeRun {
+    /// What a failed assertion shows: Claude Code's exit, output, and the proxy's log.
+    pub fn context(&self, proxy_log: &str) -> String {
+        format!(
+            "claude exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{proxy_log}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
 /// `claude -p PROMPT ARGS…` with a clean environment pointed at the proxy at `base`
 /// (HOME is `home`, onboarding pre-seeded). Output is piped; the child dies with its
 /// handle.

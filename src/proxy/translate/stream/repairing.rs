@@ -71,7 +71,7 @@ impl StreamTranslator {
     /// Text in repair mode: what may be shown now (the rest is held).
     pub(super) fn gate_text<'t>(&mut self, text: &'t str) -> std::borrow::Cow<'t, str> {
         match self.repair.as_mut() {
-            Some(r) => std::borrow::Cow::Owned(r.gate.feed(text)),
+            Some(r) => r.gate.feed(text),
             None => std::borrow::Cow::Borrowed(text),
         }
     }
