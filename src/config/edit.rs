@@ -51,7 +51,7 @@ impl ConfigFile {
         if same_server(&url, base) || !is_loopback_url(&url) || !is_loopback_url(base) {
             return None;
         }
-        let new = crate::provision::router_config::ollama_chat_url(base);
+        let new = super::ollama_chat_url(base);
         provider["api_base_url"] = json!(new);
         Some(old)
     }

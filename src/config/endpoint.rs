@@ -21,6 +21,15 @@ pub fn same_server(a: &Url, b: &Url) -> bool {
         }
 }
 
+/// The OpenAI-compatible chat URL of the Ollama server at `base` (what `init` writes
+/// and `up` re-points a local provider to).
+pub fn ollama_chat_url(base: &Url) -> String {
+    format!(
+        "{}/v1/chat/completions",
+        base.as_str().trim_end_matches('/')
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

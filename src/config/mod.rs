@@ -20,7 +20,7 @@ pub mod secrets;
 mod validate;
 
 pub use edit::ContextWindowEdit;
-pub use endpoint::{is_loopback_url, same_server};
+pub use endpoint::{is_loopback_url, ollama_chat_url, same_server};
 pub use file::{redacted, ConfigFile, KeyOrigin};
 pub use interpolate::interpolate;
 pub use model::{

@@ -17,6 +17,7 @@
 
 mod live;
 mod pricing;
+mod rows;
 mod schema;
 mod stats;
 mod tool_calls;
@@ -27,10 +28,10 @@ pub use pricing::{
     default_compare_to, fallback_compare_to, is_local_provider, ledger_enabled, provider_locality,
     Price, PriceTable, PricingError,
 };
+pub use rows::{read_recent, read_rows, LedgerRow};
 pub use schema::{open_for_reading, open_for_writing, SCHEMA_VERSION};
 pub use stats::{
-    read_recent, read_rows, report, summarize, DaySavings, Group, GroupRow, LedgerRow,
-    ProviderPerf, Report, StatsOptions, Totals,
+    report, summarize, DaySavings, Group, GroupRow, ProviderPerf, Report, StatsOptions, Totals,
 };
 pub use tool_calls::ToolCallQuality;
 pub use writer::{Ledger, LedgerOptions};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::stats::LedgerRow;
+use super::rows::LedgerRow;
 
 /// How usable one model's tool calls were ([`crate::proxy::repair`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

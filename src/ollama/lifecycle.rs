@@ -11,7 +11,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::owner::{self, Owner};
-use super::serve::{self, ServeError};
+use super::serve;
 use super::{OllamaClient, OllamaError};
 use crate::config::OllamaSettings;
 use crate::diagnostic::{one_line, Diagnostic, Hint};
@@ -170,13 +170,10 @@ async fn start(client: &OllamaClient, settings: &OllamaSettings) -> Result<Ready
     let host = crate::env_vars::non_empty(EnvVars::OLLAMA_HOST)
         .unwrap_or_else(|| format!("127.0.0.1:{}", super::host::DEFAULT_PORT));
     env.push((EnvVars::OLLAMA_HOST.to_owned(), host));
-    let owned = serve::spawn_serve(&env, &base, settings.context_length).map_err(|e| match e {
-        ServeError::NotInstalled => Diagnostic {
-            message: e.to_string(),
-            hint: e.hint(),
-        },
-        other => Diagnostic::new(format!("cannot start Ollama: {}", one_line(&other))),
-    })?;
+    let program = which::which("ollama")
+        .map_err(|_| super::advice::not_installed(crate::provision::Platform::current()))?;
+    let owned = serve::spawn_serve(&program, &env, &base, settings.context_length)
+        .map_err(|e| Diagnostic::new(format!("cannot start Ollama: {}", one_line(&e))))?;
     let version = serve::wait_until_ready(client, Some(owned.pid), READY_TIMEOUT)
         .await
         .map_err(|e| Diagnostic {

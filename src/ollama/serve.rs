@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{OllamaClient, OllamaError};
 use crate::diagnostic::Hint;
-use crate::provision::Platform;
 use crate::service::runtime::{self, Owned};
 
 /// `~/.claude-code-router/run/ollama.pid`: the pid and exact command line, in the format
@@ -45,22 +44,12 @@ pub struct OwnedServer {
     pub started_at: String,
 }
 
+/// Why our `ollama serve` could not be started or did not come up. Starting it and
+/// writing its files fail as any detached process does ([`runtime::RuntimeError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{}", super::advice::not_installed(Platform::current()).message)]
-    NotInstalled,
-    #[error("cannot start {program}")]
-    Spawn {
-        program: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Launch(#[from] runtime::RuntimeError),
     #[error("`ollama serve` exited ({status}) before answering; last lines of {log}:\n{tail}")]
     Exited {
         status: String,
@@ -78,11 +67,10 @@ pub enum ServeError {
 impl Hint for ServeError {
     fn hint(&self) -> Option<String> {
         match self {
-            ServeError::NotInstalled => super::advice::not_installed(Platform::current()).hint,
             ServeError::Exited { .. } | ServeError::NotReady { .. } => Some(
                 "read the log above; `ollama serve` must start on its own for `up` to work".into(),
             ),
-            ServeError::Spawn { .. } | ServeError::Io { .. } => None,
+            ServeError::Launch(_) => None,
         }
     }
 }
@@ -168,36 +156,27 @@ pub fn owned_server_at(base_url: &url::Url) -> Option<OwnedServer> {
     (same_place && is_our_ollama_alive(owned.pid)).then_some(owned)
 }
 
-/// Start `ollama serve` detached, with `env` added to ours, and write the pid file.
+/// Start `program serve` (the `ollama` found on PATH) detached, with `env` added to
+/// ours, and write the pid file.
 ///
 /// The server is started through `sh -c '… &'` in a new session, so it is orphaned at
 /// once and adopted by init: it survives `up`, is not hit by Ctrl-C in the terminal, and
 /// never lingers as a zombie of the proxy that `up` execs into. Does not wait for it to
 /// answer: see [`wait_until_ready`].
 pub fn spawn_serve(
+    program: &Path,
     env: &[(String, String)],
     base_url: &url::Url,
     context_length: u32,
 ) -> Result<OwnedServer, ServeError> {
-    let program = which::which("ollama").map_err(|_| ServeError::NotInstalled)?;
     let log = log_path();
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| ServeError::Io { path, source }
+        move |source| runtime::RuntimeError::Io { path, source }
     };
     let run = crate::paths::run_dir();
     std::fs::create_dir_all(&run).map_err(io_err(&run))?;
-    let pid = runtime::launch_detached(&program, &["serve"], env, &log).map_err(|e| match e {
-        runtime::RuntimeError::Io { path, source } => ServeError::Io { path, source },
-        runtime::RuntimeError::Spawn { source, .. } => ServeError::Spawn {
-            program: program.clone(),
-            source,
-        },
-        signal @ runtime::RuntimeError::Signal { .. } => ServeError::Spawn {
-            program: program.clone(),
-            source: std::io::Error::other(signal.to_string()),
-        },
-    })?;
+    let pid = runtime::launch_detached(program, &["serve"], env, &log)?;
     let owned = OwnedServer {
         pid,
         base_url: base_url.to_string(),
@@ -209,7 +188,7 @@ pub fn spawn_serve(
     // that finds the pid also finds where it listens.
     crate::fsutil::write_atomic(&meta_path(), meta.as_bytes(), 0o644)
         .map_err(io_err(&meta_path()))?;
-    runtime::PidRecord::new(pid, &program, &["serve"])
+    runtime::PidRecord::new(pid, program, &["serve"])
         .write(&pid_file_path())
         .map_err(io_err(&pid_file_path()))?;
     Ok(owned)

@@ -40,14 +40,6 @@ pub struct Answers {
     pub ollama_chat_url: Option<String>,
 }
 
-/// The OpenAI-compatible chat URL of the Ollama server at `base`.
-pub fn ollama_chat_url(base: &url::Url) -> String {
-    format!(
-        "{}/v1/chat/completions",
-        base.as_str().trim_end_matches('/')
-    )
-}
-
 /// The document a fresh config starts from (`templates/config.json`).
 pub fn template() -> Value {
     ConfigFile::parse(TEMPLATE).expect("templates/config.json is valid JSON")

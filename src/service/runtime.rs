@@ -139,36 +139,17 @@ pub fn argv_matches(actual: &[String], recorded: &[String]) -> bool {
     interpreter && actual.len() > recorded.len() && actual.ends_with(recorded)
 }
 
-/// The argv of a running process: `/proc/<pid>/cmdline` on Linux; elsewhere `ps`'s
-/// command column split on spaces (exact for paths without spaces).
+/// The argv of a running process: `/proc/<pid>/cmdline` on Linux (None when it is
+/// empty: a zombie or a kernel thread); elsewhere `ps`'s command column split on spaces
+/// (exact for paths without spaces).
 pub fn process_argv(pid: u32) -> Option<Vec<String>> {
     if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-        if raw.is_empty() {
-            return None;
-        }
-        return Some(
-            raw.split(|b| *b == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect(),
-        );
-    }
-    command_line(pid).map(|c| c.split(' ').map(str::to_owned).collect())
-}
-
-/// The command line of a running process (`/proc/<pid>/cmdline` on Linux, `ps` elsewhere).
-pub fn command_line(pid: u32) -> Option<String> {
-    if let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-        if raw.is_empty() {
-            return None; // a zombie or a kernel thread
-        }
-        return Some(
-            raw.split(|b| *b == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+        let argv: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        return (!argv.is_empty()).then_some(argv);
     }
     let out = Command::new("ps")
         .args(["-o", "command=", "-p", &pid.to_string()])
@@ -176,7 +157,12 @@ pub fn command_line(pid: u32) -> Option<String> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (out.status.success() && !text.is_empty()).then_some(text)
+    (out.status.success() && !text.is_empty()).then(|| text.split(' ').map(str::to_owned).collect())
+}
+
+/// The command line of a running process, its argv joined with spaces.
+pub fn command_line(pid: u32) -> Option<String> {
+    process_argv(pid).map(|argv| argv.join(" "))
 }
 
 /// What a pid file says about a process.

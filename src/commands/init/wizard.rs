@@ -143,7 +143,7 @@ pub(super) fn gather(
             cloud_fallback,
             cloud_model,
             ollama_chat_url: crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_HOST)
-                .map(|_| router_config::ollama_chat_url(&crate::ollama::base_url_from_env())),
+                .map(|_| crate::config::ollama_chat_url(&crate::ollama::base_url_from_env())),
         },
         services,
         key,
