@@ -1,5 +1,5 @@
 //! Numbers for people: byte sizes, token counts and durations, written one way everywhere
-//! (`up`'s step lines, `doctor`, `init`'s model list).
+//! (`up`'s step lines, `doctor`, `init`'s model list, `stats` and the dashboard).
 
 use std::time::Duration;
 
@@ -9,6 +9,20 @@ pub fn tokens(n: u64) -> String {
         0..=999 => n.to_string(),
         1_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
         _ => format!("{:.2}M", n as f64 / 1e6),
+    }
+}
+
+/// Money: `$0.0042` below a dollar (small local runs are the point), `$12.34` above,
+/// `$0.00` for nothing; `stats`, the dashboard's chart and its page (`app.js`) agree.
+pub fn usd(v: f64) -> String {
+    let sign = if v < 0.0 { "-" } else { "" };
+    let a = v.abs();
+    if a == 0.0 {
+        "$0.00".into()
+    } else if a < 1.0 {
+        format!("{sign}${a:.4}")
+    } else {
+        format!("{sign}${a:.2}")
     }
 }
 

@@ -13,7 +13,7 @@ use super::{Context, Outcome};
 use crate::cli::{StatsArgs, StatsGroup};
 use crate::config::{Config, ConfigError, ConfigFile};
 use crate::diagnostic::Diagnostic;
-use crate::humanize::tokens;
+use crate::humanize::{tokens, usd};
 use crate::ledger::{self, Group, Report, StatsOptions, Totals};
 
 pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
@@ -136,19 +136,6 @@ fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Option<ConfigFi
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
-}
-
-/// `$0.0042` below a dollar (small local runs are the point), `$12.34` above.
-fn usd(v: f64) -> String {
-    let sign = if v < 0.0 { "-" } else { "" };
-    let a = v.abs();
-    if a == 0.0 {
-        "$0.00".into()
-    } else if a < 1.0 {
-        format!("{sign}${a:.4}")
-    } else {
-        format!("{sign}${a:.2}")
-    }
 }
 
 fn pct(v: f64) -> String {

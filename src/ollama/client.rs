@@ -160,53 +160,11 @@ impl OllamaClient {
         u
     }
 
-    fn send_error(&self, path: &str, e: reqwest::Error) -> OllamaError {
-        if e.is_timeout() {
-            OllamaError::Timeout {
-                url: self.url(path).to_string(),
-            }
-        } else if e.is_connect() {
-            OllamaError::Unreachable {
-                url: self.url(path).to_string(),
-                source: e,
-            }
-        } else {
-            OllamaError::Transport {
-                url: self.url(path).to_string(),
-                source: e,
-            }
-        }
-    }
-
-    /// Turn a non-2xx answer into [`OllamaError::Status`], with Ollama's `{"error"}` text.
-    async fn check(
-        &self,
-        path: &str,
-        resp: reqwest::Response,
-    ) -> Result<reqwest::Response, OllamaError> {
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
-        let body = resp.text().await.unwrap_or_default();
-        Err(OllamaError::Status {
-            url: self.url(path).to_string(),
-            status: status.as_u16(),
-            message: error_text(&body),
-        })
-    }
-
     /// `GET path` and decode the answer as `T` (decode errors name the URL).
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, OllamaError> {
-        let resp = self
-            .http
-            .get(self.url(path))
-            .timeout(self.probe_timeout)
-            .send()
-            .await
-            .map_err(|e| self.send_error(path, e))?;
-        let resp = self.check(path, resp).await?;
-        resp.json().await.map_err(|e| self.decode_error(path, e))
+        let url = self.url(path);
+        let req = self.http.get(url.clone()).timeout(self.probe_timeout);
+        decode_json(send_checked(req, &url).await?, &url).await
     }
 
     async fn post_json(
@@ -215,28 +173,9 @@ impl OllamaClient {
         body: &Value,
         timeout: Duration,
     ) -> Result<Value, OllamaError> {
-        let resp = self
-            .http
-            .post(self.url(path))
-            .timeout(timeout)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.send_error(path, e))?;
-        let resp = self.check(path, resp).await?;
-        resp.json().await.map_err(|e| self.decode_error(path, e))
-    }
-
-    fn decode_error(&self, path: &str, e: reqwest::Error) -> OllamaError {
-        if e.is_timeout() {
-            return OllamaError::Timeout {
-                url: self.url(path).to_string(),
-            };
-        }
-        OllamaError::Decode {
-            url: self.url(path).to_string(),
-            message: e.to_string(),
-        }
+        let url = self.url(path);
+        let req = self.http.post(url.clone()).timeout(timeout).json(body);
+        decode_json(send_checked(req, &url).await?, &url).await
     }
 
     /// `GET /api/version`: the server's version string, e.g. `0.12.3`.
@@ -303,16 +242,13 @@ impl OllamaClient {
         &self,
         model: &str,
     ) -> Result<impl Stream<Item = Result<PullLine, OllamaError>> + Send + Unpin, OllamaError> {
-        let path = "/api/pull";
-        let resp = self
+        let url = self.url("/api/pull");
+        let req = self
             .http
-            .post(self.url(path))
-            .json(&json!({ "model": model, "stream": true }))
-            .send()
-            .await
-            .map_err(|e| self.send_error(path, e))?;
-        let resp = self.check(path, resp).await?;
-        let url = self.url(path).to_string();
+            .post(url.clone())
+            .json(&json!({ "model": model, "stream": true }));
+        let resp = send_checked(req, &url).await?;
+        let url = url.to_string();
         let lines = ndjson_lines(resp.bytes_stream(), url.clone());
         Ok(Box::pin(lines.map(move |line| {
             let line = line?;
@@ -376,26 +312,8 @@ pub async fn chat_completion_at(
 ) -> Result<ChatCompletion, OllamaError> {
     let mut body = body.clone();
     body["stream"] = json!(false);
-    let resp = http
-        .post(url.clone())
-        .timeout(MODEL_TIMEOUT)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| transport(&url, e))?;
-    let status = resp.status();
-    let text = resp.text().await.map_err(|e| transport(&url, e))?;
-    if !status.is_success() {
-        return Err(OllamaError::Status {
-            url: url.to_string(),
-            status: status.as_u16(),
-            message: error_text(&text),
-        });
-    }
-    serde_json::from_str(&text).map_err(|e| OllamaError::Decode {
-        url: url.to_string(),
-        message: e.to_string(),
-    })
+    let req = http.post(url.clone()).timeout(MODEL_TIMEOUT).json(&body);
+    decode_json(send_checked(req, &url).await?, &url).await
 }
 
 /// Stream a chat completion from any OpenAI-compatible `url` (SSE `data:` lines).
@@ -407,22 +325,8 @@ pub async fn chat_completion_stream_at(
     let mut body = body.clone();
     body["stream"] = json!(true);
     body["stream_options"] = json!({ "include_usage": true });
-    let resp = http
-        .post(url.clone())
-        .timeout(MODEL_TIMEOUT)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| transport(&url, e))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
-        return Err(OllamaError::Status {
-            url: url.to_string(),
-            status: status.as_u16(),
-            message: error_text(&text),
-        });
-    }
+    let req = http.post(url.clone()).timeout(MODEL_TIMEOUT).json(&body);
+    let resp = send_checked(req, &url).await?;
     let u = url.to_string();
     let lines = ndjson_lines(resp.bytes_stream(), u.clone());
     let state = (Box::pin(lines), false, u);
@@ -476,6 +380,38 @@ pub async fn chat_completion_stream_at(
     )))
 }
 
+/// Send `req` to `url`: a failure to connect or send, or a non-2xx answer (with
+/// Ollama's `{"error"}` text), becomes the matching [`OllamaError`].
+async fn send_checked(
+    req: reqwest::RequestBuilder,
+    url: &Url,
+) -> Result<reqwest::Response, OllamaError> {
+    let resp = req.send().await.map_err(|e| transport(url, e))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let body = resp.text().await.unwrap_or_default();
+    Err(OllamaError::Status {
+        url: url.to_string(),
+        status: status.as_u16(),
+        message: error_text(&body),
+    })
+}
+
+/// Read a whole answer as JSON `T`; a body that is not one is a decode error naming
+/// `url`, a body cut short by the timeout a timeout.
+async fn decode_json<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+    url: &Url,
+) -> Result<T, OllamaError> {
+    let bytes = resp.bytes().await.map_err(|e| transport(url, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| OllamaError::Decode {
+        url: url.to_string(),
+        message: e.to_string(),
+    })
+}
+
 fn transport(url: &Url, e: reqwest::Error) -> OllamaError {
     if e.is_timeout() {
         OllamaError::Timeout {
@@ -494,8 +430,9 @@ fn transport(url: &Url, e: reqwest::Error) -> OllamaError {
     }
 }
 
-/// Split a byte stream into non-empty text lines (NDJSON and SSE alike).
-fn ndjson_lines(
+/// Split a byte stream into non-empty, trimmed text lines (NDJSON and SSE alike; also
+/// read by `up`'s smoke probes through the proxy).
+pub(crate) fn ndjson_lines(
     bytes: impl Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
     url: String,
 ) -> impl Stream<Item = Result<String, OllamaError>> + Send {

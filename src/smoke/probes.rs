@@ -51,16 +51,70 @@ impl ChatMetrics {
     }
 }
 
-/// The tiny tool the tool-call probe offers.
+const TOOL_NAME: &str = "get_time";
+const TOOL_DESCRIPTION: &str = "Get the current time in a timezone.";
+
+/// The parameters of the tiny tool the tool-call probes offer.
+fn get_time_schema() -> Value {
+    json!({"type": "object", "properties": {"timezone": {"type": "string", "description": "IANA timezone, e.g. UTC"}}, "required": ["timezone"]})
+}
+
+/// The tiny tool the tool-call probe offers, in OpenAI's shape.
 pub fn get_time_tool_openai() -> Value {
     json!([{
         "type": "function",
-        "function": {
-            "name": "get_time",
-            "description": "Get the current time in a timezone.",
-            "parameters": {"type": "object", "properties": {"timezone": {"type": "string", "description": "IANA timezone, e.g. UTC"}}, "required": ["timezone"]}
-        }
+        "function": {"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "parameters": get_time_schema()}
     }])
+}
+
+/// The same tool in Anthropic's shape, for the probes through the proxy.
+fn get_time_tool_anthropic() -> Value {
+    json!([{"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "input_schema": get_time_schema()}])
+}
+
+/// What a streamed chat probe counts as the answer arrives; one tally for both APIs.
+struct ChatTally {
+    start: Instant,
+    first: Option<Duration>,
+    text: String,
+    pieces: u64,
+}
+
+impl ChatTally {
+    fn new(start: Instant) -> ChatTally {
+        ChatTally {
+            start,
+            first: None,
+            text: String::new(),
+            pieces: 0,
+        }
+    }
+
+    /// One generated piece at `at`; `is_text` when it belongs to the answer's text
+    /// (reasoning times the first token but is not the answer).
+    fn piece(&mut self, at: Instant, piece: &str, is_text: bool) {
+        if !piece.is_empty() {
+            self.first.get_or_insert(at - self.start);
+            self.pieces += 1;
+        }
+        if is_text {
+            self.text.push_str(piece);
+        }
+    }
+
+    /// The metrics, with the output tokens the server reported (pieces counted when it
+    /// reported none, or 0); an answer without text is a failure.
+    fn finish(self, reported_tokens: Option<u64>) -> Result<ChatMetrics, SmokeError> {
+        let total = self.start.elapsed();
+        if self.text.trim().is_empty() {
+            return Err(SmokeError::EmptyAnswer);
+        }
+        Ok(ChatMetrics {
+            time_to_first_token: self.first.unwrap_or(total),
+            total,
+            output_tokens: reported_tokens.filter(|n| *n > 0).unwrap_or(self.pieces),
+        })
+    }
 }
 
 const CHAT_PROMPT: &str = "Reply with one short sentence: say hello.";
@@ -110,11 +164,8 @@ pub async fn chat_probe(
         "messages": [{"role": "user", "content": CHAT_PROMPT}],
         "max_tokens": 256,
     });
-    let start = Instant::now();
+    let mut tally = ChatTally::new(Instant::now());
     let mut stream = chat_completion_stream_at(http, url, &body).await?;
-    let mut first = None;
-    let mut text = String::new();
-    let mut chunks = 0u64;
     let mut usage = None;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -127,22 +178,11 @@ pub async fn chat_probe(
                 .into_iter()
                 .flatten()
                 .collect::<String>();
-            if !piece.is_empty() {
-                first.get_or_insert_with(|| start.elapsed());
-                chunks += 1;
-            }
-            text.push_str(&piece);
+            // Reasoning counts as text here, as it always has direct to Ollama.
+            tally.piece(Instant::now(), &piece, true);
         }
     }
-    let total = start.elapsed();
-    if text.trim().is_empty() {
-        return Err(SmokeError::EmptyAnswer);
-    }
-    Ok(ChatMetrics {
-        time_to_first_token: first.unwrap_or(total),
-        total,
-        output_tokens: usage.unwrap_or(chunks),
-    })
+    tally.finish(usage)
 }
 
 /// One tool-call request at an OpenAI-compatible endpoint; the model must call
@@ -181,7 +221,7 @@ pub async fn tool_probe(
     let calls = msg.tool_calls.as_deref().unwrap_or_default();
     if calls
         .iter()
-        .any(|t| t.function.name.as_deref() == Some("get_time"))
+        .any(|t| t.function.name.as_deref() == Some(TOOL_NAME))
     {
         Ok(start.elapsed())
     } else {
@@ -199,51 +239,37 @@ pub async fn messages_chat_probe(
     model: &str,
     api_key: Option<&str>,
 ) -> Result<ChatMetrics, SmokeError> {
-    let body = json!({
-        "model": model, "max_tokens": 256, "stream": true,
-        "messages": [{"role": "user", "content": CHAT_PROMPT}],
-    });
-    let start = Instant::now();
+    let body = messages_body(model, 256, CHAT_PROMPT, None);
+    let mut tally = ChatTally::new(Instant::now());
     let events = messages_stream(http, url, &body, api_key).await?;
-    let mut first = None;
-    let mut text = String::new();
-    let mut output_tokens = 0;
-    let mut deltas = 0;
+    let mut output_tokens = None;
     for (at, ev) in events {
         match ev.get("type").and_then(Value::as_str) {
             Some("content_block_delta") => {
                 let d = &ev["delta"];
                 let piece = d["text"].as_str().or(d["thinking"].as_str()).unwrap_or("");
-                if !piece.is_empty() {
-                    first.get_or_insert(at - start);
-                    deltas += 1;
-                }
-                if d["type"] == "text_delta" {
-                    text.push_str(piece);
-                }
+                tally.piece(at, piece, d["type"] == "text_delta");
             }
             Some("message_delta") => {
-                output_tokens = ev
-                    .pointer("/usage/output_tokens")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(output_tokens)
+                let reported = ev.pointer("/usage/output_tokens").and_then(Value::as_u64);
+                output_tokens = reported.or(output_tokens);
             }
             _ => {}
         }
     }
-    let total = start.elapsed();
-    if text.trim().is_empty() {
-        return Err(SmokeError::EmptyAnswer);
+    tally.finish(output_tokens)
+}
+
+/// A streamed Messages request for `prompt`, with `tools` when given.
+fn messages_body(model: &str, max_tokens: u32, prompt: &str, tools: Option<Value>) -> Value {
+    let mut body = json!({
+        "model": model, "max_tokens": max_tokens, "stream": true,
+        "messages": [{"role": "user", "content": prompt}],
+    });
+    if let Some(tools) = tools {
+        body["tools"] = tools;
     }
-    Ok(ChatMetrics {
-        time_to_first_token: first.unwrap_or(total),
-        total,
-        output_tokens: if output_tokens > 0 {
-            output_tokens
-        } else {
-            deltas
-        },
-    })
+    body
 }
 
 /// One Anthropic Messages tool-call request at `url`: the answer must hold a
@@ -254,19 +280,14 @@ pub async fn messages_tool_probe(
     model: &str,
     api_key: Option<&str>,
 ) -> Result<Duration, SmokeError> {
-    let body = json!({
-        "model": model, "max_tokens": 512, "stream": true,
-        "messages": [{"role": "user", "content": TOOL_PROMPT}],
-        "tools": [{"name": "get_time", "description": "Get the current time in a timezone.",
-                   "input_schema": {"type": "object", "properties": {"timezone": {"type": "string"}}, "required": ["timezone"]}}],
-    });
+    let body = messages_body(model, 512, TOOL_PROMPT, Some(get_time_tool_anthropic()));
     let start = Instant::now();
     let events = messages_stream(http, url, &body, api_key).await?;
     let mut text = String::new();
     for (_, ev) in &events {
         if ev["type"] == "content_block_start"
             && ev.pointer("/content_block/type") == Some(&json!("tool_use"))
-            && ev.pointer("/content_block/name") == Some(&json!("get_time"))
+            && ev.pointer("/content_block/name") == Some(&json!(TOOL_NAME))
         {
             return Ok(start.elapsed());
         }
@@ -308,32 +329,27 @@ async fn messages_stream(
         });
     }
     let mut out = Vec::new();
-    let mut buf = Vec::new();
-    let mut bytes = resp.bytes_stream();
-    while let Some(chunk) = bytes.next().await {
-        let chunk = chunk.map_err(|e| SmokeError::Proxy {
+    let lines = crate::ollama::client::ndjson_lines(resp.bytes_stream(), url.to_string());
+    let mut lines = std::pin::pin!(lines);
+    while let Some(line) = lines.next().await {
+        let line = line.map_err(|e| SmokeError::Proxy {
             status: 200,
-            message: e.to_string(),
+            message: crate::diagnostic::one_line(&e),
         })?;
-        buf.extend_from_slice(&chunk);
-        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&line);
-            if let Some(data) = line.trim().strip_prefix("data:") {
-                let v: Value = serde_json::from_str(data.trim())
-                    .map_err(|e| SmokeError::Decode(format!("{e}: {data}")))?;
-                if v["type"] == "error" {
-                    return Err(SmokeError::Proxy {
-                        status: 200,
-                        message: v
-                            .pointer("/error/message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("stream error")
-                            .to_owned(),
-                    });
-                }
-                out.push((Instant::now(), v));
+        if let Some(data) = line.strip_prefix("data:") {
+            let v: Value = serde_json::from_str(data.trim())
+                .map_err(|e| SmokeError::Decode(format!("{e}: {data}")))?;
+            if v["type"] == "error" {
+                return Err(SmokeError::Proxy {
+                    status: 200,
+                    message: v
+                        .pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("stream error")
+                        .to_owned(),
+                });
             }
+            out.push((Instant::now(), v));
         }
     }
     if !out.iter().any(|(_, v)| v["type"] == "message_stop") {
@@ -347,6 +363,29 @@ async fn messages_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tally_times_the_first_piece_and_falls_back_to_counted_pieces() {
+        let start = Instant::now();
+        let mut t = ChatTally::new(start);
+        t.piece(start + Duration::from_millis(5), "", true);
+        t.piece(start + Duration::from_millis(40), "thinking", false);
+        t.piece(start + Duration::from_millis(90), "Hello", true);
+        assert_eq!(t.first, Some(Duration::from_millis(40)));
+        // A reported 0 is no report: the two pieces count (both probes, one rule).
+        let m = t.finish(Some(0)).unwrap();
+        assert_eq!(m.output_tokens, 2);
+        let mut reported = ChatTally::new(start);
+        reported.piece(start, "Hi", true);
+        assert_eq!(reported.finish(Some(7)).unwrap().output_tokens, 7);
+        // Reasoning alone is not an answer.
+        let mut only_thinking = ChatTally::new(start);
+        only_thinking.piece(start, "hmm", false);
+        assert!(matches!(
+            only_thinking.finish(None),
+            Err(SmokeError::EmptyAnswer)
+        ));
+    }
 
     #[test]
     fn tokens_per_second_excludes_the_first_token() {

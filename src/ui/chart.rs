@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use chrono::{Duration as ChronoDuration, NaiveDate};
 
+use crate::humanize::usd;
 use crate::ledger::DaySavings;
 
 const WIDTH: f64 = 720.0;
@@ -35,19 +36,6 @@ pub fn last_days(savings: &[DaySavings], last_day: NaiveDate, days: u32) -> Vec<
             }
         })
         .collect()
-}
-
-/// `$0.0042` below a dollar, `$12.34` above (as `stats` prints money).
-pub fn usd(v: f64) -> String {
-    let sign = if v < 0.0 { "-" } else { "" };
-    let a = v.abs();
-    if a == 0.0 {
-        "$0".into()
-    } else if a < 1.0 {
-        format!("{sign}${a:.4}")
-    } else {
-        format!("{sign}${a:.2}")
-    }
 }
 
 /// A round step for `n` gridlines up to `max`: 1, 2 or 5 × a power of ten.
@@ -253,7 +241,7 @@ mod tests {
 
     #[test]
     fn money_and_steps() {
-        assert_eq!(usd(0.0), "$0");
+        assert_eq!(usd(0.0), "$0.00"); // as `stats` and the page print it
         assert_eq!(usd(0.00425), "$0.0043");
         assert_eq!(usd(12.345), "$12.35");
         assert_eq!(nice_step(1.0, 4.0), 0.5);

@@ -140,6 +140,25 @@ async fn nothing_listening_is_unreachable() {
     assert!(c.version().await.unwrap_err().is_unreachable());
 }
 
+/// An answer that is not JSON is a decode error naming the URL and what the parser
+/// saw, for the native API (`/api/version`) and the OpenAI one alike (one decoder).
+#[tokio::test]
+async fn an_answer_that_is_not_json_names_the_url_and_the_parse_error() {
+    let stranger = support::tiny_http::TinyHttp::start(0, 200, "text/html", "<html>hi</html>");
+    let c = OllamaClient::new(parse_ollama_host(Some(&stranger.addr.to_string())));
+    let version = c.version().await.unwrap_err();
+    let chat = c.chat_completion(&json!({"model": "m"})).await.unwrap_err();
+    for (err, path) in [(version, "/api/version"), (chat, "/v1/chat/completions")] {
+        match err {
+            OllamaError::Decode { url, message } => {
+                assert!(url.ends_with(path), "{url}");
+                assert!(message.contains("line 1 column 1"), "{message}");
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+}
+
 /// Both kinds of stall are caught: lines that repeat the same `completed`, and silence.
 /// Each re-issued pull resumes; after `max_restarts` the pull gives up with the numbers.
 #[tokio::test]
