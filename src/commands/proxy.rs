@@ -109,19 +109,16 @@ async fn serve(
     );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        server::nodelay_listener(listener),
+    let server = server::serve(
+        listener,
         server::app_with_dashboard(Arc::clone(&state), Some(dashboard.clone())),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop_rx.await;
-    });
-    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+        async move {
+            let _ = stop_rx.await;
+        },
+    );
+    let mut server = std::pin::pin!(server);
     tokio::select! {
-        result = &mut server => {
-            result.context("the proxy server failed")?;
-            return Ok(Outcome::Success);
-        }
+        () = &mut server => return Ok(Outcome::Success),
         _ = shutdown_signal() => {}
     }
     tracing::info!("shutting down");

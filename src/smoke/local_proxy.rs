@@ -41,11 +41,10 @@ impl LocalProxy {
         let addr = listener.local_addr().map_err(LocalProxyError::Listen)?;
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(server::nodelay_listener(listener), server::app(state))
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await;
+            server::serve(listener, server::app(state), async {
+                let _ = stop_rx.await;
+            })
+            .await;
         });
         let messages_url = Url::parse(&format!("http://{addr}/v1/messages")).expect("valid url");
         Ok(LocalProxy {

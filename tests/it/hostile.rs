@@ -452,3 +452,38 @@ async fn absurd_upstream_token_counts_do_not_overflow() {
     let row = app.next_record().await;
     assert_eq!(row.outcome, ccr_setup::ledger::RequestOutcome::Ok);
 }
+
+/// A connection's read buffer is bounded (`READ_BUFFER_MAX`): a request head that
+/// does not fit is refused with 431 before any of it is parsed, and a body many times
+/// the buffer's size is still read, in pieces, and answered.
+#[tokio::test]
+async fn a_head_past_the_read_buffer_is_refused_and_large_bodies_still_pass() {
+    use ccr_setup::proxy::server::READ_BUFFER_MAX;
+    let fake = FakeUpstream::start(vec![answer(), answer()]).await;
+    let app = proxy_for(&fake, json!({})).await;
+    let client = reqwest::Client::new();
+    let post = |extra_header: usize, body: String| {
+        client
+            .post(app.url("/v1/messages"))
+            .header("content-type", "application/json")
+            .header("x-padding", "p".repeat(extra_header))
+            .body(body)
+            .send()
+    };
+    let refused = post(READ_BUFFER_MAX + 1024, body()).await.unwrap();
+    assert_eq!(refused.status(), 431);
+    assert_eq!(
+        fake.requests().len(),
+        0,
+        "a refused head is never forwarded"
+    );
+
+    // A browser-sized head (8 KB of cookies) and a 10x-buffer body are served.
+    let big = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user",
+        "content": "word ".repeat(READ_BUFFER_MAX * 2)}]})
+    .to_string();
+    assert!(big.len() > READ_BUFFER_MAX * 8);
+    let served = post(8 * 1024, big).await.unwrap();
+    assert_eq!(served.status(), 200, "{}", served.text().await.unwrap());
+    assert_eq!(fake.requests().len(), 1);
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ccr_setup::config::{Config, ConfigFile};
 use ccr_setup::ledger::{LedgerHandle, UsageRecord};
 use ccr_setup::proxy::reload::LiveConfig;
-use ccr_setup::proxy::server::{app, nodelay_listener, AppState, ServerOptions};
+use ccr_setup::proxy::server::{app, serve, AppState, ServerOptions};
 use serde_json::Value;
 
 pub struct ProxyApp {
@@ -60,9 +60,7 @@ impl ProxyApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
-            axum::serve(nodelay_listener(listener), app(Arc::clone(&state)))
-                .await
-                .unwrap();
+            serve(listener, app(Arc::clone(&state)), std::future::pending()).await;
         });
         ProxyApp {
             base,
