@@ -26,6 +26,10 @@ use crate::proxy::translate::request::{to_openai, TargetOptions};
 use crate::proxy::translate::response::{from_openai, ResponseContext, ResponseError};
 use crate::proxy::upstream::AttemptError;
 
+/// Room over the client's body size for what translation adds (OpenAI's per-message
+/// framing, the Ollama schema notes) before the encoding buffer must grow.
+const ENCODE_SLACK: usize = 4096;
+
 /// Must the answer call a tool (`tool_choice` any, or a named tool, with tools offered)?
 pub(super) fn must_call_tool(req: &MessagesRequest) -> bool {
     use crate::proxy::anthropic::ToolChoice;
@@ -302,6 +306,16 @@ impl Attempt<'_> {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The upstream request's bytes, in a buffer sized from the client's body (the
+    /// translation is about as long): growing by doubling would leave up to half of a
+    /// large buffer unused for as long as the request is in flight.
+    fn encode(&self, request: &impl serde::Serialize) -> Result<Vec<u8>, AttemptError> {
+        let mut body = Vec::with_capacity(self.scope.body.len() + ENCODE_SLACK);
+        serde_json::to_writer(&mut body, request)
+            .map_err(|e| internal(format!("cannot encode the upstream request: {e}")))?;
+        Ok(body)
+    }
+
     /// An OpenAI-kind target: translate, send, translate the answer back.
     async fn openai(&self, req: &MessagesRequest) -> Result<Response, AttemptError> {
         let options = TargetOptions {
@@ -317,8 +331,7 @@ impl Attempt<'_> {
                 body: e.to_string(),
             },
         })?;
-        let body = serde_json::to_vec(&translated.request)
-            .map_err(|e| internal(format!("cannot encode the upstream request: {e}")))?;
+        let body = self.encode(&translated.request)?;
         let names = translated.tool_names;
         let message_id = self.state().next_message_id(self.meta.started_at_ms);
         if self.meta.stream {
@@ -396,8 +409,7 @@ impl Attempt<'_> {
         // The parsed request is lossless (unknown keys are kept), and the plan may have
         // changed more than the model (max_tokens clamp, unsigned thinking, subagent
         // tag), so it is serialised rather than patched.
-        let body = serde_json::to_vec(req)
-            .map_err(|e| internal(format!("cannot encode the upstream request: {e}")))?;
+        let body = self.encode(req)?;
         if self.meta.stream {
             let response = self.send(Bytes::from(body), true, self.idle()).await?;
             return Ok(super::passthrough::respond(self, response));

@@ -121,13 +121,18 @@ async fn read(declared: Option<usize>, body: Body) -> Result<Bytes, ProxyError> 
     if first.len() > MAX_BODY_BYTES {
         return Err(too_large());
     }
-    // The common case, the whole body in one piece: no copy.
-    let Some(second) = stream.next().await else {
-        return Ok(first);
-    };
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).clamp(0, MAX_PREALLOCATION));
+    // Copied even when the body is one piece: a chunk is a slice of the connection's
+    // read buffer, and holding it for the request's life (a stream can run for
+    // minutes) would keep that whole buffer alive and make the connection allocate a
+    // new one for every request.
+    let capacity = declared
+        .unwrap_or(0)
+        .min(MAX_PREALLOCATION)
+        .max(first.len());
+    let mut buf = BytesMut::with_capacity(capacity);
     buf.extend_from_slice(&first);
-    let mut next = Some(second);
+    drop(first);
+    let mut next = stream.next().await;
     while let Some(chunk) = next {
         let chunk = chunk.map_err(unreadable)?;
         if buf.len() + chunk.len() > MAX_BODY_BYTES {
@@ -188,5 +193,18 @@ mod tests {
         // Inside a string, brackets and commas are text.
         let text = format!("[\"{}\"]", "[,".repeat(MAX_JSON_VALUES as usize));
         assert!(shape_of(&[text.as_bytes()]).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_one_piece_body_is_copied_out_of_the_connections_buffer() {
+        let chunk = Bytes::from(br#"{"model":"m"}"#.to_vec());
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, chunk.len().into());
+        let read = read_json_body(&headers, Body::from(chunk.clone()))
+            .await
+            .unwrap();
+        assert_eq!(read, chunk);
+        // Holding a slice of the chunk would pin the whole read buffer it came from.
+        assert_ne!(read.as_ptr(), chunk.as_ptr());
     }
 }
