@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// `POST /v1/chat/completions` body. Borrows from the Anthropic request it was
@@ -122,12 +123,23 @@ pub struct ChatTool<'a> {
     pub function: FunctionDef<'a>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FunctionDef<'a> {
     pub name: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<Cow<'a, str>>,
-    pub parameters: Cow<'a, Value>,
+    /// The client's `input_schema` text, passed on as it came (see
+    /// [`crate::proxy::anthropic::Tool::input_schema`]).
+    pub parameters: Cow<'a, RawValue>,
+}
+
+/// By JSON text: a schema is compared as the bytes that would be sent.
+impl PartialEq for FunctionDef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.description == other.description
+            && self.parameters.get() == other.parameters.get()
+    }
 }
 
 // ---------------------------------------------------------------------------------

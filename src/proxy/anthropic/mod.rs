@@ -9,6 +9,7 @@ mod answer;
 pub use answer::*;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// `POST /v1/messages` body.
@@ -160,8 +161,12 @@ pub struct Tool {
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Kept as the client's JSON text: the proxy passes schemas on without looking
+    /// inside (only the Ollama path and tool-call repair parse one, when they need it).
+    /// As a `Value` tree, Claude Code's ~50 KB of schemas took ~150 KB per request in
+    /// flight and a parse and re-encode on every turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_schema: Option<Value>,
+    pub input_schema: Option<Box<RawValue>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

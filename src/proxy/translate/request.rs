@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::tool_names::ToolNameMap;
@@ -151,8 +152,8 @@ fn chat_tools<'a>(
         .filter(|t| t.kind.as_deref().is_none_or(|k| k == "custom"))
         .map(|t| {
             let parameters = match &t.input_schema {
-                Some(schema) => Cow::Borrowed(schema),
-                None => Cow::Owned(json!({"type": "object", "properties": {}})),
+                Some(schema) => Cow::Borrowed(&**schema),
+                None => Cow::Borrowed(empty_object_schema()),
             };
             let (description, parameters) = if ollama {
                 super::schema_notes::for_ollama(t.description.as_deref(), parameters)
@@ -169,6 +170,15 @@ fn chat_tools<'a>(
             }
         })
         .collect()
+}
+
+/// The schema of a tool sent without one: an object with any properties.
+fn empty_object_schema() -> &'static RawValue {
+    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| {
+        RawValue::from_string(r#"{"type":"object","properties":{}}"#.to_owned())
+            .expect("a JSON literal")
+    })
 }
 
 /// Ollama ignores `tool_choice` (and `parallel_tool_calls`), so what it asks for is

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Keywords Ollama's schema struct has no field for, and that constrain a value.
@@ -28,17 +29,25 @@ const DROPPED: &[&str] = &[
 
 /// The description and schema to send Ollama for one tool; borrowed when nothing
 /// needs to change (the usual case, and byte-identical to the other servers).
+///
+/// The schema is parsed here, for this tool only, and dropped once read: the request
+/// keeps schemas as JSON text (see [`crate::proxy::anthropic::Tool::input_schema`]).
 pub fn for_ollama<'a>(
     description: Option<&'a str>,
-    schema: Cow<'a, Value>,
-) -> (Option<Cow<'a, str>>, Cow<'a, Value>) {
+    schema: Cow<'a, RawValue>,
+) -> (Option<Cow<'a, str>>, Cow<'a, RawValue>) {
+    let Ok(mut parsed) = serde_json::from_str::<Value>(schema.get()) else {
+        // Unreachable: a RawValue is valid JSON. Sent as it came, Ollama will say.
+        return (description.map(Cow::Borrowed), schema);
+    };
     let mut notes = Vec::new();
-    collect(&schema, "", &mut notes);
-    let has_bool = has_bool_subschema(&schema);
-    let schema = if has_bool {
-        let mut owned = schema.into_owned();
-        replace_bool_subschemas(&mut owned);
-        Cow::Owned(owned)
+    collect(&parsed, "", &mut notes);
+    let schema = if has_bool_subschema(&parsed) {
+        replace_bool_subschemas(&mut parsed);
+        match serde_json::value::to_raw_value(&parsed) {
+            Ok(raw) => Cow::Owned(raw),
+            Err(_) => schema,
+        }
     } else {
         schema
     };
@@ -138,13 +147,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn raw(v: serde_json::Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&v).unwrap()
+    }
+
     #[test]
     fn dropped_constraints_go_into_the_description() {
-        let schema = json!({"type": "object", "properties": {
+        let schema = raw(json!({"type": "object", "properties": {
             "timeout": {"type": "number", "maximum": 600000},
             "path": {"type": "string", "format": "uri"},
-            "plain": {"type": "string"}}});
-        let (d, s) = for_ollama(Some("Run a command."), Cow::Borrowed(&schema));
+            "plain": {"type": "string"}}}));
+        let (d, s) = for_ollama(Some("Run a command."), Cow::Borrowed(&*schema));
         assert_eq!(
             d.unwrap(),
             "Run a command.\n\nConstraints: timeout: maximum 600000; path: format \"uri\"."
@@ -157,17 +170,21 @@ mod tests {
 
     #[test]
     fn nothing_dropped_leaves_both_borrowed() {
-        let schema =
-            json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]});
-        let (d, s) = for_ollama(Some("x"), Cow::Borrowed(&schema));
+        let schema = raw(
+            json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}),
+        );
+        let (d, s) = for_ollama(Some("x"), Cow::Borrowed(&*schema));
         assert!(matches!(d, Some(Cow::Borrowed("x"))));
         assert!(matches!(s, Cow::Borrowed(_)));
     }
 
     #[test]
     fn boolean_subschemas_become_any_value() {
-        let schema = json!({"type": "object", "properties": {"x": true, "y": {"type": "array", "items": false}}});
-        let (_, s) = for_ollama(None, Cow::Borrowed(&schema));
+        let schema = raw(
+            json!({"type": "object", "properties": {"x": true, "y": {"type": "array", "items": false}}}),
+        );
+        let (_, s) = for_ollama(None, Cow::Borrowed(&*schema));
+        let s: serde_json::Value = serde_json::from_str(s.get()).unwrap();
         assert_eq!(s["properties"]["x"], json!({}));
         assert_eq!(s["properties"]["y"]["items"], json!({}));
     }
