@@ -148,6 +148,39 @@ def main():
             print(f"| {label} | {e['median_ms']:.2f} ms ({e['samples']} runs, max {e['max_ms']:.2f}) | {vs} |")
     for t, g in failed:
         print(f"\nFAILED: {TARGET_LABEL.get(t, t)} did not answer the {g} preflight; its rows are missing.")
+    print_goals(out, rss)
+
+
+# ccr-setup's targets (README, "Performance"): (label, measured, limit, higher is better).
+def goals(out, rss):
+    def load(scenario, conc, key):
+        for r in out["load"]:
+            if (r["target"], r["scenario"], r["concurrency"]) == ("ccr-setup", scenario, conc):
+                return r[key]
+        return None
+    peak = rss.get("ccr-setup", {}).get("peak_kib")
+    return [
+        ("small non-streaming, added p50 at 1 (ms)", load("small", 1, "added_p50_ms"), 0.3, False),
+        ("76 KB stream, added p50 at 1 (ms)", load("large-stream", 1, "added_p50_ms"), 2.0, False),
+        ("76 KB stream, req/s vs claude-code-router at 32 (x)", load("large-stream", 32, "rps_vs_ccr"), 30.0, True),
+        ("time to first byte, added (ms)", out["ttfb"].get("ccr-setup", {}).get("vs_direct_ms"), 1.0, False),
+        ("peak RSS (MiB)", peak / 1024 if peak else None, 40.0, False),
+    ]
+
+
+def print_goals(out, rss):
+    rows = goals(out, rss)
+    if all(measured is None for _, measured, _, _ in rows):
+        return
+    print()
+    print("| goal | measured | limit | |")
+    print("| --- | ---: | ---: | --- |")
+    for label, measured, limit, higher in rows:
+        if measured is None:
+            print(f"| {label} | not measured | {limit} | |")
+            continue
+        met = measured >= limit if higher else measured <= limit
+        print(f"| {label} | {measured:.2f} | {'≥' if higher else '≤'} {limit} | {'met' if met else 'MISSED'} |")
 
 
 if __name__ == "__main__":
