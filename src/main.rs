@@ -8,7 +8,10 @@ fn main() -> ExitCode {
     let cli = ccr_setup::cli::Cli::parse();
     let _log_guard = ccr_setup::logging::init(&cli.global, &cli.command);
     let color = ccr_setup::logging::color_enabled(cli.global.no_color);
-    match ccr_setup::commands::run(cli) {
+    // A command that ran to its end but could not print its output has failed.
+    let result = ccr_setup::commands::run(cli)
+        .and_then(|outcome| ccr_setup::output::stdout_failure().map_or(Ok(outcome), Err));
+    match result {
         Ok(outcome) => outcome.into(),
         Err(err) => {
             eprintln!("{}", ccr_setup::output::render_error(&err, color));

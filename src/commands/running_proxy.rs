@@ -70,15 +70,25 @@ pub(crate) fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
     match block_on(probe(&base, cfg.api_key.as_deref())) {
         ProxyAt::Ours => return Ok(()),
         ProxyAt::Nothing => {}
-        ProxyAt::Stranger(what) => anyhow::bail!(
-            "{base} answers, but not as ccr-setup's proxy ({what}); Claude Code's requests would go to it. Stop what listens on port {}, or set another PORT in {}",
-            cfg.port,
-            ctx.config_path.display()
-        ),
-        ProxyAt::KeyRefused(status) => anyhow::bail!(
-            "the ccr-setup proxy at {base} refused the APIKEY of {} (HTTP {status}): it runs with another config. Restart it with this one (`ccr-setup stop`, then `ccr-setup code`)",
-            ctx.config_path.display()
-        ),
+        ProxyAt::Stranger(what) => {
+            return Err(Diagnostic::new(format!(
+                "{base} answers, but not as ccr-setup's proxy ({what}); Claude Code's requests would go to it"
+            ))
+            .with_hint(format!(
+                "stop what listens on port {}, or set another PORT in {}",
+                cfg.port,
+                ctx.config_path.display()
+            ))
+            .into())
+        }
+        ProxyAt::KeyRefused(status) => {
+            return Err(Diagnostic::new(format!(
+                "the ccr-setup proxy at {base} refused the APIKEY of {} (HTTP {status}): it runs with another config",
+                ctx.config_path.display()
+            ))
+            .with_hint("restart it with this one: `ccr-setup stop`, then run this again")
+            .into())
+        }
     }
     let layout = Layout::current();
     let service =

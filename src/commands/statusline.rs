@@ -40,10 +40,10 @@ pub fn run(ctx: &Context, args: StatuslineArgs) -> anyhow::Result<Outcome> {
         .and_then(|f| f.resolve().ok());
     let proxy = ask_proxy(config.as_ref(), claude.session_id.as_deref());
     let savings = savings_today(config.as_ref());
-    println!(
-        "{}",
-        statusline::render(proxy.as_ref().map(Option::as_ref), savings)
-    );
+    crate::output::out_line(&statusline::render(
+        proxy.as_ref().map(Option::as_ref),
+        savings,
+    ));
     Ok(Outcome::Success)
 }
 
@@ -61,23 +61,26 @@ fn install(replace: bool) -> anyhow::Result<Outcome> {
     })?;
     match installed {
         InstallOutcome::Installed { backup } => {
-            println!(
+            crate::output::out_line(&format!(
                 "Claude Code's status line now runs `{STATUSLINE_COMMAND}` ({}).",
                 path.display()
-            );
+            ));
             if let Some(b) = backup {
-                println!("The previous settings are kept in {}.", b.display());
+                crate::output::out_line(&format!(
+                    "The previous settings are kept in {}.",
+                    b.display()
+                ));
             }
         }
-        InstallOutcome::AlreadySet => println!(
+        InstallOutcome::AlreadySet => crate::output::out_line(&format!(
             "Claude Code's status line already runs `{STATUSLINE_COMMAND}` ({}).",
             path.display()
-        ),
-        InstallOutcome::KeptExisting { existing } => println!(
+        )),
+        InstallOutcome::KeptExisting { existing } => crate::output::out_line(&format!(
             "Claude Code already has a status line (`{existing}`); left as it is. \
              Run `ccr-setup statusline --install --replace` to use ccr-setup's instead \
              (the settings are backed up first)."
-        ),
+        )),
     }
     Ok(Outcome::Success)
 }

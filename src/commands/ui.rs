@@ -12,6 +12,7 @@ use super::running_proxy::ensure_proxy;
 use super::shared::{block_on, load_client_config};
 use super::{Context, Outcome};
 use crate::cli::UiArgs;
+use crate::diagnostic::Diagnostic;
 use crate::service::runtime;
 
 pub fn run(ctx: &Context, args: UiArgs) -> anyhow::Result<Outcome> {
@@ -76,14 +77,19 @@ async fn login_path(base: &str, api_key: Option<&str>) -> anyhow::Result<String>
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     if status == reqwest::StatusCode::NOT_FOUND {
-        bail!(
-            "the proxy at {base} has no dashboard (an older ccr-setup is running); restart it: \
-             `ccr-setup stop && ccr-setup ui`"
-        );
+        return Err(Diagnostic::new(format!(
+            "the proxy at {base} has no dashboard (an older ccr-setup is running)"
+        ))
+        .with_hint("restart it: `ccr-setup stop && ccr-setup ui`")
+        .into());
     }
     if !status.is_success() {
         let message = body["error"]["message"].as_str().unwrap_or("no message");
-        bail!("the proxy at {base} refused a dashboard login ({status}): {message}");
+        return Err(Diagnostic::new(format!(
+            "the proxy at {base} refused a dashboard login ({status}): {message}"
+        ))
+        .with_hint("restart the proxy with this config: `ccr-setup stop`, then `ccr-setup ui`")
+        .into());
     }
     match body["path"].as_str() {
         Some(path) if path.starts_with("/ui/") => Ok(path.to_owned()),

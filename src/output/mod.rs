@@ -11,10 +11,11 @@
 //! [`crate::diagnostic::Diagnostic`]s and typed errors instead of printing.
 
 mod error;
+mod stdout;
 
 pub use error::{hint_of, render_error};
+pub use stdout::{failure as stdout_failure, out, out_line};
 
-use std::io::Write as _;
 use std::time::Duration;
 
 use console::Style;
@@ -67,23 +68,23 @@ impl Printer {
             self.step_json(step, true, detail, took, extra);
         } else if !self.quiet {
             let p = self.palette();
-            println!(
+            out_line(&format!(
                 "{} {step:<10} {detail} ({})",
                 p.ok.apply_to("✓"),
                 humanize::duration(took)
-            );
+            ));
         }
     }
 
     /// `– step detail`: deliberately not done; never shown as success.
     pub fn step_skip(&self, step: &str, detail: &str) {
         if self.json {
-            println!(
+            out_line(&format!(
                 "{}",
                 json!({"step": step, "ok": Value::Null, "skipped": true, "detail": detail})
-            );
+            ));
         } else if !self.quiet {
-            println!("– {step:<10} {detail}");
+            out_line(&format!("– {step:<10} {detail}"));
         }
     }
 
@@ -95,14 +96,14 @@ impl Printer {
             return;
         }
         let p = self.palette();
-        println!(
+        out_line(&format!(
             "{} {step:<10} {} ({})",
             p.fail.apply_to("✗"),
             failure.message,
             humanize::duration(took)
-        );
+        ));
         if let Some(hint) = &failure.hint {
-            println!("{}", self.hint_text(hint, "  "));
+            out_line(&self.hint_text(hint, "  "));
         }
     }
 
@@ -112,21 +113,20 @@ impl Printer {
         if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
             obj.extend(more);
         }
-        println!("{v}");
+        out_line(&v.to_string());
     }
 
     /// A text line on stdout (not in JSON mode; shown with `-q`).
     pub fn line(&self, text: &str) {
         if !self.json {
-            println!("{text}");
-            let _ = std::io::stdout().flush();
+            out_line(text);
         }
     }
 
     /// A text line on stdout that `-q` and `--json` leave out.
     pub fn say(&self, text: &str) {
         if !self.json && !self.quiet {
-            println!("{text}");
+            out_line(text);
         }
     }
 
@@ -148,8 +148,7 @@ impl Printer {
     /// What the command was asked for (a JSON document, a table, CSV), exactly as
     /// given, in every mode.
     pub fn document(&self, text: &str) {
-        print!("{text}");
-        let _ = std::io::stdout().flush();
+        out(text);
     }
 
     /// A line on stderr that even `-q` shows: a warning, or what to do by hand.

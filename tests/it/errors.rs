@@ -1,7 +1,7 @@
-//! One error from each command that can fail on its own input, as the user sees it:
-//! `error: …`, then `  caused by: …` per cause, then `hint: …`, each said once, all
-//! rendered by `output::render_error`. (`status`, `stop` and `completions` report
-//! problems in their output rather than failing with an error.)
+//! One error from each command, as the user sees it: `error: …`, then `  caused by: …`
+//! per cause, then `hint: …`, each said once, all rendered by `output::render_error`.
+//! (`status`, `stop`, `completions` and `config path` report problems in their output;
+//! what they can fail on is an output that cannot be written.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -213,4 +213,64 @@ fn statusline_install_over_settings_that_are_not_an_object() {
         "[1, 2]",
         "left as it was"
     );
+}
+
+#[test]
+fn config_validate_without_a_config() {
+    let h = Home::new();
+    assert_eq!(
+        error_of(h.cmd(&["config", "validate"])),
+        format!(
+            "error: no config at {}\nhint: run `ccr-setup init` to create one",
+            h.config().display()
+        )
+    );
+}
+
+/// `ui` (and `code`) will not send anything to a stranger holding the proxy's port.
+#[test]
+fn ui_with_a_stranger_on_the_proxy_port() {
+    let h = Home::new();
+    let stranger = crate::support::tiny_http::TinyHttp::start(0, 200, "text/plain", "hello");
+    let port = stranger.addr.port();
+    h.write_config(&format!(
+        r#"{{"Providers": [{{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "api_key": "", "models": ["m"]}}],
+            "Router": {{"default": "ollama,m"}}, "PORT": {port}}}"#
+    ));
+    assert_eq!(
+        error_of(h.cmd(&["ui", "--no-open"])),
+        format!(
+            "error: http://127.0.0.1:{port} answers, but not as ccr-setup's proxy (HTTP 200 on /health: \"hello\"); Claude Code's requests would go to it\n\
+             hint: stop what listens on port {port}, or set another PORT in {}",
+            h.config().display()
+        )
+    );
+}
+
+/// Commands whose output is their whole point fail, never panic, when it cannot be
+/// written (`println!` panicked here before).
+#[test]
+fn status_stop_completions_and_config_path_into_a_full_disk() {
+    let full = Path::new("/dev/full");
+    if !full.exists() {
+        eprintln!("SKIPPED: no /dev/full on this system");
+        return;
+    }
+    let h = Home::new();
+    for args in [
+        &["status"][..],
+        &["stop"],
+        &["completions", "zsh"],
+        &["config", "path"],
+    ] {
+        let mut cmd = h.cmd(args);
+        cmd.stdout(std::fs::OpenOptions::new().write(true).open(full).unwrap());
+        assert_eq!(
+            error_of(cmd),
+            "error: cannot write to standard output\n  \
+             caused by: No space left on device (os error 28)\n\
+             hint: the output was cut short; send it where it can be written (a file on a disk with room, a terminal)",
+            "{args:?}"
+        );
+    }
 }

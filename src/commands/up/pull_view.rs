@@ -1,7 +1,7 @@
 //! Pull progress: an indicatif bar on a terminal; otherwise (or with `-q`/`--json`) a
 //! line per 10 %, so logs and CI output stay short.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -70,30 +70,27 @@ impl PullView {
                 if self.last_decile.is_none_or(|d| decile > d) {
                     self.last_decile = Some(decile);
                     if self.out.json {
-                        println!(
+                        crate::output::out_line(&format!(
                             "{}",
                             json!({"step": "pull", "event": "progress", "percent": decile * 10, "completed": completed, "total": total})
-                        );
+                        ));
                     } else {
-                        println!(
+                        crate::output::out_line(&format!(
                             "  pull {}: {:>3}% ({} of {})",
                             self.model,
                             decile * 10,
                             human_bytes(completed),
                             human_bytes(total)
-                        );
+                        ));
                     }
-                    let _ = std::io::stdout().flush();
                 }
             }
             PullEvent::Phase(phase) => match &self.bar {
                 Some(bar) => bar.set_message(phase),
-                None if self.out.json => {
-                    println!(
-                        "{}",
-                        json!({"step": "pull", "event": "phase", "phase": phase})
-                    )
-                }
+                None if self.out.json => crate::output::out_line(&format!(
+                    "{}",
+                    json!({"step": "pull", "event": "phase", "phase": phase})
+                )),
                 // -q keeps only the 10 % lines.
                 None if self.out.quiet => {}
                 None => self.out.line(&format!("  pull {}: {phase}", self.model)),
@@ -111,10 +108,10 @@ impl PullView {
                 );
                 match &self.bar {
                     Some(bar) => bar.println(text),
-                    None if self.out.json => println!(
+                    None if self.out.json => crate::output::out_line(&format!(
                         "{}",
                         json!({"step": "pull", "event": "restart", "attempt": attempt, "max": max, "completed": completed})
-                    ),
+                    )),
                     None => self.out.line(&text),
                 }
             }
