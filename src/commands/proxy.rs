@@ -111,7 +111,10 @@ async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = server::serve(
         listener,
-        server::app_with_dashboard(Arc::clone(&state), Some(dashboard.clone())),
+        server::app_with_dashboard(
+            Arc::clone(&state),
+            Some(crate::ui::router(dashboard.clone())),
+        ),
         async move {
             let _ = stop_rx.await;
         },

@@ -10,12 +10,13 @@
 //!
 //! Endpoints ([`handlers`]): `POST /v1/messages` (any query string),
 //! `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /health`, `GET|HEAD /`, and
-//! with [`app_with_dashboard`] the dashboard under `/ui` ([`crate::ui`]).
+//! with [`app_with_dashboard`] the dashboard's routes under `/ui`.
 //! Anything else is a 404 in Anthropic's error shape.
 
 mod attempt;
 mod body;
 mod checks;
+mod context;
 mod finish;
 mod handlers;
 pub mod layers;
@@ -115,13 +116,11 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     app_with_dashboard(state, None)
 }
 
-/// [`app`] plus, when given, the dashboard at `/ui` (it has its own session guard; see
-/// [`crate::ui`]). Layers meant for every request go after the merge, so they cover
-/// the dashboard too.
-pub fn app_with_dashboard(
-    state: Arc<AppState>,
-    dashboard: Option<Arc<crate::ui::UiState>>,
-) -> axum::Router {
+/// [`app`] plus, when given, the dashboard's routes at `/ui` (`crate::ui::router`; it
+/// has its own session guard). The caller builds them, so the proxy does not depend on
+/// the dashboard, which reads the proxy's config and errors. Layers meant for every
+/// request go after the merge, so they cover the dashboard too.
+pub fn app_with_dashboard(state: Arc<AppState>, dashboard: Option<axum::Router>) -> axum::Router {
     let api = axum::Router::new()
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(handlers::count_tokens))
@@ -136,7 +135,7 @@ pub fn app_with_dashboard(
         .fallback(handlers::not_found)
         .with_state(state);
     let app = match dashboard {
-        Some(ui) => app.merge(crate::ui::router(ui)),
+        Some(ui) => app.merge(ui),
         None => app,
     };
     // Outermost, so it runs before everything else, dashboard and 404 included.

@@ -9,7 +9,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::attempt::{Attempt, ChunkSource};
+use super::context::{Attempt, ChunkSource};
 use super::finish::Finisher;
 use super::translated::idle_timeout;
 use crate::ledger::RequestOutcome;

@@ -20,7 +20,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::attempt::{Attempt, ChunkSource, Scope};
+use super::context::{Attempt, ChunkSource, Scope};
 use super::finish::{Finisher, RequestMeta};
 use super::spliced::Spliced;
 use super::AppState;
@@ -48,16 +48,13 @@ type PendingHead =
 pub(super) async fn open(
     attempt: &Attempt<'_>,
     req: &MessagesRequest,
-    body: Vec<u8>,
-    names: ToolNameMap,
-    message_id: String,
+    outgoing: Outgoing,
 ) -> Result<Response, AttemptError> {
     let state = attempt.state();
     let idle = attempt.idle();
     let upstream = state.upstream.clone();
     let (provider, headers) = (attempt.provider.clone(), attempt.scope.headers.clone());
-    let body = Bytes::from(body);
-    let body_for_retry = body.clone();
+    let body = outgoing.body.clone();
     let mut head: PendingHead =
         Box::pin(async move { upstream.send(&provider, &headers, body, true, idle).await });
     let ping_interval = state.options.ping_interval;
@@ -71,18 +68,12 @@ pub(super) async fn open(
         Err(_still_waiting) => (Box::pin(futures_util::stream::empty()), Some(head)),
     };
     let model = attempt.target.model.clone();
-    let ollama = crate::proxy::upstream::looks_like_ollama(attempt.provider);
-    let single_tool_call = ollama && super::attempt::parallel_disabled(req);
+    let single_tool_call = outgoing.ollama && super::context::parallel_disabled(req);
     let tools = attempt.scope.tool_catalog(req);
-    let rescue = Rescue::for_attempt(
-        attempt,
-        req,
-        &body_for_retry,
-        &message_id,
-        &names,
-        input_estimate,
-        tools.clone(),
-    );
+    let rescue = Rescue::for_attempt(attempt, req, &outgoing, input_estimate, tools.clone());
+    let Outgoing {
+        names, message_id, ..
+    } = outgoing;
     let stream = TranslatedStream {
         upstream,
         pending_head,
@@ -103,6 +94,18 @@ pub(super) async fn open(
         unfit_calls: 0,
     };
     Ok(attempt.sse_response(stream))
+}
+
+/// The translated request of one streamed OpenAI-kind attempt, as `Attempt::openai`
+/// built it.
+pub(super) struct Outgoing {
+    /// The upstream body (shared with a rescue's retry, not copied).
+    pub body: Bytes,
+    pub names: ToolNameMap,
+    pub message_id: String,
+    /// The target looks like Ollama ([`crate::proxy::upstream::looks_like_ollama`],
+    /// decided once per attempt).
+    pub ollama: bool,
 }
 
 /// What a held-back stream needs to try again after it was committed: owned copies,
@@ -136,9 +139,7 @@ impl Rescue {
     fn for_attempt(
         attempt: &Attempt<'_>,
         req: &MessagesRequest,
-        upstream_body: &Bytes,
-        message_id: &str,
-        names: &ToolNameMap,
+        outgoing: &Outgoing,
         input_estimate: u64,
         tools: Option<ToolCatalog>,
     ) -> Option<Box<Rescue>> {
@@ -146,7 +147,6 @@ impl Rescue {
         if !scope.rescue || tools.is_none() {
             return None;
         }
-        let ollama = crate::proxy::upstream::looks_like_ollama(attempt.provider);
         Some(Box::new(Rescue {
             state: Arc::clone(scope.state),
             config: Arc::clone(scope.config),
@@ -156,12 +156,12 @@ impl Rescue {
             client_body: scope.body.clone(),
             from: attempt.target.clone(),
             provider: attempt.provider.clone(),
-            upstream_body: upstream_body.clone(),
+            upstream_body: outgoing.body.clone(),
             retried: false,
-            must_call: ollama && super::attempt::must_call_tool(req),
-            message_id: message_id.to_owned(),
+            must_call: outgoing.ollama && super::context::must_call_tool(req),
+            message_id: outgoing.message_id.clone(),
             input_estimate,
-            names: names.clone(),
+            names: outgoing.names.clone(),
             tools,
         }))
     }
@@ -564,7 +564,7 @@ impl TranslatedStream {
     fn record_end(&mut self) {
         if let Some(mut f) = self.finisher.take() {
             f.meta.tool_call_failures += self.unfit_calls;
-            f.repairs = super::attempt::repairs_text(&self.translator.repairs());
+            f.repairs = super::context::repairs_text(&self.translator.repairs());
             let summary = self.translator.summary();
             let outcome = match &summary.error {
                 None => RequestOutcome::Ok,
