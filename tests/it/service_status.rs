@@ -70,23 +70,58 @@ fn status_reports_ollama_the_proxy_and_the_config() {
     assert!(v["proxy"]["health"]["uptime_secs"].is_u64(), "{out}");
     assert_eq!(v["config"]["valid"], true);
 
+    // Every figure of the text form is what the same proxy's /health sends, read just
+    // before and just after (a second may tick over in between).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let health = || -> serde_json::Value {
+        rt.block_on(async {
+            let url = format!("http://127.0.0.1:{port}/health");
+            reqwest::get(url).await.unwrap().json().await.unwrap()
+        })
+    };
+    let before = health();
     let mut cmd = sb.cmd(&["status"]);
     cmd.env("OLLAMA_HOST", fake.host_port());
     let (out, _) = run_expect(cmd, 0);
+    let after = health();
     assert!(
         out.contains("Ollama   up") && out.contains("version 0.12.3"),
         "{out}"
     );
     assert!(out.contains("loaded: gpt-oss:20b (context 32768)"), "{out}");
-    // What the real proxy's /health sends: version, uptime (just started) and the two
-    // requests it finished.
-    let proxy = format!(
-        "Proxy    up at http://127.0.0.1:{port}, version {}, up 0m",
-        env!("CARGO_PKG_VERSION")
+    let proxy_line = |h: &serde_json::Value| {
+        let up = h["uptime_secs"].as_u64().unwrap();
+        assert!(up < 3600, "{h}");
+        format!(
+            "Proxy    up at http://127.0.0.1:{port}, version {}, up {}m{}s, {} requests served",
+            h["version"].as_str().unwrap(),
+            up / 60,
+            up % 60,
+            h["requests"]
+        )
+    };
+    assert_eq!(after["requests"], 2, "{after}");
+    assert_eq!(after["version"], env!("CARGO_PKG_VERSION"));
+    // No session is on the cloud for quality, so the line does not mention it.
+    assert_eq!(after["quality_fallback_sessions"], 0, "{after}");
+    assert!(
+        out.lines()
+            .any(|l| l == proxy_line(&before) || l == proxy_line(&after)),
+        "{out}\n/health: {before} / {after}"
     );
-    assert!(out.contains(&proxy), "{out}");
-    assert!(out.contains("s, 2 requests served"), "{out}");
-    assert!(out.contains("Ledger   "), "{out}");
+    let ledger = &after["ledger"];
+    let ledger_line = if ledger["enabled"] == true {
+        format!(
+            "Ledger   {} rows written, {} dropped",
+            ledger["written"], ledger["dropped"]
+        )
+    } else {
+        "Ledger   off (LEDGER: false in the config)".to_owned()
+    };
+    assert!(
+        out.lines().any(|l| l == ledger_line),
+        "{out}\n/health: {after}"
+    );
     assert!(
         out.contains(&format!("Config   {}", sb.config_path().display())),
         "{out}"
