@@ -475,20 +475,16 @@ pub(crate) fn ndjson_lines(
     })
 }
 
-/// Ollama's error bodies are `{"error":"text"}` (native API) or
-/// `{"error":{"message":"text"}}` (OpenAI-compatible API); anything else is shown as is.
+/// The message in an error body: Ollama's `{"error":"text"}` (native API), the
+/// OpenAI-style `{"error":{"message":"text"}}`, a FastAPI `{"detail":"text"}`, read
+/// as the proxy reads them ([`crate::proxy::openai::error_message`]); anything else
+/// is shown as is (its first 500 characters).
 pub fn error_text(body: &str) -> String {
     let trimmed = body.trim();
-    if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
-        let e = v.get("error").unwrap_or(&v);
-        if let Some(s) = e.as_str() {
-            return s.to_owned();
-        }
-        if let Some(s) = e.get("message").and_then(Value::as_str) {
-            return s.to_owned();
-        }
-    }
-    trimmed.chars().take(500).collect()
+    serde_json::from_str::<Value>(trimmed)
+        .ok()
+        .and_then(|v| crate::proxy::openai::error_message(&v))
+        .unwrap_or_else(|| trimmed.chars().take(500).collect())
 }
 
 /// `name` → `name:latest`; names with a tag are kept. Ollama treats both as one model.
@@ -537,6 +533,12 @@ mod tests {
             "error parsing tool call"
         );
         assert_eq!(error_text("plain"), "plain");
+        // vLLM and other FastAPI servers: the proxy read this; the client showed the JSON.
+        assert_eq!(error_text(r#"{"detail":"Not Found"}"#), "Not Found");
+        assert_eq!(
+            error_text(r#"{"error":{"code":5}}"#),
+            r#"{"error":{"code":5}}"#
+        );
     }
 
     #[test]

@@ -26,17 +26,9 @@ pub(super) fn build_fallback(
     providers: &[Provider],
 ) -> BTreeMap<String, Vec<ModelRef>> {
     let mut out = BTreeMap::new();
-    let obj = match root.get("fallback") {
-        None | Some(Value::Null) => return out,
-        Some(Value::Object(o)) => o,
-        Some(other) => {
-            c.add(
-                "fallback",
-                format!("expected an object, found {}", kind_of(other)),
-                "write \"fallback\": {\"default\": [\"provider,model\", …]}",
-            );
-            return out;
-        }
+    let fix = "write \"fallback\": {\"default\": [\"provider,model\", …]}";
+    let Some(obj) = c.opt_object(root, "fallback", fix) else {
+        return out;
     };
     for (scenario, list) in obj {
         if super::quality::QUALITY_KEYS.contains(&scenario.as_str()) {

@@ -43,52 +43,73 @@ impl Checker {
         });
     }
 
-    fn opt_str(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
-        match obj.get(key) {
+    /// `obj[key]` read by `read`; absent or null is None, and so is a value `read`
+    /// refuses, which is a problem at `path` saying what was `expected` and `fix`.
+    fn opt<T>(
+        &mut self,
+        obj: &Map<String, Value>,
+        (key, path): (&str, &str),
+        read: impl Fn(&Value) -> Option<T>,
+        expected: impl FnOnce(&Value) -> String,
+        fix: String,
+    ) -> Option<T> {
+        let value = obj.get(key).filter(|v| !v.is_null())?;
+        let read = read(value);
+        if read.is_none() {
+            self.add(path, expected(value), fix);
+        }
+        read
+    }
+
+    /// The object at `root[key]` (a config section); absent or null is None, and so is
+    /// any other value, which is a problem saying how to write the section (`fix`).
+    fn opt_object<'a>(
+        &mut self,
+        root: &'a Map<String, Value>,
+        key: &str,
+        fix: impl Into<String>,
+    ) -> Option<&'a Map<String, Value>> {
+        match root.get(key) {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Object(o)) => Some(o),
             Some(other) => {
-                self.add(
-                    path,
-                    format!("expected a string, found {}", kind_of(other)),
-                    format!("write it as a quoted string, e.g. \"{key}\": \"…\""),
-                );
+                let found = format!("expected an object, found {}", kind_of(other));
+                self.add(key, found, fix);
                 None
             }
         }
+    }
+
+    fn opt_str(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
+        self.opt(
+            obj,
+            (key, path),
+            |v| v.as_str().map(str::to_owned),
+            |v| format!("expected a string, found {}", kind_of(v)),
+            format!("write it as a quoted string, e.g. \"{key}\": \"…\""),
+        )
     }
 
     /// A non-negative integer, also accepted as a numeric string (claude-code-router
     /// users often write `"PORT": "3456"`).
     fn opt_u64(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> Option<u64> {
-        match obj.get(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-            Some(Value::String(s)) if s.trim().parse::<u64>().is_ok() => s.trim().parse().ok(),
-            Some(other) => {
-                self.add(
-                    path,
-                    format!("expected a whole number, found {}", compact(other)),
-                    format!("write a number without quotes, e.g. \"{key}\": 1000"),
-                );
-                None
-            }
-        }
+        self.opt(
+            obj,
+            (key, path),
+            |v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()),
+            |v| format!("expected a whole number, found {}", compact(v)),
+            format!("write a number without quotes, e.g. \"{key}\": 1000"),
+        )
     }
 
     fn opt_bool(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> Option<bool> {
-        match obj.get(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(other) => {
-                self.add(
-                    path,
-                    format!("expected true or false, found {}", compact(other)),
-                    format!("write \"{key}\": true or \"{key}\": false"),
-                );
-                None
-            }
-        }
+        self.opt(
+            obj,
+            (key, path),
+            Value::as_bool,
+            |v| format!("expected true or false, found {}", compact(v)),
+            format!("write \"{key}\": true or \"{key}\": false"),
+        )
     }
 }
 

@@ -3,21 +3,13 @@
 use serde_json::{Map, Value};
 
 use super::super::model::OllamaSettings;
-use super::{kind_of, Checker};
+use super::Checker;
 
 pub(super) fn build_ollama(c: &mut Checker, root: &Map<String, Value>) -> OllamaSettings {
     let mut s = OllamaSettings::default();
-    let obj = match root.get("Ollama") {
-        None | Some(Value::Null) => return s,
-        Some(Value::Object(o)) => o,
-        Some(other) => {
-            c.add(
-                "Ollama",
-                format!("expected an object, found {}", kind_of(other)),
-                "write \"Ollama\": {\"model\": \"gpt-oss:20b\", \"context_length\": 32768}",
-            );
-            return s;
-        }
+    let fix = "write \"Ollama\": {\"model\": \"gpt-oss:20b\", \"context_length\": 32768}";
+    let Some(obj) = c.opt_object(root, "Ollama", fix) else {
+        return s;
     };
     if let Some(m) = c.opt_str(obj, "model", "Ollama.model") {
         s.model = m;

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::super::model::{ModelRef, Provider, Router, DEFAULT_LONG_CONTEXT_THRESHOLD};
-use super::{compact, kind_of, Checker};
+use super::{compact, Checker};
 
 /// Check a `"provider,model"` entry against the providers.
 pub(super) fn model_ref(
@@ -72,25 +72,16 @@ pub(super) fn build_router(
         .first()
         .and_then(|p| p.models.first().map(|m| format!("{},{}", p.name, m)))
         .unwrap_or_else(|| "ollama,gpt-oss:20b".to_owned());
-    let obj = match root.get("Router") {
-        Some(Value::Object(o)) => o,
-        None | Some(Value::Null) => {
-            c.add(
-                "Router",
-                "missing",
-                format!("add \"Router\": {{\"default\": \"{example}\"}}"),
-            );
-            return None;
-        }
-        Some(other) => {
-            c.add(
-                "Router",
-                format!("expected an object, found {}", kind_of(other)),
-                format!("write \"Router\": {{\"default\": \"{example}\"}}"),
-            );
-            return None;
-        }
-    };
+    if root.get("Router").is_none_or(Value::is_null) {
+        c.add(
+            "Router",
+            "missing",
+            format!("add \"Router\": {{\"default\": \"{example}\"}}"),
+        );
+        return None;
+    }
+    let fix = format!("write \"Router\": {{\"default\": \"{example}\"}}");
+    let obj = c.opt_object(root, "Router", fix)?;
     let default = match obj.get("default") {
         None | Some(Value::Null) => {
             c.add(

@@ -12,12 +12,7 @@ pub(super) fn claude_binary(f: &Facts) -> Check {
         ToolProbe::Found {
             path,
             version: None,
-        } => Check::warn(
-            "claude.binary",
-            "`claude --version` did not say its version",
-            format!("run `{} --version` to see what is wrong", path.display()),
-        )
-        .with_detail(path.display().to_string()),
+        } => version_unknown("claude.binary", "claude", path),
         ToolProbe::Found {
             path,
             version: Some(v),

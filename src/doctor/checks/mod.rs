@@ -33,6 +33,17 @@ use platform::*;
 pub use proxy::is_our_health;
 use proxy::*;
 
+/// A tool found on PATH whose `--version` said no version: a warning under `id`
+/// (`claude.binary`, `ollama.binary`), one wording for every tool.
+fn version_unknown(id: &'static str, tool: &str, path: &Path) -> Check {
+    Check::warn(
+        id,
+        format!("`{tool} --version` did not say its version"),
+        format!("run `{} --version` to see what is wrong", path.display()),
+    )
+    .with_detail(path.display().to_string())
+}
+
 const GIB: u64 = 1 << 30;
 /// gpt-oss:20b needs about 13 GB of memory; below 12 GiB it cannot load, below 16 GiB
 /// it loads but the rest of the machine starves.

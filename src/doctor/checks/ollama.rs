@@ -35,12 +35,7 @@ pub(super) fn ollama_binary(f: &Facts) -> Check {
         ToolProbe::Found {
             path,
             version: None,
-        } => Check::warn(
-            "ollama.binary",
-            "`ollama --version` did not say its version",
-            format!("run `{} --version` to see what is wrong", path.display()),
-        )
-        .with_detail(path.display().to_string()),
+        } => version_unknown("ollama.binary", "ollama", path),
         ToolProbe::Found {
             path,
             version: Some(v),
