@@ -1,7 +1,6 @@
 //! `init`'s cloud key step: take the key from the environment or ask for it (hidden),
 //! check it with the provider, and plan to store it where a service can read it.
 
-use anyhow::bail;
 use console::Term;
 use dialoguer::theme::ColorfulTheme;
 
@@ -83,10 +82,18 @@ fn verify(out: &Printer, key: &str) -> anyhow::Result<()> {
     let url = cloud_key::models_url();
     match block_on(cloud_key::check(&url, key, cloud_key::CHECK_TIMEOUT)) {
         KeyCheck::Accepted => out.err_line("The Claude API accepted the key."),
-        KeyCheck::Refused { status, message } => bail!(
-            "the Claude API refused {ANTHROPIC_KEY_VAR} (HTTP {status}{}): check the key at https://console.anthropic.com/settings/keys and re-run, or pass --no-key-check to store it anyway",
-            if message.is_empty() { String::new() } else { format!(": {message}") }
-        ),
+        KeyCheck::Refused { status, message } => {
+            let message = if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            };
+            return Err(crate::diagnostic::Diagnostic::new(format!(
+                "the Claude API refused {ANTHROPIC_KEY_VAR} (HTTP {status}{message})"
+            ))
+            .with_hint("check the key at https://console.anthropic.com/settings/keys and re-run, or pass --no-key-check to store it anyway")
+            .into());
+        }
         KeyCheck::Unreachable(why) => out.err_line(&format!(
             "warning: could not check the key ({url}: {why}); it is stored unchecked and the proxy will report a refusal"
         )),

@@ -5,8 +5,6 @@
 
 use std::path::Path;
 
-use anyhow::bail;
-
 use super::prompt::Prompter;
 use super::shared::resolve_manager;
 use super::{Context, Outcome};
@@ -20,9 +18,19 @@ fn remove_dir(path: &Path, said: &mut Vec<String>) -> anyhow::Result<()> {
     match std::fs::remove_dir_all(path) {
         Ok(()) => said.push(format!("Removed {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => bail!("cannot remove {}: {e}", path.display()),
+        Err(e) => return Err(cannot_remove(path, e)),
     }
     Ok(())
+}
+
+/// A file or folder `uninstall` could not remove: the OS error as the cause, and what
+/// to do.
+fn cannot_remove(path: &Path, e: std::io::Error) -> anyhow::Error {
+    anyhow::Error::new(e).context(
+        Diagnostic::new(format!("cannot remove {}", path.display())).with_hint(
+            "check its permissions (or remove it by hand), then re-run `ccr-setup uninstall`",
+        ),
+    )
 }
 
 /// `--purge`: the config, every backup of it, and the keys stored for it.
@@ -49,7 +57,7 @@ fn purge_config(config: &Path, said: &mut Vec<String>) -> anyhow::Result<()> {
         match std::fs::remove_file(&path) {
             Ok(()) => said.push(format!("Removed {}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => bail!("cannot remove {}: {e}", path.display()),
+            Err(e) => return Err(cannot_remove(&path, e)),
         }
     }
     Ok(())

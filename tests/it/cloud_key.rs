@@ -41,7 +41,11 @@ fn a_refused_key_stops_init_before_anything_is_written() {
     let url = format!("http://{}/v1/models", refuse.addr);
     let (_, err) = run_expect(init_cloud(&sb, "sk-ant-wrong", &url), 1);
     assert!(
-        err.contains("refused ANTHROPIC_API_KEY (HTTP 401: invalid x-api-key)"),
+        err.trim_end().ends_with(
+            "error: the Claude API refused ANTHROPIC_API_KEY (HTTP 401: invalid x-api-key)\n\
+             hint: check the key at https://console.anthropic.com/settings/keys and re-run, \
+             or pass --no-key-check to store it anyway"
+        ),
         "{err}"
     );
     assert!(

@@ -274,3 +274,33 @@ fn status_stop_completions_and_config_path_into_a_full_disk() {
         );
     }
 }
+
+/// `init` prints its recommendation first; what ends the run is one error in the form.
+#[test]
+fn init_with_a_cloud_model_that_is_not_one_id() {
+    let h = Home::new();
+    let out = h
+        .cmd(&[
+            "init",
+            "--yes",
+            "--no-install",
+            "--service-manager",
+            "none",
+            "--cloud-model",
+            "a,b",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let tail = &err[err.find("error: ").expect("an error line")..];
+    assert_eq!(
+        tail.trim_end(),
+        format!(
+            "error: --cloud-model \"a,b\" is not one model id\n\
+             hint: give one model id, e.g. --cloud-model {}",
+            ccr_setup::catalogue::default_cloud_model()
+        )
+    );
+    assert!(!h.config().exists(), "nothing written");
+}

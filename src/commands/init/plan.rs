@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 
 use super::super::init_key::CloudKey;
 use super::super::Context;
@@ -80,11 +80,15 @@ pub(super) fn plan_files(
         config.resolve_with(&|n| Some(std::env::var(n).unwrap_or_else(|_| "set-later".into())))
     {
         let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-        bail!(
-            "the config would not be valid; fix these in {} and re-run:\n{}",
-            ctx.config_path.display(),
+        return Err(crate::diagnostic::Diagnostic::new(format!(
+            "the config would not be valid:\n{}",
             list.join("\n")
-        );
+        ))
+        .with_hint(format!(
+            "fix these in {}, then re-run `ccr-setup init`",
+            ctx.config_path.display()
+        ))
+        .into());
     }
 
     let claude_path = crate::paths::claude_json_path();

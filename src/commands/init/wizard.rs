@@ -124,10 +124,14 @@ pub(super) fn gather(
         .clone()
         .unwrap_or_else(|| defaults.cloud_model.clone());
     if cloud_model.trim().is_empty() || cloud_model.contains(',') {
-        bail!(
-            "--cloud-model {cloud_model:?}: give one model id, e.g. {}",
+        return Err(crate::diagnostic::Diagnostic::new(format!(
+            "--cloud-model {cloud_model:?} is not one model id"
+        ))
+        .with_hint(format!(
+            "give one model id, e.g. --cloud-model {}",
             crate::catalogue::default_cloud_model()
-        );
+        ))
+        .into());
     }
     let key = match cloud_fallback {
         true => Some(init_key::gather(ask.term, store, !args.no_key_check, out)?),
