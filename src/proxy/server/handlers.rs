@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::body::read_json_body;
-use super::offload::with_request;
+use super::offload::{counting_slot, with_request};
 use super::request::parse_request;
 use super::AppState;
 use crate::config::{Config, Provider};
@@ -80,15 +80,20 @@ pub(super) async fn count_tokens(
     body: Body,
 ) -> Response {
     let config = state.config.current();
-    let body = read_json_body(&headers, body).await;
-    let (req, body_len) = match body.and_then(|b| Ok((parse_request(&b)?, b.len()))) {
-        Ok(r) => r,
+    let body = match read_json_body(&headers, body).await {
+        Ok(body) => body,
         Err(e) => return e.into_response(),
     };
+    let slot = counting_slot(body.len()).await;
+    let req = match parse_request(&body) {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
+    drop(body);
     // One routing decision for both paths; a routing error still gets an estimate.
     // Counted off the async workers for a large body.
     let owned_state = Arc::clone(&state);
-    let counted = with_request(req, body_len, move |req| owned_state.estimator.count(req));
+    let counted = with_request(req, slot, move |req| owned_state.estimator.count(req));
     let (req, count) = match counted.await {
         Ok(done) => done,
         Err(e) => return e.into_response(),

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::attempt::Scope;
 use super::body::read_json_body;
 use super::finish::{finish_request, reject, Ending, RequestMeta};
-use super::offload::{plan_counted, with_request};
+use super::offload::{counting_slot, plan_counted, with_request};
 use super::request::{parse_request, session_id};
 use super::AppState;
 use crate::config::{Config, ModelRef};
@@ -62,9 +62,13 @@ pub(super) async fn messages(
 ) -> Response {
     let mut meta = RequestMeta::now();
     let config = state.config.current();
-    let body = read_json_body(&headers, body).await;
-    let (req, body) = match body.and_then(|b| Ok((parse_request(&b)?, b))) {
-        Ok(r) => r,
+    let body = match read_json_body(&headers, body).await {
+        Ok(body) => body,
+        Err(e) => return reject(&state, &meta, e, "bad_request"),
+    };
+    let slot = counting_slot(body.len()).await;
+    let req = match parse_request(&body) {
+        Ok(req) => req,
         Err(e) => return reject(&state, &meta, e, "bad_request"),
     };
     meta.stream = req.stream.unwrap_or(false);
@@ -72,7 +76,7 @@ pub(super) async fn messages(
 
     // Planning may count tokens: off the async workers for a large body.
     let (owned_state, owned_config) = (Arc::clone(&state), Arc::clone(&config));
-    let planned = with_request(req, body.len(), move |req| {
+    let planned = with_request(req, slot, move |req| {
         plan_counted(&owned_config, &owned_state.estimator, req)
     })
     .await;

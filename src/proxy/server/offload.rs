@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 
 use axum::http::StatusCode;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::{Config, ProviderKind};
 use crate::proxy::anthropic::MessagesRequest;
@@ -23,21 +23,32 @@ use crate::proxy::tokens::TokenEstimator;
 /// well under a millisecond, less than the hop to another thread would cost.
 pub(super) const BLOCKING_FROM_BYTES: usize = 32 * 1024;
 
-/// Run `work` on `req`: inline for a small body, on the blocking pool for a larger one.
+/// A counting slot for a large body, taken before the body is parsed: requests queued
+/// for a slot then hold their bytes, not also their parse (with 32 Claude Code requests
+/// in flight and two slots, that was ~100 KB more per waiting request). None for a
+/// small body, which is counted inline.
+pub(super) async fn counting_slot(body_len: usize) -> Option<SemaphorePermit<'static>> {
+    if body_len < BLOCKING_FROM_BYTES {
+        return None;
+    }
+    counting_slots().acquire().await.ok()
+}
+
+/// Run `work` on `req`: inline without a slot (a small body), on the blocking pool
+/// with one.
 pub(super) async fn with_request<T, F>(
     mut req: MessagesRequest,
-    body_len: usize,
+    slot: Option<SemaphorePermit<'static>>,
     work: F,
 ) -> Result<(MessagesRequest, T), ProxyError>
 where
     T: Send + 'static,
     F: FnOnce(&mut MessagesRequest) -> T + Send + 'static,
 {
-    if body_len < BLOCKING_FROM_BYTES {
+    let Some(_slot) = slot else {
         let out = work(&mut req);
         return Ok((req, out));
-    }
-    let _permit = counting_slots().acquire().await;
+    };
     tokio::task::spawn_blocking(move || {
         let out = work(&mut req);
         (req, out)
