@@ -115,14 +115,14 @@ pub enum InstallOutcome {
 /// Errors installing the status line.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("{path} is not a JSON object ({detail})")]
     NotAnObject { path: PathBuf, detail: String },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -57,7 +57,9 @@ fn install(replace: bool) -> anyhow::Result<Outcome> {
             }
             _ => "check the file's permissions, then run this again",
         };
-        crate::diagnostic::Diagnostic::new(e.to_string()).with_hint(hint)
+        // The OS error stays a cause of its own (a caused-by line), said once.
+        let message = e.to_string();
+        anyhow::Error::new(e).context(crate::diagnostic::Diagnostic::new(message).with_hint(hint))
     })?;
     match installed {
         InstallOutcome::Installed { backup } => {

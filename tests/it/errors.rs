@@ -304,3 +304,19 @@ fn init_with_a_cloud_model_that_is_not_one_id() {
     );
     assert!(!h.config().exists(), "nothing written");
 }
+
+#[test]
+fn statusline_install_over_settings_it_cannot_read() {
+    let h = Home::new();
+    let settings = h.path().join(".claude/settings.json");
+    std::fs::create_dir_all(&settings).unwrap();
+    assert_eq!(
+        error_of(h.cmd(&["statusline", "--install"])),
+        format!(
+            "error: cannot read {}\n  \
+             caused by: Is a directory (os error 21)\n\
+             hint: check the file's permissions, then run this again",
+            settings.display()
+        )
+    );
+}
