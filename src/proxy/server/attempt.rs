@@ -10,6 +10,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use super::context::Scope;
 use super::context::{must_call_tool, parallel_disabled, repairs_text, route_header, Attempt};
 use super::finish::RequestMeta;
 use crate::config::{ModelRef, Provider, ProviderKind};
@@ -22,9 +23,6 @@ use crate::proxy::repair::{corrective_note, openai_body_with_note};
 use crate::proxy::translate::request::{to_openai, TargetOptions};
 use crate::proxy::translate::response::{from_openai, ResponseContext, ResponseError};
 use crate::proxy::upstream::AttemptError;
-
-/// The request's scope lives in `context`; the Messages handler builds it here.
-pub(super) use super::context::Scope;
 
 /// Room over the client's body size for what translation adds (OpenAI's per-message
 /// framing, the Ollama schema notes) before the encoding buffer must grow.

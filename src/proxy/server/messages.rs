@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::attempt::Scope;
 use super::body::read_json_body;
+use super::context::Scope;
 use super::finish::{finish_request, reject, Ending, RequestMeta};
 use super::offload::{counting_slot, plan_counted, with_request};
 use super::request::{parse_request, session_id};
