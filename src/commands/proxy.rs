@@ -23,6 +23,7 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<Outcome> {
     let port = args.port.unwrap_or(config.port);
     crate::proxy::auth::check_bind(&host, config.api_key.as_deref())?;
 
+    crate::proxy::allocator::tune_for_proxy();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -25,9 +25,11 @@
 //! * `sessions`: per Claude Code session, the last request's route (for the status
 //!   line) and the local model's recent quality (for the quality fallback).
 //! * `error`: Anthropic-shaped error bodies and SSE error events.
+//! * `allocator`: the C allocator's setting for the proxy's large per-request buffers.
 //! * `anthropic`, `openai`: wire types of the two APIs (also used by the Ollama
 //!   client and `up`'s smoke test).
 
+pub mod allocator;
 pub mod anthropic;
 pub mod auth;
 pub mod error;
