@@ -2,8 +2,8 @@
 //!
 //! Each Claude Code request carries a few buffers of tens to hundreds of KB (the
 //! body as read, the translated body as sent) that live as long as the request. glibc
-//! serves them from per-thread arenas by default (its mmap threshold rises to 32 MB
-//! as soon as one large block is freed), and 32 such requests at once leave those
+//! serves them from per-thread arenas by default (its mmap threshold rises to the size
+//! of each large block freed, up to 32 MB), and 32 such requests at once leave those
 //! arenas fragmented: measured with the peer benchmark's 76 KB stream at concurrency
 //! 32, peak RSS 38–41 MiB with the default, 35–37 MiB with buffers from 64 KB on
 //! given their own mappings (once the arena's free space is used up), returned to the
