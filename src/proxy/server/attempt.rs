@@ -10,8 +10,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::context::Scope;
-use super::context::{must_call_tool, parallel_disabled, repairs_text, route_header, Attempt};
+use super::context::{
+    must_call_tool, parallel_disabled, repairs_text, route_header, Attempt, Scope,
+};
 use super::finish::RequestMeta;
 use crate::config::{ModelRef, Provider, ProviderKind};
 use crate::proxy::anthropic::{MessagesRequest, Usage};
