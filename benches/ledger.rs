@@ -27,7 +27,7 @@ use ccr_setup::ledger::{
     Ledger, LedgerHandle, LedgerOptions, LiveFeed, RequestOutcome, UsageRecord,
 };
 use ccr_setup::proxy::reload::LiveConfig;
-use ccr_setup::proxy::server::{app, AppState, ServerOptions};
+use ccr_setup::proxy::server::{app, serve, AppState, ServerOptions};
 use criterion::{criterion_group, criterion_main, Criterion};
 use openai_upstream::{FakeUpstream, Reply};
 use serde_json::json;
@@ -153,9 +153,7 @@ async fn start_proxy(upstream_url: String, ledger: LedgerHandle) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        axum::serve(listener, app(Arc::clone(&state)))
-            .await
-            .unwrap();
+        serve(listener, app(Arc::clone(&state)), std::future::pending()).await;
     });
     base
 }

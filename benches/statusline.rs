@@ -20,7 +20,7 @@ use std::time::Duration;
 use ccr_setup::config::ConfigFile;
 use ccr_setup::ledger::{Ledger, LedgerOptions};
 use ccr_setup::proxy::reload::LiveConfig;
-use ccr_setup::proxy::server::{app, AppState, ServerOptions};
+use ccr_setup::proxy::server::{app, serve, AppState, ServerOptions};
 use criterion::{criterion_group, criterion_main, Criterion};
 use openai_upstream::{FakeUpstream, Reply};
 use serde_json::{json, Value};
@@ -97,9 +97,7 @@ fn bench(c: &mut Criterion) {
         )
         .unwrap();
         tokio::spawn(async move {
-            axum::serve(listener, app(Arc::clone(&state)))
-                .await
-                .unwrap();
+            serve(listener, app(Arc::clone(&state)), std::future::pending()).await;
         });
         let client = reqwest::Client::new();
         let body = json!({

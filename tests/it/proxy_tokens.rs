@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ccr_setup::ledger::LedgerHandle;
 use ccr_setup::proxy::reload::LiveConfig;
-use ccr_setup::proxy::server::{app, AppState, ServerOptions};
+use ccr_setup::proxy::server::{app, serve, AppState, ServerOptions};
 use serde_json::{json, Value};
 
 /// The proxy on a 2-worker runtime of its own; dropped with the test, never waited for.
@@ -54,9 +54,7 @@ fn start() -> Proxy {
     let base = format!("http://{}", listener.local_addr().unwrap());
     runtime.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        axum::serve(listener, app(Arc::clone(&state)))
-            .await
-            .unwrap();
+        serve(listener, app(Arc::clone(&state)), std::future::pending()).await;
     });
     Proxy {
         base,
