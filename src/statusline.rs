@@ -75,6 +75,13 @@ fn session_parts(report: &SessionReport) -> Vec<String> {
     } else if last.input_tokens > 0 {
         parts.push(format!("ctx {}", humanize::tokens(last.input_tokens)));
     }
+    if last.context_cleared > 0 {
+        parts.push(format!(
+            "{} old tool result{} cleared to fit",
+            last.context_cleared,
+            if last.context_cleared == 1 { "" } else { "s" }
+        ));
+    }
     parts
 }
 
@@ -250,6 +257,15 @@ mod tests {
         };
         assert!(render(Some(Some(&report(quality, 7))), None)
             .contains("(quality: local answers kept failing; local again in 7)"));
+        let edited = LastRequest {
+            input_tokens: 22_900,
+            context_cleared: 6,
+            ..local()
+        };
+        assert_eq!(
+            render(Some(Some(&report(edited, 0))), None),
+            "ccr · local gpt-oss:20b · ctx 22.9k/32.8k 70% · 6 old tool results cleared to fit"
+        );
         let think = LastRequest {
             scenario: "think".into(),
             ..local()

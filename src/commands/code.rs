@@ -24,9 +24,13 @@ pub fn run(ctx: &Context, args: CodeArgs) -> anyhow::Result<Outcome> {
     } else {
         args.args
     };
+    // Claude Code runs the status line (`ccr-setup statusline`) as its child: naming
+    // the config here makes it read the same one as this session, not the default.
+    let config_path = std::path::absolute(&ctx.config_path).unwrap_or(ctx.config_path.clone());
     let err = std::process::Command::new(&claude)
         .args(&claude_args)
         .envs(claude_env(&cfg))
+        .env(crate::env_vars::EnvVars::CCR_SETUP_CONFIG, config_path)
         .exec();
     Err(err).with_context(|| format!("cannot run {}", claude.display()))
 }

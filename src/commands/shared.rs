@@ -44,7 +44,11 @@ pub fn claude_env(cfg: &Config) -> Vec<(&'static str, String)> {
         // on by Anthropic's feature flags; `off` keeps them out of the local prompt.
         (EnvVars::CLAUDE_CODE_TOTAL_TOKENS_REMINDER, "off".to_owned()),
     ];
-    if let Some(window) = local_default_window(cfg) {
+    // Claude Code raises any value under 100,000 to 100,000 (and 2.1.332 warns about it
+    // at every start), so for a smaller window it would only mislead: the proxy's
+    // context editing keeps those sessions within the window instead. A larger local
+    // window does get threshold compaction from it.
+    if let Some(window) = local_default_window(cfg).filter(|w| *w >= AUTO_COMPACT_FLOOR) {
         env.push((EnvVars::CLAUDE_CODE_AUTO_COMPACT_WINDOW, window.to_string()));
     }
     // Claude Code 2.1.197 sends subagent (Task) requests with the main model's name, so
@@ -58,6 +62,10 @@ pub fn claude_env(cfg: &Config) -> Vec<(&'static str, String)> {
     }
     env
 }
+
+/// The smallest `CLAUDE_CODE_AUTO_COMPACT_WINDOW` Claude Code honours (2.1.197:
+/// `Math.max(1e5, value)`; 2.1.332: "below_minimum").
+pub const AUTO_COMPACT_FLOOR: u32 = 100_000;
 
 /// The default route's context window, when that provider runs on this machine:
 /// Claude Code then compacts before the local server would truncate.
@@ -154,7 +162,7 @@ mod tests {
     }
 
     #[test]
-    fn local_default_gets_the_compact_window_and_a_local_token() {
+    fn local_default_gets_a_local_token_and_no_compact_window_under_claude_codes_floor() {
         let c = cfg(json!({
             "PORT": 4000,
             "Providers": [{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "models": ["m"], "context_window": 32768}],
@@ -166,11 +174,22 @@ mod tests {
         assert_eq!(get("ANTHROPIC_AUTH_TOKEN"), Some(LOCAL_TOKEN));
         assert_eq!(get("ANTHROPIC_API_KEY"), Some(""));
         assert_eq!(get("API_TIMEOUT_MS"), Some("600000"));
-        assert_eq!(get("CLAUDE_CODE_AUTO_COMPACT_WINDOW"), Some("32768"));
+        // Claude Code would read 32768 as its 100k floor: not set.
+        assert_eq!(get("CLAUDE_CODE_AUTO_COMPACT_WINDOW"), None);
         assert_eq!(get("CLAUDE_CODE_ATTRIBUTION_HEADER"), Some("0"));
         assert_eq!(get("CLAUDE_CODE_TOTAL_TOKENS_REMINDER"), Some("off"));
         // No background route: subagents keep the main model (and the local route).
         assert_eq!(get("CLAUDE_CODE_SUBAGENT_MODEL"), None);
+    }
+
+    #[test]
+    fn a_local_window_of_100k_or_more_gets_the_compact_window() {
+        let c = cfg(json!({
+            "Providers": [{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "models": ["m"], "context_window": 131072}],
+            "Router": {"default": "ollama,m"}
+        }));
+        let env = claude_env(&c);
+        assert!(env.contains(&("CLAUDE_CODE_AUTO_COMPACT_WINDOW", "131072".to_owned())));
     }
 
     #[test]

@@ -201,7 +201,7 @@ pub fn render_table(r: &Report, since_arg: &str, since_ms: Option<i64>) -> Strin
 fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
     let t = &r.totals;
     let p = &r.compare_to_price;
-    vec![
+    let mut rows = vec![
         (
             "requests",
             format!(
@@ -286,7 +286,19 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
                 String::new()
             },
         ),
-    ]
+    ];
+    if t.context_edited_requests > 0 {
+        rows.push((
+            "context editing",
+            format!(
+                "{} request(s) fitted to the local window: {} old tool result(s) cleared, {} prompt tokens in all",
+                t.context_edited_requests,
+                t.context_cleared_blocks,
+                tokens(t.context_cleared_tokens)
+            ),
+        ));
+    }
+    rows
 }
 
 /// Per provider: local or cloud, requests, median time to first token, tokens/s.

@@ -24,9 +24,9 @@ pub use endpoint::{is_loopback_url, ollama_chat_url, same_server};
 pub use file::{redacted, ConfigFile, KeyOrigin};
 pub use interpolate::interpolate;
 pub use model::{
-    redact_url, Config, ModelRef, OllamaSettings, Provider, ProviderKind, QualityFallback, Router,
-    DEFAULT_CONTEXT_LENGTH, DEFAULT_HOST, DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL,
-    DEFAULT_PORT,
+    redact_url, Config, ContextEditing, ModelRef, OllamaSettings, Provider, ProviderKind,
+    QualityFallback, Router, DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_TARGET_PERCENT, DEFAULT_HOST,
+    DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL, DEFAULT_OUTPUT_RESERVE, DEFAULT_PORT,
 };
 pub use secrets::{KeySource, SecretsStore};
 pub use validate::{is_loopback_host, DEFAULT_MAX_REQUESTS_IN_FLIGHT};

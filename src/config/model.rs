@@ -97,6 +97,52 @@ pub enum ProviderKind {
     Anthropic,
 }
 
+/// `Providers[].context_editing`: what happens to a request too long for the
+/// provider's `context_window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContextEditing {
+    /// Clear the oldest tool results until it fits (and further, to the target); hand
+    /// it to `Router.longContext` only when that cannot make it fit.
+    #[default]
+    Auto,
+    /// Hand it to `Router.longContext` first (when set and it fits there), and clear
+    /// only when there is none: the cloud before the edit.
+    CloudFirst,
+    /// Never edit: refuse with Anthropic's "prompt is too long", so Claude Code compacts.
+    Off,
+}
+
+impl ContextEditing {
+    /// The names the config file uses.
+    pub const NAMES: [&'static str; 3] = ["auto", "cloud_first", "off"];
+
+    pub fn parse(name: &str) -> Option<ContextEditing> {
+        match name {
+            "auto" => Some(ContextEditing::Auto),
+            "cloud_first" => Some(ContextEditing::CloudFirst),
+            "off" => Some(ContextEditing::Off),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ContextEditing::Auto => "auto",
+            ContextEditing::CloudFirst => "cloud_first",
+            ContextEditing::Off => "off",
+        }
+    }
+}
+
+/// Tokens kept free for the answer by default. gpt-oss reasons before it answers: at
+/// Claude Code's default effort a turn's reasoning plus a tool call runs to a few
+/// thousand tokens, which the old 2,048 cut short.
+pub const DEFAULT_OUTPUT_RESERVE: u32 = 4_096;
+
+/// The share of the window a prompt is cleared down to once it does not fit: the
+/// other 30% (less the reserve) is room for the next turns before the next clear.
+pub const DEFAULT_CONTEXT_TARGET_PERCENT: u8 = 70;
+
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
@@ -113,6 +159,15 @@ pub struct Provider {
     pub max_tokens: Option<u32>,
     /// Send thinking from history back as `reasoning_content` (DeepSeek-style APIs need it).
     pub reasoning_in_history: bool,
+    /// What the proxy does with a request that does not fit `context_window`
+    /// (`context_editing`; see [`crate::proxy::context_edit`]).
+    pub context_editing: ContextEditing,
+    /// Tokens kept free for the answer when fitting a prompt to the window
+    /// (`output_reserve`, default [`DEFAULT_OUTPUT_RESERVE`]).
+    pub output_reserve: u32,
+    /// Once a prompt does not fit, it is cleared down to this share of the window
+    /// (`context_target_percent`, default [`DEFAULT_CONTEXT_TARGET_PERCENT`]).
+    pub context_target_percent: u8,
     /// `local`: whether the provider counts as the local model (free, and the one the
     /// quality fallback moves away from). None: a loopback URL is local. Set it for a
     /// model server elsewhere on the LAN (`true`) or a cloud tunnel on localhost

@@ -95,6 +95,8 @@ mod tests {
             fallback_from: None,
             fallback_reason: None,
             context_overflowed: false,
+            context_cleared_blocks: 0,
+            context_cleared_tokens: 0,
             repairs: None,
             tool_call_failures: 0,
             input_tokens: 1,

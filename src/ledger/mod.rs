@@ -103,6 +103,10 @@ pub struct UsageRecord {
     /// The server reported fewer prompt tokens than were sent, or a full window: it
     /// likely dropped the oldest messages ([`crate::proxy::guard::context_overflowed`]).
     pub context_overflowed: bool,
+    /// Old tool results that context editing cleared (or cut) to fit the local window,
+    /// and the tokens that took out of the prompt ([`crate::proxy::context_edit`]).
+    pub context_cleared_blocks: u32,
+    pub context_cleared_tokens: u64,
     /// The repairs made to the answer's tool calls (`name,coerced`, …), if any
     /// ([`crate::proxy::repair::RepairKind`]).
     pub repairs: Option<String>,

@@ -39,6 +39,12 @@ pub struct LedgerRow {
     /// Tool calls that could not be repaired while answering.
     #[serde(default)]
     pub tool_call_failures: u32,
+    /// Old tool results context editing cleared or cut, and the tokens saved (0 for
+    /// rows before v6).
+    #[serde(default)]
+    pub context_cleared_blocks: u32,
+    #[serde(default)]
+    pub context_cleared_tokens: u64,
 }
 
 impl LedgerRow {
@@ -68,6 +74,8 @@ impl LedgerRow {
             fallback_reason: r.fallback_reason.clone(),
             repairs: r.repairs.clone(),
             tool_call_failures: r.tool_call_failures,
+            context_cleared_blocks: r.context_cleared_blocks,
+            context_cleared_tokens: r.context_cleared_tokens,
         }
     }
 }
@@ -121,12 +129,20 @@ fn query_rows(conn: &Connection, tail: &str, param: i64) -> rusqlite::Result<Vec
     } else {
         ("NULL", "0")
     };
+    let (cleared_blocks_col, cleared_tokens_col) = if has("context_cleared_blocks") {
+        (
+            "COALESCE(context_cleared_blocks, 0)",
+            "COALESCE(context_cleared_tokens, 0)",
+        )
+    } else {
+        ("0", "0")
+    };
     let sql = format!(
         "SELECT started_at_ms, session_id, scenario, provider, model, fallback_from,
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                 tokens_estimated, ttft_ms, duration_ms, outcome, error_kind, http_status,
                 stream, {local_col}, {overflow_col}, {reason_col}, {repairs_col},
-                {failures_col}
+                {failures_col}, {cleared_blocks_col}, {cleared_tokens_col}
          FROM requests {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -155,6 +171,8 @@ fn query_rows(conn: &Connection, tail: &str, param: i64) -> rusqlite::Result<Vec
             fallback_reason: r.get(19)?,
             repairs: r.get(20)?,
             tool_call_failures: r.get::<_, i64>(21)?.clamp(0, i64::from(u32::MAX)) as u32,
+            context_cleared_blocks: r.get::<_, i64>(22)?.clamp(0, i64::from(u32::MAX)) as u32,
+            context_cleared_tokens: count(23)?,
         })
     })?;
     rows.collect()

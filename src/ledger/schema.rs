@@ -47,6 +47,11 @@ const MIGRATIONS: &[&str] = &[
     // v5: tool-call repair: what was repaired, and how many calls could not be.
     "ALTER TABLE requests ADD COLUMN repairs TEXT;
      ALTER TABLE requests ADD COLUMN tool_call_failures INTEGER;",
+    // v6: context editing: old tool results cleared to fit the local window, and the
+    // tokens that saved. The one migration of the 2026-12 round; later columns of the
+    // round append to this list after it.
+    "ALTER TABLE requests ADD COLUMN context_cleared_blocks INTEGER;
+     ALTER TABLE requests ADD COLUMN context_cleared_tokens INTEGER;",
 ];
 
 /// The schema version this build writes.

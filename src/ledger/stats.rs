@@ -113,6 +113,11 @@ pub struct Totals {
     pub fallbacks_from_local: u64,
     /// Answers whose server likely dropped the start of the prompt.
     pub context_overflows: u64,
+    /// Requests context editing changed to fit a local window, the old tool results it
+    /// cleared or cut in them, and the prompt tokens that took out.
+    pub context_edited_requests: u64,
+    pub context_cleared_blocks: u64,
+    pub context_cleared_tokens: u64,
     /// Requests the quality fallback sent to the cloud (scenario `quality`): the
     /// session's local answers had kept being unusable.
     pub quality_fallbacks: u64,
@@ -394,6 +399,11 @@ impl Acc {
         t.cache_write_tokens = t.cache_write_tokens.saturating_add(row.cache_write_tokens);
         t.estimated_token_requests += u64::from(row.tokens_estimated);
         t.context_overflows += u64::from(row.context_overflowed);
+        t.context_edited_requests += u64::from(row.context_cleared_blocks > 0);
+        t.context_cleared_blocks += u64::from(row.context_cleared_blocks);
+        t.context_cleared_tokens = t
+            .context_cleared_tokens
+            .saturating_add(row.context_cleared_tokens);
         t.quality_fallbacks += u64::from(row.scenario == "quality");
         t.cloud_cost_usd += f.cloud_cost;
         t.local_cost_usd += f.local_cost;

@@ -256,9 +256,10 @@ fn insert(
                     fallback_from, input_tokens, output_tokens, cache_read_tokens,
                     cache_write_tokens, tokens_estimated, ttft_ms, duration_ms, outcome,
                     error_kind, http_status, stream, provider_local, fallback_reason,
-                    context_overflowed, repairs, tool_call_failures)
+                    context_overflowed, repairs, tool_call_failures,
+                    context_cleared_blocks, context_cleared_tokens)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
             )
             .map_err(err)?;
         for r in batch {
@@ -285,6 +286,8 @@ fn insert(
                 r.context_overflowed,
                 r.repairs,
                 r.tool_call_failures,
+                r.context_cleared_blocks,
+                clamp(r.context_cleared_tokens),
             ])
             .map_err(err)?;
         }

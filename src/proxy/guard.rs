@@ -1,31 +1,39 @@
 //! The context guard: does the prompt fit the target's `context_window`?
 //!
-//! Input + [`MIN_OUTPUT_RESERVE`] must fit the window the provider declares. When it
-//! does not, the request moves to `Router.longContext` (if set and it fits) or is
-//! refused with a message Claude Code shows; when it fits, `max_tokens` is clamped to
-//! what is left of the window. Providers without a window are never checked.
+//! Input + the provider's `output_reserve` must fit the window it declares. When it
+//! does not, the provider's `context_editing` decides ([`crate::proxy::context_edit`]):
+//! `auto` clears old tool results until it fits and moves to `Router.longContext` only
+//! when that cannot make it fit; `cloud_first` tries `Router.longContext` first; `off`
+//! never edits. What fits nowhere is refused in Anthropic's words, so Claude Code
+//! compacts. Providers without a window are never checked.
 
-use super::tokens::TokenCount;
-use crate::config::{Config, ModelRef, ProviderKind};
+use super::anthropic::MessagesRequest;
+use super::context_edit::{self, Budget, ClearMemory, EditOutcome, EditPlan};
+use super::tokens::{TokenCount, TokenEstimator};
+use crate::config::{Config, ContextEditing, ModelRef, ProviderKind};
 
-/// Output tokens always left free by the context guard: a prompt that leaves less
-/// than this cannot produce a useful answer (and our estimate is not exact).
-pub const MIN_OUTPUT_RESERVE: u64 = 2_048;
+/// What the guard needs to edit a request: the estimator for the blocks it changes,
+/// and the clear points of the conversations seen so far.
+pub struct Editing<'a> {
+    pub estimator: &'a TokenEstimator,
+    pub memory: &'a ClearMemory,
+    /// Claude Code's session, part of a conversation's key.
+    pub session: Option<&'a str>,
+}
 
 /// What the context guard decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum GuardOutcome {
-    /// Send to `target` with `max_tokens` (clamped to the window when it has one).
+    /// Send to `target`, after `edit` when there is one.
     Send {
         target: ModelRef,
         rerouted_to_long_context: bool,
-        max_tokens: Option<u32>,
+        edit: Option<EditPlan>,
     },
     /// Too big for every choice: answer 400 with this message.
     Refuse { message: String },
 }
 
-/// The message Claude Code shows when a prompt does not fit the local context.
 /// Did the server see less of the prompt than was sent? Ollama truncates a prompt
 /// longer than its context silently (the oldest messages go, server/prompt.go) and
 /// reports the truncated count. Signs: the reported prompt fills the window to within
@@ -42,12 +50,6 @@ pub fn context_overflowed(reported: u64, sent_estimate: Option<u64>, window: Opt
     fills_window || lost_part
 }
 
-pub fn too_long_message(prompt_tokens: u64, window: u32) -> String {
-    format!(
-        "prompt is {prompt_tokens} tokens, the local context is {window}; run /compact or raise the context with `ccr-setup init --context-length`"
-    )
-}
-
 /// The input tokens `target` will actually receive: earlier thinking is dropped for
 /// OpenAI-kind providers unless `reasoning_in_history` is set.
 pub fn input_tokens_for(config: &Config, target: &ModelRef, count: &TokenCount) -> u64 {
@@ -59,50 +61,77 @@ pub fn input_tokens_for(config: &Config, target: &ModelRef, count: &TokenCount) 
     }
 }
 
-/// Does the request fit `target`'s declared window (if any)? Returns the window when
+/// Does the request fit `target`'s declared window (if any), with the provider's
+/// `output_reserve` left free? Returns the input and the largest input that fits when
 /// it does not.
-pub fn overflows(config: &Config, target: &ModelRef, count: &TokenCount) -> Option<(u64, u32)> {
-    let window = config.provider(&target.provider)?.context_window?;
+pub fn overflows(config: &Config, target: &ModelRef, count: &TokenCount) -> Option<(u64, u64)> {
+    let budget = Budget::of(config.provider(&target.provider)?)?;
     let input = input_tokens_for(config, target, count);
-    (input + MIN_OUTPUT_RESERVE > u64::from(window)).then_some((input, window))
+    (input > budget.limit()).then_some((input, budget.limit()))
 }
 
-/// The context guard for the routed `target`. If input + [`MIN_OUTPUT_RESERVE`]
-/// exceeds the provider's `context_window`, re-route to `Router.longContext` when it is
-/// set and fits; otherwise refuse. When it fits, `max_tokens` is clamped to what is
-/// left of the window.
+/// The context guard for the routed `target` (see the module doc).
 pub fn guard(
     config: &Config,
     target: &ModelRef,
     count: &TokenCount,
-    max_tokens: Option<u32>,
+    req: &MessagesRequest,
+    editing: &Editing<'_>,
 ) -> GuardOutcome {
-    let mut target = target;
-    let mut rerouted = false;
-    if let Some((input, window)) = overflows(config, target, count) {
-        match &config.router.long_context {
-            Some(long) if long != target => match overflows(config, long, count) {
-                None => {
-                    target = long;
-                    rerouted = true;
-                }
-                Some((input, window)) => {
-                    return GuardOutcome::Refuse {
-                        message: too_long_message(input, window),
-                    }
-                }
-            },
-            _ => {
-                return GuardOutcome::Refuse {
-                    message: too_long_message(input, window),
-                }
-            }
-        }
-    }
-    GuardOutcome::Send {
+    let send = |target: &ModelRef, rerouted, edit| GuardOutcome::Send {
         target: target.clone(),
         rerouted_to_long_context: rerouted,
-        max_tokens: clamp_max_tokens(config, target, count, max_tokens),
+        edit,
+    };
+    let Some(provider) = config.provider(&target.provider) else {
+        return send(target, false, None);
+    };
+    let Some(budget) = Budget::of(provider) else {
+        return send(target, false, None);
+    };
+    let input = input_tokens_for(config, target, count);
+    // Router.longContext, when it is another target and the whole prompt fits there.
+    let long_context = config
+        .router
+        .long_context
+        .as_ref()
+        .filter(|long| *long != target && config.missing_key(&long.provider).is_none())
+        .filter(|long| overflows(config, long, count).is_none());
+    let too_long = |input| GuardOutcome::Refuse {
+        message: context_edit::too_long_message(
+            input,
+            budget.limit(),
+            &provider.name,
+            budget.window,
+        ),
+    };
+    let mode = provider.context_editing;
+    if input > budget.limit() && mode != ContextEditing::Auto {
+        if let Some(long) = long_context {
+            return send(long, true, None);
+        }
+    }
+    if mode == ContextEditing::Off {
+        return match input > budget.limit() {
+            true => too_long(input),
+            false => send(target, false, None),
+        };
+    }
+    let edited = context_edit::decide(
+        req,
+        &budget,
+        input,
+        editing.estimator,
+        editing.memory,
+        editing.session,
+    );
+    match edited {
+        EditOutcome::Untouched => send(target, false, None),
+        EditOutcome::Fits(edit) => send(target, false, Some(edit)),
+        EditOutcome::TooLong { input, .. } => match long_context {
+            Some(long) => send(long, true, None),
+            None => too_long(input),
+        },
     }
 }
 
@@ -154,91 +183,4 @@ mod overflow_tests {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proxy::test_support::{config, mr};
-    use serde_json::json;
-
-    fn count(total: u64, thinking: u64) -> TokenCount {
-        TokenCount {
-            messages: total,
-            thinking,
-            ..TokenCount::default()
-        }
-    }
-
-    /// The guard for the 32k local model.
-    fn guard_local(c: &Config, total: u64, thinking: u64, max: Option<u32>) -> GuardOutcome {
-        guard(c, &mr("ollama,gpt-oss:20b"), &count(total, thinking), max)
-    }
-
-    #[test]
-    fn guard_refuses_with_the_exact_message() {
-        let c = config(json!({"default": "ollama,gpt-oss:20b"}));
-        let out = guard_local(&c, 40_000, 0, Some(64_000));
-        assert_eq!(
-            out,
-            GuardOutcome::Refuse {
-                message: "prompt is 40000 tokens, the local context is 32768; run /compact or raise the context with `ccr-setup init --context-length`".into()
-            }
-        );
-        // The reserve counts: 31000 + 2048 > 32768.
-        assert!(matches!(
-            guard_local(&c, 31_000, 0, None),
-            GuardOutcome::Refuse { .. }
-        ));
-    }
-
-    #[test]
-    fn guard_reroutes_to_long_context_when_set() {
-        let c = config(
-            json!({"default": "ollama,gpt-oss:20b", "longContext": "anthropic,claude-sonnet-4-5"}),
-        );
-        let out = guard_local(&c, 40_000, 0, Some(64_000));
-        assert_eq!(
-            out,
-            GuardOutcome::Send {
-                target: mr("anthropic,claude-sonnet-4-5"),
-                rerouted_to_long_context: true,
-                max_tokens: Some(64_000)
-            }
-        );
-    }
-
-    #[test]
-    fn guard_clamps_max_tokens_and_ignores_dropped_thinking() {
-        let c = config(json!({"default": "ollama,gpt-oss:20b"}));
-        // 40k of which 20k is thinking the OpenAI-kind target never receives.
-        let out = guard_local(&c, 40_000, 20_000, Some(64_000));
-        assert_eq!(
-            out,
-            GuardOutcome::Send {
-                target: mr("ollama,gpt-oss:20b"),
-                rerouted_to_long_context: false,
-                max_tokens: Some(32_768 - 20_000)
-            }
-        );
-        // No window: untouched.
-        let out = guard(
-            &c,
-            &mr("anthropic,claude-sonnet-4-5"),
-            &count(400_000, 0),
-            Some(64_000),
-        );
-        assert!(matches!(
-            out,
-            GuardOutcome::Send {
-                max_tokens: Some(64_000),
-                ..
-            }
-        ));
-        let out = guard_local(&c, 1_000, 0, Some(500));
-        assert!(matches!(
-            out,
-            GuardOutcome::Send {
-                max_tokens: Some(500),
-                ..
-            }
-        ));
-    }
-}
+mod tests;

@@ -9,6 +9,8 @@
 //!   per target; built from:
 //!   * `route`: which rule fires, and so which provider/model serves a request;
 //!   * `guard`: the context guard (does the prompt fit the target's window?);
+//!   * `context_edit`: clearing old tool results so a long conversation fits a local
+//!     window, remembered per conversation so the prompt prefix stays stable;
 //!   * `fallback`: the chain of targets and the loop that tries them (`run_chain`).
 //! * `upstream`: the HTTP client side (timeouts, cancellation, failures classified).
 //! * `translate`: pure functions from bytes/events to events (request, response,
@@ -32,6 +34,7 @@
 pub mod allocator;
 pub mod anthropic;
 pub mod auth;
+pub mod context_edit;
 pub mod error;
 pub mod fallback;
 pub mod guard;

@@ -4,12 +4,13 @@
 //! it ([`Plan::prepare`]).
 
 use super::anthropic::MessagesRequest;
+use super::context_edit::EditReport;
 use super::fallback;
-use super::guard::{clamp_max_tokens, guard, overflows, GuardOutcome};
-use super::route::{decide, RouteDecision, RouteError, Scenario};
-use super::tokens::{TokenCount, TokenEstimator};
+use super::guard::{clamp_max_tokens, guard, input_tokens_for, overflows, Editing, GuardOutcome};
+use super::route::{decide, decide_below_long_context, RouteDecision, RouteError, Scenario};
+use super::tokens::TokenCount;
 use super::translate::unsigned_thinking::strip_unsigned_thinking;
-use crate::config::{Config, ModelRef, ProviderKind};
+use crate::config::{Config, ContextEditing, ModelRef, ProviderKind};
 
 /// Everything decided before the first attempt: the rule, the targets in order, and
 /// the estimate when anything needed it.
@@ -19,12 +20,15 @@ pub struct Plan {
     pub scenario: Scenario,
     /// The routed target first, then the fallbacks whose window the prompt fits.
     pub targets: Vec<ModelRef>,
-    /// The estimate, when a rule, the guard or the fallback filter needed it.
+    /// The estimate (of the request as edited, when it was), when a rule, the guard
+    /// or the fallback filter needed it.
     pub count: Option<TokenCount>,
     /// The client's `max_tokens`, before any clamp.
     pub requested_max_tokens: Option<u32>,
     /// The context guard moved the request to `Router.longContext`.
     pub rerouted_to_long_context: bool,
+    /// What context editing did to the request, when it did anything.
+    pub edit: Option<EditReport>,
 }
 
 /// Why a request is answered without trying any provider.
@@ -37,51 +41,78 @@ pub enum PlanError {
     TooLong(String),
 }
 
-/// Route, guard and build the fallback chain for `req`; strips the subagent tag.
-/// Tokens are estimated only if a rule, a context window or a fallback needs them.
+/// Route, guard (editing the request to fit a local window) and build the fallback
+/// chain for `req`; strips the subagent tag. Tokens are estimated only if a rule, a
+/// context window or a fallback needs them.
 pub fn plan(
     config: &Config,
-    estimator: &TokenEstimator,
+    editing: &Editing<'_>,
     req: &mut MessagesRequest,
 ) -> Result<Plan, PlanError> {
-    let cell = std::cell::OnceCell::new();
-    let (decision, count) = {
+    let estimator = editing.estimator;
+    let mut count = None::<TokenCount>;
+    let mut decision = {
         let req: &MessagesRequest = req;
-        let count = || *cell.get_or_init(|| estimator.count(req));
-        let decision = decide(config, req, || count().total())?;
-        (decision, count)
+        let count = &mut count;
+        decide(config, req, || {
+            count.get_or_insert_with(|| estimator.count(req)).total()
+        })?
     };
+    // The longContext threshold fired on the unedited prompt; a local target that
+    // edits first takes it when editing can make it fit (the cloud is the backup).
+    if decision.scenario == Scenario::LongContext {
+        let below = decide_below_long_context(config, req)?;
+        if edits_first(config, &below.target) {
+            decision = RouteDecision {
+                estimated_tokens: decision.estimated_tokens,
+                ..below
+            };
+        }
+    }
     let mut scenario = decision.scenario;
     let mut target = decision.target.clone();
     let mut rerouted = false;
+    let mut edit = None;
     let has_window = |t: &ModelRef| {
         config
             .provider(&t.provider)
             .is_some_and(|p| p.context_window.is_some())
     };
     if has_window(&target) {
-        match guard(config, &target, &count(), req.max_tokens) {
+        let counted = *count.get_or_insert_with(|| estimator.count(req));
+        match guard(config, &target, &counted, req, editing) {
             GuardOutcome::Refuse { message } => return Err(PlanError::TooLong(message)),
             GuardOutcome::Send {
                 target: t,
                 rerouted_to_long_context,
-                ..
+                edit: edit_plan,
             } => {
                 if rerouted_to_long_context {
                     scenario = Scenario::LongContext;
                     rerouted = true;
                 }
                 target = t;
+                if let Some(edit_plan) = edit_plan {
+                    let mut report = edit_plan.apply(req, editing.memory);
+                    // Everything downstream (max_tokens, message_start, the ledger)
+                    // sees the edited prompt: counted again, almost all from cache.
+                    let recounted = estimator.count(req);
+                    report.input_after = input_tokens_for(config, &target, &recounted);
+                    count = Some(recounted);
+                    edit = Some(report);
+                }
             }
         }
     }
     // Fallbacks skip providers disabled for a missing key, and windows the prompt
     // does not fit.
+    if count.is_none() && config.fallback_for(scenario.name()).iter().any(has_window) {
+        count = Some(estimator.count(req));
+    }
     let targets = fallback::chain(config, scenario.name(), &target, |t| {
         config.missing_key(&t.provider).is_none()
-            && (!has_window(t) || overflows(config, t, &count()).is_none())
+            && (!has_window(t) || count.is_some_and(|c| overflows(config, t, &c).is_none()))
     });
-    let count = cell.get().copied();
     // Only the tag strip happens here; the model name and max_tokens are per target.
     RouteDecision {
         target: target.clone(),
@@ -94,7 +125,15 @@ pub fn plan(
         count,
         requested_max_tokens: req.max_tokens,
         rerouted_to_long_context: rerouted,
+        edit,
     })
+}
+
+/// Does `target` edit a prompt to fit its window before the cloud takes it?
+fn edits_first(config: &Config, target: &ModelRef) -> bool {
+    config
+        .provider(&target.provider)
+        .is_some_and(|p| p.context_window.is_some() && p.context_editing == ContextEditing::Auto)
 }
 
 impl Plan {
@@ -120,8 +159,21 @@ impl Plan {
 mod tests {
     use super::*;
     use crate::proxy::anthropic::{Content, System};
+    use crate::proxy::context_edit::{too_long_message, ClearMemory};
     use crate::proxy::test_support::{config, config_with, mr, req};
+    use crate::proxy::tokens::TokenEstimator;
     use serde_json::json;
+
+    /// [`plan`] with a fresh clear memory and no session.
+    fn run(c: &Config, est: &TokenEstimator, r: &mut MessagesRequest) -> Result<Plan, PlanError> {
+        let memory = ClearMemory::default();
+        let editing = Editing {
+            estimator: est,
+            memory: &memory,
+            session: None,
+        };
+        plan(c, &editing, r)
+    }
 
     fn plan_config(long_context: bool) -> Config {
         let mut router = json!({"default": "ollama,gpt-oss:20b"});
@@ -150,10 +202,10 @@ mod tests {
         let est = TokenEstimator::default();
         let mut r = big_request(40_000);
         let n = est.count(&r).total_without_thinking();
-        let err = plan(&plan_config(false), &est, &mut r).unwrap_err();
+        let err = run(&plan_config(false), &est, &mut r).unwrap_err();
         assert_eq!(
             err,
-            PlanError::TooLong(format!("prompt is {n} tokens, the local context is 32768; run /compact or raise the context with `ccr-setup init --context-length`"))
+            PlanError::TooLong(too_long_message(n, 32_768 - 4_096, "ollama", 32_768))
         );
     }
 
@@ -162,7 +214,7 @@ mod tests {
         let est = TokenEstimator::default();
         let c = plan_config(true);
         let mut r = big_request(40_000);
-        let p = plan(&c, &est, &mut r).unwrap();
+        let p = run(&c, &est, &mut r).unwrap();
         assert_eq!(p.scenario, Scenario::LongContext);
         assert!(p.rerouted_to_long_context);
         // longContext has no chain of its own: the default one, minus the 32k local model.
@@ -187,7 +239,7 @@ mod tests {
         let est = TokenEstimator::default();
         let c = plan_config(false);
         let mut r = big_request(1_000);
-        let p = plan(&c, &est, &mut r).unwrap();
+        let p = run(&c, &est, &mut r).unwrap();
         assert_eq!(p.scenario, Scenario::Subagent);
         assert_eq!(
             p.targets,
@@ -215,7 +267,7 @@ mod tests {
         let est = TokenEstimator::default();
         let c = config(json!({"default": "anthropic,claude-sonnet-4-5"}));
         let mut r = req(json!({"messages": [{"role": "user", "content": "word ".repeat(10)}]}));
-        let p = plan(&c, &est, &mut r).unwrap();
+        let p = run(&c, &est, &mut r).unwrap();
         assert_eq!(p.count, None);
         assert_eq!(est.stats().misses, 0);
     }
@@ -237,7 +289,7 @@ mod tests {
         // The think rule points at the disabled provider: the default serves it, and
         // the fallback chain skips the cloud.
         let mut r = req(json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}));
-        let p = plan(&c, &est, &mut r).unwrap();
+        let p = run(&c, &est, &mut r).unwrap();
         assert_eq!(p.scenario, Scenario::Default);
         assert_eq!(
             p.targets,
@@ -245,7 +297,7 @@ mod tests {
         );
         // Asked for by name: an error naming the variable and the fix.
         let mut r = req(json!({"model": "anthropic,claude-sonnet-4-5"}));
-        let err = plan(&c, &est, &mut r).unwrap_err();
+        let err = run(&c, &est, &mut r).unwrap_err();
         let text = err.to_string();
         assert!(
             matches!(err, PlanError::Route(RouteError::MissingKey { .. })),
@@ -253,5 +305,72 @@ mod tests {
         );
         assert!(text.contains("$ANTHROPIC_API_KEY"), "{text}");
         assert!(text.contains("ccr-setup init"), "{text}");
+    }
+
+    /// A conversation of `reads` file reads of ~6k tokens each behind a ~12k prompt.
+    fn long_session(reads: usize) -> MessagesRequest {
+        let mut messages = vec![json!({"role": "user", "content": "context ".repeat(12_000)})];
+        for i in 0..reads {
+            messages.push(json!({"role": "assistant", "content": [{"type": "tool_use", "id": format!("t{i}"), "name": "Read", "input": {"file_path": format!("/f{i}")}}]}));
+            messages.push(json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": format!("t{i}"), "content": "text of the file ".repeat(1_500)}]}));
+        }
+        req(json!({"max_tokens": 64000, "messages": messages}))
+    }
+
+    fn with_editing(mode: &str, long_context: bool) -> Config {
+        let mut router = json!({"default": "ollama,gpt-oss:20b"});
+        if long_context {
+            router["longContext"] = json!("anthropic,claude-sonnet-4-5");
+        }
+        config_with(
+            router,
+            json!({"Providers": [
+                {"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "models": ["gpt-oss:20b"], "context_window": 32768, "context_editing": mode},
+                {"name": "anthropic", "api_base_url": "https://api.anthropic.com/v1/messages", "api_key": "sk-test", "models": ["claude-sonnet-4-5"]}
+            ]}),
+        )
+    }
+
+    #[test]
+    fn a_long_local_session_is_edited_locally_before_the_cloud_backup_takes_it() {
+        let est = TokenEstimator::default();
+        let c = with_editing("auto", true);
+        // Over the 60k longContext threshold unedited: still served locally, edited.
+        let mut r = long_session(10);
+        let unedited = est.count(&r).total();
+        assert!(unedited > 60_000, "{unedited}");
+        let p = run(&c, &est, &mut r).unwrap();
+        assert_eq!(p.targets[0], mr("ollama,gpt-oss:20b"), "{p:?}");
+        assert_eq!(p.scenario, Scenario::Default);
+        let edit = p.edit.expect("edited");
+        assert!(edit.cleared_blocks >= 8, "{edit:?}");
+        // The count downstream is the edited one, and max_tokens is clamped from it.
+        let counted = p.count.unwrap().total_without_thinking();
+        assert_eq!(counted, edit.input_after);
+        assert!(counted <= 32_768 * 70 / 100, "{counted}");
+        assert_eq!(
+            counted,
+            est.count(&r).total_without_thinking(),
+            "the request is edited"
+        );
+        p.prepare(&c, &p.targets[0], &mut r);
+        assert_eq!(r.max_tokens, Some(32_768 - counted as u32));
+    }
+
+    #[test]
+    fn cloud_first_and_off_keep_their_order() {
+        let est = TokenEstimator::default();
+        let mut r = long_session(4);
+        let p = run(&with_editing("cloud_first", true), &est, &mut r).unwrap();
+        assert_eq!(p.targets[0], mr("anthropic,claude-sonnet-4-5"));
+        assert!(p.rerouted_to_long_context && p.edit.is_none());
+        // cloud_first without a cloud route still edits.
+        let mut r = long_session(4);
+        let p = run(&with_editing("cloud_first", false), &est, &mut r).unwrap();
+        assert!(p.edit.is_some_and(|e| e.cleared_blocks > 0), "{p:?}");
+        // off: Anthropic's refusal, so Claude Code compacts.
+        let mut r = long_session(4);
+        let err = run(&with_editing("off", false), &est, &mut r).unwrap_err();
+        assert!(err.to_string().starts_with("prompt is too long: "), "{err}");
     }
 }

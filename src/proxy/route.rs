@@ -143,6 +143,24 @@ pub fn decide(
     req: &MessagesRequest,
     estimate: impl FnOnce() -> u64,
 ) -> Result<RouteDecision, RouteError> {
+    decide_with(config, req, Some(estimate))
+}
+
+/// The decision as if the `longContext` rule did not exist: where the request goes when
+/// a local target can edit it to fit instead ([`crate::proxy::plan`]).
+pub fn decide_below_long_context(
+    config: &Config,
+    req: &MessagesRequest,
+) -> Result<RouteDecision, RouteError> {
+    decide_with(config, req, None::<fn() -> u64>)
+}
+
+/// [`decide`], with the `longContext` rule only when there is an `estimate`.
+fn decide_with(
+    config: &Config,
+    req: &MessagesRequest,
+    estimate: Option<impl FnOnce() -> u64>,
+) -> Result<RouteDecision, RouteError> {
     let decision = |scenario, target: &ModelRef| RouteDecision {
         scenario,
         target: target.clone(),
@@ -175,7 +193,8 @@ pub fn decide(
     let enabled = |t: &&ModelRef| config.missing_key(&t.provider).is_none();
 
     // 3. longContext.
-    if let Some(target) = router.long_context.as_ref().filter(enabled) {
+    if let (Some(target), Some(estimate)) = (router.long_context.as_ref().filter(enabled), estimate)
+    {
         let tokens = estimate();
         estimated_tokens = Some(tokens);
         if tokens > router.long_context_threshold {

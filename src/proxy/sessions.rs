@@ -35,6 +35,10 @@ pub struct LastRequest {
     pub input_tokens: u64,
     /// The local model's context window, when configured.
     pub local_window: Option<u64>,
+    /// Old tool results context editing had cleared (or cut) from this request to fit
+    /// the local window (absent from proxies before it).
+    #[serde(default)]
+    pub context_cleared: u32,
 }
 
 /// One session as `/session` reports it.

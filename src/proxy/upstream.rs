@@ -284,6 +284,9 @@ mod tests {
             context_window: None,
             max_tokens: None,
             reasoning_in_history: false,
+            context_editing: Default::default(),
+            output_reserve: crate::config::DEFAULT_OUTPUT_RESERVE,
+            context_target_percent: crate::config::DEFAULT_CONTEXT_TARGET_PERCENT,
             local: None,
         }
     }

@@ -93,6 +93,8 @@ mod tests {
             fallback_from: Some("ollama,m".into()),
             fallback_reason: None,
             context_overflowed: false,
+            context_cleared_blocks: 0,
+            context_cleared_tokens: 0,
             repairs: None,
             tool_call_failures: 0,
             input_tokens: 10,

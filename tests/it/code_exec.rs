@@ -116,13 +116,23 @@ fn code_execs_claude_with_the_environment_and_arguments_intact() {
         "DISABLE_TELEMETRY='1'".to_owned(),
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC='1'".to_owned(),
         "CLAUDE_CODE_ATTRIBUTION_HEADER='0'".to_owned(),
-        "CLAUDE_CODE_AUTO_COMPACT_WINDOW='32768'".to_owned(),
     ] {
         assert!(
             env.lines().any(|l| l.ends_with(&expected)),
             "missing {expected} in:\n{env}"
         );
     }
+    // Claude Code raises a 32k compact window to its 100k floor and warns about it.
+    assert!(!env.contains("CLAUDE_CODE_AUTO_COMPACT_WINDOW"), "{env}");
+    // The status line Claude Code runs as its child reads this session's config.
+    let config = sb.config_path();
+    assert!(
+        env.lines().any(
+            |l| l.ends_with(&format!("CCR_SETUP_CONFIG='{}'", config.display()))
+                || l.ends_with(&format!("CCR_SETUP_CONFIG=\"{}\"", config.display()))
+        ),
+        "the config path reaches Claude Code: {env}"
+    );
     // No proxy was started: it was already up.
     assert!(!sb.home.join(".claude-code-router/run/proxy.pid").exists());
 }
@@ -141,10 +151,7 @@ fn env_prints_the_same_variables_with_the_apikey_as_token() {
         "{out}"
     );
     assert!(out.contains("export ANTHROPIC_API_KEY=''\n"), "{out}");
-    assert!(
-        out.contains("export CLAUDE_CODE_AUTO_COMPACT_WINDOW='32768'\n"),
-        "{out}"
-    );
+    assert!(!out.contains("CLAUDE_CODE_AUTO_COMPACT_WINDOW"), "{out}");
     let (fish, _) = run_expect(sb.cmd(&["env", "--shell", "fish"]), 0);
     assert!(
         fish.contains("set -gx ANTHROPIC_AUTH_TOKEN 'proxy-secret';\n"),

@@ -63,6 +63,8 @@ fn record(at: i64) -> UsageRecord {
         fallback_from: None,
         fallback_reason: None,
         context_overflowed: false,
+        context_cleared_blocks: 0,
+        context_cleared_tokens: 0,
         repairs: None,
         tool_call_failures: 0,
         input_tokens: 10,

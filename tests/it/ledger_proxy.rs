@@ -175,6 +175,8 @@ async fn proxied_requests_become_exact_ledger_rows() {
         stream: false,
         provider_local: Some(true),
         context_overflowed: false,
+        context_cleared_blocks: 0,
+        context_cleared_tokens: 0,
         fallback_reason: None,
         repairs: None,
         tool_call_failures: 0,

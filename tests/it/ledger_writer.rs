@@ -32,6 +32,8 @@ fn record(at: i64, provider: &str, model: &str) -> UsageRecord {
         fallback_from: None,
         fallback_reason: None,
         context_overflowed: false,
+        context_cleared_blocks: 0,
+        context_cleared_tokens: 0,
         repairs: None,
         tool_call_failures: 0,
         input_tokens: 1200,
@@ -141,6 +143,8 @@ fn rows_are_stored_exactly_and_hold_no_content() {
             "context_overflowed",
             "repairs",
             "tool_call_failures",
+            "context_cleared_blocks",
+            "context_cleared_tokens",
         ]
     );
     let journal: String = conn
@@ -212,7 +216,7 @@ fn a_v1_ledger_migrates_without_losing_rows() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod support;
 mod cli;
 mod cloud_key;
 mod code_exec;
+mod context_editing;
 mod doctor_cli;
 mod errors;
 mod hostile;

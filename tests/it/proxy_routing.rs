@@ -50,7 +50,7 @@ fn estimate(body: &Value) -> u64 {
 }
 
 #[tokio::test]
-async fn a_prompt_larger_than_the_window_is_refused_with_the_exact_message() {
+async fn a_prompt_larger_than_the_window_is_refused_in_anthropics_words() {
     let local = answering("unused").await;
     let mut proxy = ProxyApp::start(&json!({
         "Providers": [provider("ollama", &local, &["gpt-oss:20b"], Some(4096))],
@@ -64,9 +64,11 @@ async fn a_prompt_larger_than_the_window_is_refused_with_the_exact_message() {
     assert_eq!(status, 400);
     assert_eq!(err["type"], "error");
     assert_eq!(err["error"]["type"], "invalid_request_error");
+    // Anthropic's wording, which makes Claude Code compact (nothing to clear here: the
+    // prompt is one message). 4096-token window, 2048 of it kept for the answer.
     assert_eq!(
         err["error"]["message"],
-        format!("prompt is {n} tokens, the local context is 4096; run /compact or raise the context with `ccr-setup init --context-length`")
+        format!("prompt is too long: {n} tokens > 2048 maximum (provider \"ollama\" has a 4096-token context; ccr-setup kept 2048 tokens free for the answer and could not clear enough old tool results)")
     );
     assert!(
         local.requests().is_empty(),

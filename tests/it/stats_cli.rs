@@ -256,6 +256,31 @@ fn context_overflows_are_counted_and_named() {
     assert_eq!(v["totals"]["context_overflows"], 2, "{json}");
 }
 
+/// Requests context editing fitted to the local window are counted, with the blocks
+/// cleared and the tokens that saved.
+#[test]
+fn context_editing_is_counted_and_named() {
+    let home = home_with(&fixture());
+    let db = home.path().join(".claude-code-router/ledger.sqlite");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE requests SET context_cleared_blocks = 3, context_cleared_tokens = 12000 WHERE provider = 'ollama' AND outcome = 'ok'",
+            [],
+        )
+        .unwrap();
+    let text = stdout(&stats(home.path(), &["--since", "all"]));
+    assert!(
+        text.contains("2 request(s) fitted to the local window: 6 old tool result(s) cleared, 24.0k prompt tokens in all"),
+        "{text}"
+    );
+    let json = stdout(&stats(home.path(), &["--since", "all", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["totals"]["context_edited_requests"], 2, "{json}");
+    assert_eq!(v["totals"]["context_cleared_blocks"], 6, "{json}");
+    assert_eq!(v["totals"]["context_cleared_tokens"], 24_000, "{json}");
+}
+
 /// Repaired tool calls count for the model that answered; unrepaired ones for the
 /// model that made them (the one fallen back from).
 #[test]
@@ -316,6 +341,7 @@ fn json_has_exact_figures() {
         "would_have_cost_usd": 0.72, "savings_usd": 0.7175,
         "local_attempts": 5, "local_failures": 2, "local_failure_rate": 0.4,
         "fallbacks": 1, "fallbacks_from_local": 1, "context_overflows": 0,
+        "context_edited_requests": 0, "context_cleared_blocks": 0, "context_cleared_tokens": 0,
         "quality_fallbacks": 0
     });
     assert_eq!(t, &expect);

@@ -5,7 +5,9 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::super::model::{Provider, ProviderKind};
+use super::super::model::{
+    ContextEditing, Provider, ProviderKind, DEFAULT_CONTEXT_TARGET_PERCENT, DEFAULT_OUTPUT_RESERVE,
+};
 use super::{compact, kind_of, Checker};
 
 /// Infer how to talk to a provider from its URL and transformer.
@@ -94,6 +96,7 @@ fn build_provider(
             &format!("{path}.reasoning_in_history"),
         )
         .unwrap_or(false);
+    let (context_editing, output_reserve, context_target_percent) = context_editing(c, obj, &path);
     // Resolved once here, so the proxy's per-request locality checks parse no URL.
     let local = c
         .opt_bool(obj, "local", &format!("{path}.local"))
@@ -112,8 +115,62 @@ fn build_provider(
         context_window,
         max_tokens,
         reasoning_in_history,
+        context_editing,
+        output_reserve,
+        context_target_percent,
         local,
     })
+}
+
+/// `context_editing`, `output_reserve` and `context_target_percent`, with defaults.
+fn context_editing(
+    c: &mut Checker,
+    obj: &Map<String, Value>,
+    path: &str,
+) -> (ContextEditing, u32, u8) {
+    let key = "context_editing";
+    let mode = c
+        .opt(
+            obj,
+            (key, &format!("{path}.{key}")),
+            |v| ContextEditing::parse(v.as_str()?),
+            |v| {
+                format!(
+                    "expected one of {}, found {}",
+                    ContextEditing::NAMES.join(", "),
+                    compact(v)
+                )
+            },
+            "write \"context_editing\": \"auto\" (clear old tool results to fit, the default), \"cloud_first\" (Router.longContext first) or \"off\"".to_owned(),
+        )
+        .unwrap_or_default();
+    let reserve_path = format!("{path}.output_reserve");
+    let reserve = match c.opt_u64(obj, "output_reserve", &reserve_path) {
+        Some(n) if n > u64::from(u32::MAX) => {
+            c.add(
+                &reserve_path,
+                format!("{n} is too large"),
+                "use a token count such as 4096",
+            );
+            DEFAULT_OUTPUT_RESERVE
+        }
+        Some(n) => n as u32,
+        None => DEFAULT_OUTPUT_RESERVE,
+    };
+    let pct_path = format!("{path}.context_target_percent");
+    let percent = match c.opt_u64(obj, "context_target_percent", &pct_path) {
+        Some(n @ 10..=95) => n as u8,
+        Some(n) => {
+            c.add(
+                &pct_path,
+                format!("{n} is outside 10–95"),
+                "use a share of the window between 10 and 95, e.g. 70",
+            );
+            DEFAULT_CONTEXT_TARGET_PERCENT
+        }
+        None => DEFAULT_CONTEXT_TARGET_PERCENT,
+    };
+    (mode, reserve, percent)
 }
 
 /// The provider's `name`: present, comma-free (Router entries split on the comma) and unique.

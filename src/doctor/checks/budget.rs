@@ -18,6 +18,25 @@ fn window(f: &Facts) -> u64 {
         .into()
 }
 
+/// What happens when the conversation fills the window, by the default provider's
+/// `context_editing`.
+fn when_full(f: &Facts) -> String {
+    let editing = f
+        .config
+        .config()
+        .and_then(|c| c.provider(&c.router.default.provider))
+        .map(|p| p.context_editing)
+        .unwrap_or_default();
+    match editing {
+        crate::config::ContextEditing::Auto | crate::config::ContextEditing::CloudFirst => {
+            "when the conversation fills the window, the proxy clears the oldest tool results (a stub says how to get each back) and the session goes on; what cannot be made to fit is refused as \"prompt is too long\", and Claude Code compacts".to_owned()
+        }
+        crate::config::ContextEditing::Off => {
+            "when the conversation fills the window, the proxy refuses it as \"prompt is too long\" (context_editing is off) and Claude Code compacts".to_owned()
+        }
+    }
+}
+
 fn detail(b: &Budget, servers: &[String]) -> String {
     let mut d = format!(
         "Claude Code 2.1.197's system prompt and default tools: {} tokens (measured, o200k)",
@@ -53,6 +72,8 @@ pub(super) fn claude_budget(f: &Facts) -> Check {
         }
     );
     let mut detail = detail(&b, servers);
+    detail.push('\n');
+    detail.push_str(&when_full(f));
     if let Some(e) = unread {
         detail.push_str(&format!("\nMCP servers not counted: {e}"));
     }
@@ -72,7 +93,7 @@ pub(super) fn claude_budget(f: &Facts) -> Check {
     Check::warn(
         "claude.budget",
         format!(
-            "{summary}: under {} tokens left, Claude Code compacts after a few file reads",
+            "{summary}: under {} tokens left, the proxy clears old tool results after a few file reads (each clear makes the local server re-read part of the prompt)",
             context_budget::LOW_LEFT_TOKENS
         ),
         fix.join("\n"),

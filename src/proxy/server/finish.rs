@@ -11,6 +11,7 @@ use super::AppState;
 use crate::config::ModelRef;
 use crate::ledger::{RequestOutcome, UsageRecord};
 use crate::proxy::anthropic::Usage;
+use crate::proxy::context_edit::EditReport;
 use crate::proxy::error::ProxyError;
 
 /// What the log line and the ledger row need, gathered along the way.
@@ -29,6 +30,8 @@ pub(super) struct RequestMeta {
     /// Tool calls that could not be repaired while answering (retried or fallen
     /// back from).
     pub tool_call_failures: u32,
+    /// What context editing did to the request, when it did anything.
+    pub edit: Option<EditReport>,
 }
 
 impl RequestMeta {
@@ -44,6 +47,7 @@ impl RequestMeta {
             sent_estimate: None,
             stream: false,
             tool_call_failures: 0,
+            edit: None,
         }
     }
 }
@@ -101,7 +105,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         None => end.outcome.kind().to_owned(),
     };
     tracing::info!(
-        "{} {} {provider},{model} status={} in={}{} out={} {:.1}ms{}{}{}",
+        "{} {} {provider},{model} status={} in={}{} out={} {:.1}ms{}{}{}{}",
         if meta.stream { "stream" } else { "json" },
         meta.scenario,
         end.status,
@@ -127,6 +131,13 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
                 repairs.as_deref().unwrap_or("-")
             ),
         },
+        meta.edit
+            .map(|e| format!(
+                " cleared={}/{}tok",
+                e.cleared_blocks + e.cut_blocks,
+                e.tokens_saved()
+            ))
+            .unwrap_or_default(),
     );
     let reported = end
         .usage
@@ -155,6 +166,8 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         fallback_from: meta.fallback_from.as_ref().map(ModelRef::to_string),
         fallback_reason: meta.fallback_reason.clone(),
         context_overflowed,
+        context_cleared_blocks: meta.edit.map_or(0, |e| e.cleared_blocks + e.cut_blocks),
+        context_cleared_tokens: meta.edit.map_or(0, |e| e.tokens_saved()),
         repairs: end.repairs,
         tool_call_failures: meta.tool_call_failures,
         input_tokens: end.usage.input_tokens,
@@ -221,6 +234,7 @@ fn remember_session(state: &AppState, meta: &RequestMeta, end: &Ending<'_>, repo
         outcome: end.outcome.kind().to_owned(),
         input_tokens: reported,
         local_window: local_window.map(u64::from),
+        context_cleared: meta.edit.map_or(0, |e| e.cleared_blocks + e.cut_blocks),
     };
     let change = state
         .sessions

@@ -16,8 +16,10 @@ use super::request::{parse_request, session_id};
 use super::AppState;
 use crate::config::{Config, ModelRef};
 use crate::ledger::RequestOutcome;
+use crate::proxy::context_edit::EditReport;
 use crate::proxy::error::ProxyError;
 use crate::proxy::fallback::run_chain;
+use crate::proxy::guard::Editing;
 use crate::proxy::plan::{Plan, PlanError};
 
 /// A session whose local answers kept being unusable goes to the cloud part of its
@@ -52,6 +54,24 @@ fn quality_reroute(state: &AppState, config: &Config, meta: &mut RequestMeta, pl
     meta.scenario = QUALITY_SCENARIO;
 }
 
+/// A clear point that moved is worth an INFO line: the local prompt cache is
+/// re-prefilled from there once. Re-applied clears are in the request's own line.
+fn log_edit(edit: &EditReport, session: Option<&str>) {
+    if edit.newly_cleared == 0 && edit.cut_blocks == 0 {
+        return;
+    }
+    tracing::info!(
+        "context editing{}: {} -> {} tokens; cleared {} more old tool results ({} in all), cut {}, restored {} re-reads",
+        session.map(|s| format!(" for session {s}")).unwrap_or_default(),
+        edit.input_before,
+        edit.input_after,
+        edit.newly_cleared,
+        edit.cleared_blocks,
+        edit.cut_blocks,
+        edit.restored_reads,
+    );
+}
+
 /// The scenario of a request the quality fallback sent to the cloud.
 pub const QUALITY_SCENARIO: &str = "quality";
 
@@ -76,8 +96,14 @@ pub(super) async fn messages(
 
     // Planning may count tokens: off the async workers for a large body.
     let (owned_state, owned_config) = (Arc::clone(&state), Arc::clone(&config));
+    let session = meta.session_id.clone();
     let planned = with_request(req, slot, move |req| {
-        plan_counted(&owned_config, &owned_state.estimator, req)
+        let editing = Editing {
+            estimator: &owned_state.estimator,
+            memory: &owned_state.clear_memory,
+            session: session.as_deref(),
+        };
+        plan_counted(&owned_config, &editing, req)
     })
     .await;
     let (req, planned) = match planned {
@@ -96,6 +122,10 @@ pub(super) async fn messages(
         }
     };
     meta.scenario = plan.scenario.name();
+    meta.edit = plan.edit;
+    if let Some(edit) = &plan.edit {
+        log_edit(edit, meta.session_id.as_deref());
+    }
     quality_reroute(&state, &config, &mut meta, &mut plan);
 
     let mut scope = Scope::new(&state, &config, &plan, &headers, &meta, req, body);

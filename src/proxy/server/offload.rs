@@ -16,8 +16,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::config::{Config, ProviderKind};
 use crate::proxy::anthropic::MessagesRequest;
 use crate::proxy::error::{ErrorKind, ProxyError};
+use crate::proxy::guard::Editing;
 use crate::proxy::plan::{plan, Plan, PlanError};
-use crate::proxy::tokens::TokenEstimator;
 
 /// Bodies from this size on are counted on the blocking pool. A cold 32 KB counts in
 /// well under a millisecond, less than the hop to another thread would cost.
@@ -76,17 +76,17 @@ fn counting_slots() -> &'static Semaphore {
 /// the workers, instead of later on one).
 pub(super) fn plan_counted(
     config: &Config,
-    estimator: &TokenEstimator,
+    editing: &Editing<'_>,
     req: &mut MessagesRequest,
 ) -> Result<Plan, PlanError> {
-    let mut planned = plan(config, estimator, req)?;
+    let mut planned = plan(config, editing, req)?;
     let openai_target = planned.targets.iter().any(|t| {
         config
             .provider(&t.provider)
             .is_some_and(|p| p.kind == ProviderKind::OpenAi)
     });
     if planned.count.is_none() && openai_target {
-        planned.count = Some(estimator.count(req));
+        planned.count = Some(editing.estimator.count(req));
     }
     Ok(planned)
 }

@@ -270,6 +270,25 @@ impl TokenEstimator {
         self.sum(pieces, self.budget).total()
     }
 
+    /// Estimated tokens of a tool result's content as it counts in a request (text,
+    /// nested blocks, images at [`IMAGE_TOKENS`]), through the cache.
+    pub fn count_result_content(&self, content: &ToolResultContent) -> u64 {
+        let mut pieces = Pieces::default();
+        match content {
+            ToolResultContent::Text(t) => pieces.text(Bucket::Messages, t),
+            ToolResultContent::Blocks(blocks) => pieces.blocks(blocks),
+        }
+        self.sum(pieces, self.budget).total()
+    }
+
+    /// Estimated tokens of a JSON value as it counts in a request (a tool call's
+    /// input), through the cache.
+    pub fn count_json(&self, value: &serde_json::Value) -> u64 {
+        let mut pieces = Pieces::default();
+        pieces.json(Bucket::Messages, value);
+        self.sum(pieces, self.budget).total()
+    }
+
     /// Cache activity so far.
     pub fn stats(&self) -> CacheStats {
         self.lock().stats

@@ -107,6 +107,10 @@
     }
     row('Local failures', figure('dd', 'local_failure_rate', t.local_failure_rate,
       `${fmt.pct(t.local_failure_rate)} (${t.local_failures} of ${t.local_attempts})`));
+    if (t.context_edited_requests > 0) {
+      row('Context cleared', figure('dd', 'context_cleared_blocks', t.context_cleared_blocks,
+        `${t.context_cleared_blocks} old tool results in ${t.context_edited_requests} requests`));
+    }
     const share = el('div', { class: 'share', title: `local share ${fmt.pct(t.local_share)}` }, el('span'));
     share.firstChild.style.width = `${Math.round(t.local_share * 1000) / 10}%`;
     return el('div', { class: 'card window', 'data-window': w.id },

@@ -1,0 +1,275 @@
+//! A Claude Code session that outgrows a 32k local window goes on, locally: the real
+//! Claude Code (the pinned version and the newest release) through `ccr-setup code`
+//! reads eight files of 4–7k tokens each from a scripted local model whose provider
+//! declares `context_window: 32768`, then reads the first one again. The proxy clears
+//! old tool results (context editing) so that no request over the window reaches the
+//! upstream and no API error ends the session; the re-read gets the file's content to
+//! the model even though its first result was cleared (2.1.197 answers a re-read of an
+//! unchanged file with a pointer to the earlier result).
+
+use crate::support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use ccr_setup::proxy::tokens::count_text;
+use serde_json::{json, Value};
+use support::claude_code::{free_port, wait_healthy, Child, CLAUDE_TIMEOUT};
+use support::openai_upstream::{openai_transcript, FakeUpstream, Recorded, Reply, SseEnd};
+
+const FILES: usize = 8;
+const WINDOW: u64 = 32_768;
+const DONE: &str = "DONE: all eight files were read.";
+
+/// The marker on the first line of file `i`: seen by the model only if the file's
+/// content reached it.
+fn marker(i: usize) -> String {
+    format!("MARKER-f{i}-7c1e")
+}
+
+/// File `i`: about 4k tokens for f0, up to about 7k for f7 (as Read numbers its lines).
+fn write_files(work: &Path) {
+    for i in 0..FILES {
+        let lines = 230 + 35 * i;
+        let mut text = format!("{}\n", marker(i));
+        for n in 0..lines {
+            text.push_str(&format!(
+                "{n}: record {i}-{n} holds the quick brown fox and the lazy dog\n"
+            ));
+        }
+        std::fs::write(work.join(format!("f{i}.txt")), text).unwrap();
+    }
+}
+
+/// The scripted local model: Read f0…f7 one at a time, then f0 again, then finish.
+/// Side requests (titles, no tools) get "ok".
+fn script(work: &Path) -> impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static {
+    let work = work.to_path_buf();
+    move |req, _| {
+        let messages = req.body["messages"].as_array().cloned().unwrap_or_default();
+        let offers_read = req.body["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "Read"));
+        let done = messages.iter().filter(|m| m["role"] == "tool").count();
+        let deltas = if !offers_read {
+            vec![json!({"role": "assistant", "content": "ok"})]
+        } else if done <= FILES {
+            let file = work.join(format!("f{}.txt", done % FILES));
+            let args = json!({"file_path": file}).to_string();
+            vec![
+                json!({"role": "assistant", "reasoning": "Next file."}),
+                json!({"tool_calls": [{"index": 0, "id": format!("call_{done}"), "type": "function", "function": {"name": "Read", "arguments": args}}]}),
+            ]
+        } else {
+            vec![json!({"role": "assistant", "content": DONE})]
+        };
+        let finish = if offers_read && done <= FILES {
+            "tool_calls"
+        } else {
+            "stop"
+        };
+        if req.body["stream"] == true {
+            Reply::sse_events(
+                &openai_transcript(&deltas, finish),
+                Duration::from_millis(1),
+                SseEnd::Finish,
+            )
+        } else {
+            Reply::json(
+                &json!({"id": "c", "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "ok"}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1}}),
+            )
+        }
+    }
+}
+
+/// The request's prompt as the upstream received it, in o200k tokens: every message's
+/// text and every tool definition (the proxy's own estimate counts the same parts).
+fn prompt_tokens(body: &Value) -> u64 {
+    let mut text = String::new();
+    for m in body["messages"].as_array().into_iter().flatten() {
+        match &m["content"] {
+            Value::String(s) => text.push_str(s),
+            other => text.push_str(&other.to_string()),
+        }
+        if let Some(calls) = m.get("tool_calls") {
+            text.push_str(&calls.to_string());
+        }
+        text.push('\n');
+    }
+    if let Some(tools) = body.get("tools") {
+        text.push_str(&tools.to_string());
+    }
+    count_text(&text)
+}
+
+async fn long_read_session(claude_var: &str) {
+    let Some(claude) = support::require_tool(claude_var) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let work = home.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    write_files(&work);
+    let fake = FakeUpstream::start_with(script(&work)).await;
+    let port = free_port();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        json!({
+            "PORT": port,
+            "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"),
+                           "models": ["gpt-oss:20b"], "context_window": WINDOW}],
+            "Router": {"default": "local,gpt-oss:20b"},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let log = dir.path().join("proxy.stderr");
+    let mut proxy = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
+            .arg("--config")
+            .arg(&config)
+            .arg("proxy")
+            .env("HOME", &home)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let health = format!("{base}/health");
+    wait_healthy(&health, Duration::from_secs(20), &mut proxy, "proxy").await;
+
+    let out = run_code(
+        &config,
+        &claude,
+        &home,
+        &[
+            "-p",
+            "Read f0.txt to f7.txt one at a time, then f0.txt once more.",
+            "--allowedTools",
+            "Read",
+        ],
+    )
+    .await;
+    let proxy_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let context = format!(
+        "exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{proxy_log}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{context}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(DONE),
+        "{context}"
+    );
+
+    // Every file was read, and no request the upstream saw was over the window.
+    let requests = fake.requests();
+    let main: Vec<&Recorded> = requests
+        .iter()
+        .filter(|r| r.body["tools"].as_array().is_some_and(|t| !t.is_empty()))
+        .collect();
+    let tool_messages = |r: &Recorded| -> Vec<Value> {
+        r.body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["role"] == "tool")
+            .cloned()
+            .collect()
+    };
+    let last = main.last().expect("main requests reached the upstream");
+    let results = tool_messages(last);
+    assert_eq!(results.len(), FILES + 1, "{context}");
+    for r in &main {
+        let tokens = prompt_tokens(&r.body);
+        assert!(
+            tokens <= WINDOW,
+            "a {tokens}-token request reached a {WINDOW} window\n{context}"
+        );
+    }
+    // The session outgrew the window: the proxy cleared the oldest results…
+    let first = results[0]["content"].to_string();
+    assert!(
+        first.contains("ccr-setup cleared this result") && !first.contains(&marker(0)),
+        "f0's first result is cleared by the end: {first}\n{context}"
+    );
+    assert!(proxy_log.contains("context editing"), "{context}");
+    // …and the re-read of f0 got its content to the model all the same.
+    let reread = results[FILES]["content"].to_string();
+    assert!(
+        reread.contains(&marker(0)),
+        "the re-read of a cleared file holds the file: {reread}\n{context}"
+    );
+    // The ledger and /health agree that context was cleared.
+    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
+        .arg("--config")
+        .arg(&config)
+        .args(["stats", "--json"])
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap_or_default();
+    assert!(
+        stats["totals"]["context_cleared_blocks"].as_u64() > Some(0),
+        "stats: {stats}\n{context}"
+    );
+}
+
+/// `ccr-setup code ARGS…` with the real `claude` first on PATH and HOME at `home`.
+async fn run_code(
+    config: &Path,
+    claude: &Path,
+    home: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    std::fs::write(
+        home.join(".claude.json"),
+        json!({"hasCompletedOnboarding": true}).to_string(),
+    )
+    .unwrap();
+    let bin = home.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let _ = std::os::unix::fs::symlink(claude, bin.join("claude"));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
+        .arg("--config")
+        .arg(config)
+        .arg("code")
+        .args(args)
+        .current_dir(home.join("work"))
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", home)
+        .env("TERM", "dumb")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(CLAUDE_TIMEOUT, out)
+        .await
+        .expect("ccr-setup code finished in time")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_heavy_session_outgrows_32k_and_goes_on_with_the_pinned_claude_code() {
+    long_read_session("CCR_E2E_CLAUDE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_heavy_session_outgrows_32k_and_goes_on_with_the_newest_claude_code() {
+    long_read_session("CCR_E2E_CLAUDE_LATEST").await;
+}
