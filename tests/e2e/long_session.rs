@@ -189,8 +189,15 @@ async fn long_read_session(claude_var: &str) {
     let last = main.last().expect("main requests reached the upstream");
     let results = tool_messages(last);
     assert_eq!(results.len(), FILES + 1, "{context}");
-    for r in &main {
-        let tokens = prompt_tokens(&r.body);
+    for line in proxy_log.lines().filter(|l| l.contains("context editing")) {
+        eprintln!("{claude_var}: {line}");
+    }
+    let sizes: Vec<u64> = main.iter().map(|r| prompt_tokens(&r.body)).collect();
+    eprintln!(
+        "{claude_var}: {} main requests reached the upstream, prompt tokens {sizes:?}",
+        main.len()
+    );
+    for &tokens in &sizes {
         assert!(
             tokens <= WINDOW,
             "a {tokens}-token request reached a {WINDOW} window\n{context}"
