@@ -105,66 +105,108 @@ fn prompt_tokens(body: &Value) -> u64 {
     count_text(&text)
 }
 
+/// A proxy in front of a scripted local model with a 32k window, files to read, and
+/// the paths a test needs.
+struct Setup {
+    dir: tempfile::TempDir,
+    home: std::path::PathBuf,
+    config: std::path::PathBuf,
+    log: std::path::PathBuf,
+    fake: FakeUpstream,
+    _proxy: Child,
+}
+
+impl Setup {
+    /// `context_editing` set to `mode`; the local model answers with `handler`, given
+    /// the work folder.
+    async fn start<H>(mode: &str, handler: impl FnOnce(&Path) -> H) -> Setup
+    where
+        H: Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let work = home.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        write_files(&work);
+        let fake = FakeUpstream::start_with(handler(&work)).await;
+        let port = free_port();
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            json!({
+                "PORT": port,
+                "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"),
+                               "models": ["gpt-oss:20b"], "context_window": WINDOW,
+                               "context_editing": mode}],
+                "Router": {"default": "local,gpt-oss:20b"},
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let log = dir.path().join("proxy.stderr");
+        let mut proxy = Child(
+            std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
+                .arg("--config")
+                .arg(&config)
+                .arg("proxy")
+                .env("HOME", &home)
+                .env_remove("RUST_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        let health = format!("http://127.0.0.1:{port}/health");
+        wait_healthy(&health, Duration::from_secs(20), &mut proxy, "proxy").await;
+        Setup {
+            dir,
+            home,
+            config,
+            log,
+            fake,
+            _proxy: proxy,
+        }
+    }
+
+    /// `ccr-setup code -p` asking for the eight reads and the re-read.
+    async fn read_all(&self, claude: &Path) -> std::process::Output {
+        run_code(
+            &self.config,
+            claude,
+            &self.home,
+            &[
+                "-p",
+                "Read f0.txt to f7.txt one at a time, then f0.txt once more.",
+                "--allowedTools",
+                "Read",
+            ],
+        )
+        .await
+    }
+
+    /// Claude Code's exit and output and the proxy's log, for a failed assertion.
+    fn context(&self, out: &std::process::Output) -> String {
+        let _ = &self.dir;
+        format!(
+            "exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        )
+    }
+}
+
 async fn long_read_session(claude_var: &str) {
     let Some(claude) = support::require_tool(claude_var) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let work = home.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    write_files(&work);
-    let fake = FakeUpstream::start_with(script(&work)).await;
-    let port = free_port();
-    let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        json!({
-            "PORT": port,
-            "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"),
-                           "models": ["gpt-oss:20b"], "context_window": WINDOW}],
-            "Router": {"default": "local,gpt-oss:20b"},
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let log = dir.path().join("proxy.stderr");
-    let mut proxy = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
-            .arg("--config")
-            .arg(&config)
-            .arg("proxy")
-            .env("HOME", &home)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let health = format!("{base}/health");
-    wait_healthy(&health, Duration::from_secs(20), &mut proxy, "proxy").await;
-
-    let out = run_code(
-        &config,
-        &claude,
-        &home,
-        &[
-            "-p",
-            "Read f0.txt to f7.txt one at a time, then f0.txt once more.",
-            "--allowedTools",
-            "Read",
-        ],
-    )
-    .await;
-    let proxy_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let context = format!(
-        "exit {:?}\nstdout: {}\nstderr: {}\nproxy log:\n{proxy_log}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let setup = Setup::start("auto", |work| script(work)).await;
+    let out = setup.read_all(&claude).await;
+    let context = setup.context(&out);
+    let proxy_log = std::fs::read_to_string(&setup.log).unwrap_or_default();
+    let (fake, config, home) = (&setup.fake, &setup.config, &setup.home);
     assert!(out.status.success(), "{context}");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(DONE),
@@ -219,9 +261,9 @@ async fn long_read_session(claude_var: &str) {
     // The ledger and /health agree that context was cleared.
     let stats = std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .args(["stats", "--json"])
-        .env("HOME", &home)
+        .env("HOME", home)
         .output()
         .unwrap();
     let stats: Value = serde_json::from_slice(&stats.stdout).unwrap_or_default();
@@ -279,4 +321,68 @@ async fn a_read_heavy_session_outgrows_32k_and_goes_on_with_the_pinned_claude_co
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_heavy_session_outgrows_32k_and_goes_on_with_the_newest_claude_code() {
     long_read_session("CCR_E2E_CLAUDE_LATEST").await;
+}
+
+/// The last message of a compaction request Claude Code sends (both versions).
+const COMPACT_PROMPT: &str = "CRITICAL: Respond with TEXT ONLY";
+
+/// With `context_editing: off` the proxy refuses a prompt over the window in
+/// Anthropic's words, and the real Claude Code answers that by compacting: its next
+/// request is the summary request. (Whether the session then goes on depends on the
+/// version; editing, the default, is what keeps it going.)
+async fn refusal_makes_claude_code_compact(claude_var: &str) {
+    let Some(claude) = support::require_tool(claude_var) else {
+        return;
+    };
+    let setup = Setup::start("off", |work| {
+        let reads = script(work);
+        move |req: &Recorded, n| {
+            let last = req.body["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .map(Value::to_string)
+                .unwrap_or_default();
+            if !last.contains(COMPACT_PROMPT) {
+                return reads(req, n);
+            }
+            let t = openai_transcript(
+                &[json!({"role": "assistant", "content": "<summary>Read f0 to f3 so far.</summary>"})],
+                "stop",
+            );
+            Reply::sse_events(&t, Duration::from_millis(1), SseEnd::Finish)
+        }
+    })
+    .await;
+    let out = setup.read_all(&claude).await;
+    let context = setup.context(&out);
+    let requests = setup.fake.requests();
+    let compaction = requests.iter().position(|r| {
+        r.body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .is_some_and(|m| m.to_string().contains(COMPACT_PROMPT))
+    });
+    assert!(
+        compaction.is_some(),
+        "Claude Code compacted after the refusal\n{context}"
+    );
+    let log = std::fs::read_to_string(&setup.log).unwrap_or_default();
+    assert!(
+        log.contains("outcome=rejected:context_guard"),
+        "the proxy refused first\n{context}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("API Error: 400"),
+        "a refusal Claude Code does not read as prompt-too-long ends the turn\n{context}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refusal_in_anthropics_words_makes_the_pinned_claude_code_compact() {
+    refusal_makes_claude_code_compact("CCR_E2E_CLAUDE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refusal_in_anthropics_words_makes_the_newest_claude_code_compact() {
+    refusal_makes_claude_code_compact("CCR_E2E_CLAUDE_LATEST").await;
 }
