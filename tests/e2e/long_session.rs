@@ -386,3 +386,144 @@ async fn the_refusal_in_anthropics_words_makes_the_pinned_claude_code_compact() 
 async fn the_refusal_in_anthropics_words_makes_the_newest_claude_code_compact() {
     refusal_makes_claude_code_compact("CCR_E2E_CLAUDE_LATEST").await;
 }
+
+/// `/compact` typed into an interactive Claude Code whose conversation is far over the
+/// local window: the compaction request is edited like any other, so it fits and the
+/// summary comes back (without editing it would be refused: "Error during compaction").
+async fn interactive_compact_on_a_full_window(claude_var: &str) {
+    let Some(claude) = support::require_tool(claude_var) else {
+        return;
+    };
+    let setup = Setup::start("auto", |work| {
+        let reads = script(work);
+        move |req: &Recorded, n| {
+            let last = req.body["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .map(Value::to_string)
+                .unwrap_or_default();
+            if !last.contains(COMPACT_PROMPT) {
+                return reads(req, n);
+            }
+            let t = openai_transcript(
+                &[json!({"role": "assistant", "content": "<summary>All eight files were read.</summary>"})],
+                "stop",
+            );
+            Reply::sse_events(&t, Duration::from_millis(1), SseEnd::Finish)
+        }
+    })
+    .await;
+    let work = setup.home.join("work");
+    std::fs::create_dir_all(setup.home.join(".claude")).unwrap();
+    std::fs::write(
+        setup.home.join(".claude/settings.json"),
+        json!({"permissions": {"allow": ["Read"]}}).to_string(),
+    )
+    .unwrap();
+    let bin = setup.home.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(&claude, bin.join("claude")).unwrap();
+    std::fs::write(
+        setup.home.join(".claude.json"),
+        json!({"hasCompletedOnboarding": true,
+               "projects": {work.to_string_lossy(): {"hasTrustDialogAccepted": true}}})
+        .to_string(),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"));
+    cmd.arg("--config")
+        .arg(&setup.config)
+        .arg("code")
+        .current_dir(&work)
+        .env_clear()
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("HOME", &setup.home)
+        .env("TERM", "xterm-256color")
+        .env("LANG", "C.UTF-8")
+        .env("DISABLE_AUTOUPDATER", "1");
+    let fake_requests = {
+        let fake = &setup.fake;
+        move || fake.requests()
+    };
+    let compacted = |reqs: &[Recorded]| {
+        reqs.iter().any(|r| {
+            r.body["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .is_some_and(|m| m.to_string().contains(COMPACT_PROMPT))
+        })
+    };
+    let mut s = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+    s.set_expect_timeout(Some(Duration::from_secs(60)));
+    let _ = s.get_process_mut().set_window_size(120, 40);
+    std::thread::sleep(Duration::from_secs(3));
+    s.send("Read f0.txt to f7.txt one at a time, then f0.txt once more.")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    s.send("\r").unwrap();
+    let context = || {
+        format!(
+            "proxy log:\n{}",
+            std::fs::read_to_string(&setup.log).unwrap_or_default()
+        )
+    };
+    // The reads are over when the model was asked for its answer after the re-read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let finished = |reqs: &[Recorded]| {
+        reqs.iter().any(|r| {
+            r.body["messages"]
+                .as_array()
+                .is_some_and(|m| m.iter().filter(|m| m["role"] == "tool").count() > FILES)
+        })
+    };
+    while !finished(&fake_requests()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reads did not finish\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    s.send("/compact").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    s.send("\r").unwrap();
+    let outcome = s.expect(expectrl::Regex("Compacted|Error during compaction|rror"));
+    let screen = outcome
+        .as_ref()
+        .map(|c| String::from_utf8_lossy(c.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let _ = s.send("\x03");
+    let _ = s.send("\x03");
+    assert!(
+        compacted(&fake_requests()),
+        "the compaction request reached the local model\n{}",
+        context()
+    );
+    assert!(
+        screen.contains("Compacted"),
+        "{claude_var}: /compact succeeded: {outcome:?}\n{}",
+        context()
+    );
+    for r in fake_requests() {
+        let tokens = prompt_tokens(&r.body);
+        assert!(tokens <= WINDOW, "{tokens} over the window\n{}", context());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_compact_succeeds_on_a_full_window_with_the_pinned_claude_code() {
+    interactive_compact_on_a_full_window("CCR_E2E_CLAUDE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_compact_succeeds_on_a_full_window_with_the_newest_claude_code() {
+    interactive_compact_on_a_full_window("CCR_E2E_CLAUDE_LATEST").await;
+}
