@@ -139,6 +139,25 @@ pub enum ServiceManagerChoice {
     None,
 }
 
+/// `init --context-editing`: the provider's `context_editing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContextEditingChoice {
+    Auto,
+    CloudFirst,
+    Off,
+}
+
+impl ContextEditingChoice {
+    /// The config file's spelling.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            ContextEditingChoice::Auto => "auto",
+            ContextEditingChoice::CloudFirst => "cloud_first",
+            ContextEditingChoice::Off => "off",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct InitArgs {
     /// Accept the defaults (and the flags given) without prompting.
@@ -160,6 +179,21 @@ pub struct InitArgs {
     /// Port for the proxy.
     #[arg(long)]
     pub port: Option<u16>,
+
+    /// Requests Ollama serves at once (OLLAMA_NUM_PARALLEL). Default: 2 when the model's
+    /// KV cache for two slots fits this machine's memory and there is no cloud backup
+    /// (a subagent or side request then does not evict the main conversation's prompt
+    /// cache), else 1.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub num_parallel: Option<u32>,
+
+    /// What the proxy does when a conversation outgrows the local context window:
+    /// `auto` clears the oldest tool results so the session goes on locally, and hands
+    /// the request to the cloud backup only when that cannot make it fit;
+    /// `cloud-first` hands it to the cloud backup first; `off` never edits (the request
+    /// is refused as "prompt is too long" and Claude Code compacts).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub context_editing: Option<ContextEditingChoice>,
 
     /// Add the Claude API as cloud fallback (think, longContext, fallback).
     #[arg(long, overrides_with = "no_cloud_fallback")]

@@ -47,6 +47,8 @@ pub struct Facts {
     /// The model and context the config asks for (defaults when it cannot be read).
     pub model: String,
     pub context_length: u32,
+    /// `Ollama.num_parallel` the config asks for.
+    pub num_parallel: u32,
     pub providers: Vec<ProviderProbe>,
     pub proxy: ProxyFacts,
     pub services: ServiceFacts,
@@ -595,6 +597,7 @@ pub async fn gather(env: &DoctorEnv) -> Facts {
         anthropic_env: env.anthropic_env.clone(),
         model: settings.model,
         context_length: settings.context_length,
+        num_parallel: settings.num_parallel,
         providers,
         proxy,
         services,

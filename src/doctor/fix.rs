@@ -108,6 +108,8 @@ pub fn apply(action: &FixAction, home: &std::path::Path) -> Result<(), FixError>
                     cloud_fallback: false,
                     cloud_model: crate::catalogue::default_cloud_model().to_owned(),
                     ollama_chat_url: None,
+                    num_parallel: None,
+                    context_editing: None,
                 },
             )?;
             ConfigFile::new(path, doc)

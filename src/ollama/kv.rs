@@ -212,6 +212,84 @@ pub fn advise(
     Some(format!("context {verdict}: {}", r.describe(memory_bytes)))
 }
 
+/// Parallel slots `init` asks Ollama for when they fit.
+pub const PREFERRED_SLOTS: u64 = 2;
+
+/// How many slots (`OLLAMA_NUM_PARALLEL`) to run, and what the second one costs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotAdvice {
+    pub slots: u32,
+    /// KV cache for the context at that many slots, and at one.
+    pub kv_bytes: u64,
+    pub kv_bytes_one: u64,
+    pub model_bytes: u64,
+    pub memory_bytes: u64,
+}
+
+impl SlotAdvice {
+    /// "2 parallel slots: 3.2 GB of KV cache instead of 1.6 GB (fits in 75% of 24.0 GB)".
+    pub fn describe(&self) -> String {
+        let h = crate::humanize::bytes;
+        let fits = self.model_bytes + self.kv_bytes <= self.memory_bytes / 100 * SAFE_SHARE_PERCENT;
+        format!(
+            "{} parallel slot{}: {} of KV cache (one slot: {}) on top of the {} model ({} {SAFE_SHARE_PERCENT}% of {} of memory)",
+            self.slots,
+            if self.slots == 1 { "" } else { "s" },
+            h(self.kv_bytes),
+            h(self.kv_bytes_one),
+            h(self.model_bytes),
+            if fits { "fits in" } else { "more than" },
+            h(self.memory_bytes)
+        )
+    }
+}
+
+/// Two slots when the model and two slots' KV cache at `context` fit the safe share of
+/// memory, else one. Ollama keeps one KV cache per slot and nothing in host memory, so
+/// with one slot a subagent or a side request evicts the main conversation's cached
+/// prompt and the next main turn is prefilled whole (1.52× the ideal prompt tokens in
+/// `scripts/bench-session.sh`; 1.00× with two slots). The same arithmetic as
+/// [`recommend`], which picks the context.
+pub fn advise_slots(
+    details: &super::ModelDetails,
+    model_bytes: u64,
+    memory_bytes: u64,
+    context: u64,
+) -> Option<SlotAdvice> {
+    let shape = details.kv.as_ref()?;
+    let kv_type = KvCacheType::from_env_value(
+        crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_KV_CACHE_TYPE).as_deref(),
+    );
+    let budget = memory_bytes / 100 * SAFE_SHARE_PERCENT;
+    let kv_bytes_one = shape.cache_bytes(context, 1, kv_type);
+    let kv_two = shape.cache_bytes(context, PREFERRED_SLOTS, kv_type);
+    let two = model_bytes + kv_two <= budget;
+    Some(SlotAdvice {
+        slots: if two { PREFERRED_SLOTS as u32 } else { 1 },
+        kv_bytes: if two { kv_two } else { kv_bytes_one },
+        kv_bytes_one,
+        model_bytes,
+        memory_bytes,
+    })
+}
+
+/// [`advise_slots`] for the default model before it is pulled (its published size and
+/// geometry); None for other models.
+pub fn advise_slots_unpulled(model: &str, memory_bytes: u64, context: u64) -> Option<SlotAdvice> {
+    let details = published_default(model)?;
+    advise_slots(&details, GPT_OSS_20B_BYTES, memory_bytes, context)
+}
+
+/// The default model's `/api/show` details as published, when `model` is it.
+fn published_default(model: &str) -> Option<super::ModelDetails> {
+    let default = super::normalize_model_name(crate::config::DEFAULT_MODEL);
+    if super::normalize_model_name(model) != default {
+        return None;
+    }
+    let show: Value = serde_json::from_str(GPT_OSS_20B).expect("a valid built-in model_info");
+    Some(super::ModelDetails::from_show(&show))
+}
+
 /// gpt-oss:20b as published (its `model_info` attention keys and its 13.8 GB), so a
 /// fresh machine gets advice before the model is pulled.
 const GPT_OSS_20B: &str = r#"{"model_info": {"general.architecture": "gptoss",
@@ -223,12 +301,7 @@ const GPT_OSS_20B_BYTES: u64 = 13_800_000_000;
 /// [`advise`] for a model that is not pulled yet: only the default model, whose
 /// geometry and size are known; None for others.
 pub fn advise_unpulled(model: &str, memory_bytes: u64, at_least: u64) -> Option<String> {
-    let default = super::normalize_model_name(crate::config::DEFAULT_MODEL);
-    if super::normalize_model_name(model) != default {
-        return None;
-    }
-    let show: Value = serde_json::from_str(GPT_OSS_20B).expect("a valid built-in model_info");
-    let details = super::ModelDetails::from_show(&show);
+    let details = published_default(model)?;
     let said = advise(&details, GPT_OSS_20B_BYTES, memory_bytes, at_least)?;
     Some(format!(
         "{said}; from {model}'s published size and attention geometry, as it is not pulled yet"
@@ -366,5 +439,34 @@ mod tests {
             .unwrap()
             .contains("tight on this machine: 32768 tokens"));
         assert_eq!(advise_unpulled("qwen3:8b", 24 * GB, 32_768), None);
+    }
+
+    #[test]
+    fn two_slots_where_both_caches_fit_else_one() {
+        let details = super::super::ModelDetails::from_show(&json!({"model_info": gpt_oss_20b()}));
+        let a = advise_slots(&details, 13_793_437_354, 24 * GB, 32_768).unwrap();
+        assert_eq!(a.slots, 2);
+        assert!(a.kv_bytes > a.kv_bytes_one, "{a:?}");
+        assert!(
+            a.describe().starts_with("2 parallel slots: "),
+            "{}",
+            a.describe()
+        );
+        assert!(
+            a.describe().contains("fits in 75% of 24.0 GB"),
+            "{}",
+            a.describe()
+        );
+        // 18 GB: the model alone nearly fills the safe share.
+        let a = advise_slots(&details, 13_793_437_354, 18 * GB, 32_768).unwrap();
+        assert_eq!(a.slots, 1);
+        assert_eq!(a.kv_bytes, a.kv_bytes_one);
+        assert_eq!(
+            advise_slots_unpulled("gpt-oss:20b", 24 * GB, 32_768)
+                .unwrap()
+                .slots,
+            2
+        );
+        assert_eq!(advise_slots_unpulled("qwen3:8b", 24 * GB, 32_768), None);
     }
 }

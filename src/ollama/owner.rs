@@ -90,6 +90,30 @@ impl Owner {
     }
 }
 
+impl Owner {
+    /// The fix when the config asks for `slots` parallel slots and this server's owner
+    /// is not ccr-setup, which then cannot pass `OLLAMA_NUM_PARALLEL` (None for ours).
+    pub fn parallel_fix(&self, slots: u32) -> Option<String> {
+        let var = format!("OLLAMA_NUM_PARALLEL={slots}");
+        Some(match self {
+            Owner::Ours(_) | Owner::OurService { .. } => return None,
+            Owner::OllamaApp { .. } => format!(
+                "Ollama.app does not take it from ccr-setup: run `launchctl setenv OLLAMA_NUM_PARALLEL {slots}` and restart Ollama.app, or quit Ollama.app so `ccr-setup up` starts its own server with {var}."
+            ),
+            Owner::BrewService { .. } => format!(
+                "brew's service plist cannot carry it (brew rewrites it): run `brew services stop ollama`, then `ccr-setup up`, which starts Ollama with {var} (`ccr-setup init --service` makes that permanent)."
+            ),
+            Owner::SystemdService { .. } => format!(
+                "Run `sudo systemctl edit ollama.service`, add the lines\n      [Service]\n      Environment=\"{var}\"\n    then `sudo systemctl restart ollama`."
+            ),
+            Owner::Other { .. } => format!(
+                "Restart that server with {var} in its environment, or stop it so `ccr-setup up` starts its own."
+            ),
+            Owner::Remote => format!("Start the remote server with {var}."),
+        })
+    }
+}
+
 fn human_k(tokens: u32) -> String {
     if tokens.is_multiple_of(1024) {
         format!("{}k", tokens / 1024)

@@ -38,6 +38,10 @@ pub struct Answers {
     /// `127.0.0.1:11434`). The `ollama` provider follows it, so the proxy talks to the
     /// Ollama that `up` starts.
     pub ollama_chat_url: Option<String>,
+    /// `Ollama.num_parallel` to write (None: leave the config's).
+    pub num_parallel: Option<u32>,
+    /// The local provider's `context_editing` to write (None: leave the config's).
+    pub context_editing: Option<&'static str>,
 }
 
 /// The document a fresh config starts from (`templates/config.json`).
@@ -112,6 +116,9 @@ pub fn apply(doc: &mut Value, a: &Answers) -> Result<(), EditError> {
         ollama.insert("model".into(), json!(a.model));
     }
     set_number(ollama, "context_length", a.context_length as u64);
+    if let Some(n) = a.num_parallel {
+        set_number(ollama, "num_parallel", u64::from(n));
+    }
     apply_providers(root, a)?;
     apply_routes(root, a)
 }
@@ -136,14 +143,23 @@ fn apply_providers(root: &mut Map<String, Value>, a: &Answers) -> Result<(), Edi
             }
             ensure_model(p, &a.model);
             set_number(p, "context_window", a.context_length as u64);
+            if let Some(mode) = a.context_editing {
+                p.insert("context_editing".into(), json!(mode));
+            }
         }
-        None => list.push(json!({
-            "name": OLLAMA_PROVIDER,
-            "api_base_url": a.ollama_chat_url.as_deref().unwrap_or(OLLAMA_CHAT_URL),
-            "api_key": "",
-            "models": [a.model],
-            "context_window": a.context_length,
-        })),
+        None => {
+            let mut p = json!({
+                "name": OLLAMA_PROVIDER,
+                "api_base_url": a.ollama_chat_url.as_deref().unwrap_or(OLLAMA_CHAT_URL),
+                "api_key": "",
+                "models": [a.model],
+                "context_window": a.context_length,
+            });
+            if let Some(mode) = a.context_editing {
+                p["context_editing"] = json!(mode);
+            }
+            list.push(p);
+        }
     }
     if a.cloud_fallback {
         match find_provider(list, ANTHROPIC_PROVIDER) {
@@ -282,6 +298,8 @@ pub fn current_answers(doc: &Value) -> Option<Answers> {
         cloud_fallback: anthropic.is_some(),
         cloud_model,
         ollama_chat_url: None,
+        num_parallel: None,
+        context_editing: None,
     })
 }
 
@@ -298,6 +316,8 @@ mod tests {
             cloud_fallback: cloud,
             cloud_model: crate::catalogue::default_cloud_model().to_owned(),
             ollama_chat_url: None,
+            num_parallel: None,
+            context_editing: None,
         }
     }
 

@@ -202,7 +202,7 @@ async fn long_read_session(claude_var: &str) {
     let Some(claude) = support::require_tool(claude_var) else {
         return;
     };
-    let setup = Setup::start("auto", |work| script(work)).await;
+    let setup = Setup::start("auto", script).await;
     let out = setup.read_all(&claude).await;
     let context = setup.context(&out);
     let proxy_log = std::fs::read_to_string(&setup.log).unwrap_or_default();

@@ -66,9 +66,26 @@ fn macos_init_yes_installs_writes_and_bootstraps_then_reruns_as_a_no_op() {
 
     let cfg = read_json(&sb.config_path());
     assert_eq!(cfg["Router"]["default"], "ollama,gpt-oss:20b");
+    // No cloud backup: two slots when this machine holds their KV cache (24 GB does),
+    // so a subagent does not evict the main conversation's cached prompt.
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| ccr_setup::doctor::probe::parse_meminfo_total(&m))
+        .unwrap();
+    let slots = ccr_setup::ollama::kv::advise_slots_unpulled("gpt-oss:20b", memory, 32_768)
+        .unwrap()
+        .slots;
     assert_eq!(
         cfg["Ollama"],
-        json!({"model": "gpt-oss:20b", "context_length": 32768})
+        json!({"model": "gpt-oss:20b", "context_length": 32768, "num_parallel": slots})
+    );
+    assert!(
+        out.contains(&format!("Note: Ollama will run {slots} parallel slot")),
+        "{out}"
+    );
+    assert_eq!(
+        env["OLLAMA_NUM_PARALLEL"].as_string(),
+        Some(slots.to_string().as_str())
     );
     assert_eq!(
         read_json(&sb.home.join(".claude.json"))["hasCompletedOnboarding"],

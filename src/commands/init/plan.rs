@@ -76,9 +76,9 @@ pub(super) fn plan_files(
     };
     let config = ConfigFile::new(&ctx.config_path, doc);
     // The config must resolve (a referenced key may be unset here; that is for the proxy).
-    if let Err(ConfigError::Invalid { problems, .. }) =
-        config.resolve_with(&|n| Some(std::env::var(n).unwrap_or_else(|_| "set-later".into())))
-    {
+    let resolved =
+        config.resolve_with(&|n| Some(std::env::var(n).unwrap_or_else(|_| "set-later".into())));
+    if let Err(ConfigError::Invalid { problems, .. }) = &resolved {
         let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
         return Err(crate::diagnostic::Diagnostic::new(format!(
             "the config would not be valid:\n{}",
@@ -95,10 +95,15 @@ pub(super) fn plan_files(
     let current = std::fs::read_to_string(&claude_path).ok();
     let claude_json = claude_json::seeded(&claude_path.display().to_string(), current.as_deref())?;
 
-    let settings = OllamaSettings {
-        model: answers.config.model.clone(),
-        context_length: answers.config.context_length,
-        ..OllamaSettings::default()
+    // The service runs Ollama with the config's settings as written (slots, keep-alive,
+    // flash attention), not only the answers.
+    let settings = match &resolved {
+        Ok(cfg) => cfg.ollama.clone(),
+        Err(_) => OllamaSettings {
+            model: answers.config.model.clone(),
+            context_length: answers.config.context_length,
+            ..OllamaSettings::default()
+        },
     };
     let mut services = Vec::new();
     let mut dropin = None;

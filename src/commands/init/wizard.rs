@@ -39,6 +39,23 @@ impl OllamaInfo {
         super::super::shared::block_on(self.client.show(model)).ok()
     }
 
+    /// The parallel slots this machine affords the model at `context` (`ollama::kv`).
+    fn slot_advice(
+        &self,
+        model: &str,
+        details: Option<&ModelDetails>,
+        context: u64,
+    ) -> Option<crate::ollama::kv::SlotAdvice> {
+        let want = crate::ollama::normalize_model_name(model);
+        let pulled = (self.models.iter().flatten())
+            .find(|m| crate::ollama::normalize_model_name(&m.name) == want);
+        let memory = super::super::shared::block_on(crate::doctor::probe::memory_bytes())?;
+        match (details, pulled) {
+            (Some(d), Some(m)) => crate::ollama::kv::advise_slots(d, m.size, memory, context),
+            _ => crate::ollama::kv::advise_slots_unpulled(model, memory, context),
+        }
+    }
+
     /// The context this machine affords the model and what it costs (`ollama::kv`).
     fn context_advice(&self, model: &str, details: Option<&ModelDetails>) -> Option<String> {
         let want = crate::ollama::normalize_model_name(model);
@@ -96,6 +113,8 @@ pub(super) fn gather(
             .is_some(),
         cloud_model: crate::catalogue::default_cloud_model().to_owned(),
         ollama_chat_url: None,
+        num_parallel: None,
+        context_editing: None,
     });
     let ask = Ask {
         term: prompter.term(),
@@ -133,6 +152,21 @@ pub(super) fn gather(
         ))
         .into());
     }
+    let num_parallel = slots(
+        out,
+        args,
+        ollama,
+        &model,
+        details.as_ref(),
+        context_length,
+        cloud_fallback,
+    );
+    if cloud_fallback {
+        out.line(&format!(
+            "Note: {}",
+            context_editing_note(args.context_editing)
+        ));
+    }
     let key = match cloud_fallback {
         true => Some(init_key::gather(ask.term, store, !args.no_key_check, out)?),
         false => None,
@@ -148,11 +182,54 @@ pub(super) fn gather(
             cloud_model,
             ollama_chat_url: crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_HOST)
                 .map(|_| crate::config::ollama_chat_url(&crate::ollama::base_url_from_env())),
+            num_parallel,
+            context_editing: args.context_editing.map(|c| c.config_name()),
         },
         services,
         key,
         proxy_key,
     })
+}
+
+/// `Ollama.num_parallel` to write: the flag, else two slots when they fit and no cloud
+/// backup takes the subagents (Claude Code sends them as Haiku to the background
+/// route then), else leave the config's. Says what the choice costs.
+fn slots(
+    out: &Printer,
+    args: &InitArgs,
+    ollama: &OllamaInfo,
+    model: &str,
+    details: Option<&ModelDetails>,
+    context_length: u32,
+    cloud_fallback: bool,
+) -> Option<u32> {
+    if args.num_parallel.is_some() {
+        return args.num_parallel;
+    }
+    if cloud_fallback {
+        return None;
+    }
+    let advice = ollama.slot_advice(model, details, context_length.into())?;
+    let why = if advice.slots > 1 {
+        "so a subagent or side request does not evict the main conversation's prompt cache"
+    } else {
+        "two would not fit; a subagent's request then makes the next main turn re-read the whole prompt"
+    };
+    out.line(&format!(
+        "Note: Ollama will run {} ({why}; `--num-parallel N` to choose)",
+        advice.describe()
+    ));
+    Some(advice.slots)
+}
+
+/// What `init` says about context editing when it writes a cloud backup.
+fn context_editing_note(choice: Option<crate::cli::ContextEditingChoice>) -> &'static str {
+    use crate::cli::ContextEditingChoice as C;
+    match choice.unwrap_or(C::Auto) {
+        C::Auto => "a conversation that outgrows the local window is first fitted locally (the proxy clears the oldest tool results); the cloud backup takes it only when that cannot make it fit. `--context-editing cloud-first` sends it to the cloud first instead",
+        C::CloudFirst => "a conversation that outgrows the local window goes to the cloud backup whole (`--context-editing cloud-first`); the proxy clears old tool results only when the cloud cannot take it",
+        C::Off => "a conversation that outgrows the local window goes to the cloud backup, or is refused as \"prompt is too long\" so Claude Code compacts (`--context-editing off`)",
+    }
 }
 
 /// One question at a time: the flag when given, else the terminal's answer, else the

@@ -171,13 +171,26 @@ pub(super) fn ollama_context(f: &Facts) -> Check {
                 "Claude Code's prompts alone are ~20k tokens; run by {}",
                 o.owner.describe()
             )),
-            Some(ctx) => Check::ok(
-                "ollama.context",
-                format!(
-                    "{} runs with a {ctx}-token context (configured: {wanted})",
-                    f.model
+            Some(ctx) => match o.owner.parallel_fix(f.num_parallel) {
+                Some(fix) if f.num_parallel > 1 => Check::warn(
+                    "ollama.context",
+                    format!(
+                        "{} runs with a {ctx}-token context, but {} runs it: ccr-setup cannot give it the {} parallel slots the config asks for",
+                        f.model,
+                        o.owner.describe(),
+                        f.num_parallel
+                    ),
+                    fix,
+                )
+                .with_detail("with one slot, a subagent or side request evicts the main conversation's cached prompt, and the next main turn re-reads all of it"),
+                _ => Check::ok(
+                    "ollama.context",
+                    format!(
+                        "{} runs with a {ctx}-token context (configured: {wanted})",
+                        f.model
+                    ),
                 ),
-            ),
+            },
         },
     }
 }

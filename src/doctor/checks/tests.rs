@@ -94,6 +94,7 @@ fn healthy() -> Facts {
         anthropic_env: Vec::new(),
         config: config(base_doc()),
         model: DEFAULT_MODEL.into(),
+        num_parallel: 1,
         context_length: 32_768,
         providers: vec![ProviderProbe {
             index: 0,
@@ -220,6 +221,27 @@ fn context_fix_depends_on_who_runs_the_server() {
         .unwrap()
         .contains("Environment=\"OLLAMA_CONTEXT_LENGTH=32768\""));
     f.ollama.loaded = Some(Ok(None));
+    assert_eq!(check(&f, "ollama.context").status, Status::Ok);
+}
+
+#[test]
+fn parallel_slots_someone_else_runs_are_named_with_their_fix() {
+    let mut f = healthy();
+    f.num_parallel = 2;
+    f.ollama.owner = Owner::BrewService { pid: None };
+    let c = check(&f, "ollama.context");
+    assert_eq!(c.status, Status::Warn, "{c:?}");
+    assert!(c.summary.contains("2 parallel slots"), "{}", c.summary);
+    assert!(c.fix.unwrap().contains("brew services stop ollama"));
+    f.ollama.owner = Owner::SystemdService { pid: None };
+    assert!(check(&f, "ollama.context")
+        .fix
+        .unwrap()
+        .contains("Environment=\"OLLAMA_NUM_PARALLEL=2\""));
+    // Ours: `up` passes it.
+    f.ollama.owner = Owner::OurService {
+        unit: "ccr-setup-ollama.service".into(),
+    };
     assert_eq!(check(&f, "ollama.context").status, Status::Ok);
 }
 
