@@ -78,8 +78,21 @@ impl Screen {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_status_line_shows_the_local_model_then_the_fallback() {
-    let Some(claude) = support::require_tool("CCR_E2E_CLAUDE") else {
+async fn the_status_line_shows_the_local_model_then_the_fallback_with_the_pinned_claude_code() {
+    status_line_shows_local_then_fallback("CCR_E2E_CLAUDE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_line_shows_the_local_model_then_the_fallback_with_the_newest_claude_code() {
+    status_line_shows_local_then_fallback("CCR_E2E_CLAUDE_LATEST").await;
+}
+
+/// Claude Code started by `ccr-setup --config X code`, with the status line installed as
+/// plain `ccr-setup statusline` (no `--config`): the status line, which Claude Code runs
+/// as its child, reads the session's config X through `CCR_SETUP_CONFIG` and so finds
+/// the proxy X names.
+async fn status_line_shows_local_then_fallback(claude_var: &str) {
+    let Some(claude) = support::require_tool(claude_var) else {
         return;
     };
     // The local model answers in prose until `broken`; then, when tools are offered,
@@ -132,31 +145,37 @@ async fn the_status_line_shows_the_local_model_then_the_fallback() {
         .to_string(),
     )
     .unwrap();
-    // As `statusline --install` writes it, with this build's binary and config.
-    let command = format!(
-        "{} --config {} statusline",
-        env!("CARGO_BIN_EXE_ccr-setup"),
-        statusline_config.display()
-    );
+    // As `statusline --install` writes it, with this build's binary; the config is the
+    // one `code` was given, not named here.
+    let command = format!("{} statusline", env!("CARGO_BIN_EXE_ccr-setup"));
     std::fs::write(
         home.join(".claude/settings.json"),
         json!({"statusLine": {"type": "command", "command": command, "padding": 0}}).to_string(),
     )
     .unwrap();
 
-    let mut cmd = std::process::Command::new(&claude);
-    cmd.current_dir(&work)
+    let bin = home.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(&claude, bin.join("claude")).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"));
+    cmd.arg("--config")
+        .arg(&statusline_config)
+        .arg("code")
+        .current_dir(&work)
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .env("HOME", home)
         .env("TERM", "xterm-256color")
         .env("LANG", "C.UTF-8")
-        .env("ANTHROPIC_BASE_URL", &base)
-        .env("ANTHROPIC_AUTH_TOKEN", "x")
         .env("CLAUDE_CODE_MAX_OUTPUT_TOKENS", "512")
-        .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
+        .env("DISABLE_AUTOUPDATER", "1");
     let mut s = Session::spawn(cmd).expect("claude in a pty");
     s.get_process_mut().set_window_size(140, 40).unwrap();
     let mut screen = Screen::new();
