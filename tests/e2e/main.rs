@@ -8,6 +8,7 @@
 mod support;
 
 mod claude;
+mod claude_facts;
 mod fallback;
 mod lean;
 mod long_session;
