@@ -71,6 +71,8 @@ pub struct AppState {
     pub options: ServerOptions,
     /// Per-session route and quality memory (the status line, the quality fallback).
     pub sessions: crate::proxy::sessions::Sessions,
+    /// What each local model can take, per provider URL and model.
+    pub capabilities: crate::proxy::capabilities::CapabilityCache,
     /// API requests being served ([`layers`]: the excess get a 429). Sized from
     /// `MAX_REQUESTS_IN_FLIGHT` at start; a reload does not resize it.
     in_flight: Arc<tokio::sync::Semaphore>,
@@ -97,6 +99,7 @@ impl AppState {
             estimator: TokenEstimator::default(),
             options,
             sessions: Default::default(),
+            capabilities: Default::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight)),
             started: Instant::now(),
             requests: AtomicU64::new(0),
