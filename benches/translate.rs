@@ -23,6 +23,7 @@ const TARGET: TargetOptions = TargetOptions {
     max_tokens_limit: Some(32768),
     reasoning_in_history: false,
     ollama: false,
+    caps: ccr_setup::proxy::capabilities::Capabilities::UNKNOWN,
 };
 
 fn request_body() -> Vec<u8> {

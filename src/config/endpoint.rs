@@ -23,6 +23,13 @@ pub fn same_server(a: &Url, b: &Url) -> bool {
 
 /// The OpenAI-compatible chat URL of the Ollama server at `base` (what `init` writes
 /// and `up` re-points a local provider to).
+///
+/// Not Ollama's native `/v1/messages` (v0.14+), though Claude Code speaks it: there a
+/// mid-stream failure ends with no `message_stop` and no `event: error`, so the proxy
+/// could not rescue a turn (the retry and fallback of `server::translated`); its
+/// `tool_use` would bypass the repair layer; it sends no pings during a long prefill
+/// (Claude Code gives up after 300 s of silence); and it reports no cache usage and
+/// has no `count_tokens`. Through `/v1/chat/completions` the proxy sees every chunk.
 pub fn ollama_chat_url(base: &Url) -> String {
     format!(
         "{}/v1/chat/completions",

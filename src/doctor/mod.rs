@@ -129,6 +129,7 @@ pub const CHECK_IDS: &[&str] = &[
     "ollama.binary",
     "ollama.server",
     "ollama.model",
+    "ollama.capabilities",
     "ollama.context",
     "ollama.competing",
     "claude.binary",

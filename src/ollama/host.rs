@@ -4,9 +4,10 @@
 //! Ollama's rules: surrounding quotes and spaces are ignored; the scheme is optional
 //! (http by default, and then the default port is 11434; an explicit `http://` without
 //! a port means port 80 and `https://` means 443); a bare host or IP gets the default
-//! port; an unparseable port falls back to the default. We add one client-side rule:
-//! an unspecified bind address (`0.0.0.0`, `::`) means "every interface", which a client
-//! reaches through loopback.
+//! port; an unparseable port falls back to the default. As `envconfig.ConnectableHost()`
+//! does for a client, an unspecified bind address (`0.0.0.0`, `::`) means "every
+//! interface", reached through loopback; and an empty host (`:8080`, which Go's
+//! `net.SplitHostPort` accepts) is dialled on this machine, so it is loopback too.
 
 use std::net::IpAddr;
 
@@ -46,7 +47,9 @@ pub fn parse_ollama_host(value: Option<&str>) -> Url {
         None => (hostport, ""),
     };
     let (host, port) = match split_host_port(hostport) {
-        Some((h, p)) => (h.to_owned(), p.parse::<u16>().unwrap_or(default_port)),
+        // Go dials an empty host (`:8080`) on the local system.
+        Some(("", p)) => ("127.0.0.1".to_owned(), go_port(p, default_port)),
+        Some((h, p)) => (h.to_owned(), go_port(p, default_port)),
         None => {
             let bare = hostport.trim_start_matches('[').trim_end_matches(']');
             let host = if bare.is_empty() {
@@ -65,6 +68,14 @@ pub fn parse_ollama_host(value: Option<&str>) -> Url {
     };
     let text = format!("{scheme}://{host_part}:{port}/{path}");
     Url::parse(&text).unwrap_or_else(|_| Url::parse(DEFAULT_BASE_URL).expect("valid default"))
+}
+
+/// Go's `strconv.ParseInt(port, 10, 32)` kept only within 0..=65535, else the default.
+fn go_port(port: &str, default_port: u16) -> u16 {
+    port.parse::<i64>()
+        .ok()
+        .and_then(|n| u16::try_from(n).ok())
+        .unwrap_or(default_port)
 }
 
 /// Go's `net.SplitHostPort`: `host:port` or `[v6]:port`; None when there is no port.
@@ -122,6 +133,40 @@ mod tests {
         assert_eq!(p("::1"), "http://[::1]:11434/");
         assert_eq!(p("example.com:notaport"), "http://example.com:11434/");
         assert_eq!(p("ollama.com"), "https://ollama.com/");
+    }
+
+    /// The forms of `OLLAMA_HOST`, each as Ollama's `envconfig.Host()` reads it
+    /// (envconfig/config.go, v0.33.0-rc2) and `ConnectableHost()` dials it.
+    #[test]
+    fn every_form_reads_as_ollama_reads_it() {
+        let table = [
+            // `:PORT`: empty host, which Go dials locally.
+            (":8080", "http://127.0.0.1:8080/"),
+            ("\":8080\"", "http://127.0.0.1:8080/"),
+            ("http://:9000", "http://127.0.0.1:9000/"),
+            // Bare host or IP: the default port.
+            ("localhost", "http://localhost:11434/"),
+            ("192.168.1.20", "http://192.168.1.20:11434/"),
+            // Scheme: http → 80, https → 443 when no port; unknown → 11434.
+            ("http://box", "http://box/"),
+            ("https://box:8443", "https://box:8443/"),
+            ("ftp://box", "ftp://box:11434/"),
+            // IPv6: bracketed with a port, or bare without one.
+            ("[::1]:11500", "http://[::1]:11500/"),
+            ("[fe80::1]", "http://[fe80::1]:11434/"),
+            ("fe80::1", "http://[fe80::1]:11434/"),
+            // Bind-everywhere addresses: loopback for a client.
+            ("0.0.0.0", "http://127.0.0.1:11434/"),
+            ("0.0.0.0:11500", "http://127.0.0.1:11500/"),
+            ("[::]", "http://[::1]:11434/"),
+            // Ports Go's ParseInt rejects or that are out of range: the default.
+            ("box:99999", "http://box:11434/"),
+            ("box:", "http://box:11434/"),
+            ("box:+8080", "http://box:8080/"),
+        ];
+        for (value, expected) in table {
+            assert_eq!(p(value), expected, "OLLAMA_HOST={value}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! fitting in memory; the KV cache grows linearly with the context. The arithmetic
 //! follows Ollama's own estimate (`GraphSize` in fs/ggml/ggml.go, v0.33): per layer and
 //! token, `(key_length + value_length) × head_count_kv × bytes per element`, where the
-//! element is f16 (2 bytes) unless `OLLAMA_KV_CACHE_TYPE` is `q8_0` (1) or `q4_0` (0.5);
+//! element has the size of the type `OLLAMA_KV_CACHE_TYPE` names (f16, 2 bytes, when
+//! unset; see [`KvCacheType`]);
 //! full-attention layers hold `context × num_parallel` tokens. gpt-oss alternates
 //! sliding-window layers (even ones, which Ollama sizes at `4096 × num_parallel + 512`
 //! tokens whatever the context) with full ones; gemma3 makes every sixth layer global
@@ -62,7 +63,7 @@ impl KvShape {
     }
 
     /// Bytes of KV cache for `context` tokens served to `parallel` slots.
-    pub fn cache_bytes(&self, context: u64, parallel: u64, kind: KvCacheType) -> u64 {
+    pub fn cache_bytes(&self, context: u64, parallel: u64, kind: &KvCacheType) -> u64 {
         let parallel = parallel.max(1);
         let per_token_layer = self.head_dims * self.kv_heads * kind.quarter_bytes();
         let full = context * parallel;
@@ -83,28 +84,47 @@ impl KvShape {
     }
 }
 
-/// `OLLAMA_KV_CACHE_TYPE`: f16 unless it says q8_0 or q4_0 (Ollama ignores others).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `OLLAMA_KV_CACHE_TYPE` as Ollama reads it: lowercased and passed to its runner,
+/// llama-server, as `--cache-type-k/-v` without validation (llm/server.go,
+/// llm/llama_server.go ~393). Unset is f16. llama-server takes the types below; any
+/// other value makes it refuse to start, so every model load fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KvCacheType {
+    F32,
+    /// f16 and bf16: two bytes.
     F16,
     Q8,
+    /// q5_0 and q5_1.
+    Q5,
+    /// q4_0, q4_1 and iq4_nl.
     Q4,
+    /// A value llama-server does not take (sized as f16).
+    Invalid(String),
 }
 
 impl KvCacheType {
     pub fn from_env_value(v: Option<&str>) -> KvCacheType {
-        match v.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
-            Some("q8_0") => KvCacheType::Q8,
-            Some("q4_0") => KvCacheType::Q4,
-            _ => KvCacheType::F16,
+        let Some(v) = v.map(|s| s.trim().trim_matches(['"', '\'']).to_ascii_lowercase()) else {
+            return KvCacheType::F16;
+        };
+        match v.as_str() {
+            "" | "f16" | "bf16" => KvCacheType::F16,
+            "f32" => KvCacheType::F32,
+            "q8_0" => KvCacheType::Q8,
+            "q5_0" | "q5_1" => KvCacheType::Q5,
+            "q4_0" | "q4_1" | "iq4_nl" => KvCacheType::Q4,
+            _ => KvCacheType::Invalid(v),
         }
     }
 
-    /// Bytes per element × 4, so q4_0's half byte stays an integer.
-    fn quarter_bytes(self) -> u64 {
+    /// Bytes per element × 4, so q4_0's half byte stays an integer (the quantised
+    /// types' per-block scales are left out: a few percent).
+    fn quarter_bytes(&self) -> u64 {
         match self {
-            KvCacheType::F16 => 8,
+            KvCacheType::F32 => 16,
+            KvCacheType::F16 | KvCacheType::Invalid(_) => 8,
             KvCacheType::Q8 => 4,
+            KvCacheType::Q5 => 3,
             KvCacheType::Q4 => 2,
         }
     }
@@ -147,7 +167,7 @@ pub fn recommend(
 ) -> Recommendation {
     let budget = machine.memory_bytes / 100 * SAFE_SHARE_PERCENT;
     let cost = |context: u64| {
-        let kv_bytes = shape.cache_bytes(context, machine.parallel, machine.kv_type);
+        let kv_bytes = shape.cache_bytes(context, machine.parallel, &machine.kv_type);
         Recommendation {
             context,
             kv_bytes,
@@ -261,8 +281,8 @@ pub fn advise_slots(
         crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_KV_CACHE_TYPE).as_deref(),
     );
     let budget = memory_bytes / 100 * SAFE_SHARE_PERCENT;
-    let kv_bytes_one = shape.cache_bytes(context, 1, kv_type);
-    let kv_two = shape.cache_bytes(context, PREFERRED_SLOTS, kv_type);
+    let kv_bytes_one = shape.cache_bytes(context, 1, &kv_type);
+    let kv_two = shape.cache_bytes(context, PREFERRED_SLOTS, &kv_type);
     let two = model_bytes + kv_two <= budget;
     Some(SlotAdvice {
         slots: if two { PREFERRED_SLOTS as u32 } else { 1 },
@@ -338,12 +358,12 @@ mod tests {
         assert_eq!((s.layers, s.kv_heads, s.head_dims), (24, 8, 128));
         // 12 full layers × 65536 tokens + 12 sliding layers × 4608 tokens, 2048 B each.
         let want = (12 * 65_536 + 12 * 4_608) * 2_048;
-        assert_eq!(s.cache_bytes(65_536, 1, KvCacheType::F16), want);
-        assert_eq!(s.cache_bytes(65_536, 1, KvCacheType::Q8), want / 2);
-        assert_eq!(s.cache_bytes(65_536, 1, KvCacheType::Q4), want / 4);
+        assert_eq!(s.cache_bytes(65_536, 1, &KvCacheType::F16), want);
+        assert_eq!(s.cache_bytes(65_536, 1, &KvCacheType::Q8), want / 2);
+        assert_eq!(s.cache_bytes(65_536, 1, &KvCacheType::Q4), want / 4);
         // Two slots double every layer's tokens (sliding ones: 2 × 4096 + 512).
         let two = (12 * 131_072 + 12 * 8_704) * 2_048;
-        assert_eq!(s.cache_bytes(65_536, 2, KvCacheType::F16), two);
+        assert_eq!(s.cache_bytes(65_536, 2, &KvCacheType::F16), two);
     }
 
     #[test]
@@ -354,7 +374,7 @@ mod tests {
         let s = KvShape::from_model_info(&info).unwrap();
         assert_eq!((s.kv_heads, s.head_dims), (8, 256));
         assert_eq!(
-            s.cache_bytes(1000, 1, KvCacheType::F16),
+            s.cache_bytes(1000, 1, &KvCacheType::F16),
             32 * 1000 * 256 * 8 * 2
         );
         assert_eq!(
@@ -371,7 +391,7 @@ mod tests {
         let s = KvShape::from_model_info(&info).unwrap();
         let per = 512 * 4 * 2;
         assert_eq!(
-            s.cache_bytes(32_768, 1, KvCacheType::F16),
+            s.cache_bytes(32_768, 1, &KvCacheType::F16),
             (2 * 32_768 + 10 * 1_536) * per
         );
     }
@@ -382,6 +402,14 @@ mod tests {
         assert_eq!(KvCacheType::from_env_value(Some("Q8_0")), KvCacheType::Q8);
         assert_eq!(KvCacheType::from_env_value(Some("q4_0")), KvCacheType::Q4);
         assert_eq!(KvCacheType::from_env_value(Some("bf16")), KvCacheType::F16);
+        assert_eq!(KvCacheType::from_env_value(Some("'f32'")), KvCacheType::F32);
+        assert_eq!(KvCacheType::from_env_value(Some("q5_1")), KvCacheType::Q5);
+        assert_eq!(KvCacheType::from_env_value(Some("iq4_nl")), KvCacheType::Q4);
+        // Passed through unvalidated: llama-server refuses it, not Ollama.
+        assert_eq!(
+            KvCacheType::from_env_value(Some("Q3_K")),
+            KvCacheType::Invalid("q3_k".into())
+        );
     }
 
     fn machine(memory_gb: u64) -> Machine {

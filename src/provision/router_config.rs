@@ -179,7 +179,9 @@ fn apply_providers(root: &mut Map<String, Value>, a: &Answers) -> Result<(), Edi
 }
 
 /// `Router` and `fallback`: the default to the local model, and with cloud fallback
-/// think, longContext, background and the default fallback chain to the cloud.
+/// think, longContext, image, background and the default fallback chain to the cloud.
+/// `image` matters because the default local model (gpt-oss) has no vision: without
+/// it a pasted screenshot only becomes a note the local model reads.
 fn apply_routes(root: &mut Map<String, Value>, a: &Answers) -> Result<(), EditError> {
     let cloud = format!("{ANTHROPIC_PROVIDER},{}", a.cloud_model);
     // Routes to the anthropic provider follow the chosen cloud model; routes elsewhere
@@ -204,6 +206,7 @@ fn apply_routes(root: &mut Map<String, Value>, a: &Answers) -> Result<(), EditEr
     for (key, target) in [
         ("think", &cloud),
         ("longContext", &cloud),
+        ("image", &cloud),
         ("background", &background),
     ] {
         let current = router.get(key);
@@ -348,6 +351,11 @@ mod tests {
             cfg.router.think.as_ref().unwrap().to_string(),
             "anthropic,claude-sonnet-5-5"
         );
+        // gpt-oss has no vision: a pasted screenshot goes to the cloud model.
+        assert_eq!(
+            cfg.router.image.as_ref().unwrap().to_string(),
+            "anthropic,claude-sonnet-5-5"
+        );
         assert_eq!(cfg.provider("ollama").unwrap().context_window, Some(32768));
         assert_eq!(cfg.ollama.context_length, 32768);
         assert_eq!(
@@ -402,6 +410,7 @@ mod tests {
         apply(&mut doc, &answers(false)).unwrap();
         assert_eq!(doc["Router"]["think"], "anthropic,claude-opus-4-1");
         assert!(doc["Router"].get("longContext").is_none());
+        assert!(doc["Router"].get("image").is_none());
         assert!(doc["Router"].get("background").is_none());
         assert!(doc.get("fallback").is_none());
     }
@@ -417,6 +426,7 @@ mod tests {
         apply(&mut doc, &opus).unwrap();
         assert_eq!(doc["Router"]["think"], "anthropic,claude-opus-4-8");
         assert_eq!(doc["Router"]["longContext"], "anthropic,claude-opus-4-8");
+        assert_eq!(doc["Router"]["image"], "anthropic,claude-opus-4-8");
         assert_eq!(
             doc["fallback"]["default"],
             json!(["anthropic,claude-opus-4-8"])

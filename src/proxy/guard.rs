@@ -50,6 +50,18 @@ pub fn context_overflowed(reported: u64, sent_estimate: Option<u64>, window: Opt
     fills_window || lost_part
 }
 
+/// Did the runner cut tokens rather than messages? Ollama's llama-server runs gpt-oss
+/// with `--context-shift --keep 4` (llm/llama_server.go ~279–318): a generation that
+/// reaches the end of the context drops tokens after the first 4 and goes on, instead of
+/// stopping with `length`. The reported prompt and output together then exceed the
+/// window, which nothing else produces.
+pub fn context_shifted(prompt: u64, output: u64, window: Option<u32>) -> bool {
+    window
+        .filter(|w| *w > 0)
+        .is_some_and(|w| prompt.saturating_add(output) > u64::from(w))
+}
+
+
 /// The input tokens `target` will actually receive: earlier thinking is dropped for
 /// OpenAI-kind providers unless `reasoning_in_history` is set.
 pub fn input_tokens_for(config: &Config, target: &ModelRef, count: &TokenCount) -> u64 {
@@ -155,7 +167,20 @@ pub fn clamp_max_tokens(
 
 #[cfg(test)]
 mod overflow_tests {
-    use super::context_overflowed;
+    use super::{context_overflowed, context_shifted};
+
+    #[test]
+    fn a_token_level_cut_shows_as_more_tokens_than_the_window() {
+        assert!(context_shifted(30_000, 3_000, Some(32_768)));
+        assert!(
+            !context_shifted(30_000, 2_768, Some(32_768)),
+            "exactly full"
+        );
+        assert!(
+            !context_shifted(30_000, 9_000, None),
+            "no window, no judgement"
+        );
+    }
 
     #[test]
     fn truncation_is_seen_at_the_window_or_far_below_the_estimate() {

@@ -20,6 +20,8 @@
 //!   argument syntax and shape, schema coercions, calls printed as text), or refused
 //!   with the reason the corrective retry tells the model.
 //! * `tokens`: input-token estimation with a per-message cache.
+//! * `capabilities`: what each local model can take (vision, thinking, tools,
+//!   context), asked of the server or learnt from its errors, per URL and model.
 //! * `auth`: the `APIKEY` check and the bind rule.
 //! * `health`: the `/health` answer, shared by the server, `status`, `code` and
 //!   `doctor`.
@@ -35,6 +37,7 @@ pub mod allocator;
 pub mod anthropic;
 pub mod auth;
 pub mod context_edit;
+pub mod capabilities;
 pub mod error;
 pub mod fallback;
 pub mod guard;

@@ -73,7 +73,8 @@ impl Upstream {
         })
     }
 
-    fn client_for(&self, provider: &Provider) -> &reqwest::Client {
+    /// The client for `provider`: local providers never go through a proxy.
+    pub fn client_for(&self, provider: &Provider) -> &reqwest::Client {
         let loopback = url::Url::parse(&provider.api_base_url)
             .ok()
             .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))

@@ -260,10 +260,14 @@ pub async fn messages_chat_probe(
     tally.finish(output_tokens)
 }
 
-/// A streamed Messages request for `prompt`, with `tools` when given.
+/// A streamed Messages request for `prompt`, with `tools` when given, and thinking as
+/// Claude Code asks for it on every main turn (adaptive, `effort: "high"`): a local
+/// model without thinking must still answer, or `up` would pass while every Claude
+/// Code turn fails.
 fn messages_body(model: &str, max_tokens: u32, prompt: &str, tools: Option<Value>) -> Value {
     let mut body = json!({
         "model": model, "max_tokens": max_tokens, "stream": true,
+        "thinking": {"type": "adaptive"}, "output_config": {"effort": "high"},
         "messages": [{"role": "user", "content": prompt}],
     });
     if let Some(tools) = tools {
@@ -385,6 +389,13 @@ mod tests {
             only_thinking.finish(None),
             Err(SmokeError::EmptyAnswer)
         ));
+    }
+
+    #[test]
+    fn the_proxy_smoke_test_asks_for_thinking_as_claude_code_does() {
+        let body = messages_body("m", 256, "hi", None);
+        assert_eq!(body["thinking"], json!({"type": "adaptive"}));
+        assert_eq!(body["output_config"]["effort"], "high");
     }
 
     #[test]

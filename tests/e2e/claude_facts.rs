@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::claude_code::{free_port, run_claude, wait_healthy, Child, CLAUDE_TIMEOUT};
 use support::openai_upstream::{FakeUpstream, Recorded, Reply, SseEnd};
 

@@ -25,6 +25,7 @@ const IDS: &[&str] = &[
     "ollama.binary",
     "ollama.server",
     "ollama.model",
+    "ollama.capabilities",
     "ollama.context",
     "ollama.competing",
     "claude.binary",
@@ -382,6 +383,7 @@ fn ollama_missing() {
             ("ollama.binary", "fail"),
             ("ollama.server", "fail"),
             ("ollama.model", "warn"),
+            ("ollama.capabilities", "warn"),
             ("ollama.context", "warn"),
             ("config.providers", "fail"),
         ],
@@ -403,6 +405,7 @@ fn server_down() {
         &[
             ("ollama.server", "fail"),
             ("ollama.model", "warn"),
+            ("ollama.capabilities", "warn"),
             ("ollama.context", "warn"),
             ("config.providers", "fail"),
         ],
@@ -423,7 +426,11 @@ fn model_missing() {
     assert_case(
         &env,
         &list,
-        &[("ollama.model", "fail"), ("config.providers", "fail")],
+        &[
+            ("ollama.model", "fail"),
+            ("ollama.capabilities", "warn"),
+            ("config.providers", "fail"),
+        ],
     );
     assert_eq!(code, 1);
     assert!(by_id(&list, "ollama.model")["fix"]

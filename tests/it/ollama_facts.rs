@@ -461,9 +461,10 @@ async fn fact_prompt_over_the_context_is_truncated_silently_with_capped_prompt_t
 
 #[tokio::test]
 async fn fact_image_url_and_gif_are_400_while_base64_png_is_taken() {
-    let fake = FakeOllama::start(installed());
+    let fake =
+        FakeOllama::start(FakeConfig::default().with_installed(FakeModel::seeing("gemma4:latest")));
     let with_image = |url: &str| {
-        json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": [
+        json!({"model": "gemma4", "messages": [{"role": "user", "content": [
             {"type": "text", "text": "what is this?"},
             {"type": "image_url", "image_url": {"url": url}}]}]})
     };
@@ -486,6 +487,53 @@ async fn fact_image_url_and_gif_are_400_while_base64_png_is_taken() {
 }
 
 #[tokio::test]
+async fn fact_an_image_for_a_model_without_vision_fails_in_the_runner_with_500() {
+    let fake = FakeOllama::start(installed());
+    let body = json!({"model": "gpt-oss:20b", "stream": true, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]});
+    let resp = post(&fake, "/v1/chat/completions", body).await;
+    assert_eq!(resp.status(), 500, "not checked up front: the runner fails");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "api_error");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("image input is not supported"),
+        "{message}"
+    );
+    assert_eq!(
+        fake.state.lock().unwrap().loaded.len(),
+        1,
+        "the model was loaded first"
+    );
+}
+
+#[tokio::test]
+async fn fact_thinking_for_a_model_without_it_is_400_naming_the_model() {
+    let fake = FakeOllama::start(installed().with_installed(FakeModel::plain("qwen2.5-coder:7b")));
+    let mut body = chat(true);
+    body["model"] = json!("qwen2.5-coder:7b");
+    body["reasoning_effort"] = json!("medium");
+    let resp = post(&fake, "/v1/chat/completions", body.clone()).await;
+    assert_eq!(resp.status(), 400);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        answer["error"]["message"],
+        "\"qwen2.5-coder:7b\" does not support thinking"
+    );
+    // `none` turns thinking off, and a model with thinking takes any effort.
+    body["reasoning_effort"] = json!("none");
+    assert_eq!(
+        post(&fake, "/v1/chat/completions", body).await.status(),
+        200
+    );
+    let mut gpt = chat(false);
+    gpt["reasoning_effort"] = json!("high");
+    assert_eq!(post(&fake, "/v1/chat/completions", gpt).await.status(), 200);
+}
+
+#[tokio::test]
 async fn fact_a_tool_schema_that_does_not_fit_is_400() {
     let fake = FakeOllama::start(installed());
     let mut req = chat(false);
@@ -502,7 +550,24 @@ async fn fact_a_tool_schema_that_does_not_fit_is_400() {
     let ok = with_tool(chat(false));
     let mut ok = ok;
     ok["tools"][0]["function"]["parameters"]["additionalProperties"] = json!(false);
-    assert_eq!(post(&fake, "/v1/chat/completions", ok).await.status(), 200);
+    assert_eq!(
+        post(&fake, "/v1/chat/completions", ok.clone())
+            .await
+            .status(),
+        200
+    );
+    // `anyOf` is kept and decoded member by member: objects pass, a boolean is a 400.
+    let props = "/tools/0/function/parameters/properties";
+    *ok.pointer_mut(props).unwrap() =
+        json!({"when": {"anyOf": [{"type": "string"}, {"type": "integer"}]}});
+    assert_eq!(
+        post(&fake, "/v1/chat/completions", ok.clone())
+            .await
+            .status(),
+        200
+    );
+    *ok.pointer_mut(props).unwrap() = json!({"when": {"anyOf": [{"type": "string"}, true]}});
+    assert_eq!(post(&fake, "/v1/chat/completions", ok).await.status(), 400);
 }
 
 #[tokio::test]
@@ -579,7 +644,8 @@ fn fact_ollama_host_is_read_as_ollama_reads_it() {
         ("https://example.com", ("example.com", 443)),
         ("ftp://example.com", ("example.com", 11434)),
         ("http://[::1]:8080/path", ("::1", 8080)),
-        ("localhost:99999", ("127.0.0.1", 11434)),
+        ("localhost:99999", ("localhost", 11434)),
+        (":8080", ("", 8080)),
     ];
     for (value, (host, port)) in cases {
         assert_eq!(

@@ -262,3 +262,89 @@ async fn tool_schemas_ollama_cannot_read_are_adapted() {
         "{sent}"
     );
 }
+
+/// A reasoning loop (Ollama's runner stops after 30 repeats of one token, with no
+/// finish and no `[DONE]`): with no cloud, the local model is asked once more.
+#[tokio::test]
+async fn a_repetition_ending_with_no_cloud_is_retried_once_locally() {
+    let mut config = ollama();
+    config.chat.repetitions = 1;
+    let fake = FakeOllama::start(config);
+    let mut app = proxy(&fake, None, json!({})).await;
+    let events = sse_events(
+        &app.post(&request(json!("time?")))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(!events.iter().any(|(n, _)| n == "error"), "{events:?}");
+    assert_eq!(block_types(&events), ["thinking", "tool_use"], "{events:?}");
+    assert_eq!(fake.bodies("/v1/chat/completions").len(), 2);
+    let row = app.next_record().await;
+    assert_eq!(
+        row.outcome,
+        ccr_setup::ledger::RequestOutcome::Ok,
+        "{row:?}"
+    );
+}
+
+/// The same loop with a cloud fallback goes to the cloud at once (a looping model tends
+/// to loop again), and the ledger names the repetition as the reason.
+#[tokio::test]
+async fn a_repetition_ending_with_a_cloud_falls_back_without_a_local_retry() {
+    let mut config = ollama();
+    config.chat.repetitions = 5;
+    let fake = FakeOllama::start(config);
+    let cloud = cloud().await;
+    let mut app = proxy(&fake, Some(&cloud), json!({})).await;
+    let events = sse_events(
+        &app.post(&request(json!("time?")))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(!events.iter().any(|(n, _)| n == "error"), "{events:?}");
+    assert_eq!(sse_text(&events), "from the cloud");
+    assert_eq!(fake.bodies("/v1/chat/completions").len(), 1);
+    let row = app.next_record().await;
+    assert_eq!(
+        row.fallback_reason.as_deref(),
+        Some("repetition"),
+        "{row:?}"
+    );
+}
+
+/// With nothing left to try, the user reads what happened, not "no [DONE]".
+#[tokio::test]
+async fn a_repetition_ending_is_worded_for_the_user() {
+    let mut config = ollama();
+    config.chat.repetitions = 5;
+    let fake = FakeOllama::start(config);
+    let mut app = proxy(&fake, None, json!({})).await;
+    let events = sse_events(
+        &app.post(&request(json!("time?")))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let (_, error) = events
+        .iter()
+        .find(|(n, _)| n == "error")
+        .expect("an error event");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("repeating itself") && message.contains("times in a row"),
+        "{message}"
+    );
+    assert!(!message.contains("[DONE]"), "{message}");
+    assert_eq!(
+        fake.bodies("/v1/chat/completions").len(),
+        2,
+        "one local retry"
+    );
+    let row = app.next_record().await;
+    assert!(format!("{row:?}").contains("repetition"), "{row:?}");
+}

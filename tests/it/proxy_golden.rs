@@ -54,6 +54,7 @@ fn claude_code_request_golden() {
             max_tokens_limit: Some(32768),
             reasoning_in_history: false,
             ollama: false,
+            caps: ccr_setup::proxy::capabilities::Capabilities::UNKNOWN,
         },
     );
     // Independent checks of the rules the golden file encodes.
@@ -106,6 +107,7 @@ fn named_tool_choice_request_golden() {
             max_tokens_limit: None,
             reasoning_in_history: false,
             ollama: false,
+            caps: ccr_setup::proxy::capabilities::Capabilities::UNKNOWN,
         },
     );
     let mapped = out["tools"][0]["function"]["name"].as_str().unwrap();

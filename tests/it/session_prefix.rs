@@ -57,6 +57,7 @@ fn translate_for(body: &[u8], ollama: bool) -> Split {
         max_tokens_limit: None,
         reasoning_in_history: false,
         ollama,
+        caps: ccr_setup::proxy::capabilities::Capabilities::UNKNOWN,
     };
     let translated = to_openai(&req, &target).expect("it translates");
     let whole = serde_json::to_vec(&translated.request).unwrap();

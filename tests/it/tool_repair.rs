@@ -219,7 +219,8 @@ async fn an_unfit_call_is_retried_with_a_corrective_note() {
 /// too, so the cloud answers in the same message, its blocks numbered after ours.
 #[tokio::test]
 async fn after_two_unfit_answers_the_cloud_answers_in_the_same_message() {
-    let markup = |text: &str| json!({"content": format!("{text}\n<function=Bash>\n<parameter=command>ls</parameter>\n</function>")});
+    // Qwen XML naming a tool that was not offered: the call cannot be made to fit.
+    let markup = |text: &str| json!({"content": format!("{text}\n<function=Deploy>\n<parameter=target>prod</parameter>\n</function>")});
     let local = FakeUpstream::start(vec![
         streamed(&[markup("Checking.")], "stop"),
         streamed(&[markup("Still checking.")], "stop"),
@@ -363,4 +364,59 @@ async fn a_session_whose_local_answers_keep_failing_goes_to_the_cloud_for_a_whil
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+}
+
+/// qwen3-coder's XML call leaked as text (ollama#16686, #14834): with and without a line
+/// of prose before it, streamed in small pieces and not, it reaches Claude Code as a
+/// `tool_use`; the prose stays a text block before it.
+#[tokio::test]
+async fn qwen3_coder_xml_calls_become_tool_use_with_and_without_prose() {
+    let call = "<function=Bash>\n<parameter=command>\nls -la\n</parameter>\n<parameter=timeout>\n5000\n</parameter>\n</function>\n</tool_call>";
+    let input = json!({"command": "ls -la", "timeout": 5000});
+    for prose in ["", "I'll list the files.\n\n"] {
+        let text = format!("{prose}{call}");
+        // Streamed the way Ollama streams content: a few characters per chunk, so the
+        // markup arrives split.
+        let pieces: Vec<Value> = text
+            .as_bytes()
+            .chunks(7)
+            .map(|c| json!({"content": String::from_utf8_lossy(c)}))
+            .collect();
+        let local = FakeUpstream::start(vec![
+            streamed(&pieces, "stop"),
+            whole(json!({"role": "assistant", "content": text}), "stop"),
+        ])
+        .await;
+        let mut app = proxy(&local, None).await;
+        let events = sse_events(&app.post(&request(true)).await.text().await.unwrap());
+        assert_eq!(
+            tool_uses(&events),
+            vec![("Bash".to_owned(), input.clone())],
+            "{prose:?}: {events:?}"
+        );
+        assert_eq!(sse_text(&events).trim_end(), prose.trim_end(), "{events:?}");
+        let stop = events.iter().find(|(n, _)| n == "message_delta").unwrap();
+        assert_eq!(stop.1["delta"]["stop_reason"], "tool_use");
+        assert!(app
+            .next_record()
+            .await
+            .repairs
+            .unwrap_or_default()
+            .contains("text_call"));
+
+        let v: Value = app.post(&request(false)).await.json().await.unwrap();
+        let blocks = v["content"].as_array().unwrap();
+        let last = blocks.last().unwrap();
+        assert_eq!(
+            (&last["type"], &last["input"]),
+            (&json!("tool_use"), &input),
+            "{v}"
+        );
+        match prose {
+            "" => assert_eq!(blocks.len(), 1, "{v}"),
+            _ => assert_eq!(blocks[0]["text"], prose.trim_end(), "{v}"),
+        }
+        assert_eq!(v["stop_reason"], "tool_use");
+        assert_eq!(local.requests().len(), 2, "no retry was needed");
+    }
 }

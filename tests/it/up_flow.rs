@@ -634,3 +634,83 @@ fn up_repoints_a_local_provider_at_ollama_host() {
     assert!(home.config_backups() >= 1, "a backup of the old config");
     assert!(t.contains("OLLAMA_HOST"), "{t}");
 }
+
+/// Ollama already runs at a non-default `OLLAMA_HOST` with the model loaded, and the
+/// config's provider is still at 11434: `up` points the provider at `OLLAMA_HOST`
+/// before the smoke test through the proxy, so that test reaches this Ollama and `up`
+/// succeeds (issue #27; it used to exit 1 with the provider never re-pointed).
+#[test]
+fn up_against_a_running_ollama_at_ollama_host_repoints_before_the_proxy_smoke_test() {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    let home = Sandbox::up_home(&fake.host_port());
+    let mut doc = home.config_doc();
+    doc["Providers"][0]["api_base_url"] = "http://127.0.0.1:11434/v1/chat/completions".into();
+    home.write_config(&doc);
+    let mut cmd = home.up(&["--no-exec"]);
+    cmd.env("CCR_SETUP_OLLAMA_REGISTRY", fake.url());
+    let out = cmd.output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for step in ["✓ proxy-chat", "✓ proxy-tool"] {
+        assert!(t.contains(step), "missing {step}: {t}");
+    }
+    let doc = home.config_doc();
+    assert_eq!(
+        doc["Providers"][0]["api_base_url"],
+        format!("http://{}/v1/chat/completions", fake.host_port()),
+        "{t}"
+    );
+    assert!(home.config_backups() >= 1, "a backup of the old config");
+    // The proxy's smoke requests reached this Ollama, with thinking as Claude Code
+    // sends it.
+    let sent = fake.bodies("/v1/chat/completions");
+    assert!(
+        sent.iter().any(|b| b["reasoning_effort"] == "medium"),
+        "{sent:?}"
+    );
+}
+
+/// `OLLAMA_HOST=:PORT` is port PORT on this machine (Go dials the empty host locally):
+/// `init` points the provider there, `up` starts Ollama there and reaches it, and
+/// `doctor` finds it (issue #27; it used to fall back to 11434).
+#[test]
+fn ollama_host_colon_port_works_for_init_up_and_doctor() {
+    let port = support::net::unbound_port();
+    let home = Sandbox::up_home_free_port().with_ollama_host(&format!(":{port}"));
+    std::fs::remove_file(home.config_path()).unwrap();
+    let config = home.config_path();
+    let init = home.cmd(&[
+        "--config",
+        config.to_str().unwrap(),
+        "init",
+        "--yes",
+        "--no-cloud-fallback",
+        "--service-manager",
+        "none",
+        "--no-install",
+        "--no-api-key",
+    ]);
+    let (out, _) = support::sandbox::run_expect(init, 0);
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    assert_eq!(
+        home.config_doc()["Providers"][0]["api_base_url"],
+        url,
+        "{out}"
+    );
+    let mut up = home.up(&["--no-exec"]);
+    up.env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b");
+    let out = up.output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains(&format!("127.0.0.1:{port}")), "{t}");
+    assert!(t.contains("✓ proxy-chat"), "{t}");
+    let mut doctor = home.cmd(&["--config", config.to_str().unwrap(), "doctor", "--json"]);
+    let out = doctor.output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let server = report
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == "ollama.server"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(server["status"], "ok", "{}", text(&out));
+}

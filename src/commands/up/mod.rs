@@ -158,6 +158,8 @@ impl Up<'_> {
         let base = ol::base_url_from_env();
         let client = OllamaClient::new(base.clone());
         let ready = self.ensure_server(&client).await?;
+        // Before anything goes through the proxy, started by us or not.
+        self.repoint_provider(&base)?;
         self.check_version(&ready)?;
         if !ready.owner.is_ours() && !self.args.accept_context {
             let start = Instant::now();
@@ -284,6 +286,36 @@ impl Up<'_> {
         Ok(Some(effective))
     }
 
+    /// Ollama runs at `OLLAMA_HOST`; a local provider aimed elsewhere (the config was
+    /// written for the default port) would send the proxy's requests, the smoke test's
+    /// included, to nothing or to another server: point it at `OLLAMA_HOST`, keeping a
+    /// backup of the file, and use the edited config from here on.
+    fn repoint_provider(&mut self, base: &Url) -> Result<(), Stop> {
+        let start = Instant::now();
+        let explicit_host =
+            crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_HOST).is_some();
+        let Some(file) = self.file.as_mut().filter(|_| explicit_host) else {
+            return Ok(());
+        };
+        let Some(idx) = file.provider_index_for_url(base) else {
+            return Ok(());
+        };
+        let Some(old) = file.repoint_local_provider(idx, base) else {
+            return Ok(());
+        };
+        if let Err(e) = file.save() {
+            let d = cannot_write(&file.path, &e);
+            return Err(self.fail(Step::Config, &d, start));
+        }
+        self.config = file.resolve().ok().or(self.config.take());
+        let detail = format!(
+            "pointed the Ollama provider at {} (OLLAMA_HOST) instead of {old}",
+            display_url(base)
+        );
+        self.ok(Step::Config, &detail, start, json!({"repointed": true}));
+        Ok(())
+    }
+
     /// Record the effective context as `context_window` on the config's Ollama provider.
     fn record_context(&mut self, base: &Url, effective: u64) {
         let start = Instant::now();
@@ -307,33 +339,6 @@ impl Up<'_> {
             return;
         };
         let took = || start.elapsed();
-        // Ollama runs at OLLAMA_HOST; a local provider aimed elsewhere would send the
-        // proxy's requests to nothing (or to another server): follow it.
-        let explicit_host =
-            crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_HOST).is_some();
-        if let Some(old) = explicit_host
-            .then(|| file.repoint_local_provider(idx, base))
-            .flatten()
-        {
-            let saved = file.save();
-            let detail = format!(
-                "pointed the Ollama provider at {} (OLLAMA_HOST) instead of {old}",
-                display_url(base)
-            );
-            match saved {
-                Ok(_) => self.out.step_ok(
-                    Step::Config.name(),
-                    &detail,
-                    took(),
-                    json!({"repointed": true}),
-                ),
-                Err(e) => {
-                    let d = cannot_write(&file.path, &e);
-                    self.out.step_fail(Step::Config.name(), &d, took());
-                    return;
-                }
-            }
-        }
         match file.set_context_window(idx, effective) {
             Ok(ContextWindowEdit::Unchanged { .. }) => self.out.step_ok(
                 Step::Config.name(),

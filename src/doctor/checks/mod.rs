@@ -64,6 +64,7 @@ pub fn evaluate(f: &Facts) -> Vec<Check> {
         ollama_binary(f),
         ollama_server(f),
         ollama_model(f),
+        ollama_capabilities(f),
         ollama_context(f),
         ollama_competing(f),
         claude_binary(f),

@@ -122,6 +122,46 @@ pub(super) fn ollama_model(f: &Facts) -> Check {
     }
 }
 
+/// What the configured model cannot take of what Claude Code sends, and what the
+/// proxy does about it (issue #27): no vision means images go to `Router.image` or
+/// become notes; no thinking means no `reasoning_effort` (Ollama's 400 otherwise).
+pub(super) fn ollama_capabilities(f: &Facts) -> Check {
+    const ID: &str = "ollama.capabilities";
+    let Some(Ok(d)) = &f.ollama.details else {
+        return not_checked(ID, "the model's /api/show is not available");
+    };
+    let image_route = f
+        .config
+        .config()
+        .and_then(|c| c.router.image.as_ref())
+        .map(ToString::to_string);
+    let mut lacks = Vec::new();
+    let mut handling = Vec::new();
+    if !d.has_capability("vision") {
+        lacks.push("vision");
+        handling.push(match &image_route {
+            Some(route) => format!("no vision: an image just pasted goes to Router.image ({route}); images earlier in the conversation become a one-line note"),
+            None => "no vision: images become a note (the model tells you it cannot see them); to have them read, set Router.image to a cloud model with vision (`ccr-setup init` with a cloud key does)".to_owned(),
+        });
+    }
+    if !d.has_capability("thinking") {
+        lacks.push("thinking");
+        handling.push(
+            "no thinking: requests are sent without reasoning_effort, which Ollama would refuse"
+                .to_owned(),
+        );
+    }
+    if lacks.is_empty() {
+        return Check::ok(ID, format!("{} takes images and thinking", f.model));
+    }
+    let summary = format!(
+        "{} has no {}; the proxy adapts",
+        f.model,
+        lacks.join(" and no ")
+    );
+    Check::ok(ID, summary).with_detail(handling.join("\n"))
+}
+
 pub(super) fn ollama_context(f: &Facts) -> Check {
     let o = &f.ollama;
     if !o.answers() {

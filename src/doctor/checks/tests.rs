@@ -206,6 +206,44 @@ fn missing_tools_capability_fails() {
 }
 
 #[test]
+fn capabilities_the_model_lacks_are_named_with_what_the_proxy_does() {
+    let mut f = healthy();
+    let c = check(&f, "ollama.capabilities");
+    assert_eq!(c.status, Status::Ok);
+    assert_eq!(
+        c.summary,
+        "gpt-oss:20b has no vision and no thinking; the proxy adapts"
+    );
+    let detail = c.detail.unwrap();
+    assert!(
+        detail.contains("images become a note") && detail.contains("Router.image"),
+        "{detail}"
+    );
+    assert!(detail.contains("without reasoning_effort"), "{detail}");
+    if let Some(Ok(d)) = &mut f.ollama.details {
+        d.capabilities.push("thinking".into());
+    }
+    f.config = config(json!({
+        "Providers": [{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "models": ["gpt-oss:20b"]},
+                      {"name": "cloud", "api_base_url": "https://example.com/v1/chat/completions", "api_key": "k", "models": ["big"]}],
+        "Router": {"default": "ollama,gpt-oss:20b", "image": "cloud,big"}
+    }));
+    let c = check(&f, "ollama.capabilities");
+    assert_eq!(c.summary, "gpt-oss:20b has no vision; the proxy adapts");
+    assert!(c
+        .detail
+        .unwrap()
+        .contains("goes to Router.image (cloud,big)"));
+    if let Some(Ok(d)) = &mut f.ollama.details {
+        d.capabilities.push("vision".into());
+    }
+    assert_eq!(
+        check(&f, "ollama.capabilities").summary,
+        "gpt-oss:20b takes images and thinking"
+    );
+}
+
+#[test]
 fn context_fix_depends_on_who_runs_the_server() {
     let mut f = healthy();
     if let Some(Ok(Some(m))) = &mut f.ollama.loaded {

@@ -125,9 +125,11 @@ fn coerce_type(target: &mut Value, wanted: &[JsonType]) -> Option<Coercion> {
                     .ok()
                     .map(|n| (Value::from(n), Coercion::Number))
             } else if wants(JsonType::Number) {
-                s.parse::<f64>()
+                // `"5000"` stays the integer it reads as, not 5000.0.
+                s.parse::<i64>()
                     .ok()
-                    .and_then(serde_json::Number::from_f64)
+                    .map(serde_json::Number::from)
+                    .or_else(|| s.parse::<f64>().ok().and_then(serde_json::Number::from_f64))
                     .map(|n| (Value::Number(n), Coercion::Number))
             } else if wants(JsonType::Boolean) {
                 match s {
@@ -191,7 +193,7 @@ mod tests {
         let applied = fit(&bash_schema(), &mut args).unwrap();
         assert_eq!(
             args,
-            json!({"command": "ls", "timeout": 5000.0, "run_in_background": false})
+            json!({"command": "ls", "timeout": 5000, "run_in_background": false})
         );
         assert!(applied.contains(&Coercion::Number) && applied.contains(&Coercion::Boolean));
 

@@ -190,7 +190,8 @@ fn the_corpus_of_real_malformed_calls() {
                 Err(_) => json!("retry"),
             },
             "text" => match text_call::classify(&catalog, case["text"].as_str().unwrap()) {
-                text_call::TextVerdict::Call(call) => {
+                text_call::TextVerdict::Call(call)
+                | text_call::TextVerdict::ProseThenCall(_, call) => {
                     json!({"name": call.name, "input": call.input})
                 }
                 text_call::TextVerdict::Attempt(_) => json!("retry"),

@@ -1,10 +1,13 @@
-//! A tool call the model printed as text instead of calling. Two shapes are seen:
-//! the whole answer is one JSON object naming a tool (often in a ```json fence), or
+//! A tool call the model printed as text instead of calling. Three shapes are seen:
+//! the whole answer is one JSON object naming a tool (often in a ```json fence);
 //! gpt-oss's harmony framing leaked into the text
 //! (`<|channel|>commentary to=functions.Bash <|constrain|>json<|message|>{…}<|call|>`)
-//! when the server's parser did not catch it. Either becomes a tool call only when
-//! the name is an offered tool and the arguments fit its schema; anything else stays
-//! text.
+//! when the server's parser did not catch it; or qwen3-coder's (and qwen3.5's) XML
+//! call (`<tool_call><function=Bash><parameter=command>ls</parameter></function>`),
+//! which Ollama 0.33–0.34 leaks as text when the model drops the opening `<tool_call>`
+//! (ollama#16686, #14834, #18563), often after a line of prose. Each becomes a tool
+//! call only when the name is an offered tool and the arguments fit its schema;
+//! anything else stays text.
 
 use serde_json::Value;
 
@@ -40,6 +43,8 @@ pub enum TextVerdict {
     Prose,
     /// A printed call that fits an offered tool: becomes a tool_use block.
     Call(FittedCall),
+    /// Prose, then an XML call that fits: a text block, then a tool_use block.
+    ProseThenCall(String, FittedCall),
     /// Tool-call markup or a call-shaped object that cannot be made to fit: the
     /// model tried to call and failed, so the answer is retried, not shown.
     Attempt(Unfit),
@@ -65,6 +70,11 @@ pub fn classify(catalog: &ToolCatalog, text: &str) -> TextVerdict {
     }
     if let Some(call) = find(catalog, text) {
         return TextVerdict::Call(call);
+    }
+    if let Some(at) = xml_call_start(text).filter(|at| *at > 0) {
+        if let Some(call) = find(catalog, &text[at..]) {
+            return TextVerdict::ProseThenCall(text[..at].trim_end().to_owned(), call);
+        }
     }
     let trimmed = text.trim();
     let attempt = |what: &str| {
@@ -137,7 +147,9 @@ pub fn find(catalog: &ToolCatalog, text: &str) -> Option<FittedCall> {
     if catalog.is_empty() || text.is_empty() || text.len() > MAX_CALL_TEXT {
         return None;
     }
-    let (name, args) = harmony(text).or_else(|| object(text))?;
+    let (name, args) = harmony(text)
+        .or_else(|| qwen_xml(text))
+        .or_else(|| object(text))?;
     let mut call = fit_call(catalog, &name, &args, true).ok()?;
     call.repairs.insert(0, RepairKind::TextCall);
     call.detail.insert(0, "printed as text".into());
@@ -163,6 +175,66 @@ fn harmony(text: &str) -> Option<(String, String)> {
         .next()
         .unwrap_or(message);
     (!name.is_empty()).then(|| (name, args.trim().to_owned()))
+}
+
+/// Where an XML call (`<tool_call>` or a bare `<function=`) starts in `text`.
+pub fn xml_call_start(text: &str) -> Option<usize> {
+    match (text.find("<tool_call>"), text.find("<function=")) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// qwen3-coder's call, as its chat template writes it:
+/// `<tool_call>\n<function=NAME>\n<parameter=KEY>\nVALUE\n</parameter>\n</function>\n</tool_call>`.
+/// The opening `<tool_call>` is often missing (an orphan `</tool_call>` may follow),
+/// and a cut-off answer may lack the closing tags. Values are raw text, one newline
+/// trimmed at each end (as vLLM's qwen3coder parser reads them); a JSON array or
+/// object is parsed, anything else stays a string for the schema coercions
+/// (`"5"` → 5 where an integer is wanted). One call per answer: a second is no match.
+fn qwen_xml(text: &str) -> Option<(String, String)> {
+    let t = text.trim();
+    let t = t.strip_prefix("<tool_call>").unwrap_or(t).trim_start();
+    let rest = t.strip_prefix("<function=")?;
+    let close = rest.find('>')?;
+    let name = rest[..close].trim();
+    let mut body = &rest[close + 1..];
+    let (end, after) = match body.find("</function>") {
+        Some(e) => (e, &body[e + "</function>".len()..]),
+        None => (body.len(), ""),
+    };
+    let tail = after.trim().trim_start_matches("</tool_call>").trim();
+    if !tail.is_empty() || name.is_empty() || name.contains(['<', '\n']) {
+        return None;
+    }
+    body = &body[..end];
+    let mut args = serde_json::Map::new();
+    while let Some(at) = body.find("<parameter=") {
+        let after = &body[at + "<parameter=".len()..];
+        let close = after.find('>')?;
+        let key = after[..close].trim();
+        let value = &after[close + 1..];
+        let (value, next) = match value.find("</parameter>") {
+            Some(e) => (&value[..e], &value[e + "</parameter>".len()..]),
+            // No closing tag: up to the next parameter.
+            None => {
+                let e = value.find("<parameter=").unwrap_or(value.len());
+                (&value[..e], &value[e..])
+            }
+        };
+        let value = value.strip_prefix('\n').unwrap_or(value);
+        let value = value.strip_suffix('\n').unwrap_or(value);
+        let parsed = match value.trim_start().chars().next() {
+            Some('[' | '{') => serde_json::from_str(value).ok(),
+            _ => None,
+        };
+        args.insert(
+            key.to_owned(),
+            parsed.unwrap_or_else(|| Value::String(value.to_owned())),
+        );
+        body = next;
+    }
+    Some((name.to_owned(), Value::Object(args).to_string()))
 }
 
 /// `{"name": N, "arguments": A}` and its common variants, whole or fenced.

@@ -15,7 +15,9 @@ use super::context::{
 };
 use super::finish::RequestMeta;
 use crate::config::{ModelRef, Provider, ProviderKind};
+use crate::ledger::is_local_provider;
 use crate::proxy::anthropic::{MessagesRequest, Usage};
+use crate::proxy::capabilities::{missing_from_error, probe, server_root, Capabilities};
 use crate::proxy::error::{ErrorKind, ProxyError};
 use crate::proxy::fallback::{AttemptFailure, Attempter};
 use crate::proxy::guard::input_tokens_for;
@@ -97,13 +99,68 @@ impl Attempt<'_> {
         Ok(body)
     }
 
-    /// An OpenAI-kind target: translate, send, translate the answer back.
+    /// An OpenAI-kind target for the model as it is: when the upstream's error says
+    /// the model lacks a capability the request used (thinking, vision), that is
+    /// remembered and the request is sent once more without it (once per capability).
     async fn openai(&self, req: &MessagesRequest) -> Result<Response, AttemptError> {
+        let mut known = self.capabilities().await;
+        loop {
+            let error = match self.openai_for(req, known).await {
+                Err(e) => e,
+                answer => return answer,
+            };
+            let AttemptFailure::Status { body, .. } = &error.failure else {
+                return Err(error);
+            };
+            let Some(missing) = missing_from_error(body) else {
+                return Err(error);
+            };
+            let (url, model) = (&self.provider.api_base_url, &self.target.model);
+            let learnt = self.state().capabilities.learn(url, model, missing);
+            if learnt == known {
+                return Err(error);
+            }
+            tracing::warn!(
+                "{} lacks {missing:?} ({body}); from now on {}",
+                self.target,
+                missing.handling()
+            );
+            known = learnt;
+        }
+    }
+
+    /// What the target model is known to take: remembered, else asked of a local
+    /// server once ([`probe`]); a cloud model is only known by its errors.
+    async fn capabilities(&self) -> Capabilities {
+        let state = self.state();
+        let (url, model) = (&self.provider.api_base_url, &self.target.model);
+        if let Some(known) = state.capabilities.get(url, model) {
+            return known;
+        }
+        let Some(root) = server_root(url).filter(|_| is_local_provider(self.provider)) else {
+            return Capabilities::UNKNOWN;
+        };
+        match probe(state.upstream.client_for(self.provider), &root, model).await {
+            Some(asked) => {
+                state.capabilities.insert(url, model, asked);
+                asked
+            }
+            None => Capabilities::UNKNOWN,
+        }
+    }
+
+    /// An OpenAI-kind target: translate, send, translate the answer back.
+    async fn openai_for(
+        &self,
+        req: &MessagesRequest,
+        caps: Capabilities,
+    ) -> Result<Response, AttemptError> {
         let options = TargetOptions {
             model: &self.target.model,
             max_tokens_limit: self.provider.max_tokens,
             reasoning_in_history: self.provider.reasoning_in_history,
             ollama: crate::proxy::upstream::looks_like_ollama(self.provider),
+            caps,
         };
         let translated = to_openai(req, &options).map_err(|e| AttemptError {
             client: ProxyError::invalid_request(e.to_string()),

@@ -146,9 +146,19 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
     let window = end
         .target
         .and_then(|t| state.config.current().provider(&t.provider)?.context_window);
-    let context_overflowed = end.outcome == RequestOutcome::Ok
-        && !end.tokens_estimated
-        && crate::proxy::guard::context_overflowed(reported, meta.sent_estimate, window);
+    let judged = end.outcome == RequestOutcome::Ok && !end.tokens_estimated;
+    let shifted =
+        judged && crate::proxy::guard::context_shifted(reported, end.usage.output_tokens, window);
+    if shifted {
+        tracing::warn!(
+            "{provider},{model} used {reported} prompt + {} output tokens in a {}-token context: its server cut tokens from the conversation mid-answer (context shift), so the answer may have lost track; run /compact in Claude Code or raise the context (`ccr-setup init --context-length`)",
+            end.usage.output_tokens,
+            window.unwrap_or(0)
+        );
+    }
+    let context_overflowed = shifted
+        || (judged
+            && crate::proxy::guard::context_overflowed(reported, meta.sent_estimate, window));
     if context_overflowed {
         tracing::warn!(
             "{provider},{model} reported {reported} prompt tokens for about {} sent, in a {}-token context: it likely dropped the oldest messages; run /compact in Claude Code or raise the context (`ccr-setup init --context-length`)",
@@ -156,7 +166,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
             window.unwrap_or(0)
         );
     }
-    remember_session(state, meta, &end, reported);
+    remember_session(state, meta, &end, reported, shifted);
     state.ledger.record(UsageRecord {
         started_at_ms: meta.started_at_ms,
         session_id: meta.session_id.clone(),
@@ -190,11 +200,19 @@ const UNUSABLE: &[&str] = &[
     "tool_call_parse",
     "tool_choice",
     "stream_truncated",
+    crate::proxy::translate::stream::REPETITION,
 ];
 
 /// Remember the session's last route, and whether the local model's answer was
 /// usable; switch the session to the cloud when too many were not.
-fn remember_session(state: &AppState, meta: &RequestMeta, end: &Ending<'_>, reported: u64) {
+/// A token-level cut (`shifted`) counts as unusable too: the answer lost track.
+fn remember_session(
+    state: &AppState,
+    meta: &RequestMeta,
+    end: &Ending<'_>,
+    reported: u64,
+    shifted: bool,
+) {
     let Some(session) = meta.session_id.as_deref() else {
         return;
     };
@@ -215,6 +233,7 @@ fn remember_session(state: &AppState, meta: &RequestMeta, end: &Ending<'_>, repo
     let unusable_kind = |kind: Option<&str>| kind.is_some_and(|k| UNUSABLE.contains(&k));
     let local_answer = (local || from_local).then(|| {
         meta.tool_call_failures > 0
+            || (local && shifted)
             || (from_local && unusable_kind(meta.fallback_reason.as_deref()))
             || (local && unusable_kind(end.outcome.detail()))
             || (local && end.outcome == RequestOutcome::Ok && end.usage.output_tokens == 0)

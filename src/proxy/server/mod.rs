@@ -73,6 +73,8 @@ pub struct AppState {
     pub sessions: crate::proxy::sessions::Sessions,
     /// Each conversation's context-editing clear point ([`crate::proxy::context_edit`]).
     pub clear_memory: crate::proxy::context_edit::ClearMemory,
+    /// What each local model can take, per provider URL and model.
+    pub capabilities: crate::proxy::capabilities::CapabilityCache,
     /// API requests being served ([`layers`]: the excess get a 429). Sized from
     /// `MAX_REQUESTS_IN_FLIGHT` at start; a reload does not resize it.
     in_flight: Arc<tokio::sync::Semaphore>,
@@ -100,6 +102,7 @@ impl AppState {
             options,
             sessions: Default::default(),
             clear_memory: Default::default(),
+            capabilities: Default::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight)),
             started: Instant::now(),
             requests: AtomicU64::new(0),

@@ -30,7 +30,7 @@ use crate::proxy::anthropic::MessagesRequest;
 use crate::proxy::error::{ErrorKind, ProxyError};
 use crate::proxy::plan::Plan;
 use crate::proxy::repair::{corrective_note, openai_body_with_note, ToolCatalog};
-use crate::proxy::translate::stream::{StreamTranslator, PING_EVENT};
+use crate::proxy::translate::stream::{StreamTranslator, PING_EVENT, REPETITION};
 use crate::proxy::translate::tool_names::ToolNameMap;
 use crate::proxy::upstream::AttemptError;
 
@@ -496,7 +496,10 @@ impl TranslatedStream {
         };
         let note = self.translator.unfit().map(corrective_note);
         let rescue = self.rescue.as_mut()?;
-        if !rescue.retried {
+        // A model caught in a loop tends to loop again: it is asked once more only
+        // when nothing else is left to try.
+        let loops = reason == REPETITION && !rescue.remaining().is_empty();
+        if !rescue.retried && !loops {
             rescue.retried = true;
             tracing::warn!(
                 "{} failed mid-stream ({reason}) before any text or tool call; retrying once",

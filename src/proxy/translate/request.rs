@@ -14,6 +14,7 @@ use crate::proxy::anthropic::{
     Content, ContentBlock, ImageSource, KnownBlock, MessagesRequest, System, Thinking, ToolChoice,
     ToolResultContent,
 };
+use crate::proxy::capabilities::Capabilities;
 use crate::proxy::openai::{
     ChatContent, ChatMessage, ChatRequest, ChatTool, ContentPart, FunctionCall, FunctionDef,
     ImageUrl, Role, StreamOptions, ToolCall,
@@ -39,6 +40,9 @@ pub struct TargetOptions<'a> {
     pub reasoning_in_history: bool,
     /// The upstream is Ollama: history reasoning goes in the field it reads, `reasoning`.
     pub ollama: bool,
+    /// What the model is known to take ([`crate::proxy::capabilities`]): without
+    /// vision, images become notes; without thinking, no `reasoning_effort`.
+    pub caps: Capabilities,
 }
 
 /// A translated request and the tool-name mapping needed to read its answer.
@@ -56,15 +60,30 @@ pub struct TranslateError {
     pub message: String,
 }
 
-/// `thinking` → `reasoning_effort`.
-pub fn reasoning_effort(thinking: Option<&Thinking>) -> Option<&'static str> {
+/// `thinking` (and, for adaptive thinking, `output_config.effort`) → `reasoning_effort`.
+///
+/// Claude's effort scale sits one tier above OpenAI's: Claude Code sends adaptive
+/// thinking with `effort: "high"` on every main turn as its ordinary default, so that
+/// maps to `medium` (a local model does not reason at high on every turn); `xhigh` and
+/// `max` (`/effort max`) map to `high`; `low` and `medium` to `low`. Adaptive without an
+/// effort is `medium`.
+pub fn reasoning_effort(thinking: Option<&Thinking>, effort: Option<&str>) -> Option<&'static str> {
     match thinking? {
         Thinking::Enabled { budget_tokens } if *budget_tokens <= 4096 => Some("low"),
         Thinking::Enabled { budget_tokens } if *budget_tokens <= 16384 => Some("medium"),
         Thinking::Enabled { .. } => Some("high"),
-        Thinking::Adaptive { .. } => Some("medium"),
+        Thinking::Adaptive { .. } => match effort {
+            Some("low" | "medium") => Some("low"),
+            Some("xhigh" | "max") => Some("high"),
+            _ => Some("medium"),
+        },
         Thinking::Disabled => None,
     }
+}
+
+/// The request's `output_config.effort`, as Claude Code sends it.
+fn output_effort(req: &MessagesRequest) -> Option<&str> {
+    req.extra.get("output_config")?.get("effort")?.as_str()
 }
 
 /// Translate `req` for an OpenAI-compatible upstream.
@@ -79,9 +98,13 @@ pub fn to_openai<'a>(
         messages.push(ChatMessage::text(Role::System, system));
     }
 
+    let last = req.messages.len().saturating_sub(1);
     for (i, message) in req.messages.iter().enumerate() {
         match message.role.as_str() {
-            "user" => push_user(&mut messages, &message.content, target.ollama),
+            "user" => {
+                let images = Images::for_target(target, i == last);
+                push_user(&mut messages, &message.content, images)
+            }
             "assistant" => push_assistant(&mut messages, &message.content, target, &mut names),
             "system" => {
                 // Claude Code sends these mid-conversation; keep them in place.
@@ -128,7 +151,11 @@ pub fn to_openai<'a>(
             temperature: req.temperature,
             top_p: req.top_p,
             max_tokens,
-            reasoning_effort: reasoning_effort(req.thinking.as_ref()),
+            reasoning_effort: match target.caps.lacks_thinking() {
+                // Ollama answers `reasoning_effort` to such a model with a 400.
+                true => None,
+                false => reasoning_effort(req.thinking.as_ref(), output_effort(req)),
+            },
             stream,
             stream_options: stream.then_some(StreamOptions {
                 include_usage: true,
@@ -283,11 +310,58 @@ fn image_url(source: &ImageSource) -> Cow<'_, str> {
 /// The image types Ollama decodes from a data URL; anything else is a 400 from it.
 const OLLAMA_IMAGE_TYPES: &[&str] = &["image/jpeg", "image/jpg", "image/png", "image/webp"];
 
-/// An image as a content part. Ollama fetches no URLs and reads only JPEG, PNG and
-/// WebP, and answers anything else with a 400 that would fail the whole turn; such an
-/// image becomes a short note, so the model knows one was there and the turn goes on.
-fn image_part<'a>(source: &'a ImageSource, ollama: bool) -> ContentPart<'a> {
-    if ollama {
+/// How the images of one user message are sent.
+#[derive(Debug, Clone, Copy)]
+struct Images<'m> {
+    ollama: bool,
+    /// The model is known to have no vision: its name, for the note.
+    blind: Option<&'m str>,
+    /// The message is the request's last: the image the user just gave.
+    current: bool,
+}
+
+impl<'m> Images<'m> {
+    fn for_target(target: &TargetOptions<'m>, current: bool) -> Images<'m> {
+        Images {
+            ollama: target.ollama,
+            blind: target.caps.lacks_vision().then_some(target.model),
+            current,
+        }
+    }
+}
+
+/// What an image just given becomes for a model without vision (the image route, when
+/// set, took the request before it got here): the model is asked to tell the user.
+pub fn blind_image_note(model: &str) -> String {
+    format!(
+        "[The user attached an image here, but the local model ({model}) cannot see images. \
+         Tell the user that, and that a cloud model with vision can read it: set Router.image \
+         in ~/.claude-code-router/config.json (for example \"anthropic,claude-haiku-4-5\"), \
+         or run `ccr-setup init` with a cloud API key.]"
+    )
+}
+
+/// What an image earlier in the conversation becomes for a model without vision: one
+/// line, so the history never fails a later turn.
+pub const BLIND_EARLIER_NOTE: &str =
+    "[an image was attached here; the local model cannot see images]";
+
+/// An image as a content part. A model without vision gets a note instead (an image
+/// reaches Ollama's runner unchecked and fails the turn). Ollama fetches no URLs and
+/// reads only JPEG, PNG and WebP, and answers anything else with a 400 that would fail
+/// the whole turn; such an image becomes a short note, so the model knows one was
+/// there and the turn goes on.
+fn image_part<'a>(source: &'a ImageSource, images: Images<'_>) -> ContentPart<'a> {
+    if let Some(model) = images.blind {
+        let text = match images.current {
+            true => blind_image_note(model),
+            false => BLIND_EARLIER_NOTE.to_owned(),
+        };
+        return ContentPart::Text {
+            text: Cow::Owned(text),
+        };
+    }
+    if images.ollama {
         let note = match source {
             ImageSource::Url { url } => Some(format!(
                 "[an image was attached by URL ({}); the local model cannot fetch it]",
@@ -317,7 +391,7 @@ fn image_part<'a>(source: &'a ImageSource, ollama: bool) -> ContentPart<'a> {
 
 /// A user turn: its tool results become `tool` messages (first, because they must
 /// follow the assistant's tool calls), then the rest becomes one user message.
-fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content, ollama: bool) {
+fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content, images: Images<'_>) {
     let blocks = match content {
         Content::Text(s) => {
             out.push(ChatMessage::text(Role::User, Cow::Borrowed(s)));
@@ -337,7 +411,7 @@ fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content, ollama: b
                 is_error,
                 ..
             }) => {
-                let text = tool_result_text(content.as_ref(), &mut tool_images, ollama);
+                let text = tool_result_text(content.as_ref(), &mut tool_images, images);
                 let text = if *is_error == Some(true) {
                     Cow::Owned(format!("{TOOL_ERROR_PREFIX}{text}"))
                 } else {
@@ -356,7 +430,7 @@ fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content, ollama: b
                 text: Cow::Borrowed(text),
             }),
             ContentBlock::Known(KnownBlock::Image { source, .. }) => {
-                parts.push(image_part(source, ollama))
+                parts.push(image_part(source, images))
             }
             // Thinking in a user turn, documents, unknown kinds: nothing an OpenAI
             // upstream can read.
@@ -397,8 +471,8 @@ fn push_user<'a>(out: &mut Vec<ChatMessage<'a>>, content: &'a Content, ollama: b
 
 fn tool_result_text<'a>(
     content: Option<&'a ToolResultContent>,
-    images: &mut Vec<ContentPart<'a>>,
-    ollama: bool,
+    parts: &mut Vec<ContentPart<'a>>,
+    images: Images<'_>,
 ) -> Cow<'a, str> {
     match content {
         None => Cow::Borrowed(""),
@@ -406,7 +480,7 @@ fn tool_result_text<'a>(
         Some(ToolResultContent::Blocks(blocks)) => {
             for block in blocks {
                 if let ContentBlock::Known(KnownBlock::Image { source, .. }) = block {
-                    images.push(image_part(source, ollama));
+                    parts.push(image_part(source, images));
                 }
             }
             join_texts(blocks.iter().filter_map(|b| match b {
@@ -481,132 +555,5 @@ fn push_assistant<'a>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn translate(body: Value, target: TargetOptions) -> Value {
-        let req: MessagesRequest = serde_json::from_value(body).unwrap();
-        let t = to_openai(&req, &target).unwrap();
-        serde_json::to_value(&t.request).unwrap()
-    }
-
-    const TARGET: TargetOptions = TargetOptions {
-        model: "gpt-oss:20b",
-        max_tokens_limit: None,
-        reasoning_in_history: false,
-        ollama: false,
-    };
-
-    #[test]
-    fn reasoning_effort_thresholds() {
-        let e = |b| reasoning_effort(Some(&Thinking::Enabled { budget_tokens: b }));
-        assert_eq!(
-            (e(1024), e(4096), e(4097), e(16384), e(16385)),
-            (
-                Some("low"),
-                Some("low"),
-                Some("medium"),
-                Some("medium"),
-                Some("high")
-            )
-        );
-        assert_eq!(reasoning_effort(Some(&Thinking::Disabled)), None);
-        assert_eq!(reasoning_effort(None), None);
-    }
-
-    #[test]
-    fn max_tokens_is_clamped_to_the_provider_limit() {
-        let body = json!({"model": "m", "max_tokens": 64000, "messages": [{"role": "user", "content": "hi"}]});
-        let clamped = TargetOptions {
-            max_tokens_limit: Some(8192),
-            ..TARGET
-        };
-        assert_eq!(translate(body.clone(), clamped)["max_tokens"], 8192);
-        assert_eq!(translate(body, TARGET)["max_tokens"], 64000);
-    }
-
-    #[test]
-    fn reasoning_goes_back_only_when_the_provider_wants_it() {
-        let body = json!({"model": "m", "messages": [
-            {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": [{"type": "thinking", "thinking": "ponder", "signature": ""}, {"type": "tool_use", "id": "c1", "name": "Bash", "input": {"command": "ls"}}]},
-        ]});
-        let plain = translate(body.clone(), TARGET);
-        assert!(plain["messages"][1].get("reasoning_content").is_none());
-        assert_eq!(plain["messages"][1]["content"], Value::Null);
-        let deepseek = TargetOptions {
-            reasoning_in_history: true,
-            ..TARGET
-        };
-        assert_eq!(
-            translate(body, deepseek)["messages"][1]["reasoning_content"],
-            "ponder"
-        );
-    }
-
-    #[test]
-    fn unknown_role_names_the_field() {
-        let req: MessagesRequest = serde_json::from_value(json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}]})).unwrap();
-        let err = to_openai(&req, &TARGET).unwrap_err();
-        assert_eq!(err.field, "messages[1].role");
-    }
-
-    #[test]
-    fn ollama_gets_a_note_for_images_it_cannot_read() {
-        let body = json!({"model": "m", "messages": [{"role": "user", "content": [
-            {"type": "image", "source": {"type": "url", "url": "https://u:p@example.com/cat.png?sig=1"}},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/gif", "data": "R0lG"}},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}]}]});
-        let ollama = TargetOptions {
-            ollama: true,
-            ..TARGET
-        };
-        let parts = translate(body.clone(), ollama)["messages"][0]["content"].clone();
-        assert_eq!(parts[0]["type"], "text", "{parts}");
-        assert!(parts[0]["text"].as_str().unwrap().contains("cannot fetch"));
-        assert!(
-            !parts[0]["text"].as_str().unwrap().contains("u:p"),
-            "redacted"
-        );
-        assert!(parts[1]["text"].as_str().unwrap().contains("image/gif"));
-        assert_eq!(parts[2]["image_url"]["url"], "data:image/png;base64,iVBO");
-        // Other servers get the images as they are.
-        let other = translate(body, TARGET)["messages"][0]["content"].clone();
-        assert_eq!(
-            other[0]["image_url"]["url"],
-            "https://u:p@example.com/cat.png?sig=1"
-        );
-    }
-
-    #[test]
-    fn ollama_gets_tool_choice_as_the_tools_offered() {
-        let body = |choice: Value| {
-            json!({"model": "m", "tool_choice": choice, "messages": [{"role": "user", "content": "a"}],
-                "tools": [{"name": "A", "input_schema": {"type": "object"}}, {"name": "B", "input_schema": {"type": "object"}}]})
-        };
-        let ollama = TargetOptions {
-            ollama: true,
-            ..TARGET
-        };
-        let none = translate(body(json!({"type": "none"})), ollama);
-        assert!(
-            none.get("tools").is_none() && none.get("tool_choice").is_none(),
-            "{none}"
-        );
-        let only_b = translate(body(json!({"type": "tool", "name": "B"})), ollama);
-        assert_eq!(only_b["tools"].as_array().unwrap().len(), 1, "{only_b}");
-        assert_eq!(only_b["tools"][0]["function"]["name"], "B");
-        // Other servers honour tool_choice: all tools stay.
-        let llama = translate(body(json!({"type": "none"})), TARGET);
-        assert_eq!(llama["tools"].as_array().unwrap().len(), 2);
-        assert_eq!(llama["tool_choice"], "none");
-    }
-
-    #[test]
-    fn tool_choice_without_tools_is_omitted() {
-        let body = json!({"model": "m", "tool_choice": {"type": "any"}, "messages": [{"role": "user", "content": "a"}]});
-        let out = translate(body, TARGET);
-        assert!(out.get("tool_choice").is_none());
-    }
-}
+#[path = "request_tests.rs"]
+mod tests;

@@ -103,7 +103,7 @@ pub fn from_openai(
     let mut repairs = Vec::new();
     if let Some(text) = msg.content.as_deref().filter(|t| !t.is_empty()) {
         let tools = ctx.tools.filter(|_| calls.is_empty());
-        content.push(text_block(text, tools, &id, &mut repairs)?);
+        text_blocks(text, tools, &id, &mut repairs, &mut content)?;
     }
     let keep = if ctx.single_tool_call { 1 } else { calls.len() };
     if calls.len() > keep {
@@ -160,33 +160,42 @@ pub fn from_openai(
     })
 }
 
-/// The answer's text as a block: text, or (when the tools are known and the answer has
-/// no calls) the call it printed; a failed call attempt is an error.
-fn text_block(
+/// The answer's text as blocks: text, or (when the tools are known and the answer has
+/// no calls) the call it printed, after the prose before it; a failed call attempt is
+/// an error.
+fn text_blocks(
     text: &str,
     tools: Option<&ToolCatalog>,
     id: &str,
     repairs: &mut Vec<RepairKind>,
-) -> Result<ResponseBlock, ResponseError> {
+    content: &mut Vec<ResponseBlock>,
+) -> Result<(), ResponseError> {
     let verdict = match tools {
         Some(tools) => text_call::classify(tools, text),
         None => TextVerdict::Prose,
     };
-    match verdict {
-        TextVerdict::Prose => Ok(ResponseBlock::Text {
-            text: text.to_owned(),
-        }),
-        TextVerdict::Call(call) => {
-            tracing::info!("repaired a tool call: {}", call.detail.join(", "));
-            repairs.extend(call.repairs);
-            Ok(ResponseBlock::ToolUse {
-                id: format!("toolu_{id}_0"),
-                name: call.name,
-                input: call.input,
-            })
+    let call = match verdict {
+        TextVerdict::Prose => {
+            content.push(ResponseBlock::Text {
+                text: text.to_owned(),
+            });
+            return Ok(());
         }
-        TextVerdict::Attempt(unfit) => Err(ResponseError::UnfitToolCall(unfit)),
-    }
+        TextVerdict::Call(call) => call,
+        TextVerdict::ProseThenCall(prose, call) => {
+            content.push(ResponseBlock::Text { text: prose });
+            call
+        }
+        TextVerdict::Attempt(unfit) => return Err(ResponseError::UnfitToolCall(unfit)),
+    };
+    tracing::info!("repaired a tool call: {}", call.detail.join(", "));
+    repairs.extend(call.repairs);
+    content.push(ResponseBlock::ToolUse {
+        id: format!("toolu_{id}_0"),
+        name: call.name,
+        input: call.input,
+    });
+    Ok(())
 }
 
 /// One call's client name and input: repaired against the tools when they are known,

@@ -1,8 +1,10 @@
 //! Ollama decodes a tool's JSON Schema into a fixed struct (api.ToolProperty) and drops
-//! what does not fit: `format`, bounds, `pattern`, `default`, `oneOf`/`anyOf`/`allOf`.
-//! The model then never sees those constraints, and a boolean sub-schema (`"x": true`)
-//! does not decode at all (a 400). So for Ollama the dropped constraints are written
-//! into the tool's description, and boolean sub-schemas become `{}` (any value).
+//! what does not fit: `format`, bounds, `pattern`, `default`, `oneOf`/`allOf`. It keeps
+//! `anyOf` (api/types.go `ToolProperty.AnyOf`, whose members are `ToolProperty`s too).
+//! The model then never sees the dropped constraints, and a boolean sub-schema
+//! (`"x": true`, also as an `anyOf` member) does not decode at all (a 400). So for
+//! Ollama the dropped constraints, inside `anyOf` members too, are written into the
+//! tool's description, and boolean sub-schemas become `{}` (any value).
 
 use std::borrow::Cow;
 
@@ -23,7 +25,6 @@ const DROPPED: &[&str] = &[
     "pattern",
     "default",
     "oneOf",
-    "anyOf",
     "allOf",
 ];
 
@@ -95,6 +96,17 @@ fn collect(schema: &Value, path: &str, notes: &mut Vec<String>) {
             notes,
         );
     }
+    // Kept by Ollama, so not a note itself; what its members drop is.
+    for (i, member) in obj
+        .get("anyOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = if path.is_empty() { "input" } else { path };
+        collect(member, &format!("{at} (anyOf {i})"), notes);
+    }
 }
 
 fn compact(v: &Value) -> String {
@@ -112,6 +124,12 @@ fn properties(obj: &Map<String, Value>) -> impl Iterator<Item = &Value> {
         .into_iter()
         .flat_map(|p| p.values())
         .chain(obj.get("items"))
+        .chain(
+            obj.get("anyOf")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        )
 }
 
 fn has_bool_subschema(schema: &Value) -> bool {
@@ -138,6 +156,15 @@ fn replace_bool_subschemas(schema: &mut Value) {
             *items = Value::Object(Map::new());
         } else {
             replace_bool_subschemas(items);
+        }
+    }
+    if let Some(Value::Array(members)) = obj.get_mut("anyOf") {
+        for member in members {
+            if member.is_boolean() {
+                *member = Value::Object(Map::new());
+            } else {
+                replace_bool_subschemas(member);
+            }
         }
     }
 }
@@ -176,6 +203,22 @@ mod tests {
         let (d, s) = for_ollama(Some("x"), Cow::Borrowed(&*schema));
         assert!(matches!(d, Some(Cow::Borrowed("x"))));
         assert!(matches!(s, Cow::Borrowed(_)));
+    }
+
+    /// Ollama keeps `anyOf` (its members decode as `ToolProperty`): it is no note, what
+    /// its members drop is, and a boolean member would be a 400.
+    #[test]
+    fn any_of_is_kept_and_its_members_are_followed() {
+        let schema = raw(json!({"type": "object", "properties": {
+            "when": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer", "minimum": 0}, true]}}}));
+        let (d, s) = for_ollama(None, Cow::Borrowed(&*schema));
+        assert_eq!(
+            d.unwrap(),
+            "Constraints: when (anyOf 0): format \"date-time\"; when (anyOf 1): minimum 0."
+        );
+        let s: serde_json::Value = serde_json::from_str(s.get()).unwrap();
+        assert_eq!(s["properties"]["when"]["anyOf"][2], json!({}));
+        assert_eq!(s["properties"]["when"]["anyOf"][0]["format"], "date-time");
     }
 
     #[test]

@@ -123,6 +123,8 @@ struct Shared {
     /// Per request index: when the client closed the connection before the answer
     /// was over.
     client_closed: Vec<Option<Instant>>,
+    /// Capability questions (`/api/show`, `/props`) answered 404.
+    probes: usize,
 }
 
 pub struct FakeUpstream {
@@ -169,6 +171,11 @@ impl FakeUpstream {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// How many capability questions (`/api/show`, `/props`) the proxy asked.
+    pub fn probes(&self) -> usize {
+        self.shared.lock().unwrap().probes
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -271,6 +278,19 @@ async fn serve_one(
     let Some(request) = read_request(&mut socket).await else {
         return Ok(());
     };
+    // The proxy asks a local server what a model can take (Ollama's `/api/show`,
+    // llama-server's `/props`); a scripted OpenAI server has neither, and the question
+    // is not one of the scripted requests.
+    if matches!(request.path.as_str(), "/api/show" | "/props") {
+        shared.lock().unwrap().probes += 1;
+        let body = "404 page not found";
+        let head = format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(head.as_bytes()).await?;
+        return socket.write_all(body.as_bytes()).await;
+    }
     let index = {
         let mut s = shared.lock().unwrap();
         s.requests.push(request.clone());

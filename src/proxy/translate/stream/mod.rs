@@ -16,7 +16,10 @@
 //!
 //! Timing (pings, idle timeouts) is the caller's job: this module has no clock.
 
+mod ending;
 mod repairing;
+
+pub use ending::{REPETITION, REPETITION_RUN};
 
 use serde_json::Value;
 
@@ -125,6 +128,8 @@ pub struct StreamTranslator {
     dropped_calls: u32,
     /// Repair mode: tool calls (and text that may be a call) are held and repaired.
     repair: Option<Box<repairing::StreamRepair>>,
+    /// The run of identical pieces so far (a repetition ending, [`ending`]).
+    repeats: ending::Repeats,
 }
 
 impl StreamTranslator {
@@ -156,6 +161,7 @@ impl StreamTranslator {
             single_tool_call: false,
             dropped_calls: 0,
             repair: None,
+            repeats: ending::Repeats::default(),
         }
     }
 
@@ -262,13 +268,8 @@ impl StreamTranslator {
             self.dispatch(out);
         }
         if self.phase != Phase::Finished {
-            self.fail(
-                "stream_truncated",
-                ProxyError::bad_gateway(
-                    "the upstream closed the stream before it finished (no [DONE]); the answer is incomplete",
-                ),
-                out,
-            );
+            let (kind, error) = self.repeats.unfinished();
+            self.fail(kind, error, out);
         }
     }
 
@@ -410,6 +411,9 @@ impl StreamTranslator {
                 if self.phase == Phase::Finished {
                     return;
                 }
+            }
+            for piece in [reasoning, text].into_iter().flatten() {
+                self.repeats.see(piece);
             }
             if let Some(thinking) = reasoning.filter(|r| !r.is_empty()) {
                 let index = self.ensure_block(BlockKind::Thinking, out);

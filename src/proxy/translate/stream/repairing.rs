@@ -134,6 +134,12 @@ impl StreamTranslator {
                     self.emit_call(None, call, out);
                     None
                 }
+                TextVerdict::ProseThenCall(prose, call) => {
+                    let index = self.ensure_block(BlockKind::Text, out);
+                    super::write_delta(index, Delta::TextDelta { text: &prose }, out);
+                    self.emit_call(None, call, out);
+                    None
+                }
                 TextVerdict::Attempt(unfit) => return self.end_unfit(unfit, out),
             },
         };
@@ -291,9 +297,10 @@ mod tests {
 
     #[test]
     fn an_unusable_call_ends_the_stream_quietly_for_a_retry() {
+        // Qwen XML naming a tool that was not offered.
         let (out, t) = run(&[
             &text("I'll check.\n"),
-            &text("<function=Bash>\n<parameter=command>\nls\n</parameter>\n</function>"),
+            &text("<function=Deploy>\n<parameter=target>\nprod\n</parameter>\n</function>"),
             STOP,
         ]);
         assert!(out.contains("I'll check."), "{out}");

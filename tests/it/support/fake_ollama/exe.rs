@@ -64,9 +64,11 @@ pub fn parse_ollama_host(value: &str) -> (String, u16) {
         None
     };
     match split {
+        // envconfig.Host(): a port ParseInt rejects (or out of range) is the default;
+        // the host stays (empty for `:PORT`: every interface).
         Some((host, port)) => match port.parse::<u16>() {
             Ok(port) => (host.to_owned(), port),
-            Err(_) => ("127.0.0.1".into(), default_port),
+            Err(_) => (host.to_owned(), default_port),
         },
         None if hostport.is_empty() => ("127.0.0.1".into(), default_port),
         None => (

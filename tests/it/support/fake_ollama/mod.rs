@@ -68,6 +68,25 @@ impl FakeModel {
         }
     }
 
+    /// A model with `completion` and `tools` only: no thinking, no vision (as Ollama
+    /// lists qwen2.5-coder).
+    pub fn plain(name: &str) -> Self {
+        FakeModel {
+            name: name.into(),
+            architecture: "qwen2".into(),
+            capabilities: vec!["completion".into(), "tools".into()],
+            trained_context: 32_768,
+            ..Self::gpt_oss()
+        }
+    }
+
+    /// A model with vision and thinking as well (as Ollama lists gemma4 and qwen3.5).
+    pub fn seeing(name: &str) -> Self {
+        let mut m = Self::named(name);
+        m.capabilities.push("vision".into());
+        m
+    }
+
     pub fn named(name: &str) -> Self {
         FakeModel {
             name: name.into(),
@@ -148,6 +167,11 @@ pub struct ChatBehaviour {
     pub tool_call_fails: bool,
     /// Tool-call requests are answered with text instead of a tool call.
     pub tool_call_ignored: bool,
+    /// The first this-many streamed answers loop in their reasoning: the runner stops
+    /// after 30 repeats of one token (llm/llama_server.go ~1692), so the stream ends
+    /// with the token 31 times and no finish chunk or `[DONE]`. (Unstreamed: not
+    /// modelled.)
+    pub repetitions: u32,
     /// Delay before the first token.
     pub first_token_delay: Duration,
 }
@@ -159,6 +183,7 @@ impl Default for ChatBehaviour {
             reasoning: "The user greets me. I answer briefly.".into(),
             tool_call_fails: false,
             tool_call_ignored: false,
+            repetitions: 0,
             first_token_delay: Duration::from_millis(5),
         }
     }
@@ -254,6 +279,8 @@ pub struct FakeState {
     pub cancels_done: u32,
     /// Tool-call ids handed out so far (they make each id unique).
     pub calls_made: u32,
+    /// Streamed answers that ended in a repetition loop so far.
+    pub repetitions_done: u32,
     /// The messages the model saw, per `/v1/chat/completions` request (after the
     /// silent truncation).
     pub prompts: Vec<Vec<Value>>,
@@ -468,6 +495,12 @@ impl Ctx {
             s.loaded.push((model.name.clone(), ctx));
         }
         Some(ctx)
+    }
+
+    /// The capabilities `/api/show` lists for `name`; `None`: not installed.
+    fn capabilities(&self, name: &str) -> Option<Vec<String>> {
+        let s = self.state.lock().unwrap();
+        find(&s.config.installed, name).map(|m| m.capabilities.clone())
     }
 
     /// A fresh tool-call id: `call_` and 8 lowercase letters or digits.

@@ -22,6 +22,30 @@ const CREATED: u64 = 1_767_225_600;
 /// The arguments of every tool call the fake makes.
 pub const TOOL_ARGUMENTS: &str = "{\"timezone\":\"UTC\"}";
 
+/// The runner's (llama-server's) answer to an image for a model without a projector
+/// (tools/server/server-common.cpp), which Ollama passes on as the error message.
+pub const RUNNER_IMAGE_ERROR: &str = r#"{"error":{"code":500,"message":"image input is not supported - hint: if this is unexpected, you may need to provide the mmproj","type":"server_error"}}"#;
+
+/// Does `reasoning_effort` turn thinking on (openai/openai.go `thinkFromReasoningEffort`,
+/// api/types.go `ThinkValue.Bool`)? `none` turns it off; `minimal` is low; `xhigh` is max.
+fn thinks(body: &Value) -> bool {
+    matches!(
+        body["reasoning_effort"].as_str(),
+        Some("minimal" | "low" | "medium" | "high" | "max" | "xhigh" | "ultra")
+    )
+}
+
+/// Any image part in any message.
+fn has_image(body: &Value) -> bool {
+    body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .any(|p| p["type"] == "image_url")
+}
+
 /// An OpenAI-style error body, as Ollama's middleware writes them.
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     let body = json!({"error": {"message": message, "type": kind, "param": null, "code": null}});
@@ -85,6 +109,16 @@ fn check_schema(schema: &Value, at: &str) -> Result<(), String> {
     if let Some(items) = obj.get("items").filter(|i| i.is_object()) {
         check_schema(items, &format!("{at}.items"))?;
     }
+    // `anyOf` is kept (api/types.go `ToolProperty.AnyOf []ToolProperty`): each member
+    // must decode as a property.
+    if let Some(members) = obj.get("anyOf") {
+        let Some(members) = members.as_array() else {
+            return unfit(json_kind(members), "[]api.ToolProperty");
+        };
+        for m in members {
+            check_schema(m, &format!("{at}.anyOf"))?;
+        }
+    }
     Ok(())
 }
 
@@ -142,9 +176,17 @@ enum Answer {
     Text { words: Vec<String>, finish: String },
     ToolCall { name: String, id: String },
     ParseFailure,
+    Repetition,
 }
 
 fn answer(ctx: &Ctx, body: &Value, chat: &ChatBehaviour) -> Answer {
+    if body["stream"] == true {
+        let mut s = ctx.state.lock().unwrap();
+        if s.repetitions_done < chat.repetitions {
+            s.repetitions_done += 1;
+            return Answer::Repetition;
+        }
+    }
     let tool = body["tools"][0]["function"]["name"].as_str();
     match tool {
         Some(_) if chat.tool_call_fails => return Answer::ParseFailure,
@@ -187,10 +229,29 @@ pub async fn chat_completions(State(ctx): State<Ctx>, Json(body): Json<Value>) -
         return error(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
     }
     let name = model_field(&body);
+    let Some(caps) = ctx.capabilities(&name) else {
+        let message = not_found_text(&name);
+        return error(StatusCode::NOT_FOUND, "not_found_error", &message);
+    };
+    // server/routes.go: thinking asked of a model without the capability is a 400
+    // naming the model as the request gave it (only `/v1/messages` relaxes it).
+    if thinks(&body) && !caps.iter().any(|c| c == "thinking") {
+        let message = format!("{name:?} does not support thinking");
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
+    }
     let Some(context) = ctx.load(&name).await else {
         let message = not_found_text(&name);
         return error(StatusCode::NOT_FOUND, "not_found_error", &message);
     };
+    // Vision is not checked: the image reaches the runner (llama-server without a
+    // projector), whose 500 body Ollama passes on as the message, with its status.
+    if has_image(&body) && !caps.iter().any(|c| c == "vision") {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            RUNNER_IMAGE_ERROR,
+        );
+    }
     let empty = Vec::new();
     let (kept, prompt_tokens) = truncate(body["messages"].as_array().unwrap_or(&empty), context);
     ctx.state.lock().unwrap().prompts.push(kept);
@@ -247,7 +308,7 @@ impl Reply {
                 "tool_calls",
                 1,
             ),
-            Answer::ParseFailure => unreachable!("answered with a 500"),
+            Answer::ParseFailure | Answer::Repetition => unreachable!("streamed only"),
         };
         json!({
             "id": "chatcmpl-123", "object": "chat.completion", "created": CREATED,
@@ -282,6 +343,14 @@ impl Reply {
                 // connection ends with no `[DONE]` and no error text.
                 let empty = json!({"model": "", "choices": [{"delta": {"content": ""}, "finish_reason": null}]});
                 out.push(empty.to_string());
+                return out;
+            }
+            Answer::Repetition => {
+                // The same token 31 times (the first, then 30 repeats), then nothing.
+                for _ in 0..31 {
+                    let delta = json!({"role": "assistant", "content": "", "reasoning": " wait"});
+                    out.push(self.chunk(delta, Value::Null));
+                }
                 return out;
             }
             Answer::ToolCall { name, id } => {
