@@ -32,6 +32,7 @@
 pub mod allocator;
 pub mod anthropic;
 pub mod auth;
+pub mod auth_throttle;
 pub mod error;
 pub mod fallback;
 pub mod guard;

@@ -45,7 +45,8 @@ fn quality_reroute(state: &AppState, config: &Config, meta: &mut RequestMeta, pl
         return;
     }
     tracing::info!(
-        "session {session}: sent to {} for quality (the local model's recent answers were unusable)",
+        "session {}: sent to {} for quality (the local model's recent answers were unusable)",
+        crate::sanitize::field(session),
         cloud[0]
     );
     plan.targets = cloud;
