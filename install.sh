@@ -6,19 +6,27 @@
 #   curl -fsSL .../install.sh | sh -s -- --no-init    # install only
 #
 # Downloads the release archive for this machine and its .sha256, verifies the
-# checksum, installs the binary into ~/.local/bin (no sudo), then runs `ccr-setup init`.
+# checksum and, when `minisign` is installed, the archive's signature against the
+# release key pinned below; installs the binary into ~/.local/bin (no sudo), then runs
+# `ccr-setup init`. The checksum comes from the same server as the archive, so it only
+# proves the download is whole; the signature proves it is ours.
 #
 # Environment:
-#   CCR_SETUP_DOWNLOAD_URL  releases base URL (mirrors, tests)
+#   CCR_SETUP_DOWNLOAD_URL  releases base URL (mirrors, tests); https only
 #                           default https://github.com/ccr-setup/ccr-setup/releases
+#   CCR_SETUP_ALLOW_HTTP=1  allow an http:// base URL (a local mirror), with a warning
 #   CCR_SETUP_VERSION       version to install, e.g. 0.1.0 (default: latest)
 #   CCR_SETUP_INSTALL_DIR   where the binary goes (default: ~/.local/bin)
 #   CCR_SETUP_NO_INIT=1     same as --no-init
+#   CCR_SETUP_REQUIRE_SIGNATURE=1  fail instead of warning when minisign is missing
+#   CCR_SETUP_MINISIGN_PUBKEY      another release key (a local or CI test release
+#                           signed with a throwaway key); never needed for real releases
 #
 # Layout expected under the base URL (GitHub releases' own layout):
 #   latest/download/LATEST                                  the latest version, one line
 #   download/v<version>/ccr-setup-<version>-<target>.tar.gz the archive
 #   download/v<version>/ccr-setup-<version>-<target>.tar.gz.sha256
+#   download/v<version>/ccr-setup-<version>-<target>.tar.gz.minisig
 #
 # Everything is in functions and `main "$@"` is the last line, so a download that is
 # cut short runs nothing.
@@ -27,6 +35,9 @@ set -u
 
 CCR_SETUP_DEFAULT_DOWNLOAD_URL="https://github.com/ccr-setup/ccr-setup/releases"
 CCR_SETUP_BIN_NAME="ccr-setup"
+# The release signing key (minisign). Pinned here, never fetched: a key downloaded from
+# the release's server would prove nothing.
+CCR_SETUP_RELEASE_PUBKEY="RWTBkkVgOt5Q91+drEWZvDjrSFoVYTJOaHck6OYFT3sQJxcQY57YLsnD"
 
 say() {
     printf 'ccr-setup install: %s\n' "$*"
@@ -50,8 +61,9 @@ usage: install.sh [--no-init] [--] [INIT ARGS...]
   Any other argument, and everything after `--`, is passed to `ccr-setup init`
   (for example --yes).
 
-Environment: CCR_SETUP_DOWNLOAD_URL, CCR_SETUP_VERSION (default latest),
-CCR_SETUP_INSTALL_DIR (default ~/.local/bin), CCR_SETUP_NO_INIT.
+Environment: CCR_SETUP_DOWNLOAD_URL (https), CCR_SETUP_ALLOW_HTTP,
+CCR_SETUP_VERSION (default latest), CCR_SETUP_INSTALL_DIR (default ~/.local/bin),
+CCR_SETUP_NO_INIT, CCR_SETUP_REQUIRE_SIGNATURE, CCR_SETUP_MINISIGN_PUBKEY.
 EOF
 }
 
@@ -202,6 +214,46 @@ verify_checksum() {
     fi
 }
 
+# Refuses a base URL that is not https (anyone on the path could swap the archive and
+# its checksum together), unless CCR_SETUP_ALLOW_HTTP=1 says it is a local mirror.
+check_base_url() {
+    case "$1" in
+        https://*) ;;
+        http://*)
+            case "${CCR_SETUP_ALLOW_HTTP:-}" in
+                1 | true | yes)
+                    say "warning: downloading over plain http ($1) because CCR_SETUP_ALLOW_HTTP is set"
+                    ;;
+                *) die "refusing to download over plain http ($1): use an https:// URL, or set CCR_SETUP_ALLOW_HTTP=1 for a mirror you trust on this machine or network" ;;
+            esac
+            ;;
+        *) die "CCR_SETUP_DOWNLOAD_URL must be an https:// URL (got $1)" ;;
+    esac
+}
+
+# verify_signature ARCHIVE URL: checks ARCHIVE against URL.minisig with the pinned
+# release key when minisign is installed; without it, says so and goes on with the
+# checksum alone (or dies under CCR_SETUP_REQUIRE_SIGNATURE=1).
+verify_signature() {
+    _file="$1"
+    _sig_url="$2.minisig"
+    if ! command -v minisign >/dev/null 2>&1; then
+        case "${CCR_SETUP_REQUIRE_SIGNATURE:-}" in
+            1 | true | yes) die "CCR_SETUP_REQUIRE_SIGNATURE is set but minisign is not installed; install it (apt install minisign, brew install minisign) and re-run" ;;
+        esac
+        say "minisign is not installed: the release signature is not checked, only the checksum (install minisign to verify releases)"
+        return 0
+    fi
+    _key="${CCR_SETUP_MINISIGN_PUBKEY:-$CCR_SETUP_RELEASE_PUBKEY}"
+    if [ "$_key" != "$CCR_SETUP_RELEASE_PUBKEY" ]; then
+        say "warning: verifying with CCR_SETUP_MINISIGN_PUBKEY instead of the release key"
+    fi
+    download "$_sig_url" "$_file.minisig"
+    minisign -V -q -P "$_key" -m "$_file" -x "$_file.minisig" >/dev/null 2>&1 ||
+        die "the signature of $(basename "$_file") does not verify with the release key; nothing was installed"
+    say "signature verified (minisign)"
+}
+
 # Unpacks the archive and sets NEW_BIN to the ccr-setup binary inside it (at the top
 # or in the archive's single directory).
 unpack() {
@@ -316,6 +368,7 @@ main() {
 
     _base="${CCR_SETUP_DOWNLOAD_URL:-$CCR_SETUP_DEFAULT_DOWNLOAD_URL}"
     _base="${_base%/}"
+    check_base_url "$_base"
     resolve_version "$_base"
 
     _archive="ccr-setup-$VERSION-$TARGET.tar.gz"
@@ -329,6 +382,7 @@ main() {
     download "$_url.sha256" "$TMP_DIR/$_archive.sha256"
     verify_checksum "$TMP_DIR/$_archive" "$TMP_DIR/$_archive.sha256"
     say "checksum verified (sha256)"
+    verify_signature "$TMP_DIR/$_archive" "$_base/download/v$VERSION/$_archive"
     unpack "$TMP_DIR/$_archive"
 
     _dir="${CCR_SETUP_INSTALL_DIR:-${HOME:?HOME is not set; set CCR_SETUP_INSTALL_DIR}/.local/bin}"

@@ -68,7 +68,7 @@ ccr_ci_locked() {
 }
 
 # Debian packages: plistutil (plist validation), shellcheck, systemd-analyze (unit
-# validation), nginx and wrk (the peer benchmark). `apt-get update` runs only when
+# validation), nginx and wrk (the peer benchmark), minisign (release signatures). `apt-get update` runs only when
 # something is missing.
 ccr_ci_apt() {
     local -a missing=()
@@ -79,6 +79,7 @@ ccr_ci_apt() {
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     command -v flock >/dev/null 2>&1 || missing+=(util-linux)
     command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+    command -v minisign >/dev/null 2>&1 || missing+=(minisign)
     if [ "${#missing[@]}" -eq 0 ]; then
         return 0
     fi

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Completes a release directory: verifies every archive against its .sha256, adds
+# Completes a release directory: verifies every archive against its .sha256, signs each
+# with minisign when CCR_SETUP_MINISIGN_SECRET_KEY_FILE names a (passwordless) secret
+# key (`<archive>.minisig`, which install.sh checks against the key it pins; required
+# when CCR_SETUP_REQUIRE_SIGNING=1, as release.yml's publish job sets), adds
 # install.sh, and writes LATEST (the version install.sh resolves "latest" to) only for a
 # final version. A prerelease (a version with "-", like 1.0.0-rc.1) gets no LATEST, so no
 # installer is ever sent to it. Under GitHub Actions it also sets the step output
@@ -36,6 +39,23 @@ done
         fi
     done
 )
+key="${CCR_SETUP_MINISIGN_SECRET_KEY_FILE:-}"
+if [ -n "$key" ]; then
+    command -v minisign >/dev/null 2>&1 || { echo "release-dist: minisign is not installed" >&2; exit 1; }
+    for archive in "${archives[@]}"; do
+        minisign -S -s "$key" -m "$archive" -t "ccr-setup $version $(basename "$archive")" </dev/null >/dev/null ||
+            { echo "release-dist: signing $archive failed" >&2; exit 1; }
+    done
+    # The signatures must verify with the key install.sh will use.
+    pubkey="${CCR_SETUP_MINISIGN_PUBKEY:-$(sed -n 's/^CCR_SETUP_RELEASE_PUBKEY="\(.*\)"$/\1/p' install.sh)}"
+    for archive in "${archives[@]}"; do
+        minisign -V -q -P "$pubkey" -m "$archive" >/dev/null ||
+            { echo "release-dist: $archive.minisig does not verify with the key install.sh pins" >&2; exit 1; }
+    done
+elif [ "${CCR_SETUP_REQUIRE_SIGNING:-}" = 1 ]; then
+    echo "release-dist: CCR_SETUP_REQUIRE_SIGNING=1 but no CCR_SETUP_MINISIGN_SECRET_KEY_FILE" >&2
+    exit 1
+fi
 cp install.sh "$dist/install.sh"
 if [ "$prerelease" = true ]; then
     rm -f "$dist/LATEST"

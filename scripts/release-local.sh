@@ -48,6 +48,14 @@ version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 dist="$work/dist"
+# Signed as release.yml signs, but with a throwaway key: install.sh is pointed at its
+# public key through CCR_SETUP_MINISIGN_PUBKEY (the real key is pinned in install.sh).
+command -v minisign >/dev/null 2>&1 || die "minisign (scripts/ci-deps.sh installs it)"
+minisign -G -W -p "$work/release.pub" -s "$work/release.key" >/dev/null </dev/null ||
+    die "generating a throwaway minisign key"
+export CCR_SETUP_MINISIGN_SECRET_KEY_FILE="$work/release.key"
+CCR_SETUP_MINISIGN_PUBKEY="$(sed -n 2p "$work/release.pub")"
+export CCR_SETUP_MINISIGN_PUBKEY CCR_SETUP_REQUIRE_SIGNING=1
 targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 for target in "${targets[@]}"; do
     say "building $target (cargo zigbuild --locked --release)"
@@ -63,7 +71,8 @@ done
 scripts/release-dist.sh "$version" "$dist" >/dev/null
 [ "$(cat "$dist/LATEST")" = "$version" ] || die "LATEST does not name $version"
 
-scripts/release-verify.sh "$dist" x86_64-unknown-linux-musl
+[ -f "$dist/ccr-setup-$version-x86_64-unknown-linux-musl.tar.gz.minisig" ] || die "the archives were not signed"
+CCR_SETUP_REQUIRE_SIGNATURE=1 scripts/release-verify.sh "$dist" x86_64-unknown-linux-musl
 
 # aarch64: qemu-aarch64-static runs aarch64 ELF files through binfmt_misc. A machine that
 # already has a handler (a CI VM that registered qemu-user-static) is used as it is;

@@ -78,6 +78,10 @@ wait_for_line() {
 mirror="$work/mirror"
 mkdir -p "$mirror/download/v$version" "$mirror/latest/download"
 cp "$dist"/ccr-setup-"$version"-*.tar.gz "$dist"/ccr-setup-"$version"-*.tar.gz.sha256 "$mirror/download/v$version/"
+# Signatures when the release was signed (release-dist.sh with a key).
+for sig in "$dist"/ccr-setup-"$version"-*.tar.gz.minisig; do
+    cp "$sig" "$mirror/download/v$version/"
+done
 latest_env=()
 if [ -f "$dist/LATEST" ]; then
     cp "$dist/LATEST" "$mirror/latest/download/LATEST"
@@ -111,7 +115,7 @@ chmod 755 "$shims"/*
 home="$work/home"
 mkdir -p "$home"
 bounded 120 env ${latest_env[@]+"${latest_env[@]}"} HOME="$home" PATH="$shims:$PATH" \
-    CCR_SETUP_DOWNLOAD_URL="http://127.0.0.1:$mirror_port" \
+    CCR_SETUP_DOWNLOAD_URL="http://127.0.0.1:$mirror_port" CCR_SETUP_ALLOW_HTTP=1 \
     sh "$dist/install.sh" --no-init </dev/null >"$work/install.log" 2>&1 ||
     { cat "$work/install.log" >&2; die "install.sh --no-init"; }
 grep -q "ccr-setup-$version-$target.tar.gz" "$work/install.log" ||

@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// How many timestamped backups of one file are kept.
@@ -59,6 +59,57 @@ pub fn write_with_backup_hooked(
     })
 }
 
+/// Mode of the folders ccr-setup keeps under `~/.claude-code-router`: the config holds
+/// keys, the logs and the ledger what was asked of which model, so another local user
+/// reads none of it.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of the files in them.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// `fs::create_dir_all`, except that folders created under `~/.claude-code-router`
+/// are [`PRIVATE_DIR_MODE`].
+pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    if dir.starts_with(crate::paths::router_dir()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR_MODE)
+            .create(dir)
+    } else {
+        fs::create_dir_all(dir)
+    }
+}
+
+/// Tighten what an older version (or another tool) left readable in `root` (the
+/// config folder): `root` and its `logs` and `run` folders to [`PRIVATE_DIR_MODE`],
+/// the files in them to [`PRIVATE_FILE_MODE`]. Symbolic links and what belongs to
+/// another user are left alone; failures are ignored (the next start tries again).
+pub fn tighten_private_tree(root: &Path) {
+    let own = nix::unistd::geteuid().as_raw();
+    let tighten = |path: &Path, want: u32| {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return false;
+        };
+        let is_dir = meta.is_dir();
+        if meta.uid() == own && (is_dir || meta.is_file()) && meta.mode() & 0o077 != 0 {
+            let mode = if is_dir { PRIVATE_DIR_MODE } else { want };
+            let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
+        }
+        is_dir
+    };
+    for dir in [root.to_path_buf(), root.join("logs"), root.join("run")] {
+        if !tighten(&dir, PRIVATE_DIR_MODE) {
+            continue;
+        }
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                tighten(&path, PRIVATE_FILE_MODE);
+            }
+        }
+    }
+}
+
 /// Write atomically without a backup (for files that are wholly ours, such as pid files).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     write_atomic_hooked(path, bytes, mode, || Ok(()))
@@ -71,7 +122,7 @@ fn write_atomic_hooked(
     before_rename: impl FnOnce() -> io::Result<()>,
 ) -> io::Result<()> {
     let dir = parent_dir(path);
-    fs::create_dir_all(&dir)?;
+    create_dir_all(&dir)?;
     let file_name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
@@ -244,6 +295,39 @@ mod tests {
         assert_eq!(fs::read(&backup).unwrap(), br#"{"api_key": "sk-literal"}"#);
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!((mode(&path), mode(&backup)), (0o600, 0o600));
+    }
+
+    #[test]
+    fn an_old_install_is_tightened_to_0700_and_0600() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join(".claude-code-router");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for dir in [root.join("logs"), root.join("run"), root.join("plugins")] {
+            fs::create_dir_all(&dir).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        let files = [
+            root.join("config.json"),
+            root.join("ledger.sqlite"),
+            root.join("ledger.sqlite-wal"),
+            root.join("ledger.sqlite-shm"),
+            root.join("logs/proxy.log.2026-12-07"),
+            root.join("run/proxy.pid"),
+        ];
+        for f in &files {
+            fs::write(f, b"x").unwrap();
+            fs::set_permissions(f, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        tighten_private_tree(&root);
+        for dir in [&root, &root.join("logs"), &root.join("run")] {
+            assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        }
+        for f in &files {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+        // A folder that is not ours to manage is left as it was.
+        assert_eq!(mode(&root.join("plugins")), 0o755);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod paths;
 pub mod platform;
 pub mod provision;
 pub mod proxy;
+pub mod sanitize;
 pub mod service;
 pub mod smoke;
 pub mod statusline;

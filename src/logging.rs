@@ -7,6 +7,7 @@
 //! headers) are never passed to a log macro anywhere in the crate.
 
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::layer::SubscriberExt;
@@ -53,14 +54,29 @@ pub fn init(global: &GlobalArgs, command: &Command) -> Option<WorkerGuard> {
     let level = stderr_level(global, command);
     let stderr_filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("ccr_setup={level}")));
+    let ansi = color_enabled(global.no_color);
     let stderr_layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(color_enabled(global.no_color))
+        .with_writer(move || OneLine {
+            inner: CappedStderr,
+            // A colour terminal gets the formatter's own escapes; the fields that
+            // come from clients were sanitised where they were logged.
+            escape: !ansi,
+        })
+        .with_ansi(ansi)
         .with_target(false)
         .with_filter(stderr_filter);
 
     let (file_layer, guard) = if matches!(command, Command::Proxy(_) | Command::Up(_)) {
-        match file_writer() {
+        // What the proxy creates (log files, the ledger and its -wal/-shm) is private.
+        // It starts no other program, so the mask cannot reach anything else; `up`
+        // starts installers, so it keeps the mask only while the log file is opened.
+        let mask = nix::sys::stat::Mode::from_bits_truncate(0o077);
+        let previous = nix::sys::stat::umask(mask);
+        let writer = file_writer();
+        if !matches!(command, Command::Proxy(_)) {
+            nix::sys::stat::umask(previous);
+        }
+        match writer {
             Some((writer, guard)) => (
                 Some(
                     tracing_subscriber::fmt::layer()
@@ -87,19 +103,177 @@ pub fn init(global: &GlobalArgs, command: &Command) -> Option<WorkerGuard> {
 /// Returns None (stderr only) when the directory cannot be created.
 fn file_writer() -> Option<(tracing_appender::non_blocking::NonBlocking, WorkerGuard)> {
     let dir = crate::paths::logs_dir();
-    std::fs::create_dir_all(&dir).ok()?;
+    crate::fsutil::create_dir_all(&dir).ok()?;
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("proxy.log")
         .max_log_files(7)
         .build(&dir)
         .ok()?;
+    let capped = DailyCap::new(
+        OneLine {
+            inner: appender,
+            escape: true,
+        },
+        FILE_LOG_DAILY_CAP,
+    );
     Some(
         tracing_appender::non_blocking::NonBlockingBuilder::default()
             .buffered_lines_limit(FILE_LOG_BUFFERED_LINES)
             .lossy(true)
-            .finish(appender),
+            .finish(capped),
     )
+}
+
+/// Bytes the log file takes per day before further lines are dropped (with one line
+/// saying so): with the 7 files kept, the logs stay under 7 × 32 MB whatever a
+/// client sends. A busy day at info level is a few MB (one ~150-byte line a request).
+pub const FILE_LOG_DAILY_CAP: u64 = 32 * 1024 * 1024;
+
+/// Longest line written; anything longer is cut (see [`crate::sanitize`]).
+pub const LOG_LINE_MAX: usize = 8 * 1024;
+
+/// A writer that receives whole formatted events (the fmt layer writes each event with
+/// one call) and writes each as one line: control characters escaped, length capped.
+/// A `\n` inside a message can then never forge a second log line.
+#[derive(Debug)]
+pub struct OneLine<W> {
+    pub inner: W,
+    pub escape: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.escape {
+            return self.inner.write(buf);
+        }
+        let text = String::from_utf8_lossy(buf);
+        let body = text.strip_suffix('\n').unwrap_or(&text);
+        let line = crate::sanitize::untrusted(body, LOG_LINE_MAX);
+        self.inner.write_all(line.as_bytes())?;
+        self.inner.write_all(b"\n")?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Largest size of stderr when it is a regular file: launchd's `StandardErrorPath`
+/// (`proxy.err.log`), which nothing else rotates. Past it the file is emptied.
+pub const STDERR_FILE_CAP: u64 = 16 * 1024 * 1024;
+
+/// stderr, emptied when it is a regular file past [`STDERR_FILE_CAP`]. launchd opens the
+/// file for appending, so writes go on from the new end. Checked before every line,
+/// one `fstat`, so a flood cannot outgrow the cap between checks by more than a line.
+#[derive(Debug)]
+pub struct CappedStderr;
+
+impl std::io::Write for CappedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(file) = stderr_file() {
+            if let Ok(true) = truncate_past(file, STDERR_FILE_CAP) {
+                let _ = std::io::stderr().write_all(
+                    format!(
+                        "(this log passed {} MB and was emptied)\n",
+                        STDERR_FILE_CAP / (1024 * 1024)
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+        std::io::stderr().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// A second handle on stderr when it is a regular file (a terminal, a pipe or the
+/// journal need no cap).
+fn stderr_file() -> Option<&'static std::fs::File> {
+    static FILE: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let fd = std::io::stderr().as_fd().try_clone_to_owned().ok()?;
+        let file = std::fs::File::from(fd);
+        file.metadata().ok()?.is_file().then_some(file)
+    })
+    .as_ref()
+}
+
+/// Empty `file` when it is larger than `cap`; true when it did.
+pub fn truncate_past(file: &std::fs::File, cap: u64) -> std::io::Result<bool> {
+    if file.metadata()?.len() <= cap {
+        return Ok(false);
+    }
+    file.set_len(0)?;
+    Ok(true)
+}
+
+/// Drops writes past `cap` bytes per UTC day (the rolling appender's day), writing one
+/// notice when it starts dropping.
+#[derive(Debug)]
+pub struct DailyCap<W> {
+    inner: W,
+    cap: u64,
+    day: Option<chrono::NaiveDate>,
+    written: u64,
+    dropped: bool,
+}
+
+impl<W> DailyCap<W> {
+    pub fn new(inner: W, cap: u64) -> Self {
+        DailyCap {
+            inner,
+            cap,
+            day: None,
+            written: 0,
+            dropped: false,
+        }
+    }
+
+    /// A new day starts the count afresh (the appender has opened a new file).
+    fn on_day(&mut self, day: chrono::NaiveDate) {
+        if self.day != Some(day) {
+            self.day = Some(day);
+            self.written = 0;
+            self.dropped = false;
+        }
+    }
+}
+
+impl<W: std::io::Write> DailyCap<W> {
+    fn write_on(&mut self, day: chrono::NaiveDate, buf: &[u8]) -> std::io::Result<usize> {
+        self.on_day(day);
+        if self.written + buf.len() as u64 > self.cap {
+            if !self.dropped {
+                self.dropped = true;
+                self.inner.write_all(
+                    format!(
+                        "log size cap reached ({} MB today); further lines are dropped until tomorrow\n",
+                        self.cap / (1024 * 1024)
+                    )
+                    .as_bytes(),
+                )?;
+            }
+            return Ok(buf.len());
+        }
+        self.written += buf.len() as u64;
+        self.inner.write_all(buf)?;
+        Ok(buf.len())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for DailyCap<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_on(chrono::Utc::now().date_naive(), buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Lines the file writer holds before it drops new ones (lossy: the proxy never waits
@@ -117,6 +291,60 @@ mod tests {
     fn level(args: &[&str]) -> &'static str {
         let cli = crate::cli::Cli::parse_from(args);
         stderr_level(&cli.global, &cli.command)
+    }
+
+    #[test]
+    fn one_event_is_one_escaped_capped_line() {
+        use std::io::Write;
+        let mut w = OneLine {
+            inner: Vec::new(),
+            escape: true,
+        };
+        w.write_all(b"WARN refused /x\n2026 INFO forged \x1b[2J\n")
+            .unwrap();
+        let long = format!("{}\n", "a".repeat(LOG_LINE_MAX * 4));
+        w.write_all(long.as_bytes()).unwrap();
+        let out = String::from_utf8(w.inner).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out:?}");
+        assert_eq!(lines[0], "WARN refused /x\\n2026 INFO forged \\u{1b}[2J");
+        assert!(lines[1].len() <= LOG_LINE_MAX + 3);
+    }
+
+    #[test]
+    fn the_file_stops_growing_at_the_daily_cap() {
+        use std::io::Write;
+        let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let mut w = DailyCap::new(Vec::new(), 1000);
+        let line = [b'x'; 99];
+        for _ in 0..100 {
+            assert_eq!(w.write_on(day(7), &line).unwrap(), 99);
+        }
+        let size = w.inner.len();
+        assert!(size < 1000 + 200, "{size} bytes");
+        assert!(String::from_utf8_lossy(&w.inner).contains("log size cap reached"));
+        // The next day writes again.
+        w.write_on(day(8), &line).unwrap();
+        assert_eq!(w.inner.len(), size + 99);
+        w.flush().unwrap();
+    }
+
+    #[test]
+    fn an_append_only_log_past_its_cap_is_emptied() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.err.log");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(&[b'x'; 2000]).unwrap();
+        assert!(!truncate_past(&file, 4096).unwrap());
+        file.write_all(&[b'x'; 3000]).unwrap();
+        assert!(truncate_past(&file, 4096).unwrap());
+        file.write_all(b"next\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"next\n");
     }
 
     #[test]

@@ -6,6 +6,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = ccr_setup::cli::Cli::parse();
+    // An older install's loose modes are fixed at start; `doctor` reports them instead
+    // (and `doctor --fix` repairs them).
+    if !matches!(cli.command, ccr_setup::cli::Command::Doctor(_)) {
+        ccr_setup::fsutil::tighten_private_tree(&ccr_setup::paths::router_dir());
+    }
     let _log_guard = ccr_setup::logging::init(&cli.global, &cli.command);
     let color = ccr_setup::logging::color_enabled(cli.global.no_color);
     // A command that ran to its end but could not print its output has failed.

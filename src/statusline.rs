@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::humanize;
 use crate::proxy::sessions::SessionReport;
+use crate::sanitize;
 
 /// What Claude Code pipes to a status line command (the fields we use).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,12 +58,13 @@ fn session_parts(report: &SessionReport) -> Vec<String> {
         .split_once(',')
         .map_or(last.target.as_str(), |(_, m)| m);
     let place = if last.local { "local" } else { "cloud" };
-    let mut line = format!("{place} {model}");
+    let mut line = format!("{place} {}", sanitize::field(model));
     if let Some(why) = why(last, report.cloud_requests_left) {
         line.push_str(&format!(" ({why})"));
     }
     if last.outcome != "ok" {
-        line.push_str(&format!(" [{}]", last.outcome.replace('_', " ")));
+        let outcome = sanitize::field(&last.outcome).replace('_', " ");
+        line.push_str(&format!(" [{outcome}]"));
     }
     let mut parts = vec![line];
     if let Some(window) = last.local_window.filter(|w| *w > 0) {
@@ -96,15 +98,16 @@ fn why(last: &crate::proxy::sessions::LastRequest, cloud_left: u32) -> Option<St
     if let Some(from) = &last.fallback_from {
         let reason = last.fallback_reason.as_deref().unwrap_or("failed");
         return Some(format!(
-            "fallback from {from}: {}",
-            reason.replace('_', " ")
+            "fallback from {}: {}",
+            sanitize::field(from),
+            sanitize::field(reason).replace('_', " ")
         ));
     }
     match last.scenario.as_str() {
         "default" | "-" | "" => None,
         "longContext" => Some("long context".to_owned()),
         "webSearch" => Some("web search".to_owned()),
-        other => Some(other.to_owned()),
+        other => Some(sanitize::field(other).into_owned()),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError, ConfigFile};
 use crate::diagnostic::Diagnostic;
 use crate::humanize::{tokens, usd};
 use crate::ledger::{self, Group, Report, StatsOptions, Totals};
+use crate::sanitize::field;
 
 pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -165,12 +166,12 @@ fn render_tool_calls(r: &Report, o: &mut String) {
         let kinds: Vec<String> = q
             .repairs_by_kind
             .iter()
-            .map(|(kind, n)| format!("{kind} {n}"))
+            .map(|(kind, n)| format!("{} {n}", field(kind)))
             .collect();
         let _ = writeln!(
             o,
             "    {}: {} answer(s) repaired{}; {} call(s) could not be repaired",
-            q.model,
+            field(&q.model),
             q.repaired,
             if kinds.is_empty() {
                 String::new()
@@ -305,10 +306,10 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
 fn render_providers(r: &Report, o: &mut String) {
     if !r.providers.is_empty() {
         let _ = writeln!(o);
-        let width = r
-            .providers
+        let names: Vec<_> = r.providers.iter().map(|p| field(&p.provider)).collect();
+        let width = names
             .iter()
-            .map(|p| p.provider.len())
+            .map(|n| n.chars().count())
             .max()
             .unwrap_or(0)
             .max("provider".len());
@@ -317,11 +318,11 @@ fn render_providers(r: &Report, o: &mut String) {
             "  {:<width$}  {:<5}  {:>8}  {:>11}  {:>8}",
             "provider", "where", "requests", "median TTFT", "tokens/s"
         );
-        for p in &r.providers {
+        for (p, name) in r.providers.iter().zip(&names) {
             let _ = writeln!(
                 o,
                 "  {:<width$}  {:<5}  {:>8}  {:>11}  {:>8}",
-                p.provider,
+                name,
                 if p.local { "local" } else { "cloud" },
                 p.requests,
                 p.median_ttft_ms
@@ -344,10 +345,10 @@ fn render_groups(r: &Report, o: &mut String) {
             Group::Model => "model",
             Group::Route => "route",
         };
-        let width = r
-            .groups
+        let keys: Vec<_> = r.groups.iter().map(|g| field(&g.key)).collect();
+        let width = keys
             .iter()
-            .map(|g| g.key.len())
+            .map(|k| k.chars().count())
             .max()
             .unwrap_or(0)
             .max(name.len());
@@ -356,12 +357,12 @@ fn render_groups(r: &Report, o: &mut String) {
             "  {name:<width$}  {:>8}  {:>6}  {:>8}  {:>8}  {:>10}  {:>10}  {:>10}  {:>8}",
             "requests", "local", "in", "out", "cloud", "would-have", "savings", "failures"
         );
-        for g in &r.groups {
+        for (g, key) in r.groups.iter().zip(&keys) {
             let t = &g.totals;
             let _ = writeln!(
                 o,
                 "  {:<width$}  {:>8}  {:>6}  {:>8}  {:>8}  {:>10}  {:>10}  {:>10}  {:>8}",
-                g.key,
+                key,
                 t.requests,
                 pct(t.local_share),
                 tokens(t.input_tokens),
@@ -418,10 +419,11 @@ pub fn render_csv(r: &Report) -> String {
 }
 
 fn csv_line(o: &mut String, key: &str, t: &Totals) {
+    let key = field(key);
     let key = if key.contains([',', '"', '\n']) {
         format!("\"{}\"", key.replace('"', "\"\""))
     } else {
-        key.to_owned()
+        key.into_owned()
     };
     let _ = writeln!(
         o,

@@ -193,36 +193,108 @@ fn reference(v: &str) -> Option<String> {
         .then(|| name.to_owned())
 }
 
-/// A copy of `doc` with secrets replaced, for display. `$VAR` references are shown as
-/// written because they are not secrets.
+/// A copy of `doc` with secrets replaced, for display (`config show`, the dashboard's
+/// Setup page). A secret is found by its key's name (`api_key`, `token`,
+/// `Authorization`…), by where it sits (every value of a `headers` object, every string
+/// option of a transformer) and by its shape (a URL's userinfo and query values, a
+/// `Bearer …` credential). `$VAR` references are shown as written: they are not secrets.
 pub fn redacted(doc: &Value) -> Value {
-    fn is_secret_key(k: &str) -> bool {
-        let k = k.to_ascii_lowercase();
-        k == "apikey"
-            || k.contains("api_key")
-            || k.contains("token")
-            || k.contains("secret")
-            || k.contains("password")
-    }
-    match doc {
+    redact_in(doc, Place::Plain)
+}
+
+/// Where a value sits, for the redaction by place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Plain,
+    /// Inside a `headers` object or a transformer's options: every string is hidden.
+    AllSecret,
+    /// Inside a `transformer`: names are shown, option objects are [`Place::AllSecret`].
+    Transformer,
+}
+
+const REDACTED: &str = "<redacted>";
+
+fn is_secret_key(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    k == "apikey"
+        || k == "key"
+        || [
+            "api_key",
+            "api-key",
+            "token",
+            "secret",
+            "password",
+            "authorization",
+            "cookie",
+            "credential",
+        ]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+fn redact_in(v: &Value, place: Place) -> Value {
+    match v {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
+                    let lower = k.to_ascii_lowercase();
+                    let inner = match place {
+                        Place::AllSecret => Place::AllSecret,
+                        _ if lower == "headers" => Place::AllSecret,
+                        Place::Transformer => Place::Transformer,
+                        _ if lower == "transformer" => Place::Transformer,
+                        Place::Plain => Place::Plain,
+                    };
                     let v = match v {
-                        Value::String(s)
-                            if is_secret_key(k) && !s.is_empty() && !s.starts_with('$') =>
-                        {
-                            Value::String("<redacted>".to_owned())
-                        }
-                        other => redacted(other),
+                        Value::String(s) if is_secret_key(k) => redact_string(s, Place::AllSecret),
+                        other => redact_in(other, inner),
                     };
                     (k.clone(), v)
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+        // In a transformer's `use` list, an object is the options of the name before it.
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| match (place, i) {
+                    (Place::Transformer, Value::Object(_)) => redact_in(i, Place::AllSecret),
+                    _ => redact_in(i, place),
+                })
+                .collect(),
+        ),
+        Value::String(s) => redact_string(s, place),
         other => other.clone(),
     }
+}
+
+/// A string shown as is, as a redacted URL, or as `<redacted>`.
+fn redact_string(s: &str, place: Place) -> Value {
+    if s.is_empty() || reference(s).is_some() {
+        return Value::String(s.to_owned());
+    }
+    if place == Place::AllSecret || looks_like_credential(s) {
+        return Value::String(REDACTED.to_owned());
+    }
+    let url_with_secrets = url::Url::parse(s).is_ok_and(|u| {
+        u.has_host() && (!u.username().is_empty() || u.password().is_some() || u.query().is_some())
+    });
+    if url_with_secrets {
+        return Value::String(super::redact_url(s));
+    }
+    Value::String(s.to_owned())
+}
+
+/// `Bearer …`/`Basic …` credentials and the common API-key prefixes.
+fn looks_like_credential(s: &str) -> bool {
+    let lower = s.trim().to_ascii_lowercase();
+    lower.starts_with("bearer ")
+        || lower.starts_with("basic ")
+        || (["sk-", "sk_", "ghp_", "xoxb-", "aiza"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+            && s.len() >= 20
+            && !s.contains(char::is_whitespace))
 }
 
 #[cfg(test)]
@@ -350,5 +422,43 @@ mod tests {
         assert_eq!(r["Providers"][1]["api_key"], "$KEY");
         assert_eq!(r["HOST"], "127.0.0.1");
         assert!(ConfigFile::new(Path::new("x"), doc).holds_secret());
+    }
+
+    #[test]
+    fn redaction_by_value_shape_and_place() {
+        let doc = json!({"Providers": [{
+            "name": "gw",
+            "api_base_url": "https://user:pa55@gw.example/v1/chat/completions?key=sk-in-query",
+            "headers": {"Authorization": "Bearer abc", "X-Org": "org-secret"},
+            "transformer": {"use": ["openrouter", ["maxtoken", {"max_tokens": 1024, "apiKey": "t1", "extra": "t2"}]]},
+            "models": ["m"],
+            "note": "Bearer zzz",
+            "misc": "sk-abcdefghijklmnopqrstuvwx"
+        }], "HOST": "127.0.0.1", "local": "http://127.0.0.1:11434/v1/chat/completions"});
+        let r = redacted(&doc);
+        let shown = r.to_string();
+        for secret in [
+            "pa55",
+            "sk-in-query",
+            "abc",
+            "org-secret",
+            "t1",
+            "t2",
+            "zzz",
+            "sk-abcdef",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+        let p = &r["Providers"][0];
+        assert_eq!(
+            p["api_base_url"],
+            "https://***@gw.example/v1/chat/completions?key=***"
+        );
+        assert_eq!(p["transformer"]["use"][0], "openrouter");
+        assert_eq!(p["transformer"]["use"][1][0], "maxtoken");
+        assert_eq!(p["transformer"]["use"][1][1]["max_tokens"], 1024);
+        assert_eq!(p["models"][0], "m");
+        assert_eq!(r["local"], "http://127.0.0.1:11434/v1/chat/completions");
+        assert_eq!(r["HOST"], "127.0.0.1");
     }
 }

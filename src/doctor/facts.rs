@@ -381,18 +381,35 @@ async fn proxy(host: &str, port: u16, http: &reqwest::Client, timeout: Duration)
 /// The URL that lists an OpenAI-compatible server's models: `…/v1/chat/completions` →
 /// `…/v1/models`.
 pub fn openai_models_url(api_base_url: &str) -> String {
-    let base = api_base_url.trim_end_matches('/');
-    let base = base.strip_suffix("/chat/completions").unwrap_or(base);
-    let base = base.strip_suffix("/completions").unwrap_or(base);
-    format!("{base}/models")
+    with_path(api_base_url, |path| {
+        let base = path.trim_end_matches('/');
+        let base = base.strip_suffix("/chat/completions").unwrap_or(base);
+        let base = base.strip_suffix("/completions").unwrap_or(base);
+        format!("{base}/models")
+    })
 }
 
 /// Anthropic lists models at `<origin>/v1/models`.
 pub fn anthropic_models_url(api_base_url: &str) -> String {
-    let base = api_base_url.trim_end_matches('/');
-    let base = base.strip_suffix("/messages").unwrap_or(base);
-    let base = base.strip_suffix("/v1").unwrap_or(base);
-    format!("{base}/v1/models")
+    with_path(api_base_url, |path| {
+        let base = path.trim_end_matches('/');
+        let base = base.strip_suffix("/messages").unwrap_or(base);
+        let base = base.strip_suffix("/v1").unwrap_or(base);
+        format!("{base}/v1/models")
+    })
+}
+
+/// `url` with its path rewritten by `edit`; the query (which may hold a key) stays a
+/// query, after the new path, never inside it.
+fn with_path(url: &str, edit: impl Fn(&str) -> String) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) => {
+            let path = edit(parsed.path());
+            parsed.set_path(&path);
+            parsed.to_string()
+        }
+        Err(_) => edit(url),
+    }
 }
 
 /// `{"data":[{"id":…}]}` → ids.
@@ -449,7 +466,7 @@ async fn provider_answer(
         )),
         s => Err(format!(
             "{url} answered HTTP {s}: {}",
-            crate::ollama::client::error_text(&answer.body)
+            crate::sanitize::untrusted(&crate::ollama::client::error_text(&answer.body), 300)
         )),
     }
 }
@@ -630,6 +647,19 @@ mod tests {
         assert_eq!(
             anthropic_models_url("https://api.anthropic.com/v1/messages"),
             "https://api.anthropic.com/v1/models"
+        );
+        // A key in the query stays in the query (it was `…?key=SECRET/models`).
+        assert_eq!(
+            openai_models_url("https://gw.example/v1/chat/completions?key=SECRET"),
+            "https://gw.example/v1/models?key=SECRET"
+        );
+        assert_eq!(
+            anthropic_models_url("https://gw.example/v1/messages?key=SECRET"),
+            "https://gw.example/v1/models?key=SECRET"
+        );
+        assert_eq!(
+            openai_models_url("https://gw.example/openai/?key=S"),
+            "https://gw.example/openai/models?key=S"
         );
     }
 

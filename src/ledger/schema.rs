@@ -72,13 +72,14 @@ fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
 /// `stats` can read while the proxy writes, and migrated to [`SCHEMA_VERSION`].
 pub fn open_for_writing(path: &Path) -> Result<Connection, LedgerError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
+        crate::fsutil::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
     }
     let err = sqlite_err(path);
     let mut conn = Connection::open(path).map_err(&err)?;
+    private_mode(path);
     conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
     // journal_mode answers with the mode in force; a read-only file cannot switch to WAL
     // and fails here, which the writer reports like any other unusable database.
@@ -91,6 +92,18 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, LedgerError> {
         .map_err(&err)?;
     migrate(&mut conn, path)?;
     Ok(conn)
+}
+
+/// Take group and other access from the ledger file; SQLite gives its `-wal` and
+/// `-shm` files the same mode. The owner's bits stay (a read-only ledger stays so).
+fn private_mode(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700));
+        }
+    }
 }
 
 /// Open an existing ledger for `stats`. Read-only: reading never creates or migrates the

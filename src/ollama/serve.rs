@@ -175,7 +175,7 @@ pub fn spawn_serve(
         move |source| runtime::RuntimeError::Io { path, source }
     };
     let run = crate::paths::run_dir();
-    std::fs::create_dir_all(&run).map_err(io_err(&run))?;
+    crate::fsutil::create_dir_all(&run).map_err(io_err(&run))?;
     let pid = runtime::launch_detached(program, &["serve"], env, &log)?;
     let owned = OwnedServer {
         pid,

@@ -61,7 +61,6 @@ pub fn context_shifted(prompt: u64, output: u64, window: Option<u32>) -> bool {
         .is_some_and(|w| prompt.saturating_add(output) > u64::from(w))
 }
 
-
 /// The input tokens `target` will actually receive: earlier thinking is dropped for
 /// OpenAI-kind providers unless `reasoning_in_history` is set.
 pub fn input_tokens_for(config: &Config, target: &ModelRef, count: &TokenCount) -> u64 {

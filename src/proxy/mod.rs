@@ -36,8 +36,9 @@
 pub mod allocator;
 pub mod anthropic;
 pub mod auth;
-pub mod context_edit;
+pub mod auth_throttle;
 pub mod capabilities;
+pub mod context_edit;
 pub mod error;
 pub mod fallback;
 pub mod guard;

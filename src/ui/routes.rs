@@ -8,6 +8,7 @@
 //! | `GET /ui/api/overview` | [`super::Overview`] |
 //! | `GET /ui/api/recent` | the newest ledger rows, newest first ([`super::LiveRow`]) |
 //! | `GET /ui/api/setup` | [`super::Setup`] |
+//! | `POST /ui/api/setup` | [`super::Setup`] of a new run (rate-limited) |
 //! | `GET /ui/events` | server-sent events: `ready`, then `request` per finished request |
 //! | `POST /ui/ticket` | with the `APIKEY`: a one-use login path for `ccr-setup ui` |
 //! | `GET /ui/login?ticket=…` | trades a ticket for the session cookie, then to `/ui/` |
@@ -43,7 +44,7 @@ pub fn router(state: Arc<UiState>) -> axum::Router {
         .route("/ui/icon.svg", get(assets::icon))
         .route("/ui/api/overview", get(overview_json))
         .route("/ui/api/recent", get(recent_json))
-        .route("/ui/api/setup", get(setup_json))
+        .route("/ui/api/setup", get(setup_json).post(setup_rerun))
         .route("/ui/events", get(events))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -187,13 +188,21 @@ async fn recent_json(State(ui): State<Arc<UiState>>) -> Response {
     }
 }
 
-/// `GET /ui/api/setup` (`?fresh=1`: run the checks again).
-async fn setup_json(
-    State(ui): State<Arc<UiState>>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+/// `GET /ui/api/setup`: the last run when it is recent, else a new one.
+async fn setup_json(State(ui): State<Arc<UiState>>) -> Response {
+    setup_answer(&ui, false).await
+}
+
+/// `POST /ui/api/setup`: run the checks again (at most once per
+/// [`super::setup::MIN_GAP`]). A POST, so it passes the Origin and Content-Type checks:
+/// the run calls each provider with its key, and a plain GET (an `<img>` on any page)
+/// must not be able to start that.
+async fn setup_rerun(State(ui): State<Arc<UiState>>) -> Response {
+    setup_answer(&ui, true).await
+}
+
+async fn setup_answer(ui: &UiState, fresh: bool) -> Response {
     let env = DoctorEnv::current(ui.paths.config.clone());
-    let fresh = query.get("fresh").is_some_and(|v| v == "1");
     match ui.setup.get(env, fresh).await {
         Ok(setup) => Json(&*setup).into_response(),
         Err(e) => internal(format!("the doctor run failed: {e}")),

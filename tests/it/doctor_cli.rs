@@ -515,6 +515,9 @@ fn config_mode_0644_with_a_key_and_fix_repairs_it() {
     doc["APIKEY"] = json!("a-literal-secret-of-some-length");
     env.write_config(&doc, 0o644);
     let _proxy = our_proxy(&env);
+    // The proxy tightens its config folder at start (issue #28); loosen it again, as
+    // something else might, for doctor to find.
+    std::fs::set_permissions(env.config_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, list, _) = env.run_json(&[]);
     assert_case(&env, &list, &[("config.mode", "fail")]);
     assert_eq!(code, 1);

@@ -164,7 +164,7 @@ async fn a_30_mb_user_id_leaves_a_small_ledger_row() {
 struct ProxyChild {
     child: std::process::Child,
     base: String,
-    _sandbox: support::sandbox::Sandbox,
+    _sandbox: std::sync::Arc<support::sandbox::Sandbox>,
 }
 
 impl Drop for ProxyChild {
@@ -176,18 +176,33 @@ impl Drop for ProxyChild {
 
 impl ProxyChild {
     async fn start(upstream: &str) -> ProxyChild {
+        Self::start_with(upstream, |_| {}).await
+    }
+
+    /// With `tweak` applied to the command first (its stderr, its limits).
+    async fn start_with(
+        upstream: &str,
+        tweak: impl FnOnce(&mut std::process::Command),
+    ) -> ProxyChild {
         let sandbox = support::sandbox::Sandbox::new();
         sandbox.write_config(&json!({
             "Providers": [{"name": "local", "api_base_url": upstream, "models": ["m"]}],
             "Router": {"default": "local,m"},
         }));
+        Self::spawn(std::sync::Arc::new(sandbox), tweak).await
+    }
+
+    /// The proxy in `sandbox`, as configured there.
+    async fn spawn(
+        sandbox: std::sync::Arc<support::sandbox::Sandbox>,
+        tweak: impl FnOnce(&mut std::process::Command),
+    ) -> ProxyChild {
         let port = support::net::unbound_port();
-        let child = sandbox
-            .cmd(&["proxy", "--port", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut cmd = sandbox.cmd(&["proxy", "--port", &port.to_string()]);
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        tweak(&mut cmd);
+        let child = cmd.spawn().unwrap();
         let proxy = ProxyChild {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -486,4 +501,432 @@ async fn a_head_past_the_read_buffer_is_refused_and_large_bodies_still_pass() {
     let served = post(8 * 1024, big).await.unwrap();
     assert_eq!(served.status(), 200, "{}", served.text().await.unwrap());
     assert_eq!(fake.requests().len(), 1);
+}
+
+/// Bytes in the files under `dir` (the proxy's logs).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Item 1 of #28: 3,000 cross-site refusals with 14 KB paths used to grow the log file
+/// and stderr by ~44 MB each. Refusals are now a bounded, rate-limited summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_requests_leaves_the_logs_small() {
+    use futures_util::StreamExt;
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let stderr_dir = tempfile::tempdir().unwrap();
+    let stderr_path = stderr_dir.path().join("stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let proxy = ProxyChild::start_with(&fake.url("/v1/chat/completions"), |cmd| {
+        cmd.stderr(stderr);
+    })
+    .await;
+    let path = format!("/{}", "a".repeat(14 * 1024));
+    let client = reqwest::Client::new();
+    let statuses: Vec<u16> = futures_util::stream::iter(0..3000)
+        .map(|_| {
+            client
+                .post(format!("{}{path}", proxy.base))
+                .header("content-type", "text/plain")
+                .header("origin", "https://evil.example")
+                .body("x")
+                .send()
+        })
+        .buffer_unordered(16)
+        .map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0))
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 403), "{:?}", &statuses[..5]);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let logs = proxy._sandbox.home.join(".claude-code-router/logs");
+    let (file, err) = (
+        dir_bytes(&logs),
+        std::fs::metadata(&stderr_path).unwrap().len(),
+    );
+    assert!(file > 0, "nothing was logged to {}", logs.display());
+    assert!(file < 64 * 1024, "the log file grew by {file} bytes");
+    assert!(err < 64 * 1024, "stderr grew by {err} bytes");
+    let text = std::fs::read_to_string(&stderr_path).unwrap();
+    let refusal = text.lines().find(|l| l.contains("refused")).unwrap();
+    assert!(refusal.len() < 600, "{refusal}");
+}
+
+/// Item 2 of #28: 2,000 partial request heads against a proxy whose open-file limit is
+/// 512 (systemd's default is 1,024) used to take every descriptor: `/health` starved.
+/// Now the oldest heads are closed to make room, and a streamed answer in progress is
+/// served to its end.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_heads_cannot_starve_the_proxy() {
+    use std::os::unix::process::CommandExt;
+    use support::openai_upstream::{openai_transcript, SseEnd};
+    use tokio::io::AsyncWriteExt;
+    let deltas: Vec<Value> = (0..20)
+        .map(|i| json!({"content": format!("w{i} ")}))
+        .collect();
+    let slow = Reply::sse_events(
+        &openai_transcript(&deltas, "stop"),
+        std::time::Duration::from_millis(100),
+        SseEnd::Finish,
+    );
+    let fake = FakeUpstream::start(vec![slow]).await;
+    let proxy = ProxyChild::start_with(&fake.url("/v1/chat/completions"), |cmd| unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 512, 512)
+                .map_err(std::io::Error::from)
+        });
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let streamed = client
+        .post(format!("{}/v1/messages", proxy.base))
+        .json(&json!({"model": "m", "max_tokens": 10, "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 200);
+    let reading = tokio::spawn(streamed.text());
+    let addr = proxy.base.trim_start_matches("http://").to_owned();
+    let mut heads = Vec::new();
+    for _ in 0..2000 {
+        let connect = tokio::net::TcpStream::connect(&addr);
+        let Ok(Ok(mut s)) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), connect).await
+        else {
+            continue;
+        };
+        let _ = s
+            .write_all(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await;
+        heads.push(s);
+    }
+    for _ in 0..5 {
+        let health = reqwest::Client::new()
+            .get(format!("{}/health", proxy.base))
+            .timeout(std::time::Duration::from_secs(3))
+            .send()
+            .await
+            .expect("/health answers during the flood");
+        assert_eq!(health.status(), 200);
+    }
+    let text = tokio::time::timeout(std::time::Duration::from_secs(20), reading)
+        .await
+        .expect("the stream ends")
+        .unwrap()
+        .unwrap();
+    assert!(text.contains("w19"), "{text}");
+    assert!(text.contains("message_stop"), "{text}");
+    drop(heads);
+}
+
+/// Item 2 of #28: a head sent one byte at a time, never finished, is closed after the
+/// header read timeout (there was none).
+#[tokio::test]
+async fn a_head_that_never_ends_is_closed() {
+    use ccr_setup::proxy::server::{app, serve_with, AppState, ConnLimits, ServerOptions};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = ccr_setup::proxy::reload::LiveConfig::new(proxy_app::config(&json!({
+        "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    })));
+    let (tx, _rx) = tokio::sync::mpsc::channel(8);
+    let state = AppState::new(
+        live,
+        ccr_setup::ledger::LedgerHandle::from_sender(tx),
+        ServerOptions::default(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = ConnLimits {
+        max_connections: 64,
+        header_read_timeout: std::time::Duration::from_millis(300),
+    };
+    let server = tokio::spawn(serve_with(
+        listener,
+        app(state),
+        std::future::pending(),
+        limits,
+    ));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection stayed open");
+    server.abort();
+}
+
+/// Item 7 of #28: with tools offered, thinking is held back until text or a call
+/// starts (so a failed call can be retried unseen). An upstream that only thinks used
+/// to be held whole (435 MB of RSS); past 8 MB the answer now ends with an error event.
+#[tokio::test]
+async fn endless_held_back_thinking_ends_in_an_error_event() {
+    use support::openai_upstream::SseEnd;
+    let piece = "t".repeat(64 * 1024);
+    let chunk = json!({"id": "c", "object": "chat.completion.chunk", "model": "m",
+        "choices": [{"index": 0, "delta": {"reasoning": piece}}]});
+    let mut transcript = format!("data: {chunk}\n\n").repeat(200);
+    transcript.push_str(&format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        json!({"id": "c", "object": "chat.completion.chunk", "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "done"}, "finish_reason": "stop"}]})
+    ));
+    let fake = FakeUpstream::start(vec![Reply::sse_events(
+        &transcript,
+        std::time::Duration::ZERO,
+        SseEnd::Finish,
+    )])
+    .await;
+    let app = proxy_for(&fake, json!({})).await;
+    let resp = app
+        .post(&json!({"model": "m", "max_tokens": 10, "stream": true,
+            "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let text = tokio::time::timeout(std::time::Duration::from_secs(30), resp.text())
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    assert!(text.len() < 1024 * 1024, "{} bytes", text.len());
+    assert!(text.contains("event: error"), "{text}");
+    assert!(text.contains("8 MB of thinking"), "{text}");
+}
+
+/// Item 5 of #28: a tool call whose arguments do not fit the schema used to put the
+/// jsonschema error, which quotes the whole value (a file the model meant to write),
+/// into the log and the 502 body. Now only the JSON pointer and the error kind.
+#[tokio::test]
+async fn an_unfit_tool_call_never_echoes_its_value() {
+    let secret = format!("SECRET-FILE-CONTENT {}", "line of code\n".repeat(25_000));
+    let call = || {
+        Reply::json(&json!({
+            "id": "c", "object": "chat.completion", "model": "m",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant",
+                "content": null, "tool_calls": [{"id": "t1", "type": "function",
+                "function": {"name": "Bash", "arguments": json!({"timeout": secret}).to_string()}}]}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+        }))
+    };
+    let fake = FakeUpstream::start(vec![call(), call(), call()]).await;
+    let app = proxy_for(&fake, json!({})).await;
+    let resp = app
+        .post(&json!({"model": "m", "max_tokens": 10,
+            "tools": [{"name": "Bash", "input_schema": {"type": "object",
+                "properties": {"timeout": {"type": "integer"}}, "required": ["timeout"]}}],
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    let (status, err) = error_body(resp).await;
+    assert_eq!(status, 502, "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("SECRET"),
+        "{}",
+        &message[..message.len().min(300)]
+    );
+    assert!(message.len() < 1024, "{} bytes", message.len());
+    assert!(message.contains("/timeout"), "{message}");
+}
+
+/// Item 10 of #28: an install made by an older version (folders 0755, files 0644) is
+/// tightened when the proxy starts, and what the proxy then writes (logs, the ledger
+/// and its -wal/-shm) is private to the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_folder_is_private_to_the_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let proxy = ProxyChild::start(&fake.url("/v1/chat/completions")).await;
+    let sandbox = std::sync::Arc::clone(&proxy._sandbox);
+    let root = sandbox.home.join(".claude-code-router");
+    drop(proxy);
+    let set = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    // Loosen everything, as an older version left it, then start again.
+    for entry in walk(&root) {
+        set(&entry, if entry.is_dir() { 0o755 } else { 0o644 });
+    }
+    set(&root, 0o755);
+    let proxy = ProxyChild::spawn(sandbox, |_| {}).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/messages", proxy.base))
+        .json(&serde_json::from_str::<Value>(&body()).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let entries = walk(&root);
+    let names: Vec<String> = entries
+        .iter()
+        .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("logs/proxy.log")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n == "ledger.sqlite-wal"), "{names:?}");
+    for path in entries.iter().chain([&root]) {
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{} is {mode:o}", path.display());
+    }
+}
+
+/// Every file and folder under `root`.
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+/// Item 11 of #28: HTTP/2 with prior knowledge carries the host in `:authority` and
+/// sends no `Host` header, so the DNS-rebinding check never saw it.
+#[tokio::test]
+async fn h2c_rebinding_is_refused_by_its_authority() {
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let app = proxy_for(&fake, json!({})).await;
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .resolve("evil.example", addr)
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("http://evil.example:{}/health", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 403);
+    let ok = client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+/// Item 9 of #28: `GET /ui/api/setup?fresh=1` re-ran doctor (which calls each
+/// provider's `/models` with its key) for any `<img>` on any page. A re-run is now a
+/// POST, which the Origin check covers, and it is rate-limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_get_cannot_rerun_doctor() {
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let proxy = ProxyChild::start(&fake.url("/v1/chat/completions")).await;
+    let client = reqwest::Client::new();
+    let checked_at = |v: Value| v["checked_at_ms"].as_i64().unwrap();
+    let url = format!("{}/ui/api/setup", proxy.base);
+    let first = checked_at(client.get(&url).send().await.unwrap().json().await.unwrap());
+    // Past the old 2 s gap, `fresh=1` by GET gets the same run.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let by_get: Value = client
+        .get(format!("{url}?fresh=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(checked_at(by_get), first, "a GET ran doctor again");
+    let cross_site = client
+        .post(&url)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let rerun = client.post(&url).send().await.unwrap();
+    assert_eq!(rerun.status(), 200);
+    let second = checked_at(rerun.json().await.unwrap());
+    assert!(second > first);
+    // Twice in a row: the second gets the same run.
+    let again = checked_at(
+        client
+            .post(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(again, second);
+}
+
+/// Item 13 of #28: wrong API keys were answered 401 as fast as they came. Now a
+/// client gets 429 after a few, without its key being compared; another client behind
+/// the same local reverse proxy (told apart by `X-Forwarded-For`) is not locked out.
+#[tokio::test]
+async fn repeated_wrong_keys_are_throttled_per_client() {
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let app = proxy_for(&fake, json!({"APIKEY": "right-key"})).await;
+    let client = reqwest::Client::new();
+    let send = |key: &str, forwarded: &str| {
+        client
+            .get(app.url("/v1/models"))
+            .header("x-api-key", key)
+            .header("x-forwarded-for", forwarded)
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        statuses.push(
+            send(&format!("guess-{i}"), "10.0.0.1")
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses[0], 401);
+    assert_eq!(statuses[29], 429, "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|s| **s == 401).count() <= 10,
+        "{statuses:?}"
+    );
+    let blocked = send("right-key", "10.0.0.1").await.unwrap();
+    assert_eq!(blocked.status(), 429, "even the right key waits: no oracle");
+    assert!(blocked.headers().contains_key("retry-after"));
+    let neighbour = send("right-key", "10.0.0.2").await.unwrap();
+    assert_eq!(neighbour.status(), 200);
+}
+
+/// Item 13 of #28: under launchd the proxy's stderr is `proxy.err.log`, which nothing
+/// rotated. The proxy now empties it past 16 MB (launchd appends, so writing goes on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overgrown_stderr_file_is_emptied() {
+    use std::io::Write;
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.err.log");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(&vec![b'x'; 20 * 1024 * 1024]).unwrap();
+    let proxy = ProxyChild::start_with(&fake.url("/v1/chat/completions"), |cmd| {
+        cmd.stderr(file);
+    })
+    .await;
+    let size = std::fs::metadata(&path).unwrap().len();
+    drop(proxy);
+    assert!(size < 1024 * 1024, "proxy.err.log is {size} bytes");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("was emptied"), "{text}");
 }

@@ -98,7 +98,67 @@ fn build_release_for(root: &Path, binary: &[u8], targets: &[&str]) {
             format!("{digest}  {name}.tar.gz\n"),
         )
         .unwrap();
+        sign(&archive);
     }
+}
+
+/// A throwaway minisign key for this test run: (its folder, the secret key file, the
+/// public key line). None without minisign (then releases go unsigned and install.sh
+/// says it cannot check them).
+fn test_key() -> Option<&'static (tempfile::TempDir, PathBuf, String)> {
+    static KEY: std::sync::OnceLock<Option<(tempfile::TempDir, PathBuf, String)>> =
+        std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, public) = (dir.path().join("test.key"), dir.path().join("test.pub"));
+        let made = Command::new("minisign")
+            .args(["-G", "-W", "-p"])
+            .arg(&public)
+            .arg("-s")
+            .arg(&secret)
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        assert!(made.status.success(), "minisign -G: {}", text(&made.stderr));
+        let line = fs::read_to_string(&public)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        Some((dir, secret, line))
+    })
+    .as_ref()
+}
+
+/// `FILE.minisig` signed with [`test_key`], when minisign is installed.
+fn sign(file: &Path) {
+    let Some((_, secret, _)) = test_key() else {
+        return;
+    };
+    let out = Command::new("minisign")
+        .arg("-S")
+        .arg("-s")
+        .arg(secret)
+        .arg("-m")
+        .arg(file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "minisign -S: {}", text(&out.stderr));
+}
+
+/// minisign is needed for the signature tests: skipped loudly without it, failed in CI.
+fn need_minisign() -> bool {
+    if test_key().is_some() {
+        return true;
+    }
+    eprintln!("SKIPPED: minisign is not installed (scripts/ci-deps.sh installs it)");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "minisign is missing under CI"
+    );
+    false
 }
 
 /// `python3 -m http.server` on 127.0.0.1 with an OS-chosen port; killed on drop.
@@ -182,8 +242,29 @@ impl Install {
         cmd.args(args)
             .env("SHELL", "/bin/bash")
             .env("PATH", self.sb.system_path())
-            .env("CCR_SETUP_DOWNLOAD_URL", base_url);
+            .env("CCR_SETUP_DOWNLOAD_URL", base_url)
+            // The fake release is served over http on loopback, signed with a test key.
+            .env("CCR_SETUP_ALLOW_HTTP", "1");
+        if let Some((_, _, public)) = test_key() {
+            cmd.env("CCR_SETUP_MINISIGN_PUBKEY", public);
+        }
         cmd
+    }
+
+    /// PATH as [`Install::command`] gives it, without `minisign`: links to every
+    /// program of the system folders but that one.
+    fn path_without_minisign(&self) -> String {
+        let shims = self.sb.root.path().join("no-minisign");
+        fs::create_dir_all(&shims).unwrap();
+        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                if name != "minisign" && !shims.join(&name).exists() {
+                    let _ = std::os::unix::fs::symlink(entry.path(), shims.join(&name));
+                }
+            }
+        }
+        format!("{}:{}", self.sb.fakes.path_env(), shims.display())
     }
 
     fn run(&self, base_url: &str, args: &[&str]) -> Output {
@@ -558,4 +639,121 @@ print("ok")
         text(&out.stdout),
         text(&out.stderr)
     );
+}
+
+/// Issue #28: a plain-http download URL is refused unless CCR_SETUP_ALLOW_HTTP=1 (the
+/// archive and its checksum come from the same server, so anyone on the path could
+/// replace both).
+#[test]
+fn a_plain_http_mirror_is_refused_unless_allowed() {
+    let (_root, server) = fake_release();
+    let sandbox = Install::new();
+    let out = sandbox
+        .command(&server.url(), false, &["--no-init"])
+        .env_remove("CCR_SETUP_ALLOW_HTTP")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refusing to download over plain http"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("CCR_SETUP_ALLOW_HTTP=1"), "{stderr}");
+    assert!(!sandbox.installed().exists());
+    let allowed = sandbox.run(&server.url(), &["--no-init"]);
+    assert!(allowed.status.success(), "{}", text(&allowed.stderr));
+    assert!(text(&allowed.stdout).contains("warning: downloading over plain http"));
+    let ftp = sandbox
+        .command("ftp://mirror.example/releases", false, &["--no-init"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(text(&ftp.stderr).contains("must be an https:// URL"));
+}
+
+/// Issue #28: a server that swaps the archive and its checksum together passes the
+/// checksum, but not the signature, which only the release key can make.
+#[test]
+fn a_swapped_archive_fails_the_signature_check() {
+    if !need_minisign() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    build_release(root.path(), FAKE_BINARY.as_bytes());
+    let dir = root.path().join(format!("download/v{VERSION}"));
+    // The attacker's build: another binary, its own matching checksum, the old signature.
+    let evil = tempfile::tempdir().unwrap();
+    build_release(evil.path(), b"#!/bin/sh\necho evil\n");
+    for target in TARGETS {
+        let name = format!("ccr-setup-{VERSION}-{target}.tar.gz");
+        let from = evil.path().join(format!("download/v{VERSION}"));
+        fs::copy(from.join(&name), dir.join(&name)).unwrap();
+        let sum = format!("{name}.sha256");
+        fs::copy(from.join(&sum), dir.join(&sum)).unwrap();
+    }
+    let server = StaticServer::start(root.path());
+    let sandbox = Install::new();
+    let out = sandbox.run(&server.url(), &["--no-init"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("checksum verified"), "{stdout}");
+    assert!(
+        stderr.contains("does not verify with the release key"),
+        "{stderr}"
+    );
+    assert!(!sandbox.installed().exists());
+    // A release without signatures is refused too when minisign can check.
+    for target in TARGETS {
+        fs::remove_file(dir.join(format!("ccr-setup-{VERSION}-{target}.tar.gz.minisig"))).unwrap();
+    }
+    let out = sandbox.run(&server.url(), &["--no-init"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(".minisig"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!sandbox.installed().exists());
+}
+
+/// Issue #28: without minisign the installer says the signature is not checked and
+/// goes on with the checksum, unless CCR_SETUP_REQUIRE_SIGNATURE=1; with it and a good
+/// signature, it says the signature was verified.
+#[test]
+fn without_minisign_the_install_says_so_and_can_be_made_to_fail() {
+    if !need_minisign() {
+        return;
+    }
+    let (_root, server) = fake_release();
+    let sandbox = Install::new();
+    let signed = sandbox.run(&server.url(), &["--no-init"]);
+    assert!(signed.status.success(), "{}", text(&signed.stderr));
+    assert!(text(&signed.stdout).contains("signature verified (minisign)"));
+
+    let sandbox = Install::new();
+    let path = sandbox.path_without_minisign();
+    let out = sandbox
+        .command(&server.url(), false, &["--no-init"])
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("minisign is not installed"), "{stdout}");
+    assert!(sandbox.installed().exists());
+
+    let sandbox = Install::new();
+    let out = sandbox
+        .command(&server.url(), false, &["--no-init"])
+        .env("PATH", &path)
+        .env("CCR_SETUP_REQUIRE_SIGNATURE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("CCR_SETUP_REQUIRE_SIGNATURE"));
+    assert!(!sandbox.installed().exists());
 }

@@ -46,11 +46,43 @@ fn host_target() -> &'static str {
     }
 }
 
+/// The release scripts, signing with a throwaway minisign key (as release-local.sh
+/// does) when minisign is installed; install.sh is pointed at its public key.
 fn script(name: &str) -> Command {
     let mut cmd = Command::new("bash");
     cmd.arg(repo().join("scripts").join(name));
     cmd.env_remove("GITHUB_OUTPUT");
+    if let Some((_, secret, public)) = throwaway_key() {
+        cmd.env("CCR_SETUP_MINISIGN_SECRET_KEY_FILE", secret)
+            .env("CCR_SETUP_MINISIGN_PUBKEY", public);
+    }
     cmd
+}
+
+/// (its folder, the secret key file, the public key line); None without minisign.
+fn throwaway_key() -> Option<&'static (tempfile::TempDir, PathBuf, String)> {
+    static KEY: std::sync::OnceLock<Option<(tempfile::TempDir, PathBuf, String)>> =
+        std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, public) = (dir.path().join("k.key"), dir.path().join("k.pub"));
+        let made = Command::new("minisign")
+            .args(["-G", "-W", "-p"])
+            .arg(&public)
+            .arg("-s")
+            .arg(&secret)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        assert!(made.status.success(), "{}", text(&made));
+        let line = std::fs::read_to_string(&public)
+            .unwrap()
+            .lines()
+            .nth(1)?
+            .to_owned();
+        Some((dir, secret, line))
+    })
+    .as_ref()
 }
 
 /// Packages `binary` as `version` for the host target into `dist` and completes it.
@@ -140,6 +172,13 @@ fn the_release_scripts_install_and_run_the_packaged_binary() {
         format!("{version}\n")
     );
     assert!(dist.join("install.sh").exists());
+    if throwaway_key().is_some() {
+        let sig = dist.join(format!(
+            "ccr-setup-{version}-{}.tar.gz.minisig",
+            host_target()
+        ));
+        assert!(sig.exists(), "release-dist.sh did not sign the archive");
+    }
 
     let out = script("release-verify.sh")
         .arg(&dist)
@@ -221,6 +260,37 @@ fn a_prerelease_gets_no_latest_and_a_bad_checksum_stops_the_release() {
     assert!(
         !out.status.success(),
         "a corrupt archive passed: {}",
+        text(&out)
+    );
+}
+
+/// Issue #28: the publish job sets CCR_SETUP_REQUIRE_SIGNING=1, so a release without
+/// its signing key stops before anything is published.
+#[test]
+fn a_release_without_its_signing_key_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let binary = tmp.path().join("ccr-setup");
+    std::fs::write(&binary, "#!/bin/sh\necho 'ccr-setup 1.0.0'\n").unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dist = tmp.path().join("dist");
+    let out = script("release-package.sh")
+        .args(["1.0.0", host_target()])
+        .arg(&binary)
+        .arg(&dist)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = script("release-dist.sh")
+        .arg("1.0.0")
+        .arg(&dist)
+        .env_remove("CCR_SETUP_MINISIGN_SECRET_KEY_FILE")
+        .env("CCR_SETUP_REQUIRE_SIGNING", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("CCR_SETUP_REQUIRE_SIGNING=1 but no"),
+        "{}",
         text(&out)
     );
 }

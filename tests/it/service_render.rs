@@ -241,3 +241,28 @@ fn dropin_for_the_system_ollama_passes_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue #28: the proxy keeps a descriptor per client connection, and the default soft
+/// limits (1,024 under systemd, 256 under launchd) are what a flood of half-open
+/// connections exhausts. Both units raise it.
+#[test]
+fn units_raise_the_open_file_limit() {
+    let home = Path::new("/home/alice");
+    for spec in specs(home) {
+        let unit = service::render(Manager::Systemd, &layout(home), &spec).unwrap();
+        assert!(
+            unit.contents.lines().any(|l| l == "LimitNOFILE=65536"),
+            "{}",
+            unit.contents
+        );
+        let agent = service::render(Manager::Launchd, &layout(home), &spec).unwrap();
+        let plist = plist::Value::from_reader_xml(agent.contents.as_bytes()).unwrap();
+        let files = plist
+            .as_dictionary()
+            .and_then(|d| d.get("SoftResourceLimits"))
+            .and_then(|v| v.as_dictionary())
+            .and_then(|d| d.get("NumberOfFiles"))
+            .and_then(|v| v.as_signed_integer());
+        assert_eq!(files, Some(8192), "{}", agent.contents);
+    }
+}

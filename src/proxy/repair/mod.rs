@@ -110,7 +110,7 @@ pub struct FittedCall {
 /// A call that cannot be made to fit: the reason is what the corrective note tells
 /// the model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("tool call `{name}`: {reason}")]
+#[error("tool call `{}`: {reason}", crate::sanitize::field(.name))]
 pub struct Unfit {
     pub name: String,
     pub reason: String,

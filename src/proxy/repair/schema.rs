@@ -67,12 +67,18 @@ pub fn fit(schema: &Value, args: &mut Value) -> Result<Vec<Coercion>, SchemaMism
     ))
 }
 
+/// The error's JSON pointer and kind, never the value: jsonschema's own message quotes
+/// the instance (a whole file the model meant to write), and this text reaches the
+/// log and the 502 body. Pointer and message are capped (keys are the model's too).
 fn describe(e: &jsonschema::ValidationError<'_>) -> String {
-    let path = e.instance_path().as_str();
+    let path = crate::sanitize::untrusted(e.instance_path().as_str(), 128);
+    let masked = e.masked().to_string();
+    let message = crate::sanitize::untrusted(&masked, 200);
+    let keyword = e.kind().keyword();
     if path.is_empty() {
-        e.to_string()
+        format!("{message} ({keyword})")
     } else {
-        format!("{path}: {e}")
+        format!("{path}: {message} ({keyword})")
     }
 }
 
@@ -226,5 +232,20 @@ mod tests {
         let mut args = json!({"command": "ls", "timeout": "soon"});
         let err = fit(&bash_schema(), &mut args).unwrap_err();
         assert!(err.0.contains("/timeout"), "{}", err.0);
+    }
+
+    #[test]
+    fn a_mismatch_names_the_pointer_and_kind_never_the_value() {
+        let content = format!("SECRET-FILE {}", "line\n".repeat(60_000));
+        let mut args = json!({"command": "ls", "timeout": content});
+        let err = fit(&bash_schema(), &mut args).unwrap_err();
+        assert!(
+            !err.0.contains("SECRET"),
+            "{}",
+            &err.0[..err.0.len().min(300)]
+        );
+        assert!(err.0.len() < 400, "{} bytes", err.0.len());
+        assert!(err.0.starts_with("/timeout: "), "{}", err.0);
+        assert!(err.0.ends_with("(type)"), "{}", err.0);
     }
 }

@@ -30,6 +30,11 @@ pub struct PendingCall {
 #[derive(Debug, Clone, Default)]
 pub struct CallBuffer {
     calls: Vec<PendingCall>,
+    /// Position in `calls` of each upstream index: an answer of 60,000 calls must not
+    /// search the list for every fragment.
+    by_index: std::collections::HashMap<u32, usize, foldhash::fast::RandomState>,
+    /// Bytes of arguments held, kept as fragments arrive.
+    held: usize,
 }
 
 impl CallBuffer {
@@ -38,7 +43,7 @@ impl CallBuffer {
     /// else continues the latest.
     pub fn push(&mut self, index: Option<u32>, id: Option<&str>, name: Option<&str>, args: &str) {
         let slot = match index {
-            Some(i) => self.calls.iter().position(|c| c.index == Some(i)),
+            Some(i) => self.by_index.get(&i).copied(),
             None => match (self.calls.last(), id) {
                 (Some(last), None) if last.index.is_none() => Some(self.calls.len() - 1),
                 (Some(last), Some(id))
@@ -54,6 +59,9 @@ impl CallBuffer {
                 index,
                 ..PendingCall::default()
             });
+            if let Some(i) = index {
+                self.by_index.insert(i, self.calls.len() - 1);
+            }
             self.calls.len() - 1
         });
         let call = &mut self.calls[slot];
@@ -64,6 +72,7 @@ impl CallBuffer {
             call.name = name.filter(|n| !n.is_empty()).map(str::to_owned);
         }
         call.args.push_str(args);
+        self.held += args.len();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -72,10 +81,12 @@ impl CallBuffer {
 
     /// Bytes held, for the caller's bound on what one answer may hold.
     pub fn held_bytes(&self) -> usize {
-        self.calls.iter().map(|c| c.args.len()).sum()
+        self.held
     }
 
     pub fn take(&mut self) -> Vec<PendingCall> {
+        self.by_index.clear();
+        self.held = 0;
         std::mem::take(&mut self.calls)
     }
 }

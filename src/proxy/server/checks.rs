@@ -30,35 +30,41 @@ pub(super) async fn request_checks(
 ) -> Response {
     let root_probe = req.uri().path() == "/" && matches!(*req.method(), Method::GET | Method::HEAD);
     if !root_probe {
-        if let Err(e) = check(&state.config.current(), req.method(), req.headers()) {
-            tracing::warn!(
-                "{} {} refused: {}",
-                req.method(),
-                req.uri().path(),
-                e.message
-            );
+        let authority = req.uri().authority().map(|a| a.as_str());
+        if let Err(e) = check(
+            &state.config.current(),
+            req.method(),
+            req.headers(),
+            authority,
+        ) {
+            super::refusals::log(req.method(), req.uri().path(), &e.message);
             return e.into_response();
         }
     }
     next.run(req).await
 }
 
-/// Host, then Origin, then Content-Type.
+/// Host, then Origin, then Content-Type. `authority` is the request URI's: HTTP/2
+/// carries the host there (`:authority`) and sends no `Host` header, and an HTTP/1
+/// request in absolute form names one there too; each one present is checked.
 pub(super) fn check(
     config: &Config,
     method: &Method,
     headers: &HeaderMap,
+    authority: Option<&str>,
 ) -> Result<(), ProxyError> {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if let Some(host) = host {
+    let host_header = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if host_header.is_none() && headers.contains_key(header::HOST) {
+        return Err(forbidden("the Host header is not valid text".to_owned()));
+    }
+    for host in [host_header, authority].into_iter().flatten() {
         if !host_allowed(config, host) {
             return Err(forbidden(format!(
                 "Host {host:?} is not this proxy's address; only loopback names (localhost, 127.0.0.1, [::1]) or the configured HOST are served (a web page may be trying DNS rebinding)"
             )));
         }
-    } else if headers.contains_key(header::HOST) {
-        return Err(forbidden("the Host header is not valid text".to_owned()));
     }
+    let host = host_header.or(authority);
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !origin_allowed(config, origin, host) {
@@ -165,7 +171,7 @@ mod tests {
     }
 
     fn status(c: &Config, method: Method, pairs: &[(&'static str, &str)]) -> u16 {
-        match check(c, &method, &headers(pairs)) {
+        match check(c, &method, &headers(pairs), None) {
             Ok(()) => 200,
             Err(e) => e.status.as_u16(),
         }
@@ -206,6 +212,23 @@ mod tests {
             status(&any, Method::GET, &[("host", "mybox.lan:3456")]),
             200
         );
+    }
+
+    /// HTTP/2 sends no `Host`; its `:authority` is the request URI's authority.
+    #[test]
+    fn the_uri_authority_is_checked_like_host() {
+        let c = config("127.0.0.1", &[]);
+        let h2 = |authority: &str| {
+            check(&c, &Method::GET, &HeaderMap::new(), Some(authority)).map_err(|e| e.status)
+        };
+        assert_eq!(h2("evil.example:3456"), Err(StatusCode::FORBIDDEN));
+        assert_eq!(h2("127.0.0.1:3456"), Ok(()));
+        // Absolute form with a loopback Host header: the URI's authority still counts.
+        let loopback = headers(&[("host", "127.0.0.1:3456")]);
+        assert!(check(&c, &Method::GET, &loopback, Some("evil.example")).is_err());
+        // Same-origin pages on HTTP/2 are recognised by the authority.
+        let page = headers(&[("origin", "http://localhost:3456")]);
+        assert!(check(&c, &Method::GET, &page, Some("localhost:3456")).is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::ledger::{RequestOutcome, UsageRecord};
 use crate::proxy::anthropic::Usage;
 use crate::proxy::context_edit::EditReport;
 use crate::proxy::error::ProxyError;
+use crate::sanitize;
 
 /// What the log line and the ledger row need, gathered along the way.
 #[derive(Debug, Clone)]
@@ -104,8 +105,10 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         Some(detail) => format!("{}:{detail}", end.outcome.kind()),
         None => end.outcome.kind().to_owned(),
     };
+    // The model of an explicit route is the client's text: one sanitised field.
+    let (shown_provider, shown_model) = (sanitize::field(provider), sanitize::field(model));
     tracing::info!(
-        "{} {} {provider},{model} status={} in={}{} out={} {:.1}ms{}{}{}{}",
+        "{} {} {shown_provider},{shown_model} status={} in={}{} out={} {:.1}ms{}{}{}{}",
         if meta.stream { "stream" } else { "json" },
         meta.scenario,
         end.status,
@@ -117,7 +120,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         duration.as_secs_f64() * 1000.0,
         meta.fallback_from
             .as_ref()
-            .map(|f| format!(" fallback_from={f}"))
+            .map(|f| format!(" fallback_from={}", sanitize::field(&f.to_string())))
             .unwrap_or_default(),
         if end.outcome == RequestOutcome::Ok {
             String::new()
@@ -151,7 +154,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         judged && crate::proxy::guard::context_shifted(reported, end.usage.output_tokens, window);
     if shifted {
         tracing::warn!(
-            "{provider},{model} used {reported} prompt + {} output tokens in a {}-token context: its server cut tokens from the conversation mid-answer (context shift), so the answer may have lost track; run /compact in Claude Code or raise the context (`ccr-setup init --context-length`)",
+            "{shown_provider},{shown_model} used {reported} prompt + {} output tokens in a {}-token context: its server cut tokens from the conversation mid-answer (context shift), so the answer may have lost track; run /compact in Claude Code or raise the context (`ccr-setup init --context-length`)",
             end.usage.output_tokens,
             window.unwrap_or(0)
         );
@@ -161,7 +164,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
             && crate::proxy::guard::context_overflowed(reported, meta.sent_estimate, window));
     if context_overflowed {
         tracing::warn!(
-            "{provider},{model} reported {reported} prompt tokens for about {} sent, in a {}-token context: it likely dropped the oldest messages; run /compact in Claude Code or raise the context (`ccr-setup init --context-length`)",
+            "{shown_provider},{shown_model} reported {reported} prompt tokens for about {} sent, in a {}-token context: it likely dropped the oldest messages; run /compact in Claude Code or raise the context (`ccr-setup init --context-length`)",
             meta.sent_estimate.unwrap_or(0),
             window.unwrap_or(0)
         );
@@ -260,7 +263,8 @@ fn remember_session(
         .record(session, last, local_answer, config.quality);
     if let crate::proxy::sessions::QualityChange::SwitchedToCloud { failures } = change {
         tracing::warn!(
-            "session {session}: {failures} of the local model's recent answers were unusable; its next {} requests go to the fallback chain (fallback.after_local_failures / fallback.cloud_requests)",
+            "session {}: {failures} of the local model's recent answers were unusable; its next {} requests go to the fallback chain (fallback.after_local_failures / fallback.cloud_requests)",
+            sanitize::field(session),
             config.quality.cloud_requests
         );
     }

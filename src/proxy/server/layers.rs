@@ -7,18 +7,20 @@
 //! Before all of these, app-wide, the Host, Origin and Content-Type checks
 //! ([`super::checks`]). Every refusal is a [`ProxyError`], so it stays Anthropic-shaped.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 
 use super::AppState;
-use crate::proxy::auth;
 use crate::proxy::error::{ErrorKind, ProxyError};
+use crate::proxy::{auth, auth_throttle};
 
 /// Anthropic's own request size limit.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -42,14 +44,39 @@ pub fn api(
     )
 }
 
-/// With `APIKEY` set, the request must carry it ([`auth::check`], constant-time).
+/// With `APIKEY` set, the request must carry it ([`auth::check`], constant-time), and
+/// a client that sent too many wrong keys waits ([`auth_throttle`]).
 /// Refusals are logged, not recorded in the ledger: it counts the user's own use.
 async fn require_api_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let config = state.config.current();
-    match auth::check(config.api_key.as_deref(), req.headers()) {
+    let Some(key) = config.api_key.as_deref().filter(|k| !k.is_empty()) else {
+        return next.run(req).await;
+    };
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let client = auth_throttle::client_key(peer, req.headers());
+    let now = Instant::now();
+    if let Some(wait) = state.auth_throttle.blocked(&client, now) {
+        super::refusals::log(req.method(), req.uri().path(), "too many wrong API keys");
+        let mut resp = ProxyError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::RateLimit,
+            "too many requests with a wrong API key from this client; wait, then send the config's APIKEY",
+        )
+        .into_response();
+        let secs = wait.as_secs().max(1).to_string();
+        if let Ok(v) = header::HeaderValue::from_str(&secs) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
+    match auth::check(Some(key), req.headers()) {
         Ok(()) => next.run(req).await,
         Err(e) => {
-            tracing::warn!("{} {} refused: {e}", req.method(), req.uri().path());
+            state.auth_throttle.failed(&client, now);
+            super::refusals::log(req.method(), req.uri().path(), &e.to_string());
             ProxyError::new(
                 StatusCode::UNAUTHORIZED,
                 ErrorKind::Authentication,
@@ -65,10 +92,10 @@ async fn require_api_key(State(state): State<Arc<AppState>>, req: Request, next:
 /// memory. A request holds its slot until its answer (a whole stream) has been sent.
 async fn limit_in_flight(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let Ok(permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
-        tracing::warn!(
-            "{} {} refused: too many requests in flight",
+        super::refusals::log(
             req.method(),
-            req.uri().path()
+            req.uri().path(),
+            "too many requests in flight",
         );
         let mut resp = ProxyError::new(
             StatusCode::TOO_MANY_REQUESTS,

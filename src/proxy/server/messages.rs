@@ -47,7 +47,8 @@ fn quality_reroute(state: &AppState, config: &Config, meta: &mut RequestMeta, pl
         return;
     }
     tracing::info!(
-        "session {session}: sent to {} for quality (the local model's recent answers were unusable)",
+        "session {}: sent to {} for quality (the local model's recent answers were unusable)",
+        crate::sanitize::field(session),
         cloud[0]
     );
     plan.targets = cloud;
@@ -62,7 +63,9 @@ fn log_edit(edit: &EditReport, session: Option<&str>) {
     }
     tracing::info!(
         "context editing{}: {} -> {} tokens; cleared {} more old tool results ({} in all), cut {}, restored {} re-reads",
-        session.map(|s| format!(" for session {s}")).unwrap_or_default(),
+        session
+            .map(|s| format!(" for session {}", crate::sanitize::field(s)))
+            .unwrap_or_default(),
         edit.input_before,
         edit.input_after,
         edit.newly_cleared,

@@ -16,6 +16,7 @@
 mod attempt;
 mod body;
 mod checks;
+mod conns;
 mod context;
 mod finish;
 mod handlers;
@@ -24,6 +25,7 @@ mod listen;
 mod messages;
 mod offload;
 mod passthrough;
+mod refusals;
 mod request;
 mod spliced;
 mod translated;
@@ -40,7 +42,7 @@ use super::upstream::Upstream;
 use crate::ledger::LedgerHandle;
 
 pub use layers::MAX_BODY_BYTES;
-pub use listen::{serve, READ_BUFFER_MAX};
+pub use listen::{serve, serve_with, ConnLimits, HEADER_READ_TIMEOUT, READ_BUFFER_MAX};
 
 /// Keep-alive period while the upstream is silent. Claude Code gives up after 300 s
 /// without a byte; a local model can prefill a long prompt for minutes.
@@ -78,6 +80,8 @@ pub struct AppState {
     /// API requests being served ([`layers`]: the excess get a 429). Sized from
     /// `MAX_REQUESTS_IN_FLIGHT` at start; a reload does not resize it.
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Wrong API keys, per client ([`layers`]).
+    auth_throttle: crate::proxy::auth_throttle::AuthThrottle,
     /// For `/health`'s uptime.
     started: Instant,
     /// `/v1/messages` requests finished (answered, failed or cancelled), for `/health`.
@@ -104,6 +108,7 @@ impl AppState {
             clear_memory: Default::default(),
             capabilities: Default::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight)),
+            auth_throttle: Default::default(),
             started: Instant::now(),
             requests: AtomicU64::new(0),
             message_counter: AtomicU64::new(0),

@@ -32,7 +32,7 @@ use crate::proxy::plan::Plan;
 use crate::proxy::repair::{corrective_note, openai_body_with_note, ToolCatalog};
 use crate::proxy::translate::stream::{StreamTranslator, PING_EVENT, REPETITION};
 use crate::proxy::translate::tool_names::ToolNameMap;
-use crate::proxy::upstream::AttemptError;
+use crate::proxy::upstream::{AttemptError, MAX_SSE_LINE_BYTES};
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 type PendingHead =
@@ -453,6 +453,14 @@ impl TranslatedStream {
             self.held = None;
         } else {
             held.append(out);
+            if held.len() > MAX_SSE_LINE_BYTES {
+                // Thinking without end: drop it and end the answer, as for an
+                // over-long stream event (it was 435 MB of RSS).
+                self.held = None;
+                self.translator.fail("line_too_long", held_too_large(), out);
+                self.done = true;
+                self.record_end();
+            }
         }
     }
 
@@ -601,4 +609,12 @@ pub(super) fn idle_timeout(idle: Duration) -> ProxyError {
             idle.as_secs()
         ),
     )
+}
+
+/// Thinking held back (while a rescue is possible) outgrew [`MAX_SSE_LINE_BYTES`].
+fn held_too_large() -> ProxyError {
+    ProxyError::bad_gateway(format!(
+        "the upstream sent more than {} MB of thinking before any answer or tool call; the answer is abandoned",
+        MAX_SSE_LINE_BYTES / (1024 * 1024)
+    ))
 }

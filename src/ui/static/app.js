@@ -54,8 +54,8 @@
     },
   };
 
-  async function api(path) {
-    const r = await fetch(path, { credentials: 'same-origin', headers: { accept: 'application/json' } });
+  async function api(path, method) {
+    const r = await fetch(path, { method: method || 'GET', credentials: 'same-origin', headers: { accept: 'application/json' } });
     const body = await r.json().catch(() => null);
     if (!r.ok) {
       const message = body && body.error && body.error.message;
@@ -366,7 +366,7 @@
     setupBusy = true;
     $('setup-note').textContent = 'Running the checks…';
     try {
-      renderSetup(await api(force ? '/ui/api/setup?fresh=1' : '/ui/api/setup'));
+      renderSetup(await api('/ui/api/setup', force ? 'POST' : 'GET'));
       setupAt = Date.now();
       banner('');
     } catch (e) {

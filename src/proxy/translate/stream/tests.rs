@@ -100,3 +100,52 @@ fn mapped_tool_names_are_restored() {
     assert!(out.contains(&format!("\"name\":\"{long}\"")), "{out}");
     assert!(t.summary().completed);
 }
+
+#[test]
+fn nameless_arguments_are_capped_like_an_sse_line() {
+    let megabyte = "x".repeat(1024 * 1024);
+    let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "function": {"arguments": megabyte}}]}}]});
+    let mut t = StreamTranslator::new("msg_1", "m", 10, ToolNameMap::default());
+    let mut out = Vec::new();
+    for _ in 0..12 {
+        t.feed(format!("data: {chunk}\n\n").as_bytes(), &mut out);
+    }
+    assert!(t.is_finished());
+    assert_eq!(t.error_kind(), Some("line_too_long"));
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("event: error"), "{text}");
+    assert!(text.contains("before the tool's name"), "{text}");
+    assert!(text.len() < 4096, "{} bytes", text.len());
+    // Ended without a name, the error says how much, not what.
+    let out = run(&format!(
+        "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+        serde_json::json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": "{\"secret\": 1}"}}]}}]}),
+        serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+    ));
+    assert!(
+        out.contains("without a name (13 bytes of arguments)"),
+        "{out}"
+    );
+    assert!(!out.contains("secret"), "{out}");
+}
+
+/// 100,000 calls, each with its own index: the lookup by index is O(1) (a search of
+/// the list made this quadratic: 60,000 calls took seconds of CPU).
+#[test]
+fn many_tool_calls_translate_in_linear_time() {
+    let mut input = String::new();
+    for i in 0..100_000 {
+        input.push_str(&format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":{i},\"id\":\"c{i}\",\"function\":{{\"name\":\"t\",\"arguments\":\"{{}}\"}}}}]}}}}]}}\n\n"
+        ));
+    }
+    let started = std::time::Instant::now();
+    let mut t = StreamTranslator::new("msg_1", "m", 10, ToolNameMap::default());
+    let mut out = Vec::new();
+    t.feed(input.as_bytes(), &mut out);
+    let took = started.elapsed();
+    assert!(!t.is_finished());
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+}
