@@ -202,14 +202,22 @@ impl Recommendation {
     }
 }
 
-/// `init`'s advice for a pulled model, worded; None when `/api/show` lacks the
-/// attention geometry. One slot, and the cache type `OLLAMA_KV_CACHE_TYPE` names.
+/// `init`'s advice: the context it recommends, whether it fits, and the words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextAdvice {
+    pub context: u64,
+    pub fits: bool,
+    pub text: String,
+}
+
+/// `init`'s advice for a pulled model; None when `/api/show` lacks the attention
+/// geometry. One slot, and the cache type `OLLAMA_KV_CACHE_TYPE` names.
 pub fn advise(
     details: &super::ModelDetails,
     model_bytes: u64,
     memory_bytes: u64,
     at_least: u64,
-) -> Option<String> {
+) -> Option<ContextAdvice> {
     let machine = Machine {
         memory_bytes,
         model_bytes,
@@ -229,7 +237,11 @@ pub fn advise(
     } else {
         "the smallest that suits Claude Code, and tight on this machine"
     };
-    Some(format!("context {verdict}: {}", r.describe(memory_bytes)))
+    Some(ContextAdvice {
+        context: r.context,
+        fits: r.fits,
+        text: format!("context {verdict}: {}", r.describe(memory_bytes)),
+    })
 }
 
 /// Parallel slots `init` asks Ollama for when they fit.
@@ -320,12 +332,16 @@ const GPT_OSS_20B_BYTES: u64 = 13_800_000_000;
 
 /// [`advise`] for a model that is not pulled yet: only the default model, whose
 /// geometry and size are known; None for others.
-pub fn advise_unpulled(model: &str, memory_bytes: u64, at_least: u64) -> Option<String> {
+pub fn advise_unpulled(model: &str, memory_bytes: u64, at_least: u64) -> Option<ContextAdvice> {
     let details = published_default(model)?;
     let said = advise(&details, GPT_OSS_20B_BYTES, memory_bytes, at_least)?;
-    Some(format!(
-        "{said}; from {model}'s published size and attention geometry, as it is not pulled yet"
-    ))
+    Some(ContextAdvice {
+        text: format!(
+            "{}; from {model}'s published size and attention geometry, as it is not pulled yet",
+            said.text
+        ),
+        ..said
+    })
 }
 
 #[cfg(test)]
@@ -450,9 +466,13 @@ mod tests {
     fn advice_says_what_it_costs() {
         let details = super::super::ModelDetails::from_show(&json!({
             "capabilities": ["completion", "tools"], "model_info": gpt_oss_20b()}));
-        let said = advise(&details, 13_793_437_354, 24 * GB, 32_768).unwrap();
+        let said = advise(&details, 13_793_437_354, 24 * GB, 32_768)
+            .unwrap()
+            .text;
         assert_eq!(said, "context recommended for this machine: 65536 tokens: 1.7 GB of KV cache on top of the 13.8 GB model (fits in 75% of 24.0 GB of memory)");
-        let said = advise(&details, 13_793_437_354, 16 * GB, 32_768).unwrap();
+        let said = advise(&details, 13_793_437_354, 16 * GB, 32_768)
+            .unwrap()
+            .text;
         assert!(said.starts_with("context the smallest that suits Claude Code, and tight on this machine: 32768 tokens: 918.6 MB of KV cache"), "{said}");
         let bare = super::super::ModelDetails::from_show(&json!({"model_info": {}}));
         assert_eq!(advise(&bare, 1, 24 * GB, 32_768), None);
@@ -460,11 +480,14 @@ mod tests {
 
     #[test]
     fn the_default_model_is_advised_before_it_is_pulled() {
-        let said = advise_unpulled("gpt-oss:20b", 24 * GB, 32_768).unwrap();
+        let advice = advise_unpulled("gpt-oss:20b", 24 * GB, 32_768).unwrap();
+        assert_eq!((advice.context, advice.fits), (65_536, true));
+        let said = advice.text;
         assert!(said.starts_with("context recommended for this machine: 65536 tokens: 1.7 GB of KV cache on top of the 13.8 GB model"), "{said}");
         assert!(said.ends_with("as it is not pulled yet"), "{said}");
         assert!(advise_unpulled("gpt-oss:20b", 16 * GB, 32_768)
             .unwrap()
+            .text
             .contains("tight on this machine: 32768 tokens"));
         assert_eq!(advise_unpulled("qwen3:8b", 24 * GB, 32_768), None);
     }

@@ -14,6 +14,7 @@ use crate::config::{
     ConfigFile, SecretsStore, DEFAULT_CONTEXT_LENGTH, DEFAULT_MODEL, DEFAULT_PORT,
 };
 use crate::diagnostic::Diagnostic;
+use crate::ollama::kv::ContextAdvice;
 use crate::ollama::{InstalledModel, ModelDetails, OllamaClient};
 use crate::output::Printer;
 use crate::provision::router_config::{self, Answers};
@@ -57,7 +58,7 @@ impl OllamaInfo {
     }
 
     /// The context this machine affords the model and what it costs (`ollama::kv`).
-    fn context_advice(&self, model: &str, details: Option<&ModelDetails>) -> Option<String> {
+    fn context_advice(&self, model: &str, details: Option<&ModelDetails>) -> Option<ContextAdvice> {
         let want = crate::ollama::normalize_model_name(model);
         let pulled = (self.models.iter().flatten())
             .find(|m| crate::ollama::normalize_model_name(&m.name) == want);
@@ -104,6 +105,7 @@ pub(super) fn gather(
 ) -> anyhow::Result<AllAnswers> {
     // The existing config's answers are the defaults.
     let base = existing.and_then(|f| router_config::current_answers(&f.doc));
+    let first_setup = base.is_none();
     let has_api_key = existing.is_some_and(|f| router_config::has_api_key(&f.doc));
     let defaults = base.unwrap_or_else(|| Answers {
         model: DEFAULT_MODEL.to_owned(),
@@ -132,10 +134,16 @@ pub(super) fn gather(
     let trained = details.as_ref().and_then(|d| d.trained_context);
     let advice = ollama.context_advice(&model, details.as_ref());
     match (&advice, ask.term, args.context_length) {
-        (Some(a), None, _) | (Some(a), _, Some(_)) => out.line(&format!("Note: {a}")),
+        (Some(a), None, _) | (Some(a), _, Some(_)) => out.line(&format!("Note: {}", a.text)),
         _ => {}
     }
-    let context_length = ask.context_length(&model, trained, advice.as_deref())?;
+    // A first setup is offered the largest context that fits (Ollama's docs ask for 64k
+    // or more for Claude Code); an existing config's context stays the default.
+    let offered = advice
+        .as_ref()
+        .filter(|a| a.fits && first_setup)
+        .map(|a| a.context.min(u64::from(u32::MAX)) as u32);
+    let context_length = ask.context_length(&model, trained, advice.as_ref(), offered)?;
     let port = ask.port()?;
     let cloud_fallback = ask.cloud_fallback()?;
     let cloud_model = args
@@ -247,13 +255,14 @@ impl Ask<'_> {
         &self,
         model: &str,
         trained: Option<u64>,
-        advice: Option<&str>,
+        advice: Option<&ContextAdvice>,
+        offered: Option<u32>,
     ) -> anyhow::Result<u32> {
         let context_length = match (self.args.context_length, self.term) {
             (Some(c), _) => c,
             (None, None) => self.defaults.context_length,
             (None, Some(t)) => {
-                let prompt = match (trained, advice) {
+                let prompt = match (trained, advice.map(|a| a.text.as_str())) {
                     (Some(tc), Some(a)) => {
                         format!("Context length in tokens (trained: {tc}; {a})")
                     }
@@ -264,8 +273,8 @@ impl Ask<'_> {
                 dialoguer::Input::<u32>::with_theme(&self.theme)
                     .with_prompt(prompt)
                     .default(
-                        self.defaults
-                            .context_length
+                        offered
+                            .unwrap_or(self.defaults.context_length)
                             .min(trained.map_or(u32::MAX, |t| t as u32)),
                     )
                     .validate_with(move |c: &u32| check_context(&m, *c, trained))
