@@ -188,10 +188,25 @@ ccr_ci_claude() {
 
 # Real llama.cpp server, built from the llama-cpp-python source archive (no wheel
 # exists; the archive vendors llama.cpp). About 5 minutes on 2 cores; cached binary.
+#
+# Not -march=native: ggml then compiles its AMX kernels wherever the CPU lists AMX, and a
+# sandbox that does not grant the AMX tile state (seen here: Sapphire Rapids under a
+# sandboxed kernel) gets SIGSEGV in ggml_backend_amx_mul_mat on the first decode. On
+# x86_64 the build targets AVX2/FMA/F16C instead, which every CI machine has. The flags
+# are stamped beside the binary; a binary built with others is rebuilt.
+ccr_ci_llama_flags() {
+    case "$(uname -m)" in
+        x86_64 | amd64) echo "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" ;;
+        *) echo "-DGGML_NATIVE=ON" ;;
+    esac
+}
+
 ccr_ci_llama_build() {
     local root="$CCR_CI_CACHE/llama-server"
     local bin="$root/bin/llama-server"
-    if [ -x "$bin" ]; then return 0; fi
+    local flags
+    flags="$(ccr_ci_llama_flags)"
+    if [ -x "$bin" ] && [ "$(cat "$root/bin/flags" 2>/dev/null)" = "$flags" ]; then return 0; fi
     ccr_ci_venv || return 1
     local venv="$CCR_CI_CACHE/venv"
     local work="$root/work"
@@ -214,15 +229,18 @@ ccr_ci_llama_build() {
         ccr_ci_fail "no vendor/llama.cpp/CMakeLists.txt in $sdist"
         return 1
     fi
+    local -a flag_args
+    read -r -a flag_args <<<"$flags"
     PATH="$venv/bin:$PATH" cmake -S "$src" -B "$work/build" -G Ninja \
         -DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
         -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_OPENSSL=OFF \
-        -DBUILD_SHARED_LIBS=OFF >>"$log" 2>&1 ||
+        -DBUILD_SHARED_LIBS=OFF "${flag_args[@]}" >>"$log" 2>&1 ||
         { ccr_ci_fail "cmake configure of llama.cpp (log: $log)"; return 1; }
     PATH="$venv/bin:$PATH" cmake --build "$work/build" --target llama-server -j2 >>"$log" 2>&1 ||
         { ccr_ci_fail "cmake --build llama-server (log: $log)"; return 1; }
     # Install atomically: a half-copied binary must never look cached.
-    if ! { cp "$work/build/bin/llama-server" "$bin.tmp" && mv "$bin.tmp" "$bin"; }; then
+    if ! { cp "$work/build/bin/llama-server" "$bin.tmp" && mv "$bin.tmp" "$bin" &&
+        echo "$flags" >"$root/bin/flags"; }; then
         ccr_ci_fail "copying the built llama-server to $bin"
         return 1
     fi
