@@ -12,7 +12,6 @@
 //! `/rewind` drops later messages, and a remembered edit whose block is gone resets
 //! that conversation's memory.
 
-use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use hashlink::LruCache;
@@ -29,6 +28,20 @@ pub struct ClearState {
     pub cleared: Vec<String>,
     /// Results cut in the middle: id and the bytes of text kept.
     pub cuts: Vec<(String, usize)>,
+}
+
+/// An `io::Write` that feeds a hasher.
+struct HashWriter<H>(H);
+
+impl<H: std::hash::Hasher> std::io::Write for HashWriter<H> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Clear points by conversation. Shared by all requests.
@@ -55,12 +68,16 @@ impl std::fmt::Debug for ClearMemory {
 impl ClearMemory {
     /// The key of `req`'s conversation: its session (when known) and first message.
     pub fn key(&self, session: Option<&str>, req: &MessagesRequest) -> u64 {
-        let first = req
-            .messages
-            .first()
-            .and_then(|m| serde_json::to_string(m).ok())
-            .unwrap_or_default();
-        self.hasher.hash_one((session.unwrap_or(""), first))
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = HashWriter(self.hasher.build_hasher());
+        hasher.0.write(session.unwrap_or("").as_bytes());
+        hasher.0.write_u8(0xff);
+        // The first message's JSON, streamed into the hash: no copy of a message that
+        // can be tens of kilobytes.
+        if let Some(first) = req.messages.first() {
+            let _ = serde_json::to_writer(&mut hasher, first);
+        }
+        hasher.0.finish()
     }
 
     /// What was remembered for `key` (empty when nothing was).
@@ -76,5 +93,37 @@ impl ClearMemory {
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<u64, ClearState>> {
         // Every operation is one lookup or insert: a poisoned lock is still consistent.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req(first: &str, more: &str) -> MessagesRequest {
+        serde_json::from_value(json!({"model": "m", "messages": [
+            {"role": "user", "content": first}, {"role": "assistant", "content": more}]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_conversation_is_its_session_and_first_message() {
+        let m = ClearMemory::default();
+        let key = m.key(Some("s1"), &req("read the files", "a"));
+        // Later turns of the same conversation: same key.
+        assert_eq!(key, m.key(Some("s1"), &req("read the files", "b")));
+        // Another session, or a subagent (another first message): another key.
+        assert_ne!(key, m.key(Some("s2"), &req("read the files", "a")));
+        assert_ne!(key, m.key(Some("s1"), &req("you are a subagent", "a")));
+        m.put(
+            key,
+            ClearState {
+                cleared: vec!["t1".into()],
+                cuts: vec![],
+            },
+        );
+        assert_eq!(m.get(key).cleared, ["t1"]);
+        assert_eq!(m.get(key ^ 1), ClearState::default());
     }
 }

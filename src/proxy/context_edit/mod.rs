@@ -168,11 +168,13 @@ pub fn decide(
     memory: &ClearMemory,
     session: Option<&str>,
 ) -> EditOutcome {
-    let key = memory.key(session, req);
-    let remembered = memory.get(key);
-    if remembered == ClearState::default() && input <= budget.limit() {
+    // Most requests fit: nothing to look up. (A conversation with remembered clears has
+    // grown past the limit already; if it ever fits whole again, it is sent whole.)
+    if input <= budget.limit() {
         return EditOutcome::Untouched;
     }
+    let key = memory.key(session, req);
+    let remembered = memory.get(key);
     let units = units(req, estimator);
     let mut editor = Editor::new(&units, estimator, input);
     editor.replay(remembered);
