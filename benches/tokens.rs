@@ -6,12 +6,16 @@
 //! * `one_letter_1mb`: 1 MB of `a`, one pre-tokenized piece (quadratic and then a panic
 //!   in tiktoken-rs) ≤ 50 ms; `lowercase_1mb` (one piece that never repeats) is shown;
 //! * exactness: the 76 KB Claude Code request counts as tiktoken counts it;
-//! * the tokenizer's resident memory (RSS delta of loading and using it) is printed.
+//! * the tokenizer's resident memory (RSS delta of loading and using it) is printed;
+//! * `context_edit_163k`: fitting the same conversation with one new turn into a 32k
+//!   local window, its clear point remembered from the turn before (what every turn of
+//!   a long local session costs) ≤ 2 ms.
 //!
 //! `cargo bench --bench tokens`
 use std::time::{Duration, Instant};
 
 use ccr_setup::proxy::anthropic::MessagesRequest;
+use ccr_setup::proxy::context_edit::{decide, Budget, ClearMemory, EditOutcome};
 use ccr_setup::proxy::tokens::{count_text, TokenEstimator};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::{json, Value};
@@ -220,6 +224,41 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
+    // Context editing on a warm cache, the clear point remembered.
+    let budget = Budget {
+        window: 32_768,
+        reserve: 4_096,
+        target: 22_937,
+    };
+    let memory = ClearMemory::default();
+    let fit = |req: &mut MessagesRequest| {
+        let input = warm.count(req).total_without_thinking();
+        match decide(req, &budget, input, &warm, &memory, Some("bench")) {
+            EditOutcome::Fits(plan) => plan.apply(req, &memory),
+            other => panic!("the bench conversation fits once edited: {other:?}"),
+        }
+    };
+    let mut first = base.clone();
+    let report = fit(&mut first);
+    eprintln!(
+        "context edit: {} -> {} tokens, {} results cleared",
+        report.input_before, report.input_after, report.cleared_blocks
+    );
+    let mut group = c.benchmark_group("context_edit_163k");
+    group.sample_size(20);
+    let mut n = 0u64;
+    group.bench_function("one_new_turn_remembered", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                with_new_turn(&base, 2_000_000 + n)
+            },
+            |mut req| (fit(&mut req), req),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+
     let lowercase = lowercase_run(1 << 20);
     let mut group = c.benchmark_group("long_piece");
     group.sample_size(10);
@@ -260,6 +299,12 @@ fn bench(c: &mut Criterion) {
         std::hint::black_box(warm.estimate(&req));
         t.elapsed()
     }));
+    let edit_t = median((0..21).map(|i| {
+        let mut req = with_new_turn(&base, 3_000_000 + i);
+        let t = Instant::now();
+        std::hint::black_box(fit(&mut req));
+        t.elapsed()
+    }));
     let letter = median((0..7).map(|_| {
         let t = Instant::now();
         std::hint::black_box(count_text(&one_letter));
@@ -268,7 +313,8 @@ fn bench(c: &mut Criterion) {
     eprintln!(
         "tokens bench: {tokens}-token conversation cold {cold:?} (limit 40 ms), one new turn \
          {warm_t:?} (limit 0.2 ms); 1 MB of one letter {letter:?} (limit 50 ms); tokenizer \
-         resident {rss:.1} MiB (limit 8); 76 KB request {ours} tokens, tiktoken {theirs}"
+         resident {rss:.1} MiB (limit 8); 76 KB request {ours} tokens, tiktoken {theirs}; \
+         context edit of a new turn into 32k {edit_t:?} (limit 2 ms)"
     );
     let mut misses = Vec::new();
     if cold > Duration::from_millis(40) {
@@ -279,6 +325,9 @@ fn bench(c: &mut Criterion) {
     }
     if letter > Duration::from_millis(50) {
         misses.push(format!("1 MB of one letter {letter:?} > 50 ms"));
+    }
+    if edit_t > Duration::from_millis(2) {
+        misses.push(format!("context edit {edit_t:?} > 2 ms"));
     }
     if rss > 8.0 {
         misses.push(format!("tokenizer resident {rss:.1} MiB > 8 MiB"));
