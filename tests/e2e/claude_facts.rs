@@ -11,12 +11,11 @@
 
 use crate::support;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
-use support::claude_code::{free_port, run_claude, wait_healthy, Child, CLAUDE_TIMEOUT};
+use support::claude_code::{free_port, run_claude, run_code, spawn_proxy};
 use support::openai_upstream::{FakeUpstream, Recorded, Reply, SseEnd};
 
 /// An Anthropic Messages answer "ok", streamed or whole: the fake is an Anthropic-kind
@@ -87,35 +86,17 @@ async fn facts(claude_var: &str) {
         .to_string(),
     )
     .unwrap();
-    let mut proxy = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
-            .arg("--config")
-            .arg(&config)
-            .arg("proxy")
-            .env("HOME", &home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let proxy = spawn_proxy(&config, &home, port, Stdio::null()).await;
     let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(
-        &format!("{base}/health"),
-        Duration::from_secs(20),
-        &mut proxy,
-        "proxy",
-    )
-    .await;
 
     // Two turns' worth of requests through `ccr-setup code`.
-    let out = run_code(&config, &claude, &home, "Say ok.").await;
+    let out = run_code(&config, &claude, &home, &["-p", "Say ok."]).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run_code(&config, &claude, &home, "Say ok again.").await;
+    let out = run_code(&config, &claude, &home, &["-p", "Say ok again."]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -173,42 +154,6 @@ async fn facts(claude_var: &str) {
         without, 0,
         "{claude_var}: every request carries its session"
     );
-}
-
-/// `ccr-setup code -p PROMPT` with the real `claude` first on PATH.
-async fn run_code(config: &Path, claude: &Path, home: &Path, prompt: &str) -> std::process::Output {
-    std::fs::write(
-        home.join(".claude.json"),
-        json!({"hasCompletedOnboarding": true}).to_string(),
-    )
-    .unwrap();
-    let bin = home.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let _ = std::os::unix::fs::symlink(claude, bin.join("claude"));
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
-        .arg("--config")
-        .arg(config)
-        .args(["code", "-p", prompt])
-        .current_dir(home.join("work"))
-        .env_clear()
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env("HOME", home)
-        .env("TERM", "dumb")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(CLAUDE_TIMEOUT, out)
-        .await
-        .expect("ccr-setup code finished in time")
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ccr_setup::context_budget::LEAN_DISALLOWED_TOOLS;
 use serde_json::json;
-use support::claude_code::{free_port, wait_healthy, Child, CLAUDE_TIMEOUT};
+use support::claude_code::{free_port, run_code, spawn_proxy};
 use support::openai_upstream::{openai_transcript, FakeUpstream, Reply, SseEnd};
 
 /// The tool names of the largest request (Claude Code's main one) among `requests`.
@@ -29,40 +29,14 @@ fn main_request_tools(requests: &[support::openai_upstream::Recorded]) -> BTreeS
         .unwrap_or_default()
 }
 
-/// `ccr-setup code [--lean] -p "Say ok."` with the real `claude` first on PATH.
-async fn run_code(config: &Path, bin: &Path, home: &Path, lean: bool) {
-    std::fs::create_dir_all(home.join("work")).unwrap();
-    std::fs::write(
-        home.join(".claude.json"),
-        json!({"hasCompletedOnboarding": true}).to_string(),
-    )
-    .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"));
-    cmd.arg("--config").arg(config).arg("code");
-    if lean {
-        cmd.arg("--lean");
-    }
-    let out = cmd
-        .args(["-p", "Say ok."])
-        .current_dir(home.join("work"))
-        .env_clear()
-        .env("PATH", path)
-        .env("HOME", home)
-        .env("TERM", "dumb")
-        .env("CLAUDE_CODE_MAX_OUTPUT_TOKENS", "512")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(CLAUDE_TIMEOUT, out)
-        .await
-        .expect("ccr-setup code finished in time")
-        .unwrap();
+/// `ccr-setup code [--lean] -p "Say ok."`, which must succeed.
+async fn run_lean(config: &Path, claude: &Path, home: &Path, lean: bool) {
+    let args: &[&str] = if lean {
+        &["--lean", "-p", "Say ok."]
+    } else {
+        &["-p", "Say ok."]
+    };
+    let out = run_code(config, claude, home, args).await;
     assert!(
         out.status.success(),
         "ccr-setup code (lean: {lean}) failed: {}\n{}",
@@ -103,34 +77,11 @@ async fn code_lean_removes_those_tool_schemas_from_what_the_proxy_receives() {
         .to_string(),
     )
     .unwrap();
-    let mut proxy = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
-            .arg("--config")
-            .arg(&config)
-            .arg("proxy")
-            .env("HOME", dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(
-        &format!("{base}/health"),
-        Duration::from_secs(20),
-        &mut proxy,
-        "proxy",
-    )
-    .await;
-    let bin = dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(&claude, bin.join("claude")).unwrap();
-
-    run_code(&config, &bin, &dir.path().join("plain"), false).await;
+    let _proxy = spawn_proxy(&config, dir.path(), port, Stdio::null()).await;
+    run_lean(&config, &claude, &dir.path().join("plain"), false).await;
     let seen = fake.requests().len();
     let plain = main_request_tools(&fake.requests());
-    run_code(&config, &bin, &dir.path().join("lean"), true).await;
+    run_lean(&config, &claude, &dir.path().join("lean"), true).await;
     let lean = main_request_tools(&fake.requests()[seen..]);
 
     for kept in ["Read", "Edit", "Write", "Bash", "Agent"] {

@@ -10,12 +10,11 @@
 use crate::support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use ccr_setup::proxy::tokens::count_text;
 use serde_json::{json, Value};
-use support::claude_code::{free_port, wait_healthy, Child, CLAUDE_TIMEOUT};
+use support::claude_code::{free_port, run_code, spawn_proxy, Child};
 use support::openai_upstream::{openai_transcript, FakeUpstream, Recorded, Reply, SseEnd};
 
 const FILES: usize = 8;
@@ -144,21 +143,8 @@ impl Setup {
         )
         .unwrap();
         let log = dir.path().join("proxy.stderr");
-        let mut proxy = Child(
-            std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
-                .arg("--config")
-                .arg(&config)
-                .arg("proxy")
-                .env("HOME", &home)
-                .env_remove("RUST_LOG")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        let health = format!("http://127.0.0.1:{port}/health");
-        wait_healthy(&health, Duration::from_secs(20), &mut proxy, "proxy").await;
+        let stderr = std::fs::File::create(&log).unwrap();
+        let proxy = spawn_proxy(&config, &home, port, stderr.into()).await;
         Setup {
             dir,
             home,
@@ -273,46 +259,6 @@ async fn long_read_session(claude_var: &str) {
     );
 }
 
-/// `ccr-setup code ARGS…` with the real `claude` first on PATH and HOME at `home`.
-async fn run_code(
-    config: &Path,
-    claude: &Path,
-    home: &Path,
-    args: &[&str],
-) -> std::process::Output {
-    std::fs::write(
-        home.join(".claude.json"),
-        json!({"hasCompletedOnboarding": true}).to_string(),
-    )
-    .unwrap();
-    let bin = home.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let _ = std::os::unix::fs::symlink(claude, bin.join("claude"));
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
-        .arg("--config")
-        .arg(config)
-        .arg("code")
-        .args(args)
-        .current_dir(home.join("work"))
-        .env_clear()
-        .env("PATH", path)
-        .env("HOME", home)
-        .env("TERM", "dumb")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(CLAUDE_TIMEOUT, out)
-        .await
-        .expect("ccr-setup code finished in time")
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_heavy_session_outgrows_32k_and_goes_on_with_the_pinned_claude_code() {
     long_read_session("CCR_E2E_CLAUDE").await;
@@ -326,6 +272,28 @@ async fn a_read_heavy_session_outgrows_32k_and_goes_on_with_the_newest_claude_co
 /// The last message of a compaction request Claude Code sends (both versions).
 const COMPACT_PROMPT: &str = "CRITICAL: Respond with TEXT ONLY";
 
+/// Whether `req` is a compaction request (its last message is the summary prompt).
+fn is_compaction(req: &Recorded) -> bool {
+    req.body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .is_some_and(|m| m.to_string().contains(COMPACT_PROMPT))
+}
+
+/// `reads`, except that a compaction request is answered with `summary`.
+fn summarising(
+    reads: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+    summary: &'static str,
+) -> impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static {
+    move |req, n| {
+        if !is_compaction(req) {
+            return reads(req, n);
+        }
+        let t = openai_transcript(&[json!({"role": "assistant", "content": summary})], "stop");
+        Reply::sse_events(&t, Duration::from_millis(1), SseEnd::Finish)
+    }
+}
+
 /// With `context_editing: off` the proxy refuses a prompt over the window in
 /// Anthropic's words, and the real Claude Code answers that by compacting: its next
 /// request is the summary request. (Whether the session then goes on depends on the
@@ -335,33 +303,13 @@ async fn refusal_makes_claude_code_compact(claude_var: &str) {
         return;
     };
     let setup = Setup::start("off", |work| {
-        let reads = script(work);
-        move |req: &Recorded, n| {
-            let last = req.body["messages"]
-                .as_array()
-                .and_then(|m| m.last())
-                .map(Value::to_string)
-                .unwrap_or_default();
-            if !last.contains(COMPACT_PROMPT) {
-                return reads(req, n);
-            }
-            let t = openai_transcript(
-                &[json!({"role": "assistant", "content": "<summary>Read f0 to f3 so far.</summary>"})],
-                "stop",
-            );
-            Reply::sse_events(&t, Duration::from_millis(1), SseEnd::Finish)
-        }
+        summarising(script(work), "<summary>Read f0 to f3 so far.</summary>")
     })
     .await;
     let out = setup.read_all(&claude).await;
     let context = setup.context(&out);
     let requests = setup.fake.requests();
-    let compaction = requests.iter().position(|r| {
-        r.body["messages"]
-            .as_array()
-            .and_then(|m| m.last())
-            .is_some_and(|m| m.to_string().contains(COMPACT_PROMPT))
-    });
+    let compaction = requests.iter().position(is_compaction);
     assert!(
         compaction.is_some(),
         "Claude Code compacted after the refusal\n{context}"
@@ -395,22 +343,10 @@ async fn interactive_compact_on_a_full_window(claude_var: &str) {
         return;
     };
     let setup = Setup::start("auto", |work| {
-        let reads = script(work);
-        move |req: &Recorded, n| {
-            let last = req.body["messages"]
-                .as_array()
-                .and_then(|m| m.last())
-                .map(Value::to_string)
-                .unwrap_or_default();
-            if !last.contains(COMPACT_PROMPT) {
-                return reads(req, n);
-            }
-            let t = openai_transcript(
-                &[json!({"role": "assistant", "content": "<summary>All eight files were read.</summary>"})],
-                "stop",
-            );
-            Reply::sse_events(&t, Duration::from_millis(1), SseEnd::Finish)
-        }
+        summarising(
+            script(work),
+            "<summary>All eight files were read.</summary>",
+        )
     })
     .await;
     let work = setup.home.join("work");
@@ -452,14 +388,7 @@ async fn interactive_compact_on_a_full_window(claude_var: &str) {
         let fake = &setup.fake;
         move || fake.requests()
     };
-    let compacted = |reqs: &[Recorded]| {
-        reqs.iter().any(|r| {
-            r.body["messages"]
-                .as_array()
-                .and_then(|m| m.last())
-                .is_some_and(|m| m.to_string().contains(COMPACT_PROMPT))
-        })
-    };
+    let compacted = |reqs: &[Recorded]| reqs.iter().any(is_compaction);
     let mut s = expectrl::Session::spawn(cmd).expect("spawn in a pty");
     s.set_expect_timeout(Some(Duration::from_secs(60)));
     let _ = s.get_process_mut().set_window_size(120, 40);

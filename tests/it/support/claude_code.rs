@@ -148,3 +148,73 @@ pub async fn run_claude(
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// `ccr-setup --config CONFIG proxy` with HOME at `home`, waited for until `/health`
+/// answers on `port` (the config's `PORT`); its stderr goes to `stderr`.
+pub async fn spawn_proxy(config: &Path, home: &Path, port: u16, stderr: Stdio) -> Child {
+    let mut proxy = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
+            .arg("--config")
+            .arg(config)
+            .arg("proxy")
+            .env("HOME", home)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    );
+    let health = format!("http://127.0.0.1:{port}/health");
+    wait_healthy(
+        &health,
+        Duration::from_secs(20),
+        &mut proxy,
+        "ccr-setup proxy",
+    )
+    .await;
+    proxy
+}
+
+/// `ccr-setup --config CONFIG code ARGS…` as a user runs it: the real `claude` first on
+/// PATH, HOME at `home` (onboarding pre-seeded), in `home/work`, within [`CLAUDE_TIMEOUT`].
+pub async fn run_code(
+    config: &Path,
+    claude: &Path,
+    home: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    std::fs::create_dir_all(home.join("work")).unwrap();
+    std::fs::write(
+        home.join(".claude.json"),
+        json!({"hasCompletedOnboarding": true}).to_string(),
+    )
+    .unwrap();
+    let bin = home.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let _ = std::os::unix::fs::symlink(claude, bin.join("claude"));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
+        .arg("--config")
+        .arg(config)
+        .arg("code")
+        .args(args)
+        .current_dir(home.join("work"))
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", home)
+        .env("TERM", "dumb")
+        .env("CLAUDE_CODE_MAX_OUTPUT_TOKENS", "512")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(CLAUDE_TIMEOUT, out)
+        .await
+        .expect("ccr-setup code finished in time")
+        .unwrap()
+}
