@@ -141,6 +141,7 @@ pub const CHECK_IDS: &[&str] = &[
     "config.keys",
     "config.auth",
     "proxy.port",
+    "proxy.owner",
     "services",
 ];
 

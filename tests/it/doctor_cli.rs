@@ -37,6 +37,7 @@ const IDS: &[&str] = &[
     "config.keys",
     "config.auth",
     "proxy.port",
+    "proxy.owner",
     "services",
 ];
 

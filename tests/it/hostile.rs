@@ -930,3 +930,164 @@ async fn an_overgrown_stderr_file_is_emptied() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("was emptied"), "{text}");
 }
+
+/// A program on the proxy's port answering `/health` in our public shape, recording
+/// every request it receives (head and body).
+fn squatter() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+            let mut buf = vec![0u8; 65536];
+            let n = s.read(&mut buf).unwrap_or(0);
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let body = r#"{"status":"ok","version":"0.1.0","providers":[{"name":"ollama","kind":"openai"}]}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+/// Item 3 of #28: another local user who binds the proxy's port first answers
+/// `/health` in our (public) shape. `code`, `ui` and `statusline` used to send it the
+/// APIKEY; now they ask for a proof of the key first, name the port's owner, and send
+/// nothing secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_squatter_on_the_port_never_gets_the_key() {
+    let (port, seen) = squatter();
+    let sandbox = support::sandbox::Sandbox::new();
+    sandbox.write_config(&json!({
+        "PORT": port, "APIKEY": "the-users-own-key-0123456789",
+        "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let ran = sandbox.root.path().join("claude-ran");
+    sandbox
+        .fakes
+        .add_script("claude", &format!("touch '{}'", ran.display()));
+    let out = sandbox.cmd(&["code", "--", "-p", "hi"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the APIKEY was not sent"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "the owner is named: {err}"
+    );
+    assert!(!ran.exists(), "claude ran against the squatter");
+    let out = sandbox.cmd(&["ui", "--no-open"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = sandbox
+        .cmd(&["statusline"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(br#"{"session_id":"s1"}"#)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(line.contains("is not your proxy"), "{line}");
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    for request in seen.iter() {
+        assert!(!request.contains("the-users-own-key"), "sent: {request}");
+        assert!(request.starts_with("GET /health?nonce="), "{request}");
+    }
+}
+
+/// Item 3 of #28: `code` gives Claude Code a session token the verified proxy minted,
+/// not the APIKEY: a squatter after a crash learns nothing that outlives the token, and
+/// a token cannot mint another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_gives_claude_a_session_token_instead_of_the_key() {
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let sandbox = support::sandbox::Sandbox::new();
+    let port = support::net::unbound_port();
+    let key = "the-users-own-key-0123456789";
+    sandbox.write_config(&json!({
+        "PORT": port, "APIKEY": key,
+        "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"), "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let child = sandbox
+        .cmd(&["proxy"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let proxy = ProxyChild {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _sandbox: std::sync::Arc::new(sandbox),
+    };
+    for _ in 0..200 {
+        if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let sandbox = &proxy._sandbox;
+    let env_file = sandbox.root.path().join("claude.env");
+    sandbox.fakes.add_script(
+        "claude",
+        &format!(
+            "printf '%s' \"$ANTHROPIC_AUTH_TOKEN\" > '{}'",
+            env_file.display()
+        ),
+    );
+    let out = sandbox.cmd(&["code", "--", "-p", "hi"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = std::fs::read_to_string(&env_file).unwrap();
+    assert!(token.starts_with("ccrt1."), "{token}");
+    assert!(!token.contains(key));
+    let client = reqwest::Client::new();
+    let models = |credential: String| {
+        client
+            .get(format!("{}/v1/models", proxy.base))
+            .bearer_auth(credential)
+            .send()
+    };
+    assert_eq!(models(token.clone()).await.unwrap().status(), 200);
+    assert_eq!(models(format!("{token}x")).await.unwrap().status(), 401);
+    let renewed = client
+        .post(format!("{}/v1/ccr/session-token", proxy.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renewed.status(), 401, "a token minted another");
+    // The status line verifies the proxy (then remembers it for 30 s) and is served.
+    let out = sandbox
+        .cmd(&["statusline"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(line.contains("proxy up"), "{line}");
+    let cache = sandbox
+        .home
+        .join(".claude-code-router/run/statusline-verified");
+    assert!(std::fs::read_to_string(cache)
+        .unwrap()
+        .contains(&proxy.base));
+}
