@@ -1091,3 +1091,109 @@ async fn code_gives_claude_a_session_token_instead_of_the_key() {
         .unwrap()
         .contains(&proxy.base));
 }
+
+/// Item 8 of #28: `ui` opened `/ui/login?ticket=…`, so the ticket sat in the argv of
+/// `xdg-open` and the browser, which any local user can read from `/proc/*/cmdline`
+/// and redeem first. Now the opener gets a `file://` page private to the user (0600 in
+/// a 0700 folder) that posts the ticket. A racer redeeming everything it can see in the
+/// opener's argv fails; the browser, reading the page, logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_ticket_is_in_no_argv_a_racer_can_redeem() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = support::sandbox::Sandbox::new();
+    let port = support::net::unbound_port();
+    sandbox.write_config(&json!({
+        "PORT": port, "APIKEY": "the-users-own-key-0123456789",
+        "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let child = sandbox
+        .cmd(&["proxy"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let proxy = ProxyChild {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _sandbox: std::sync::Arc::new(sandbox),
+    };
+    for _ in 0..200 {
+        if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let sandbox = &proxy._sandbox;
+    let argv_file = sandbox.root.path().join("opener.argv");
+    sandbox.fakes.add_script(
+        "xdg-open",
+        &format!("printf '%s\\n' \"$@\" > '{}'", argv_file.display()),
+    );
+    let out = sandbox.cmd(&["ui"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let argv = std::fs::read_to_string(&argv_file).unwrap();
+
+    // The racer: every word of the opener's argv, tried as a ticket both ways.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let words: Vec<&str> = argv
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
+        .filter(|w| w.len() >= 8)
+        .collect();
+    assert!(!words.is_empty(), "{argv}");
+    for word in &words {
+        let by_get = client
+            .get(format!("{}/ui/login?ticket={word}", proxy.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(by_get.status(), 401, "redeemed {word} from {argv}");
+        let by_post = client
+            .post(format!("{}/ui/login", proxy.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("ticket={word}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(by_post.status(), 401, "redeemed {word} from {argv}");
+    }
+
+    // What only the user can read: the page, 0600 in a 0700 folder.
+    let url = url::Url::parse(argv.trim()).unwrap();
+    let page_path = url.to_file_path().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&page_path), 0o600);
+    assert_eq!(mode(page_path.parent().unwrap()), 0o700);
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    let ticket = page
+        .split("name=\"ticket\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    // The browser posts the form from the file:// page: Origin null, a form body.
+    let login = client
+        .post(format!("{}/ui/login", proxy.base))
+        .header("origin", "null")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("ticket={ticket}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let session = cookie.split(';').next().unwrap();
+    let overview = client
+        .get(format!("{}/ui/api/overview", proxy.base))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(overview.status(), 200);
+}
