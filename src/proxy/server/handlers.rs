@@ -31,7 +31,7 @@ pub(super) async fn root() -> &'static str {
 pub(super) async fn not_found(method: Method, uri: Uri) -> Response {
     ProxyError::not_found(format!(
         "{method} {} is not an endpoint of this proxy; it serves POST /v1/messages",
-        uri.path()
+        crate::sanitize::untrusted(uri.path(), 128)
     ))
     .into_response()
 }
