@@ -975,7 +975,7 @@ async fn a_squatter_on_the_port_never_gets_the_key() {
     let ran = sandbox.root.path().join("claude-ran");
     sandbox
         .fakes
-        .add_script("claude", &format!("touch '{}'", ran.display()));
+        .add_script("claude", &format!(": > '{}'", ran.display()));
     let out = sandbox.cmd(&["code", "--", "-p", "hi"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{err}");
