@@ -33,6 +33,7 @@ use super::live::{next_event, sse_event, LiveRow, KEEP_ALIVE, RECENT_ROWS};
 use super::{assets, auth, overview, UiState, MAX_EVENT_STREAMS};
 use crate::doctor::DoctorEnv;
 use crate::ledger;
+use crate::proxy::auth_throttle;
 use crate::proxy::error::{ErrorKind, ProxyError};
 
 /// The dashboard's routes, ready to merge into the proxy's app.
@@ -99,12 +100,33 @@ async fn require_session(
     )
 }
 
-/// `POST /ui/ticket`: a one-use login path, for a client that holds the `APIKEY`.
-async fn ticket(State(ui): State<Arc<UiState>>, headers: HeaderMap) -> Response {
+/// `POST /ui/ticket`: a one-use login path, for a client that holds the `APIKEY`
+/// (wrong keys are throttled per client, as on the API routes).
+async fn ticket(State(ui): State<Arc<UiState>>, request: Request) -> Response {
     let Some(key) = api_key(&ui) else {
         return Json(serde_json::json!({ "path": "/ui/" })).into_response();
     };
-    if let Err(e) = crate::proxy::auth::check(Some(&key), &headers) {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let headers = request.headers();
+    let client = auth_throttle::client_key(peer, headers);
+    let now = std::time::Instant::now();
+    if let Some(wait) = ui.ticket_throttle.blocked(&client, now) {
+        let mut resp = ProxyError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::RateLimit,
+            "too many requests with a wrong API key from this client; wait, then run `ccr-setup ui` again",
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
+    if let Err(e) = crate::proxy::auth::check_key_only(Some(&key), headers) {
+        ui.ticket_throttle.failed(&client, now);
         return unauthorized(&e.to_string());
     }
     match ui.sessions.issue_ticket(&key) {

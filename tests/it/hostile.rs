@@ -906,6 +906,56 @@ async fn repeated_wrong_keys_are_throttled_per_client() {
     assert_eq!(neighbour.status(), 200);
 }
 
+/// Item 13 of #28: `POST /ui/ticket` also says whether a key is right, so it is
+/// throttled the same way (in the proxy the command runs, with its dashboard).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_keys_at_the_dashboard_ticket_are_throttled_too() {
+    let sandbox = support::sandbox::Sandbox::new();
+    let port = support::net::unbound_port();
+    sandbox.write_config(&json!({
+        "PORT": port, "APIKEY": "right-key",
+        "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let child = sandbox
+        .cmd(&["proxy"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let proxy = ProxyChild {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _sandbox: std::sync::Arc::new(sandbox),
+    };
+    for _ in 0..200 {
+        if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let client = reqwest::Client::new();
+    let ticket = |key: String| {
+        client
+            .post(format!("{}/ui/ticket", proxy.base))
+            .header("x-api-key", key)
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        statuses.push(
+            ticket(format!("guess-{i}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses[0], 401);
+    assert_eq!(statuses[14], 429, "{statuses:?}");
+    assert_eq!(ticket("right-key".into()).await.unwrap().status(), 429);
+}
+
 /// Item 13 of #28: under launchd the proxy's stderr is `proxy.err.log`, which nothing
 /// rotated. The proxy now empties it past 16 MB (launchd appends, so writing goes on).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
