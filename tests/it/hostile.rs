@@ -1247,3 +1247,98 @@ async fn the_login_ticket_is_in_no_argv_a_racer_can_redeem() {
         .unwrap();
     assert_eq!(overview.status(), 200);
 }
+
+/// Item 6 of #28: `config show` (and the dashboard's Setup page, which uses the same
+/// redaction) hid only keys named like `api_key`/`token`; a URL's userinfo and query,
+/// `headers.Authorization` and transformer options were printed in clear.
+#[test]
+fn config_show_hides_secrets_by_their_shape_and_place() {
+    let sandbox = support::sandbox::Sandbox::new();
+    sandbox.write_config(&json!({
+        "Providers": [{
+            "name": "gw",
+            "api_base_url": "https://bob:hunter2pass@gw.example/v1/chat/completions?key=query-secret-1",
+            "api_key": "$GW_KEY",
+            "models": ["m"],
+            "headers": {"Authorization": "Bearer header-secret-2"},
+            "transformer": {"use": [["openrouter", {"provider": {"order": ["x"]}, "apiKeyOption": "option-secret-3", "note": "option-secret-4"}]]}
+        }],
+        "Router": {"default": "gw,m"},
+    }));
+    let out = sandbox
+        .cmd(&["config", "show"])
+        .env("GW_KEY", "k")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in [
+        "hunter2pass",
+        "query-secret-1",
+        "header-secret-2",
+        "option-secret-3",
+        "option-secret-4",
+    ] {
+        assert!(!text.contains(secret), "{secret} shown:\n{text}");
+    }
+    assert!(
+        text.contains("gw.example/v1/chat/completions?key=***"),
+        "{text}"
+    );
+    assert!(text.contains("\"openrouter\""), "{text}");
+    assert!(text.contains("$GW_KEY"), "{text}");
+}
+
+/// Item 4 of #28: the model of an explicit route is the client's text, stored as sent;
+/// `stats` printed its ESC sequences raw (a title change, a screen clear) and the log
+/// took its `\n` as a new line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_model_name_is_escaped_in_stats_and_the_log() {
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let proxy = ProxyChild::start(&fake.url("/v1/chat/completions")).await;
+    let model = "local,m\u{1b}]0;pwned\u{7}\u{1b}[2J\n2026-01-01T00:00:00Z  INFO forged line";
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/messages", proxy.base))
+        .json(&json!({"model": model, "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    // The ledger writer commits in the background.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let sandbox = &proxy._sandbox;
+    let out = sandbox
+        .cmd(&["stats", "--since", "all", "--by", "model"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("\\u{1b}]0;pwned"),
+        "the model is shown, escaped:\n{table}"
+    );
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{7}'),
+        "{table:?}"
+    );
+    let logs = sandbox.home.join(".claude-code-router/logs");
+    let log: String = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "a forged line: {log}"
+    );
+}
