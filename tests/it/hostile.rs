@@ -1342,3 +1342,26 @@ async fn a_hostile_model_name_is_escaped_in_stats_and_the_log() {
         "a forged line: {log}"
     );
 }
+
+/// Item 13 of #28: for a provider URL with a query (a key passed as `?key=`), doctor
+/// asked for `…/chat/completions?key=SECRET/models`: the wrong path, with the key glued
+/// into the query value. The models path now goes on the path, the query stays a query,
+/// and the report shows the key as `***`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_joins_the_models_path_onto_a_url_with_a_query() {
+    let fake = FakeUpstream::start(vec![Reply::json(&json!({"data": [{"id": "m"}]}))]).await;
+    let sandbox = support::sandbox::Sandbox::new();
+    let url = format!("{}?key=query-secret-5", fake.url("/v1/chat/completions"));
+    sandbox.write_config(&json!({
+        "Providers": [{"name": "gw", "api_base_url": url, "api_key": "k", "models": ["m"]}],
+        "Router": {"default": "gw,m"},
+    }));
+    let out = sandbox.cmd(&["doctor", "--json"]).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let asked: Vec<String> = fake.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        asked.iter().any(|p| p == "/v1/models?key=query-secret-5"),
+        "{asked:?}"
+    );
+    assert!(!report.contains("query-secret-5"), "{report}");
+}
