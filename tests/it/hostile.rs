@@ -1365,3 +1365,25 @@ async fn doctor_joins_the_models_path_onto_a_url_with_a_query() {
     );
     assert!(!report.contains("query-secret-5"), "{report}");
 }
+
+/// Item 3 of #28: a squatter's answers were printed raw. `status` shows the version
+/// whatever holds the port reports, so it goes through the sanitiser.
+#[test]
+fn status_prints_a_squatters_version_escaped() {
+    let body = json!({"status": "ok", "version": "9\u{1b}]0;pwned\u{7}\u{1b}[2J", "providers": []})
+        .to_string();
+    let squatter = support::tiny_http::TinyHttp::start(0, 200, "application/json", &body);
+    let sandbox = support::sandbox::Sandbox::new();
+    sandbox.write_config(&json!({
+        "PORT": squatter.port(),
+        "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let out = sandbox.cmd(&["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("version 9\\u{1b}]0;pwned"), "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+}
