@@ -218,6 +218,29 @@ impl ProxyChild {
         panic!("the proxy did not start on {base}");
     }
 
+    /// `ccr-setup proxy` as `sandbox`'s config has it (its `PORT`, which is `port`),
+    /// for the clients (`code`, `ui`, `statusline`) that read the same config.
+    async fn on_config_port(sandbox: support::sandbox::Sandbox, port: u16) -> ProxyChild {
+        let child = sandbox
+            .cmd(&["proxy"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let proxy = ProxyChild {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _sandbox: std::sync::Arc::new(sandbox),
+        };
+        for _ in 0..200 {
+            if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
+                return proxy;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the proxy did not start on {}", proxy.base);
+    }
+
     /// Peak resident memory (VmHWM) in MiB.
     fn peak_mib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
@@ -917,23 +940,7 @@ async fn wrong_keys_at_the_dashboard_ticket_are_throttled_too() {
         "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
         "Router": {"default": "local,m"},
     }));
-    let child = sandbox
-        .cmd(&["proxy"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let proxy = ProxyChild {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _sandbox: std::sync::Arc::new(sandbox),
-    };
-    for _ in 0..200 {
-        if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let proxy = ProxyChild::on_config_port(sandbox, port).await;
     let client = reqwest::Client::new();
     let ticket = |key: String| {
         client
@@ -1075,23 +1082,7 @@ async fn code_gives_claude_a_session_token_instead_of_the_key() {
         "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"), "models": ["m"]}],
         "Router": {"default": "local,m"},
     }));
-    let child = sandbox
-        .cmd(&["proxy"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let proxy = ProxyChild {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _sandbox: std::sync::Arc::new(sandbox),
-    };
-    for _ in 0..200 {
-        if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let proxy = ProxyChild::on_config_port(sandbox, port).await;
     let sandbox = &proxy._sandbox;
     let env_file = sandbox.root.path().join("claude.env");
     sandbox.fakes.add_script(
@@ -1157,23 +1148,7 @@ async fn the_login_ticket_is_in_no_argv_a_racer_can_redeem() {
         "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
         "Router": {"default": "local,m"},
     }));
-    let child = sandbox
-        .cmd(&["proxy"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let proxy = ProxyChild {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _sandbox: std::sync::Arc::new(sandbox),
-    };
-    for _ in 0..200 {
-        if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let proxy = ProxyChild::on_config_port(sandbox, port).await;
     let sandbox = &proxy._sandbox;
     let argv_file = sandbox.root.path().join("opener.argv");
     sandbox.fakes.add_script(
