@@ -20,6 +20,7 @@ pub mod ollama;
 pub mod output;
 pub mod paths;
 pub mod platform;
+pub mod port_owner;
 pub mod provision;
 pub mod proxy;
 pub mod sanitize;

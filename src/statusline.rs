@@ -49,6 +49,13 @@ pub fn render(proxy: Option<Option<&SessionReport>>, savings_today_usd: Option<f
     parts.join(" · ")
 }
 
+/// The line when something on `port` could not prove it is the user's proxy.
+pub fn render_not_ours(port: u16) -> String {
+    format!(
+        "ccr · port {port} answers but is not your proxy (key not sent; run `ccr-setup doctor`)"
+    )
+}
+
 fn session_parts(report: &SessionReport) -> Vec<String> {
     let Some(last) = report.last.as_ref() else {
         return vec!["proxy up, no request yet in this session".to_owned()];

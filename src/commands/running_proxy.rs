@@ -1,6 +1,7 @@
 //! Make sure the proxy answers before a client (`code`, `ui`) talks to it: start it
 //! through our service when one is installed, else as a detached background process
-//! with a pid file and a log, and wait for its `/health`.
+//! with a pid file and a log, and wait for its `/health`. What answers must prove it
+//! holds the config's `APIKEY` ([`health::verify`]) before the key is sent to it.
 
 use std::time::Duration;
 
@@ -11,55 +12,42 @@ use super::Context;
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::env_vars::EnvVars;
+use crate::proxy::health;
 use crate::service::runtime::{self, Owned};
 use crate::service::{self, Layout, Manager, ServiceKind};
 
 /// How long a client waits for a proxy it started to answer `/health`.
 const START_WAIT: Duration = Duration::from_secs(20);
 
-/// What answers at the proxy's address.
-enum ProxyAt {
-    /// Nothing (refused, or no answer in time).
-    Nothing,
-    /// Our proxy (its `/health` shape), accepting our key when the config has one.
-    Ours,
-    /// Something else: what it answered.
-    Stranger(String),
-    /// Our proxy, but it refused our `APIKEY`.
-    KeyRefused(u16),
-}
+/// How long a client waits for `/health` when checking what answers.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Ask `base` for `/health` and, with an `APIKEY`, whether `/v1/models` accepts it.
-async fn probe(base: &str, api_key: Option<&str>) -> ProxyAt {
-    let Ok(client) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .no_proxy()
-        .build()
-    else {
-        return ProxyAt::Nothing;
+/// The error for something at the proxy's address that failed [`health::verify`]:
+/// names the port's owner where the system tells, and says the key was not sent.
+pub(crate) fn not_our_proxy(
+    base: &str,
+    port: u16,
+    why: &health::Unverified,
+    has_key: bool,
+    config_path: &std::path::Path,
+) -> Diagnostic {
+    let owner = crate::port_owner::listening_owner(port)
+        .map(|o| format!(" Port {port} is held by {o}."))
+        .unwrap_or_default();
+    let what = match why {
+        health::Unverified::NotOurs(answer) => format!("it is not ccr-setup's proxy ({answer})"),
+        _ => "it answers like ccr-setup's proxy but cannot prove it holds this config's APIKEY (a proxy started with another config, an older version, or another program imitating it)".to_owned(),
     };
-    let Ok(resp) = client.get(format!("{base}/health")).send().await else {
-        return ProxyAt::Nothing;
+    let sent = if has_key {
+        "the APIKEY was not sent to it"
+    } else {
+        "Claude Code's requests would go to it"
     };
-    let status = resp.status();
-    let body = resp.bytes().await.unwrap_or_default();
-    if !status.is_success() || crate::proxy::health::Health::parse(&body).is_none() {
-        let start = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
-        return ProxyAt::Stranger(format!("HTTP {} on /health: {start:?}", status.as_u16()));
-    }
-    if let Some(key) = api_key {
-        let answer = client
-            .get(format!("{base}/v1/models"))
-            .header("x-api-key", key)
-            .send()
-            .await;
-        if let Ok(r) = answer {
-            if matches!(r.status().as_u16(), 401 | 403) {
-                return ProxyAt::KeyRefused(r.status().as_u16());
-            }
-        }
-    }
-    ProxyAt::Ours
+    Diagnostic::new(format!("{base} answers, but {what}; {sent}.{owner}"))
+    .with_hint(format!(
+        "if that is not your proxy, stop it or set another PORT in {}; if it is an older or differently configured ccr-setup proxy, `ccr-setup stop` and run this again",
+        config_path.display()
+    ))
 }
 
 /// Health-check the proxy; if nothing answers, start it through our service when one is
@@ -67,27 +55,14 @@ async fn probe(base: &str, api_key: Option<&str>) -> ProxyAt {
 pub(crate) fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
     let out = ctx.printer(false);
     let base = runtime::proxy_url(&cfg.host, cfg.port);
-    match block_on(probe(&base, cfg.api_key.as_deref())) {
-        ProxyAt::Ours => return Ok(()),
-        ProxyAt::Nothing => {}
-        ProxyAt::Stranger(what) => {
-            return Err(Diagnostic::new(format!(
-                "{base} answers, but not as ccr-setup's proxy ({what}); Claude Code's requests would go to it"
-            ))
-            .with_hint(format!(
-                "stop what listens on port {}, or set another PORT in {}",
-                cfg.port,
-                ctx.config_path.display()
-            ))
-            .into())
-        }
-        ProxyAt::KeyRefused(status) => {
-            return Err(Diagnostic::new(format!(
-                "the ccr-setup proxy at {base} refused the APIKEY of {} (HTTP {status}): it runs with another config",
-                ctx.config_path.display()
-            ))
-            .with_hint("restart it with this one: `ccr-setup stop`, then run this again")
-            .into())
+    let key = cfg.api_key.as_deref().filter(|k| !k.is_empty());
+    match block_on(health::verify(&base, key, PROBE_TIMEOUT)) {
+        Ok(_) => return Ok(()),
+        Err(health::Unverified::NoAnswer) => {}
+        Err(why) => {
+            return Err(
+                not_our_proxy(&base, cfg.port, &why, key.is_some(), &ctx.config_path).into(),
+            )
         }
     }
     let layout = Layout::current();
@@ -123,8 +98,14 @@ pub(crate) fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
     };
     let deadline = std::time::Instant::now() + START_WAIT;
     loop {
-        if block_on(crate::proxy::health::fetch(&base, Duration::from_secs(1))).is_some() {
-            return Ok(());
+        match block_on(health::verify(&base, key, Duration::from_secs(1))) {
+            Ok(_) => return Ok(()),
+            Err(health::Unverified::NoAnswer) => {}
+            Err(why) => {
+                return Err(
+                    not_our_proxy(&base, cfg.port, &why, key.is_some(), &ctx.config_path).into(),
+                )
+            }
         }
         if let Some(log) = &detached_log {
             // A proxy that already exited will not answer; say why at once.

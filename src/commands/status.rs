@@ -115,7 +115,8 @@ fn pid_note(p: &PidState) -> String {
 fn proxy_line(p: &ProxyStatus) -> String {
     let mut line = format!("Proxy    {} at {}", yes_no(p.up), p.url);
     if let Some(h) = &p.health {
-        line.push_str(&format!(", version {}", h.version));
+        // Whatever holds the port wrote this: one sanitised field.
+        line.push_str(&format!(", version {}", crate::sanitize::field(&h.version)));
         if let Some(u) = h.uptime_secs {
             line.push_str(&format!(", up {}", uptime(u)));
         }
@@ -170,7 +171,7 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
     let version = o
         .version
         .as_ref()
-        .map(|v| format!(", version {v}"))
+        .map(|v| format!(", version {}", crate::sanitize::field(v)))
         .unwrap_or_default();
     out.line(&format!(
         "Ollama   {} at {}{version}{}",
@@ -185,7 +186,10 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
         let ctx_len = m
             .context_length
             .map_or("unknown".to_owned(), |c| c.to_string());
-        out.line(&format!("         loaded: {} (context {ctx_len})", m.name));
+        out.line(&format!(
+            "         loaded: {} (context {ctx_len})",
+            crate::sanitize::field(&m.name)
+        ));
     }
     let p = &s.proxy;
     out.line(&proxy_line(p));

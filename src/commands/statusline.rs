@@ -2,7 +2,8 @@
 //! [`crate::statusline`]), and `--install` to set it in Claude Code's settings.
 //!
 //! Claude Code runs the command after every message, so it must be quick: one
-//! loopback request to the proxy with a short timeout, one read of today's ledger
+//! loopback request to the proxy with a short timeout (and, with an `APIKEY`, one more
+//! every 30 s to check the proxy proves it holds the key before the key is sent), one read of today's ledger
 //! rows, no retries. Nothing it meets is an error worth a non-zero exit: a proxy that
 //! is down, a config that does not resolve or a missing ledger just shortens the line.
 
@@ -13,6 +14,7 @@ use super::{Context, Outcome};
 use crate::cli::StatuslineArgs;
 use crate::config::{Config, ConfigFile, DEFAULT_HOST, DEFAULT_PORT};
 use crate::ledger::{self, StatsOptions};
+use crate::proxy::health;
 use crate::proxy::sessions::SessionReport;
 use crate::statusline::{self, ClaudeStatus, InstallOutcome};
 
@@ -38,7 +40,13 @@ pub fn run(ctx: &Context, args: StatuslineArgs) -> anyhow::Result<Outcome> {
     let config = ConfigFile::load(&ctx.config_path)
         .ok()
         .and_then(|f| f.resolve().ok());
-    let proxy = ask_proxy(config.as_ref(), claude.session_id.as_deref());
+    let proxy = match ask_proxy(config.as_ref(), claude.session_id.as_deref()) {
+        Asked::Answer(answer) => answer,
+        Asked::NotOurs(port) => {
+            crate::output::out_line(&statusline::render_not_ours(port));
+            return Ok(Outcome::Success);
+        }
+    };
     let savings = savings_today(config.as_ref());
     crate::output::out_line(&statusline::render(
         proxy.as_ref().map(Option::as_ref),
@@ -87,19 +95,62 @@ fn install(replace: bool) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// None: the proxy did not answer. Some(None): it answered but does not know the
-/// session (or no session was given).
-fn ask_proxy(config: Option<&Config>, session: Option<&str>) -> Option<Option<SessionReport>> {
+/// What asking the proxy gave.
+enum Asked {
+    /// None: the proxy did not answer. Some(None): it answered but does not know the
+    /// session (or no session was given).
+    Answer(Option<Option<SessionReport>>),
+    /// Something on the port could not prove it holds the `APIKEY`: the key was not sent.
+    NotOurs(u16),
+}
+
+/// How long a verified proxy is trusted before the status line verifies it again
+/// (one more loopback request): a squatter that takes the port within this window
+/// gets one key-bearing request at most per render.
+const VERIFIED_FOR: Duration = Duration::from_secs(30);
+
+/// The status line's note that `base` proved it holds the key, until when.
+fn verified_cache() -> std::path::PathBuf {
+    crate::paths::run_dir().join("statusline-verified")
+}
+
+fn recently_verified(base: &str, now_ms: i64) -> bool {
+    std::fs::read_to_string(verified_cache()).is_ok_and(|text| {
+        text.split_once(' ').is_some_and(|(until, cached)| {
+            cached.trim() == base && until.parse::<i64>().is_ok_and(|u| now_ms < u)
+        })
+    })
+}
+
+fn ask_proxy(config: Option<&Config>, session: Option<&str>) -> Asked {
     let (host, port) = config.map_or((DEFAULT_HOST, DEFAULT_PORT), |c| (c.host.as_str(), c.port));
     let base = crate::service::runtime::proxy_url(host, port);
     let key = config
         .and_then(|c| c.api_key.clone())
         .filter(|k| !k.is_empty());
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .ok()?;
-    runtime.block_on(async move {
+    else {
+        return Asked::Answer(None);
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    if key.is_some() && !recently_verified(&base, now_ms) {
+        let verified = runtime.block_on(health::verify(&base, key.as_deref(), PROXY_TIMEOUT));
+        match verified {
+            Ok(_) => {
+                let until = now_ms + VERIFIED_FOR.as_millis() as i64;
+                let _ = crate::fsutil::write_atomic(
+                    &verified_cache(),
+                    format!("{until} {base}\n").as_bytes(),
+                    0o600,
+                );
+            }
+            Err(health::Unverified::NoAnswer) => return Asked::Answer(None),
+            Err(_) => return Asked::NotOurs(port),
+        }
+    }
+    Asked::Answer(runtime.block_on(async move {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(PROXY_TIMEOUT)
@@ -119,7 +170,7 @@ fn ask_proxy(config: Option<&Config>, session: Option<&str>) -> Option<Option<Se
             200 | 404 => Some(None),
             _ => None,
         }
-    })
+    }))
 }
 
 /// A session id as one URL path segment.

@@ -182,6 +182,9 @@ pub struct ProxyFacts {
     pub probe: PortProbe,
     /// `GET /health`, when the port was open.
     pub health: Option<Result<HttpAnswer, String>>,
+    /// The listener's owner when it is another user (`crate::port_owner`, where the
+    /// system tells).
+    pub foreign_owner: Option<String>,
 }
 
 /// Our login services.
@@ -370,11 +373,17 @@ async fn proxy(host: &str, port: u16, http: &reqwest::Client, timeout: Duration)
     } else {
         None
     };
+    let foreign_owner = (probe == PortProbe::Open)
+        .then(|| crate::port_owner::listening_owner(port))
+        .flatten()
+        .filter(|o| !o.is_current_user())
+        .map(|o| o.to_string());
     ProxyFacts {
         url,
         port,
         probe,
         health,
+        foreign_owner,
     }
 }
 

@@ -142,6 +142,7 @@ pub const CHECK_IDS: &[&str] = &[
     "config.keys",
     "config.auth",
     "proxy.port",
+    "proxy.owner",
     "services",
 ];
 

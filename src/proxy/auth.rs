@@ -22,9 +22,19 @@ pub enum AuthError {
     Invalid,
 }
 
-/// Check a request's headers against the configured key. No key (or an empty one)
-/// configured means no check.
+/// Check a request's headers against the configured key, or a session token minted
+/// under it ([`crate::proxy::proof`], what `ccr-setup code` gives Claude Code). No key
+/// (or an empty one) configured means no check.
 pub fn check(expected: Option<&str>, headers: &HeaderMap) -> Result<(), AuthError> {
+    check_with(expected, headers, true)
+}
+
+/// [`check`] accepting the key itself only: what may mint a session token.
+pub fn check_key_only(expected: Option<&str>, headers: &HeaderMap) -> Result<(), AuthError> {
+    check_with(expected, headers, false)
+}
+
+fn check_with(expected: Option<&str>, headers: &HeaderMap, tokens: bool) -> Result<(), AuthError> {
     let Some(expected) = expected.filter(|k| !k.is_empty()) else {
         return Ok(());
     };
@@ -32,11 +42,17 @@ pub fn check(expected: Option<&str>, headers: &HeaderMap) -> Result<(), AuthErro
     if presented.peek().is_none() {
         return Err(AuthError::Missing);
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     // Compare every candidate (at most two) so timing does not tell which header held
     // the match either.
     let mut ok = subtle::Choice::from(0);
     for key in presented {
         ok |= key.as_bytes().ct_eq(expected.as_bytes());
+        if tokens && crate::proxy::proof::token_valid(expected, key, now) {
+            ok |= subtle::Choice::from(1);
+        }
     }
     if bool::from(ok) {
         Ok(())
@@ -160,6 +176,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!msg.contains("guess-123") && !msg.contains("s3cret"));
+    }
+
+    #[test]
+    fn session_tokens_pass_but_cannot_mint_more() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let token = crate::proxy::proof::mint_token("s3cret-key", now).unwrap();
+        let bearer = format!("Bearer {token}");
+        let h = headers(&[("authorization", bearer.as_str())]);
+        assert_eq!(check(Some("s3cret-key"), &h), Ok(()));
+        assert_eq!(check(Some("another-key"), &h), Err(AuthError::Invalid));
+        assert_eq!(
+            check_key_only(Some("s3cret-key"), &h),
+            Err(AuthError::Invalid)
+        );
+        let expired = crate::proxy::proof::mint_token("s3cret-key", 1_000).unwrap();
+        let h = headers(&[("x-api-key", expired.as_str())]);
+        assert_eq!(check(Some("s3cret-key"), &h), Err(AuthError::Invalid));
     }
 
     #[test]

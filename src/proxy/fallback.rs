@@ -30,7 +30,7 @@ pub enum AttemptFailure {
     #[error("timed out: {0}")]
     Timeout(String),
     /// The upstream answered with an error status; `body` is its (truncated) text.
-    #[error("HTTP {status}: {body}")]
+    #[error("HTTP {status}: {}", crate::sanitize::untrusted(.body, 300))]
     Status { status: u16, body: String },
     /// The stream broke or ended before anything was sent to the client.
     #[error("upstream failed before the first byte: {0}")]
@@ -190,6 +190,18 @@ pub async fn run_chain<A: Attempter>(
 
 #[cfg(test)]
 mod tests {
+    /// An upstream's error body reaches log lines escaped and cut (issue #28).
+    #[test]
+    fn an_upstream_error_is_shown_as_one_bounded_line() {
+        let failure = AttemptFailure::Status {
+            status: 500,
+            body: format!("boom\n2026 INFO forged\x1b[2J{}", "x".repeat(5000)),
+        };
+        let shown = failure.to_string();
+        assert!(!shown.contains('\n') && !shown.contains('\x1b'), "{shown}");
+        assert!(shown.len() < 400, "{} bytes", shown.len());
+    }
+
     use super::*;
     use crate::config::ConfigFile;
     use serde_json::json;

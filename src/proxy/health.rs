@@ -32,6 +32,10 @@ pub struct Health {
     /// Claude Code sessions the quality fallback has sent to the cloud for now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality_fallback_sessions: Option<u32>,
+    /// The answer to the client's `?nonce=` under the `APIKEY`
+    /// ([`crate::proxy::proof`]): the proof that this proxy holds the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
 }
 
 /// One configured provider, as `/health` lists it.
@@ -78,6 +82,7 @@ impl Health {
                 .collect(),
             ledger: Some(ledger),
             quality_fallback_sessions: None,
+            proof: None,
         }
     }
 
@@ -100,6 +105,58 @@ pub async fn fetch(base: &str, timeout: Duration) -> Option<Health> {
         return None;
     }
     Health::parse(&resp.bytes().await.ok()?)
+}
+
+/// Why a client would not send its key to what answers at the proxy's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unverified {
+    /// Nothing answered `/health` in time.
+    NoAnswer,
+    /// Something answered, not in our proxy's shape (what it answered, sanitised).
+    NotOurs(String),
+    /// Our shape, but no proof or a wrong one for our key: a proxy with another
+    /// config, an older proxy, or a program imitating ours.
+    WrongProof,
+}
+
+/// Ask `base` for `/health` with a fresh nonce (no key sent) and check the proof
+/// against `key`. Without a key there is nothing to protect or prove: the shape
+/// decides.
+pub async fn verify(
+    base: &str,
+    key: Option<&str>,
+    timeout: Duration,
+) -> Result<Health, Unverified> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .map_err(|_| Unverified::NoAnswer)?;
+    let nonce = crate::proxy::proof::new_nonce().ok_or(Unverified::NoAnswer)?;
+    let resp = client
+        .get(format!("{base}/health?nonce={nonce}"))
+        .send()
+        .await
+        .map_err(|_| Unverified::NoAnswer)?;
+    let status = resp.status();
+    let body = resp.bytes().await.unwrap_or_default();
+    let health = Health::parse(&body)
+        .filter(|_| status.is_success())
+        .ok_or_else(|| {
+            let start = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
+            Unverified::NotOurs(format!(
+                "HTTP {} on /health: {}",
+                status.as_u16(),
+                crate::sanitize::untrusted(&start, 80)
+            ))
+        })?;
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return Ok(health);
+    };
+    match &health.proof {
+        Some(proof) if crate::proxy::proof::verify_health_proof(key, &nonce, proof) => Ok(health),
+        _ => Err(Unverified::WrongProof),
+    }
 }
 
 #[cfg(test)]

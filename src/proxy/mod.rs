@@ -45,6 +45,7 @@ pub mod guard;
 pub mod health;
 pub mod openai;
 pub mod plan;
+pub mod proof;
 pub mod reload;
 pub mod repair;
 pub mod route;

@@ -63,6 +63,9 @@ pub struct UiState {
     overview_gate: tokio::sync::Semaphore,
     /// Cancelled on shutdown, so open event streams end and the server can stop.
     shutdown: tokio_util::sync::CancellationToken,
+    /// Wrong keys at `POST /ui/ticket`, per client: it answers whether a key is right,
+    /// like the API routes, so it is throttled like them.
+    ticket_throttle: crate::proxy::auth_throttle::AuthThrottle,
 }
 
 impl UiState {
@@ -78,6 +81,7 @@ impl UiState {
             streams: AtomicUsize::new(0),
             overview_gate: tokio::sync::Semaphore::new(1),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            ticket_throttle: Default::default(),
         })
     }
 

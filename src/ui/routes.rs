@@ -12,6 +12,7 @@
 //! | `GET /ui/events` | server-sent events: `ready`, then `request` per finished request |
 //! | `POST /ui/ticket` | with the `APIKEY`: a one-use login path for `ccr-setup ui` |
 //! | `GET /ui/login?ticket=…` | trades a ticket for the session cookie, then to `/ui/` |
+//! | `POST /ui/login` (form `ticket=…`) | the same, from the local page `ccr-setup ui` opens |
 //!
 //! With an `APIKEY` configured, everything but the last two needs the session cookie.
 
@@ -32,6 +33,7 @@ use super::live::{next_event, sse_event, LiveRow, KEEP_ALIVE, RECENT_ROWS};
 use super::{assets, auth, overview, UiState, MAX_EVENT_STREAMS};
 use crate::doctor::DoctorEnv;
 use crate::ledger;
+use crate::proxy::auth_throttle;
 use crate::proxy::error::{ErrorKind, ProxyError};
 
 /// The dashboard's routes, ready to merge into the proxy's app.
@@ -52,7 +54,7 @@ pub fn router(state: Arc<UiState>) -> axum::Router {
         ));
     axum::Router::new()
         .route("/ui/ticket", post(ticket))
-        .route("/ui/login", get(login))
+        .route("/ui/login", get(login).post(login_form))
         .merge(guarded)
         .layer(middleware::map_response(assets::security_headers))
         .with_state(state)
@@ -98,12 +100,33 @@ async fn require_session(
     )
 }
 
-/// `POST /ui/ticket`: a one-use login path, for a client that holds the `APIKEY`.
-async fn ticket(State(ui): State<Arc<UiState>>, headers: HeaderMap) -> Response {
+/// `POST /ui/ticket`: a one-use login path, for a client that holds the `APIKEY`
+/// (wrong keys are throttled per client, as on the API routes).
+async fn ticket(State(ui): State<Arc<UiState>>, request: Request) -> Response {
     let Some(key) = api_key(&ui) else {
         return Json(serde_json::json!({ "path": "/ui/" })).into_response();
     };
-    if let Err(e) = crate::proxy::auth::check(Some(&key), &headers) {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let headers = request.headers();
+    let client = auth_throttle::client_key(peer, headers);
+    let now = std::time::Instant::now();
+    if let Some(wait) = ui.ticket_throttle.blocked(&client, now) {
+        let mut resp = ProxyError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::RateLimit,
+            "too many requests with a wrong API key from this client; wait, then run `ccr-setup ui` again",
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
+    if let Err(e) = crate::proxy::auth::check_key_only(Some(&key), headers) {
+        ui.ticket_throttle.failed(&client, now);
         return unauthorized(&e.to_string());
     }
     match ui.sessions.issue_ticket(&key) {
@@ -121,16 +144,49 @@ async fn login(
     State(ui): State<Arc<UiState>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(key) = api_key(&ui) else {
+    redeem(&ui, query.get("ticket").map(String::as_str), false)
+}
+
+/// Largest login form accepted (one ticket).
+const LOGIN_FORM_MAX: usize = 4096;
+
+/// `POST /ui/login` with the form `ticket=…`: what the local page `ccr-setup ui` writes
+/// (0600, in the config folder) submits, so the ticket is in no argv or URL another
+/// user could read. The page is a `file://` one, so it posts with `Origin: null` and a
+/// form type: the proxy's request checks let this one route through with the Host
+/// check only, and a ticket cannot be guessed.
+async fn login_form(State(ui): State<Arc<UiState>>, body: Body) -> Response {
+    let Ok(bytes) = axum::body::to_bytes(body, LOGIN_FORM_MAX).await else {
+        return ProxyError::invalid_request("the login form is too large").into_response();
+    };
+    let ticket = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned());
+    redeem(&ui, ticket.as_deref(), true)
+}
+
+/// Trade `ticket` for a session cookie, then go to the dashboard: by a redirect, or
+/// (`from_page`, a cross-site form post) by a page of our own, so the navigation to
+/// `/ui/` is same-site and the `SameSite=Strict` cookie goes with it.
+fn redeem(ui: &UiState, ticket: Option<&str>, from_page: bool) -> Response {
+    let Some(key) = api_key(ui) else {
         return Redirect::to("/ui/").into_response();
     };
-    let Some(ticket) = query.get("ticket") else {
-        return ProxyError::invalid_request("ticket: missing; open the link `ccr-setup ui` prints")
+    let Some(ticket) = ticket else {
+        return ProxyError::invalid_request("ticket: missing; run `ccr-setup ui` again")
             .into_response();
     };
     match ui.sessions.redeem(ticket, &key) {
         Ok(Some(session)) => {
-            let mut response = Redirect::to("/ui/").into_response();
+            let mut response = if from_page {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    "<!doctype html><meta http-equiv=\"refresh\" content=\"0;url=/ui/\"><a href=\"/ui/\">Open the dashboard</a>\n",
+                )
+                    .into_response()
+            } else {
+                Redirect::to("/ui/").into_response()
+            };
             if let Ok(cookie) = HeaderValue::from_str(&auth::session_cookie(&session)) {
                 response.headers_mut().insert(header::SET_COOKIE, cookie);
             }

@@ -591,14 +591,21 @@ async fn with_apikey_only_the_one_time_link_opens_the_dashboard() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A private local page that posts the ticket: nothing secret in the opener's argv.
     let url = std::fs::read_to_string(&opened).unwrap();
+    assert!(url.starts_with("file:///"), "{url}");
+    assert!(!url.contains("ticket"), "{url}");
+    let page_path = url::Url::parse(&url).unwrap().to_file_path().unwrap();
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    let ticket = page
+        .split("name=\"ticket\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
     assert!(
-        url.starts_with(&format!("{}/ui/login?ticket=", proxy.base)),
-        "{url}"
-    );
-    assert!(
-        !url.contains("proxy-key"),
-        "the key itself never goes in a URL"
+        !page.contains("proxy-key"),
+        "the key itself never goes in the page"
     );
 
     browser.goto(&url).await;
@@ -620,12 +627,14 @@ async fn with_apikey_only_the_one_time_link_opens_the_dashboard() {
         )
         .await;
 
-    // The link works once.
+    // The ticket works once.
     let again = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-        .get(&url)
+        .post(format!("{}/ui/login", proxy.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("ticket={ticket}"))
         .send()
         .await
         .unwrap();

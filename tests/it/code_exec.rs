@@ -25,11 +25,11 @@ fn health_server_with(models_status: u16) -> (u16, std::sync::Arc<std::sync::ato
             let Ok(mut s) = stream else { continue };
             let mut buf = [0u8; 4096];
             let n = s.read(&mut buf).unwrap_or(0);
-            if String::from_utf8_lossy(&buf[..n]).starts_with("GET /health ") {
+            if String::from_utf8_lossy(&buf[..n]).starts_with("GET /health") {
                 h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             // The shape of the real proxy's /health (`proxy::health::Health`).
-            let health = String::from_utf8_lossy(&buf[..n]).starts_with("GET /health ");
+            let health = String::from_utf8_lossy(&buf[..n]).starts_with("GET /health");
             let (status, body) = if health {
                 (
                     200,
@@ -262,15 +262,20 @@ fn code_refuses_a_stranger_on_the_port_and_a_proxy_that_refuses_our_key() {
         support::tiny_http::TinyHttp::start(0, 200, "application/json", r#"{"ok": true}"#);
     write_config(&sb, stranger.port(), "");
     let (_, err) = run_expect(sb.cmd(&["code", "--", "-p", "hi"]), 1);
-    assert!(err.contains("not as ccr-setup's proxy"), "{err}");
+    assert!(err.contains("it is not ccr-setup's proxy"), "{err}");
     assert!(!argv.exists(), "claude must not run against a stranger");
     assert!(!sb.home.join(".claude-code-router/run/proxy.pid").exists());
 
-    // Our proxy's shape, but our APIKEY is refused: another config's proxy.
+    // Our proxy's shape, but no proof of our APIKEY: another config's proxy (or a
+    // program imitating ours); the key is not sent to find out.
     let (port, _) = health_server_with(401);
     write_config(&sb, port, r#""APIKEY": "proxy-secret-of-this-config","#);
     let (_, err) = run_expect(sb.cmd(&["code", "--", "-p", "hi"]), 1);
-    assert!(err.contains("refused the APIKEY"), "{err}");
+    assert!(
+        err.contains("cannot prove it holds this config's APIKEY"),
+        "{err}"
+    );
+    assert!(err.contains("the APIKEY was not sent"), "{err}");
     assert!(!err.contains("proxy-secret-of-this-config"), "{err}");
     assert!(!argv.exists());
 }

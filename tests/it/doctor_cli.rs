@@ -38,6 +38,7 @@ const IDS: &[&str] = &[
     "config.keys",
     "config.auth",
     "proxy.port",
+    "proxy.owner",
     "services",
 ];
 

@@ -237,11 +237,15 @@ fn ui_with_a_stranger_on_the_proxy_port() {
         r#"{{"Providers": [{{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "api_key": "", "models": ["m"]}}],
             "Router": {{"default": "ollama,m"}}, "PORT": {port}}}"#
     ));
+    // The owner is this test process, as `port_owner` finds it.
+    let owner = ccr_setup::port_owner::listening_owner(port)
+        .map(|o| format!(" Port {port} is held by {o}."))
+        .unwrap_or_default();
     assert_eq!(
         error_of(h.cmd(&["ui", "--no-open"])),
         format!(
-            "error: http://127.0.0.1:{port} answers, but not as ccr-setup's proxy (HTTP 200 on /health: \"hello\"); Claude Code's requests would go to it\n\
-             hint: stop what listens on port {port}, or set another PORT in {}",
+            "error: http://127.0.0.1:{port} answers, but it is not ccr-setup's proxy (HTTP 200 on /health: hello); Claude Code's requests would go to it.{owner}\n\
+             hint: if that is not your proxy, stop it or set another PORT in {}; if it is an older or differently configured ccr-setup proxy, `ccr-setup stop` and run this again",
             h.config().display()
         )
     );

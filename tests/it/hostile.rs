@@ -218,6 +218,29 @@ impl ProxyChild {
         panic!("the proxy did not start on {base}");
     }
 
+    /// `ccr-setup proxy` as `sandbox`'s config has it (its `PORT`, which is `port`),
+    /// for the clients (`code`, `ui`, `statusline`) that read the same config.
+    async fn on_config_port(sandbox: support::sandbox::Sandbox, port: u16) -> ProxyChild {
+        let child = sandbox
+            .cmd(&["proxy"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let proxy = ProxyChild {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _sandbox: std::sync::Arc::new(sandbox),
+        };
+        for _ in 0..200 {
+            if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
+                return proxy;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the proxy did not start on {}", proxy.base);
+    }
+
     /// Peak resident memory (VmHWM) in MiB.
     fn peak_mib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
@@ -906,6 +929,40 @@ async fn repeated_wrong_keys_are_throttled_per_client() {
     assert_eq!(neighbour.status(), 200);
 }
 
+/// Item 13 of #28: `POST /ui/ticket` also says whether a key is right, so it is
+/// throttled the same way (in the proxy the command runs, with its dashboard).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_keys_at_the_dashboard_ticket_are_throttled_too() {
+    let sandbox = support::sandbox::Sandbox::new();
+    let port = support::net::unbound_port();
+    sandbox.write_config(&json!({
+        "PORT": port, "APIKEY": "right-key",
+        "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let proxy = ProxyChild::on_config_port(sandbox, port).await;
+    let client = reqwest::Client::new();
+    let ticket = |key: String| {
+        client
+            .post(format!("{}/ui/ticket", proxy.base))
+            .header("x-api-key", key)
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        statuses.push(
+            ticket(format!("guess-{i}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses[0], 401);
+    assert_eq!(statuses[14], 429, "{statuses:?}");
+    assert_eq!(ticket("right-key".into()).await.unwrap().status(), 429);
+}
+
 /// Item 13 of #28: under launchd the proxy's stderr is `proxy.err.log`, which nothing
 /// rotated. The proxy now empties it past 16 MB (launchd appends, so writing goes on).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -929,4 +986,379 @@ async fn an_overgrown_stderr_file_is_emptied() {
     assert!(size < 1024 * 1024, "proxy.err.log is {size} bytes");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("was emptied"), "{text}");
+}
+
+/// A program on the proxy's port answering `/health` in our public shape, recording
+/// every request it receives (head and body).
+fn squatter() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+            let mut buf = vec![0u8; 65536];
+            let n = s.read(&mut buf).unwrap_or(0);
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let body = r#"{"status":"ok","version":"0.1.0","providers":[{"name":"ollama","kind":"openai"}]}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+/// Item 3 of #28: another local user who binds the proxy's port first answers
+/// `/health` in our (public) shape. `code`, `ui` and `statusline` used to send it the
+/// APIKEY; now they ask for a proof of the key first, name the port's owner, and send
+/// nothing secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_squatter_on_the_port_never_gets_the_key() {
+    let (port, seen) = squatter();
+    let sandbox = support::sandbox::Sandbox::new();
+    sandbox.write_config(&json!({
+        "PORT": port, "APIKEY": "the-users-own-key-0123456789",
+        "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let ran = sandbox.root.path().join("claude-ran");
+    sandbox
+        .fakes
+        .add_script("claude", &format!(": > '{}'", ran.display()));
+    let out = sandbox.cmd(&["code", "--", "-p", "hi"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the APIKEY was not sent"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "the owner is named: {err}"
+    );
+    assert!(!ran.exists(), "claude ran against the squatter");
+    let out = sandbox.cmd(&["ui", "--no-open"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = sandbox
+        .cmd(&["statusline"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(br#"{"session_id":"s1"}"#)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(line.contains("is not your proxy"), "{line}");
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    for request in seen.iter() {
+        assert!(!request.contains("the-users-own-key"), "sent: {request}");
+        assert!(request.starts_with("GET /health?nonce="), "{request}");
+    }
+}
+
+/// Item 3 of #28: `code` gives Claude Code a session token the verified proxy minted,
+/// not the APIKEY: a squatter after a crash learns nothing that outlives the token, and
+/// a token cannot mint another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_gives_claude_a_session_token_instead_of_the_key() {
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let sandbox = support::sandbox::Sandbox::new();
+    let port = support::net::unbound_port();
+    let key = "the-users-own-key-0123456789";
+    sandbox.write_config(&json!({
+        "PORT": port, "APIKEY": key,
+        "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"), "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let proxy = ProxyChild::on_config_port(sandbox, port).await;
+    let sandbox = &proxy._sandbox;
+    let env_file = sandbox.root.path().join("claude.env");
+    sandbox.fakes.add_script(
+        "claude",
+        &format!(
+            "printf '%s' \"$ANTHROPIC_AUTH_TOKEN\" > '{}'",
+            env_file.display()
+        ),
+    );
+    let out = sandbox.cmd(&["code", "--", "-p", "hi"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = std::fs::read_to_string(&env_file).unwrap();
+    assert!(token.starts_with("ccrt1."), "{token}");
+    assert!(!token.contains(key));
+    let client = reqwest::Client::new();
+    let models = |credential: String| {
+        client
+            .get(format!("{}/v1/models", proxy.base))
+            .bearer_auth(credential)
+            .send()
+    };
+    assert_eq!(models(token.clone()).await.unwrap().status(), 200);
+    assert_eq!(models(format!("{token}x")).await.unwrap().status(), 401);
+    let renewed = client
+        .post(format!("{}/v1/ccr/session-token", proxy.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renewed.status(), 401, "a token minted another");
+    // The status line verifies the proxy (then remembers it for 30 s) and is served.
+    let out = sandbox
+        .cmd(&["statusline"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(line.contains("proxy up"), "{line}");
+    let cache = sandbox
+        .home
+        .join(".claude-code-router/run/statusline-verified");
+    assert!(std::fs::read_to_string(cache)
+        .unwrap()
+        .contains(&proxy.base));
+}
+
+/// Item 8 of #28: `ui` opened `/ui/login?ticket=…`, so the ticket sat in the argv of
+/// `xdg-open` and the browser, which any local user can read from `/proc/*/cmdline`
+/// and redeem first. Now the opener gets a `file://` page private to the user (0600 in
+/// a 0700 folder) that posts the ticket. A racer redeeming everything it can see in the
+/// opener's argv fails; the browser, reading the page, logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_ticket_is_in_no_argv_a_racer_can_redeem() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = support::sandbox::Sandbox::new();
+    let port = support::net::unbound_port();
+    sandbox.write_config(&json!({
+        "PORT": port, "APIKEY": "the-users-own-key-0123456789",
+        "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let proxy = ProxyChild::on_config_port(sandbox, port).await;
+    let sandbox = &proxy._sandbox;
+    let argv_file = sandbox.root.path().join("opener.argv");
+    sandbox.fakes.add_script(
+        "xdg-open",
+        &format!("printf '%s\\n' \"$@\" > '{}'", argv_file.display()),
+    );
+    let out = sandbox.cmd(&["ui"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let argv = std::fs::read_to_string(&argv_file).unwrap();
+
+    // The racer: every word of the opener's argv, tried as a ticket both ways.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let words: Vec<&str> = argv
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
+        .filter(|w| w.len() >= 8)
+        .collect();
+    assert!(!words.is_empty(), "{argv}");
+    for word in &words {
+        let by_get = client
+            .get(format!("{}/ui/login?ticket={word}", proxy.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(by_get.status(), 401, "redeemed {word} from {argv}");
+        let by_post = client
+            .post(format!("{}/ui/login", proxy.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("ticket={word}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(by_post.status(), 401, "redeemed {word} from {argv}");
+    }
+
+    // What only the user can read: the page, 0600 in a 0700 folder.
+    let url = url::Url::parse(argv.trim()).unwrap();
+    let page_path = url.to_file_path().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&page_path), 0o600);
+    assert_eq!(mode(page_path.parent().unwrap()), 0o700);
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    let ticket = page
+        .split("name=\"ticket\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    // The browser posts the form from the file:// page: Origin null, a form body.
+    let login = client
+        .post(format!("{}/ui/login", proxy.base))
+        .header("origin", "null")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("ticket={ticket}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let session = cookie.split(';').next().unwrap();
+    let overview = client
+        .get(format!("{}/ui/api/overview", proxy.base))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(overview.status(), 200);
+}
+
+/// Item 6 of #28: `config show` (and the dashboard's Setup page, which uses the same
+/// redaction) hid only keys named like `api_key`/`token`; a URL's userinfo and query,
+/// `headers.Authorization` and transformer options were printed in clear.
+#[test]
+fn config_show_hides_secrets_by_their_shape_and_place() {
+    let sandbox = support::sandbox::Sandbox::new();
+    sandbox.write_config(&json!({
+        "Providers": [{
+            "name": "gw",
+            "api_base_url": "https://bob:hunter2pass@gw.example/v1/chat/completions?key=query-secret-1",
+            "api_key": "$GW_KEY",
+            "models": ["m"],
+            "headers": {"Authorization": "Bearer header-secret-2"},
+            "transformer": {"use": [["openrouter", {"provider": {"order": ["x"]}, "apiKeyOption": "option-secret-3", "note": "option-secret-4"}]]}
+        }],
+        "Router": {"default": "gw,m"},
+    }));
+    let out = sandbox
+        .cmd(&["config", "show"])
+        .env("GW_KEY", "k")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in [
+        "hunter2pass",
+        "query-secret-1",
+        "header-secret-2",
+        "option-secret-3",
+        "option-secret-4",
+    ] {
+        assert!(!text.contains(secret), "{secret} shown:\n{text}");
+    }
+    assert!(
+        text.contains("gw.example/v1/chat/completions?key=***"),
+        "{text}"
+    );
+    assert!(text.contains("\"openrouter\""), "{text}");
+    assert!(text.contains("$GW_KEY"), "{text}");
+}
+
+/// Item 4 of #28: the model of an explicit route is the client's text, stored as sent;
+/// `stats` printed its ESC sequences raw (a title change, a screen clear) and the log
+/// took its `\n` as a new line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_model_name_is_escaped_in_stats_and_the_log() {
+    let fake = FakeUpstream::start(vec![answer()]).await;
+    let proxy = ProxyChild::start(&fake.url("/v1/chat/completions")).await;
+    let model = "local,m\u{1b}]0;pwned\u{7}\u{1b}[2J\n2026-01-01T00:00:00Z  INFO forged line";
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/messages", proxy.base))
+        .json(&json!({"model": model, "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    // The ledger writer commits in the background.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let sandbox = &proxy._sandbox;
+    let out = sandbox
+        .cmd(&["stats", "--since", "all", "--by", "model"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("\\u{1b}]0;pwned"),
+        "the model is shown, escaped:\n{table}"
+    );
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{7}'),
+        "{table:?}"
+    );
+    let logs = sandbox.home.join(".claude-code-router/logs");
+    let log: String = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "a forged line: {log}"
+    );
+}
+
+/// Item 13 of #28: for a provider URL with a query (a key passed as `?key=`), doctor
+/// asked for `…/chat/completions?key=SECRET/models`: the wrong path, with the key glued
+/// into the query value. The models path now goes on the path, the query stays a query,
+/// and the report shows the key as `***`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_joins_the_models_path_onto_a_url_with_a_query() {
+    let fake = FakeUpstream::start(vec![Reply::json(&json!({"data": [{"id": "m"}]}))]).await;
+    let sandbox = support::sandbox::Sandbox::new();
+    let url = format!("{}?key=query-secret-5", fake.url("/v1/chat/completions"));
+    sandbox.write_config(&json!({
+        "Providers": [{"name": "gw", "api_base_url": url, "api_key": "k", "models": ["m"]}],
+        "Router": {"default": "gw,m"},
+    }));
+    let out = sandbox.cmd(&["doctor", "--json"]).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let asked: Vec<String> = fake.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        asked.iter().any(|p| p == "/v1/models?key=query-secret-5"),
+        "{asked:?}"
+    );
+    assert!(!report.contains("query-secret-5"), "{report}");
+}
+
+/// Item 3 of #28: a squatter's answers were printed raw. `status` shows the version
+/// whatever holds the port reports, so it goes through the sanitiser.
+#[test]
+fn status_prints_a_squatters_version_escaped() {
+    let body = json!({"status": "ok", "version": "9\u{1b}]0;pwned\u{7}\u{1b}[2J", "providers": []})
+        .to_string();
+    let squatter = support::tiny_http::TinyHttp::start(0, 200, "application/json", &body);
+    let sandbox = support::sandbox::Sandbox::new();
+    sandbox.write_config(&json!({
+        "PORT": squatter.port(),
+        "Providers": [{"name": "local", "api_base_url": "http://127.0.0.1:9/v1/chat/completions", "models": ["m"]}],
+        "Router": {"default": "local,m"},
+    }));
+    let out = sandbox.cmd(&["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("version 9\\u{1b}]0;pwned"), "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
 }

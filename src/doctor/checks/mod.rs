@@ -77,6 +77,7 @@ pub fn evaluate(f: &Facts) -> Vec<Check> {
         super::keys::config_keys(f),
         config_auth(f),
         proxy_port(f),
+        proxy_owner(f),
         services(f),
     ]
 }

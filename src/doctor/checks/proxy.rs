@@ -49,7 +49,7 @@ pub(super) fn proxy_port(f: &Facts) -> Check {
                                 .as_ref()
                                 .map(|s| format!(" (server: {s})"))
                                 .unwrap_or_default(),
-                            a.body.chars().take(200).collect::<String>()
+                            crate::sanitize::untrusted(&a.body, 200)
                         ),
                         Some(Err(e)) => format!("GET /health failed: {e}"),
                         None => String::new(),
@@ -74,6 +74,30 @@ pub(super) fn proxy_port(f: &Facts) -> Check {
                 }
             }
         }
+    }
+}
+
+/// Another user's process on the proxy's port receives what clients send there:
+/// `ccr-setup` clients refuse to send the key to it, but Claude Code started by hand
+/// would send the key, and the prompts, to it.
+pub(super) fn proxy_owner(f: &Facts) -> Check {
+    let p = &f.proxy;
+    match &p.foreign_owner {
+        None => Check::ok(
+            "proxy.owner",
+            format!("port {} is not held by another user", p.port),
+        ),
+        Some(owner) => Check::warn(
+            "proxy.owner",
+            format!(
+                "port {} is held by another user's process ({owner}): prompts and keys sent to {} reach it",
+                p.port, p.url
+            ),
+            format!(
+                "have that process stopped, or set \"PORT\" in {} to a free port",
+                f.config.path.display()
+            ),
+        ),
     }
 }
 

@@ -116,6 +116,7 @@ fn healthy() -> Facts {
                         .to_string(),
                 server: None,
             })),
+            foreign_owner: None,
         },
         services: ServiceFacts {
             manager: Manager::Systemd,
@@ -541,4 +542,20 @@ fn budget_uses_the_default_providers_context_window() {
     f.mcp_servers = Err("/h/.claude.json is not JSON: oops".into());
     let c = check(&f, "claude.budget");
     assert!(c.detail.unwrap().contains("MCP servers not counted"));
+}
+
+#[test]
+fn another_users_process_on_the_proxy_port_is_a_warning() {
+    let mut f = healthy();
+    let ok = super::proxy::proxy_owner(&f);
+    assert_eq!(ok.status, Status::Ok);
+    f.proxy.foreign_owner = Some("user mallory (uid 1001), pid 4242 (python3)".into());
+    let c = super::proxy::proxy_owner(&f);
+    assert_eq!(c.status, Status::Warn);
+    assert!(
+        c.summary.contains("mallory") && c.summary.contains("reach it"),
+        "{}",
+        c.summary
+    );
+    assert!(c.fix.unwrap().contains("PORT"));
 }

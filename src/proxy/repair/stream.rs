@@ -181,6 +181,11 @@ impl TextGate {
         shown
     }
 
+    /// Bytes of text held, for the caller's bound on what one answer may hold.
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
     /// The answer is over: what is still held, and why.
     pub fn finish(&mut self) -> HeldText {
         let held = std::mem::take(&mut self.held);

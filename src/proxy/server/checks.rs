@@ -22,6 +22,11 @@ use super::AppState;
 use crate::config::Config;
 use crate::proxy::error::{ErrorKind, ProxyError};
 
+/// The dashboard's login form, posted by the local page `ccr-setup ui` writes: a
+/// `file://` page, so `Origin: null` and a form body. Only the Host check applies (the
+/// ticket it carries is single-use and unguessable, so a forged post gains nothing).
+const LOGIN_FORM_PATH: &str = "/ui/login";
+
 /// Run [`check`]; `GET|HEAD /` (the liveness answer) is never checked.
 pub(super) async fn request_checks(
     State(state): State<Arc<AppState>>,
@@ -31,12 +36,18 @@ pub(super) async fn request_checks(
     let root_probe = req.uri().path() == "/" && matches!(*req.method(), Method::GET | Method::HEAD);
     if !root_probe {
         let authority = req.uri().authority().map(|a| a.as_str());
-        if let Err(e) = check(
-            &state.config.current(),
-            req.method(),
-            req.headers(),
-            authority,
-        ) {
+        let login_form = req.uri().path() == LOGIN_FORM_PATH && req.method() == Method::POST;
+        let checked = if login_form {
+            host_check(&state.config.current(), req.headers(), authority).map(|_| ())
+        } else {
+            check(
+                &state.config.current(),
+                req.method(),
+                req.headers(),
+                authority,
+            )
+        };
+        if let Err(e) = checked {
             super::refusals::log(req.method(), req.uri().path(), &e.message);
             return e.into_response();
         }
@@ -53,18 +64,7 @@ pub(super) fn check(
     headers: &HeaderMap,
     authority: Option<&str>,
 ) -> Result<(), ProxyError> {
-    let host_header = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if host_header.is_none() && headers.contains_key(header::HOST) {
-        return Err(forbidden("the Host header is not valid text".to_owned()));
-    }
-    for host in [host_header, authority].into_iter().flatten() {
-        if !host_allowed(config, host) {
-            return Err(forbidden(format!(
-                "Host {host:?} is not this proxy's address; only loopback names (localhost, 127.0.0.1, [::1]) or the configured HOST are served (a web page may be trying DNS rebinding)"
-            )));
-        }
-    }
-    let host = host_header.or(authority);
+    let host = host_check(config, headers, authority)?;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !origin_allowed(config, origin, host) {
@@ -81,6 +81,27 @@ pub(super) fn check(
         ));
     }
     Ok(())
+}
+
+/// The `Host` header and the URI's authority, each one present, must name this proxy;
+/// the host to compare an `Origin` with.
+fn host_check<'h>(
+    config: &Config,
+    headers: &'h HeaderMap,
+    authority: Option<&'h str>,
+) -> Result<Option<&'h str>, ProxyError> {
+    let host_header = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if host_header.is_none() && headers.contains_key(header::HOST) {
+        return Err(forbidden("the Host header is not valid text".to_owned()));
+    }
+    for host in [host_header, authority].into_iter().flatten() {
+        if !host_allowed(config, host) {
+            return Err(forbidden(format!(
+                "Host {host:?} is not this proxy's address; only loopback names (localhost, 127.0.0.1, [::1]) or the configured HOST are served (a web page may be trying DNS rebinding)"
+            )));
+        }
+    }
+    Ok(host_header.or(authority))
 }
 
 fn forbidden(message: String) -> ProxyError {

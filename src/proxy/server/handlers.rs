@@ -31,13 +31,18 @@ pub(super) async fn root() -> &'static str {
 pub(super) async fn not_found(method: Method, uri: Uri) -> Response {
     ProxyError::not_found(format!(
         "{method} {} is not an endpoint of this proxy; it serves POST /v1/messages",
-        uri.path()
+        crate::sanitize::untrusted(uri.path(), 128)
     ))
     .into_response()
 }
 
-/// `GET /health`: [`Health`], with provider URLs only for a caller holding the key.
-pub(super) async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+/// `GET /health`: [`Health`], with provider URLs only for a caller holding the key,
+/// and with `?nonce=` the proof that this proxy holds it ([`crate::proxy::proof`]).
+pub(super) async fn health(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
     let config = state.config.current();
     let key = config.api_key.as_deref().filter(|k| !k.is_empty());
     let show_urls = key.is_some() && crate::proxy::auth::check(key, &headers).is_ok();
@@ -49,7 +54,56 @@ pub(super) async fn health(State(state): State<Arc<AppState>>, headers: HeaderMa
         show_urls,
     );
     health.quality_fallback_sessions = Some(state.sessions.on_cloud_for_quality());
+    let nonce = query.as_deref().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "nonce")
+            .map(|(_, v)| v.into_owned())
+    });
+    if let (Some(key), Some(nonce)) = (key, nonce) {
+        if crate::proxy::proof::valid_nonce(&nonce) {
+            health.proof = Some(crate::proxy::proof::health_proof(key, &nonce));
+        }
+    }
     axum::Json(health).into_response()
+}
+
+/// `POST /v1/ccr/session-token`: a session token for `ccr-setup code` to give Claude
+/// Code instead of the `APIKEY` ([`crate::proxy::proof`]). Only the key itself mints
+/// one (a token cannot renew itself).
+pub(super) async fn session_token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Response {
+    let config = state.config.current();
+    let key = config.api_key.as_deref().filter(|k| !k.is_empty());
+    let Some(key) = key else {
+        return ProxyError::not_found("this proxy has no APIKEY, so it needs no session token")
+            .into_response();
+    };
+    if let Err(e) = crate::proxy::auth::check_key_only(Some(key), &headers) {
+        return ProxyError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            crate::proxy::error::ErrorKind::Authentication,
+            format!("{e}; a session token cannot mint another"),
+        )
+        .into_response();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match crate::proxy::proof::mint_token(key, now) {
+        Some(token) => axum::Json(serde_json::json!({
+            "token": token,
+            "expires_in_s": crate::proxy::proof::TOKEN_LIFETIME_SECS,
+        }))
+        .into_response(),
+        None => ProxyError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            crate::proxy::error::ErrorKind::Api,
+            "no randomness for a session token",
+        )
+        .into_response(),
+    }
 }
 
 /// `GET /v1/ccr/sessions/{id}`: what the proxy knows about one Claude Code session

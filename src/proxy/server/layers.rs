@@ -108,21 +108,22 @@ async fn limit_in_flight(State(state): State<Arc<AppState>>, req: Request, next:
         return resp;
     };
     next.run(req).await.map(|inner| {
-        Body::new(HoldingSlot {
+        Body::new(Guarded {
             inner,
-            _slot: permit,
+            _guard: permit,
         })
     })
 }
 
-/// A response body that frees its in-flight slot when it is dropped (sent or
-/// abandoned), keeping the inner body's length so a JSON answer keeps `Content-Length`.
-struct HoldingSlot {
-    inner: Body,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+/// A response body holding `guard` until it is dropped (sent or abandoned), keeping
+/// the inner body's length so a JSON answer keeps `Content-Length`: an in-flight slot
+/// here, a connection's busy mark in [`super::listen`].
+pub(super) struct Guarded<G> {
+    pub inner: Body,
+    pub _guard: G,
 }
 
-impl http_body::Body for HoldingSlot {
+impl<G: Send + Unpin + 'static> http_body::Body for Guarded<G> {
     type Data = bytes::Bytes;
     type Error = axum::Error;
 

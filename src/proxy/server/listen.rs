@@ -170,33 +170,12 @@ fn tracked_service(
         let app = app.clone();
         async move {
             let resp = app.oneshot(req).await?;
-            Ok(resp.map(|inner| axum::body::Body::new(WhileBusy { inner, _busy: busy })))
+            Ok(resp.map(|inner| {
+                axum::body::Body::new(super::layers::Guarded {
+                    inner,
+                    _guard: busy,
+                })
+            }))
         }
     })
-}
-
-/// A response body holding its connection's [`super::conns::Busy`] mark.
-struct WhileBusy {
-    inner: axum::body::Body,
-    _busy: super::conns::Busy,
-}
-
-impl http_body::Body for WhileBusy {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
 }

@@ -133,7 +133,11 @@ pub(super) async fn messages(
 
     let mut scope = Scope::new(&state, &config, &plan, &headers, &meta, req, body);
     let outcome = run_chain(&plan.targets, &mut scope, |target, failure, next| {
-        tracing::warn!("{target} failed ({failure}); falling back to {next}")
+        tracing::warn!(
+            "{} failed ({failure}); falling back to {}",
+            crate::sanitize::field(&target.to_string()),
+            crate::sanitize::field(&next.to_string())
+        )
     })
     .await;
     let err = match outcome.result {

@@ -136,7 +136,8 @@ pub fn app_with_dashboard(state: Arc<AppState>, dashboard: Option<axum::Router>)
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(handlers::count_tokens))
         .route("/v1/models", get(handlers::models))
-        .route("/v1/ccr/sessions/{id}", get(handlers::session));
+        .route("/v1/ccr/sessions/{id}", get(handlers::session))
+        .route("/v1/ccr/session-token", post(handlers::session_token));
     let api = layers::api(api, &state);
     let state_for_checks = Arc::clone(&state);
     let app = axum::Router::new()

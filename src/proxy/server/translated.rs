@@ -209,7 +209,11 @@ impl Rescue {
         scope.rescue = false;
         let outcome =
             crate::proxy::fallback::run_chain(&targets, &mut scope, |target, failure, next| {
-                tracing::warn!("{target} failed ({failure}); falling back to {next}")
+                tracing::warn!(
+                    "{} failed ({failure}); falling back to {}",
+                    crate::sanitize::field(&target.to_string()),
+                    crate::sanitize::field(&next.to_string())
+                )
             })
             .await;
         outcome.result
@@ -511,7 +515,7 @@ impl TranslatedStream {
             rescue.retried = true;
             tracing::warn!(
                 "{} failed mid-stream ({reason}) before any text or tool call; retrying once",
-                rescue.from
+                crate::sanitize::field(&rescue.from.to_string())
             );
             let body = match note.as_deref() {
                 Some(note) => openai_body_with_note(&rescue.upstream_body, note)
@@ -546,7 +550,10 @@ impl TranslatedStream {
             return None;
         }
         let rescue = self.rescue.take()?;
-        tracing::warn!("{} failed again ({reason}); falling back", rescue.from);
+        tracing::warn!(
+            "{} failed again ({reason}); falling back",
+            crate::sanitize::field(&rescue.from.to_string())
+        );
         match rescue.fall_back(&reason, self.unfit_calls).await {
             Ok(response) => {
                 // The fallback writes its own ledger row (naming us and the reason).

@@ -439,6 +439,10 @@ impl StreamTranslator {
                     let index = self.ensure_block(BlockKind::Text, out);
                     write_delta(index, Delta::TextDelta { text: &shown }, out);
                 }
+                self.check_held_text(out);
+                if self.phase == Phase::Finished {
+                    return;
+                }
             }
             for call in delta.tool_calls.iter().flatten() {
                 if !self.hold_fragment(call, out) {

@@ -76,6 +76,23 @@ impl StreamTranslator {
         }
     }
 
+    /// Text held by the gate (a call printed as text, or call markup) outgrew
+    /// [`MAX_SSE_LINE_BYTES`]: the answer ends with an error event, as for an over-long
+    /// stream line, instead of holding text without end.
+    pub(super) fn check_held_text(&mut self, out: &mut Vec<u8>) {
+        let held = self.repair.as_ref().map_or(0, |r| r.gate.held_len());
+        if held > MAX_SSE_LINE_BYTES {
+            self.fail(
+                "line_too_long",
+                ProxyError::bad_gateway(format!(
+                    "the upstream sent more than {} MB of text that may be a tool call; the answer is abandoned",
+                    MAX_SSE_LINE_BYTES / (1024 * 1024)
+                )),
+                out,
+            );
+        }
+    }
+
     /// A tool-call fragment in repair mode: held. False when not in repair mode.
     pub(super) fn hold_fragment(&mut self, call: &ChunkToolCall, out: &mut Vec<u8>) -> bool {
         let Some(r) = self.repair.as_mut() else {

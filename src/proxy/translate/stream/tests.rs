@@ -149,3 +149,33 @@ fn many_tool_calls_translate_in_linear_time() {
     assert!(!t.is_finished());
     assert!(took < std::time::Duration::from_secs(5), "{took:?}");
 }
+
+/// In repair mode, text that may be a call printed as text is held until the end; an
+/// upstream that never ends it is cut at 8 MB with an error event (issue #28).
+#[test]
+fn held_text_that_may_be_a_call_is_capped() {
+    let catalog = crate::proxy::repair::ToolCatalog::new(
+        vec!["Bash".into()],
+        bytes::Bytes::from_static(
+            br#"{"tools":[{"name":"Bash","input_schema":{"type":"object"}}]}"#,
+        ),
+    );
+    let mut t =
+        StreamTranslator::new("msg_1", "m", 10, ToolNameMap::default()).repair_tools(Some(catalog));
+    let mut out = Vec::new();
+    let start = serde_json::json!({"choices": [{"index": 0, "delta": {"content": "{\"name\": \"Bash\", \"arguments\": \""}}]});
+    t.feed(format!("data: {start}\n\n").as_bytes(), &mut out);
+    let megabyte = serde_json::json!({"choices": [{"index": 0, "delta": {"content": "x".repeat(1024 * 1024)}}]});
+    for _ in 0..10 {
+        t.feed(format!("data: {megabyte}\n\n").as_bytes(), &mut out);
+    }
+    assert!(t.is_finished());
+    assert_eq!(t.error_kind(), Some("line_too_long"));
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("may be a tool call"),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    assert!(text.len() < 4096, "{} bytes", text.len());
+}
