@@ -12,3 +12,4 @@ mod lean;
 mod repair;
 mod statusline;
 mod ui_browser;
+mod vision;
