@@ -34,6 +34,9 @@ pub struct KvShape {
     pub head_dims: u64,
     /// `<arch>.attention.sliding_window`, when the model has one.
     pub sliding_window: Option<u64>,
+    /// `<arch>.full_attention_interval` (qwen3.5's hybrid layers): only every n-th
+    /// layer attends and keeps a KV cache; the others are recurrent, with a fixed state.
+    pub full_attention_every: Option<u64>,
 }
 
 impl KvShape {
@@ -58,6 +61,7 @@ impl KvShape {
             kv_heads,
             head_dims: key + value,
             sliding_window: num("attention.sliding_window").filter(|w| *w > 0),
+            full_attention_every: num("full_attention_interval").filter(|n| *n > 0),
             architecture: arch,
         })
     }
@@ -70,10 +74,18 @@ impl KvShape {
         let tokens: u64 = (0..self.layers)
             .map(
                 |layer| match (self.architecture.as_str(), self.sliding_window) {
+                    _ if self
+                        .full_attention_every
+                        .is_some_and(|n| (layer + 1) % n != 0) =>
+                    {
+                        0
+                    }
                     ("gpt-oss" | "gptoss", _) if layer % 2 == 0 => {
                         GPT_OSS_SWA_TOKENS * parallel + BATCH
                     }
-                    ("gemma3", Some(w)) if (layer + 1) % GEMMA3_GLOBAL_EVERY != 0 => {
+                    // gemma4 follows gemma3's pattern; its global layers' larger heads are
+                    // counted for every layer, so the estimate errs high.
+                    ("gemma3" | "gemma4", Some(w)) if (layer + 1) % GEMMA3_GLOBAL_EVERY != 0 => {
                         (w * parallel + BATCH).min(full)
                     }
                     _ => full,
@@ -232,29 +244,6 @@ pub fn advise(
     Some(format!("context {verdict}: {}", r.describe(memory_bytes)))
 }
 
-/// gpt-oss:20b as published (its `model_info` attention keys and its 13.8 GB), so a
-/// fresh machine gets advice before the model is pulled.
-const GPT_OSS_20B: &str = r#"{"model_info": {"general.architecture": "gptoss",
-    "gptoss.block_count": 24, "gptoss.context_length": 131072,
-    "gptoss.attention.head_count_kv": 8, "gptoss.attention.key_length": 64,
-    "gptoss.attention.value_length": 64, "gptoss.attention.sliding_window": 128}}"#;
-const GPT_OSS_20B_BYTES: u64 = 13_800_000_000;
-
-/// [`advise`] for a model that is not pulled yet: only the default model, whose
-/// geometry and size are known; None for others.
-pub fn advise_unpulled(model: &str, memory_bytes: u64, at_least: u64) -> Option<String> {
-    let default = super::normalize_model_name(crate::config::DEFAULT_MODEL);
-    if super::normalize_model_name(model) != default {
-        return None;
-    }
-    let show: Value = serde_json::from_str(GPT_OSS_20B).expect("a valid built-in model_info");
-    let details = super::ModelDetails::from_show(&show);
-    let said = advise(&details, GPT_OSS_20B_BYTES, memory_bytes, at_least)?;
-    Some(format!(
-        "{said}; from {model}'s published size and attention geometry, as it is not pulled yet"
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +296,20 @@ mod tests {
         assert_eq!(
             KvShape::from_model_info(&json!({"general.architecture": "x"})),
             None
+        );
+    }
+
+    #[test]
+    fn qwen35_keeps_a_cache_only_in_its_full_attention_layers() {
+        let info = json!({"general.architecture": "qwen35", "qwen35.block_count": 8,
+            "qwen35.attention.head_count_kv": 2, "qwen35.attention.key_length": 256,
+            "qwen35.attention.value_length": 256, "qwen35.full_attention_interval": 4});
+        let s = KvShape::from_model_info(&info).unwrap();
+        assert_eq!(s.full_attention_every, Some(4));
+        // Layers 3 and 7 attend: 2 layers × 1000 tokens × 512 dims × 2 heads × 2 bytes.
+        assert_eq!(
+            s.cache_bytes(1000, 1, &KvCacheType::F16),
+            2 * 1000 * 512 * 2 * 2
         );
     }
 
@@ -383,16 +386,5 @@ mod tests {
         assert!(said.starts_with("context the smallest that suits Claude Code, and tight on this machine: 32768 tokens: 918.6 MB of KV cache"), "{said}");
         let bare = super::super::ModelDetails::from_show(&json!({"model_info": {}}));
         assert_eq!(advise(&bare, 1, 24 * GB, 32_768), None);
-    }
-
-    #[test]
-    fn the_default_model_is_advised_before_it_is_pulled() {
-        let said = advise_unpulled("gpt-oss:20b", 24 * GB, 32_768).unwrap();
-        assert!(said.starts_with("context recommended for this machine: 65536 tokens: 1.7 GB of KV cache on top of the 13.8 GB model"), "{said}");
-        assert!(said.ends_with("as it is not pulled yet"), "{said}");
-        assert!(advise_unpulled("gpt-oss:20b", 16 * GB, 32_768)
-            .unwrap()
-            .contains("tight on this machine: 32768 tokens"));
-        assert_eq!(advise_unpulled("qwen3:8b", 24 * GB, 32_768), None);
     }
 }
