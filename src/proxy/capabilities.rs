@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::fallback::AttemptFailure;
+
 /// How long asking a server for a model's capabilities may take before the request
 /// goes on without knowing (a server that is loading a model answers late).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -138,6 +140,15 @@ pub fn missing_from_error(message: &str) -> Option<Missing> {
         || lower.contains("does not support")
         || lower.contains("unsupported");
     (about_images && unsupported).then_some(Missing::Vision)
+}
+
+/// The capability a failed attempt's error names, if any (only an answer with an error
+/// status has a message to read).
+pub fn missing_in(failure: &AttemptFailure) -> Option<Missing> {
+    match failure {
+        AttemptFailure::Status { body, .. } => missing_from_error(body),
+        _ => None,
+    }
 }
 
 /// The server's root URL for an endpoint URL such as
