@@ -348,3 +348,44 @@ async fn a_repetition_ending_is_worded_for_the_user() {
     let row = app.next_record().await;
     assert!(format!("{row:?}").contains("repetition"), "{row:?}");
 }
+
+/// Repetition endings count toward the quality fallback: after two in a session, its
+/// next requests go to the cloud without asking the local model.
+#[tokio::test]
+async fn repetition_endings_count_toward_the_quality_fallback() {
+    let mut config = ollama();
+    config.chat.repetitions = 2;
+    let fake = FakeOllama::start(config);
+    let cloud = cloud().await;
+    let doc = json!({"Providers": [
+        {"name": "ollama", "api_base_url": format!("{}/v1/chat/completions", fake.url()), "api_key": "", "models": ["gpt-oss:20b"]},
+        // Loopback in the test, so it is marked as the cloud explicitly.
+        {"name": "cloud", "api_base_url": cloud.url("/v1/chat/completions"), "api_key": "sk",
+         "models": ["big-model"], "local": false}],
+        "Router": {"default": "ollama,gpt-oss:20b"},
+        "fallback": {"default": ["cloud,big-model"], "after_local_failures": 2, "cloud_requests": 3}});
+    let mut app = ProxyApp::start(&doc).await;
+    let mut req = request(json!("time?"));
+    req["metadata"] = json!({"user_id": json!({"session_id": "s1"}).to_string()});
+    for _ in 0..2 {
+        let events = sse_events(&app.post(&req).await.text().await.unwrap());
+        assert_eq!(sse_text(&events), "from the cloud");
+        let row = app.next_record().await;
+        assert_eq!(
+            row.fallback_reason.as_deref(),
+            Some("repetition"),
+            "{row:?}"
+        );
+    }
+    let resp = app.post(&req).await;
+    let route = support::proxy_app::route_of(&resp);
+    assert!(
+        route.starts_with("cloud,big-model; scenario=quality"),
+        "{route}"
+    );
+    assert_eq!(
+        fake.bodies("/v1/chat/completions").len(),
+        2,
+        "not asked a third time"
+    );
+}
