@@ -389,3 +389,38 @@ async fn repetition_endings_count_toward_the_quality_fallback() {
         "not asked a third time"
     );
 }
+
+/// A token-level cut (Ollama's runner shifts the context instead of stopping): the
+/// reported prompt and output together exceed the window, which the ledger flags even
+/// when the prompt alone neither fills the window nor fell short of the estimate.
+#[tokio::test]
+async fn a_context_shift_is_flagged_in_the_ledger() {
+    // 3000 prompt + 1200 output tokens reported, in a 4096-token window.
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "c", "object": "chat.completion.chunk", "model": "m",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let usage = json!({"id": "c", "object": "chat.completion.chunk", "model": "m", "choices": [],
+        "usage": {"prompt_tokens": 3000, "completion_tokens": 1200, "total_tokens": 4200}});
+    let transcript = format!(
+        "data: {}\n\ndata: {}\n\ndata: {usage}\n\ndata: [DONE]\n\n",
+        chunk(json!({"content": "done"}), Value::Null),
+        chunk(json!({}), json!("stop"))
+    );
+    let local = FakeUpstream::start(vec![Reply::sse_events(
+        &transcript,
+        Duration::ZERO,
+        SseEnd::Finish,
+    )])
+    .await;
+    let doc = json!({"Providers": [{"name": "local", "api_base_url": local.url("/v1/chat/completions"),
+        "api_key": "", "models": ["m"], "context_window": 4096}],
+        "Router": {"default": "local,m"}});
+    let mut app = ProxyApp::start(&doc).await;
+    let req = json!({"model": "m", "max_tokens": 16, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let body = app.post(&req).await.text().await.unwrap();
+    assert_eq!(sse_text(&sse_events(&body)), "done", "{body}");
+    let row = app.next_record().await;
+    assert!(row.context_overflowed, "{row:?}");
+}
