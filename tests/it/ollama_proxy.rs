@@ -73,13 +73,7 @@ async fn reasoning_then_text_and_a_whole_tool_call_come_through() {
     assert_eq!(block_types(&events), ["thinking", "text"]);
     assert_eq!(sse_text(&events), "Hello from the fake Ollama.");
 
-    let events = sse_events(
-        &app.post(&request(json!("time?")))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let events = events_for(&app).await;
     assert_eq!(block_types(&events), ["thinking", "tool_use"]);
     let stop = events.iter().find(|(n, _)| n == "message_delta").unwrap();
     assert_eq!(stop.1["delta"]["stop_reason"], "tool_use");
@@ -263,21 +257,31 @@ async fn tool_schemas_ollama_cannot_read_are_adapted() {
     );
 }
 
-/// A reasoning loop (Ollama's runner stops after 30 repeats of one token, with no
-/// finish and no `[DONE]`): with no cloud, the local model is asked once more.
-#[tokio::test]
-async fn a_repetition_ending_with_no_cloud_is_retried_once_locally() {
+/// A fake Ollama whose first `times` streamed answers loop in their reasoning.
+fn looping(times: u32) -> FakeOllama {
     let mut config = ollama();
-    config.chat.repetitions = 1;
-    let fake = FakeOllama::start(config);
-    let mut app = proxy(&fake, None, json!({})).await;
-    let events = sse_events(
+    config.chat.repetitions = times;
+    FakeOllama::start(config)
+}
+
+/// Post Claude Code's tool request and read the events.
+async fn events_for(app: &ProxyApp) -> Vec<(String, Value)> {
+    sse_events(
         &app.post(&request(json!("time?")))
             .await
             .text()
             .await
             .unwrap(),
-    );
+    )
+}
+
+/// A reasoning loop (Ollama's runner stops after 30 repeats of one token, with no
+/// finish and no `[DONE]`): with no cloud, the local model is asked once more.
+#[tokio::test]
+async fn a_repetition_ending_with_no_cloud_is_retried_once_locally() {
+    let fake = looping(1);
+    let mut app = proxy(&fake, None, json!({})).await;
+    let events = events_for(&app).await;
     assert!(!events.iter().any(|(n, _)| n == "error"), "{events:?}");
     assert_eq!(block_types(&events), ["thinking", "tool_use"], "{events:?}");
     assert_eq!(fake.bodies("/v1/chat/completions").len(), 2);
@@ -293,18 +297,10 @@ async fn a_repetition_ending_with_no_cloud_is_retried_once_locally() {
 /// to loop again), and the ledger names the repetition as the reason.
 #[tokio::test]
 async fn a_repetition_ending_with_a_cloud_falls_back_without_a_local_retry() {
-    let mut config = ollama();
-    config.chat.repetitions = 5;
-    let fake = FakeOllama::start(config);
+    let fake = looping(5);
     let cloud = cloud().await;
     let mut app = proxy(&fake, Some(&cloud), json!({})).await;
-    let events = sse_events(
-        &app.post(&request(json!("time?")))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let events = events_for(&app).await;
     assert!(!events.iter().any(|(n, _)| n == "error"), "{events:?}");
     assert_eq!(sse_text(&events), "from the cloud");
     assert_eq!(fake.bodies("/v1/chat/completions").len(), 1);
@@ -319,17 +315,9 @@ async fn a_repetition_ending_with_a_cloud_falls_back_without_a_local_retry() {
 /// With nothing left to try, the user reads what happened, not "no [DONE]".
 #[tokio::test]
 async fn a_repetition_ending_is_worded_for_the_user() {
-    let mut config = ollama();
-    config.chat.repetitions = 5;
-    let fake = FakeOllama::start(config);
+    let fake = looping(5);
     let mut app = proxy(&fake, None, json!({})).await;
-    let events = sse_events(
-        &app.post(&request(json!("time?")))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let events = events_for(&app).await;
     let (_, error) = events
         .iter()
         .find(|(n, _)| n == "error")
@@ -353,9 +341,7 @@ async fn a_repetition_ending_is_worded_for_the_user() {
 /// next requests go to the cloud without asking the local model.
 #[tokio::test]
 async fn repetition_endings_count_toward_the_quality_fallback() {
-    let mut config = ollama();
-    config.chat.repetitions = 2;
-    let fake = FakeOllama::start(config);
+    let fake = looping(2);
     let cloud = cloud().await;
     let doc = json!({"Providers": [
         {"name": "ollama", "api_base_url": format!("{}/v1/chat/completions", fake.url()), "api_key": "", "models": ["gpt-oss:20b"]},
