@@ -141,10 +141,7 @@ impl LocalModel {
             memory_bytes,
             model_bytes: self.bytes,
             parallel: 1,
-            kv_type: KvCacheType::from_env_value(
-                crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_KV_CACHE_TYPE)
-                    .as_deref(),
-            ),
+            kv_type: KvCacheType::from_env(),
         };
         Some(kv::recommend(
             &self.shape()?,

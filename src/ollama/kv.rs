@@ -129,6 +129,23 @@ impl KvCacheType {
         }
     }
 
+    /// The cache type `OLLAMA_KV_CACHE_TYPE` names in this environment.
+    pub fn from_env() -> KvCacheType {
+        Self::from_env_value(
+            crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_KV_CACHE_TYPE).as_deref(),
+        )
+    }
+
+    /// Why every model load fails, when the type is one llama-server refuses.
+    pub fn refusal(&self) -> Option<String> {
+        let KvCacheType::Invalid(v) = self else {
+            return None;
+        };
+        Some(format!(
+            "OLLAMA_KV_CACHE_TYPE={v} is passed to Ollama's runner (llama-server), which takes only f32, f16, bf16, q8_0, q5_0, q5_1, q4_0, q4_1 or iq4_nl and will not start otherwise: unset it or use q8_0"
+        ))
+    }
+
     /// Bytes per element × 4, so q4_0's half byte stays an integer (the quantised
     /// types' per-block scales are left out: a few percent).
     fn quarter_bytes(&self) -> u64 {
@@ -226,9 +243,7 @@ pub fn advise(
         memory_bytes,
         model_bytes,
         parallel: 1,
-        kv_type: KvCacheType::from_env_value(
-            crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_KV_CACHE_TYPE).as_deref(),
-        ),
+        kv_type: KvCacheType::from_env(),
     };
     let r = recommend(
         details.kv.as_ref()?,
@@ -336,10 +351,13 @@ mod tests {
         assert_eq!(KvCacheType::from_env_value(Some("q5_1")), KvCacheType::Q5);
         assert_eq!(KvCacheType::from_env_value(Some("iq4_nl")), KvCacheType::Q4);
         // Passed through unvalidated: llama-server refuses it, not Ollama.
-        assert_eq!(
-            KvCacheType::from_env_value(Some("Q3_K")),
-            KvCacheType::Invalid("q3_k".into())
-        );
+        let invalid = KvCacheType::from_env_value(Some("Q3_K"));
+        assert_eq!(invalid, KvCacheType::Invalid("q3_k".into()));
+        assert!(invalid
+            .refusal()
+            .unwrap()
+            .contains("OLLAMA_KV_CACHE_TYPE=q3_k"));
+        assert_eq!(KvCacheType::Q8.refusal(), None);
     }
 
     fn machine(memory_gb: u64) -> Machine {

@@ -708,3 +708,21 @@ fn ollama_host_colon_port_works_for_init_up_and_doctor() {
         .unwrap_or_default();
     assert_eq!(server["status"], "ok", "{}", text(&out));
 }
+
+/// `OLLAMA_KV_CACHE_TYPE` is passed to Ollama's runner unvalidated; one it does not take
+/// stops every load. `up` fails at the load and says which setting to fix.
+#[test]
+fn an_unusable_kv_cache_type_is_named_when_the_load_fails() {
+    let home = Sandbox::up_home_free_port();
+    let mut up = home.up(&["--no-exec", "--no-smoke"]);
+    up.env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b")
+        .env("OLLAMA_KV_CACHE_TYPE", "q3_k");
+    let out = up.output().unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("Unsupported cache type: q3_k"), "{t}");
+    assert!(
+        t.contains("OLLAMA_KV_CACHE_TYPE=q3_k"),
+        "the hint names the setting: {t}"
+    );
+}
