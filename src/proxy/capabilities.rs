@@ -34,6 +34,9 @@ pub struct Capabilities {
     pub tools: Option<bool>,
     /// Ollama: the trained context; llama-server: the context it runs with.
     pub context: Option<u32>,
+    /// The server answered `/api/show` with capabilities: it is Ollama, whatever the
+    /// provider's name or port.
+    pub ollama: bool,
 }
 
 impl Capabilities {
@@ -43,6 +46,7 @@ impl Capabilities {
         thinking: None,
         tools: None,
         context: None,
+        ollama: false,
     };
 
     /// Known to have no vision: images must not reach the model.
@@ -75,6 +79,7 @@ impl Capabilities {
             thinking: Some(caps.contains(&"thinking")),
             tools: Some(caps.contains(&"tools")),
             context,
+            ollama: true,
         })
     }
 
@@ -97,6 +102,7 @@ impl Capabilities {
             thinking: None,
             tools,
             context,
+            ollama: false,
         })
     }
 
@@ -252,7 +258,8 @@ mod tests {
                 vision: Some(false),
                 thinking: Some(true),
                 tools: Some(true),
-                context: Some(131_072)
+                context: Some(131_072),
+                ollama: true,
             }
         );
         assert!(caps.lacks_vision() && !caps.lacks_thinking());
@@ -268,7 +275,7 @@ mod tests {
             "chat_template_caps": {"supports_tools": true},
             "default_generation_settings": {"n_ctx": 8192}});
         let caps = Capabilities::from_props(&props).unwrap();
-        assert!(caps.lacks_vision());
+        assert!(caps.lacks_vision() && !caps.ollama);
         assert_eq!(caps.thinking, None);
         assert_eq!((caps.tools, caps.context), (Some(true), Some(8192)));
         assert_eq!(Capabilities::from_props(&json!({"n_ctx": 1})), None);

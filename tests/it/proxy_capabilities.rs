@@ -249,3 +249,23 @@ async fn proxy_a_late_capability_error_is_remembered_for_the_next_request() {
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert!(!sent[1].contains("reasoning_effort"), "{}", sent[1]);
 }
+
+/// An Ollama under any provider name and port is known by its answer to `/api/show`,
+/// so what Ollama needs applies (here: `tool_choice: none`, which Ollama ignores, is
+/// enforced by offering no tools).
+#[tokio::test]
+async fn proxy_an_ollama_is_known_by_its_api_show_not_its_name_or_port() {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    let doc = json!({
+        "Providers": [{"name": "box", "api_base_url": format!("{}/v1/chat/completions", fake.url()),
+                       "api_key": "", "models": ["gpt-oss:20b"]}],
+        "Router": {"default": "box,gpt-oss:20b"}
+    });
+    let app = ProxyApp::start(&doc).await;
+    let mut req = claude_code(json!([{"role": "user", "content": "hi"}]));
+    req["tools"] = json!([{"name": "get_time", "input_schema": {"type": "object"}}]);
+    req["tool_choice"] = json!({"type": "none"});
+    assert_eq!(answered(&app, &req).await, "Hello from the fake Ollama.");
+    let sent = &fake.bodies("/v1/chat/completions")[0];
+    assert!(sent.get("tools").is_none(), "{sent}");
+}

@@ -157,7 +157,8 @@ impl Attempt<'_> {
             model: &self.target.model,
             max_tokens_limit: self.provider.max_tokens,
             reasoning_in_history: self.provider.reasoning_in_history,
-            ollama: crate::proxy::upstream::looks_like_ollama(self.provider),
+            // Known from its answer to `/api/show`, else guessed from name or port.
+            ollama: caps.ollama || crate::proxy::upstream::looks_like_ollama(self.provider),
             caps,
         };
         let translated = to_openai(req, &options).map_err(|e| AttemptError {

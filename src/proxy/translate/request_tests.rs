@@ -138,6 +138,7 @@ const GPT_OSS: Capabilities = Capabilities {
     thinking: Some(true),
     tools: Some(true),
     context: Some(131_072),
+    ollama: true,
 };
 
 #[test]
