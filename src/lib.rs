@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod humanize;
 pub mod ledger;
 pub mod logging;
+pub mod models;
 pub mod ollama;
 pub mod output;
 pub mod paths;

@@ -34,6 +34,9 @@ pub struct KvShape {
     pub head_dims: u64,
     /// `<arch>.attention.sliding_window`, when the model has one.
     pub sliding_window: Option<u64>,
+    /// `<arch>.full_attention_interval` (qwen3.5's hybrid layers): only every n-th
+    /// layer attends and keeps a KV cache; the others are recurrent, with a fixed state.
+    pub full_attention_every: Option<u64>,
 }
 
 impl KvShape {
@@ -58,6 +61,7 @@ impl KvShape {
             kv_heads,
             head_dims: key + value,
             sliding_window: num("attention.sliding_window").filter(|w| *w > 0),
+            full_attention_every: num("full_attention_interval").filter(|n| *n > 0),
             architecture: arch,
         })
     }
@@ -70,10 +74,18 @@ impl KvShape {
         let tokens: u64 = (0..self.layers)
             .map(
                 |layer| match (self.architecture.as_str(), self.sliding_window) {
+                    _ if self
+                        .full_attention_every
+                        .is_some_and(|n| (layer + 1) % n != 0) =>
+                    {
+                        0
+                    }
                     ("gpt-oss" | "gptoss", _) if layer % 2 == 0 => {
                         GPT_OSS_SWA_TOKENS * parallel + BATCH
                     }
-                    ("gemma3", Some(w)) if (layer + 1) % GEMMA3_GLOBAL_EVERY != 0 => {
+                    // gemma4 follows gemma3's pattern; its global layers' larger heads are
+                    // counted for every layer, so the estimate errs high.
+                    ("gemma3" | "gemma4", Some(w)) if (layer + 1) % GEMMA3_GLOBAL_EVERY != 0 => {
                         (w * parallel + BATCH).min(full)
                     }
                     _ => full,
@@ -115,6 +127,23 @@ impl KvCacheType {
             "q4_0" | "q4_1" | "iq4_nl" => KvCacheType::Q4,
             _ => KvCacheType::Invalid(v),
         }
+    }
+
+    /// The cache type `OLLAMA_KV_CACHE_TYPE` names in this environment.
+    pub fn from_env() -> KvCacheType {
+        Self::from_env_value(
+            crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_KV_CACHE_TYPE).as_deref(),
+        )
+    }
+
+    /// Why every model load fails, when the type is one llama-server refuses.
+    pub fn refusal(&self) -> Option<String> {
+        let KvCacheType::Invalid(v) = self else {
+            return None;
+        };
+        Some(format!(
+            "OLLAMA_KV_CACHE_TYPE={v} is passed to Ollama's runner (llama-server), which takes only f32, f16, bf16, q8_0, q5_0, q5_1, q4_0, q4_1 or iq4_nl and will not start otherwise: unset it or use q8_0"
+        ))
     }
 
     /// Bytes per element × 4, so q4_0's half byte stays an integer (the quantised
@@ -222,9 +251,7 @@ pub fn advise(
         memory_bytes,
         model_bytes,
         parallel: 1,
-        kv_type: KvCacheType::from_env_value(
-            crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_KV_CACHE_TYPE).as_deref(),
-        ),
+        kv_type: KvCacheType::from_env(),
     };
     let r = recommend(
         details.kv.as_ref()?,
@@ -283,65 +310,23 @@ impl SlotAdvice {
 /// `scripts/bench-session.sh`; 1.00× with two slots). The same arithmetic as
 /// [`recommend`], which picks the context.
 pub fn advise_slots(
-    details: &super::ModelDetails,
+    shape: &KvShape,
     model_bytes: u64,
     memory_bytes: u64,
     context: u64,
-) -> Option<SlotAdvice> {
-    let shape = details.kv.as_ref()?;
-    let kv_type = KvCacheType::from_env_value(
-        crate::env_vars::non_empty(crate::env_vars::EnvVars::OLLAMA_KV_CACHE_TYPE).as_deref(),
-    );
+) -> SlotAdvice {
+    let kv_type = KvCacheType::from_env();
     let budget = memory_bytes / 100 * SAFE_SHARE_PERCENT;
     let kv_bytes_one = shape.cache_bytes(context, 1, &kv_type);
     let kv_two = shape.cache_bytes(context, PREFERRED_SLOTS, &kv_type);
     let two = model_bytes + kv_two <= budget;
-    Some(SlotAdvice {
+    SlotAdvice {
         slots: if two { PREFERRED_SLOTS as u32 } else { 1 },
         kv_bytes: if two { kv_two } else { kv_bytes_one },
         kv_bytes_one,
         model_bytes,
         memory_bytes,
-    })
-}
-
-/// [`advise_slots`] for the default model before it is pulled (its published size and
-/// geometry); None for other models.
-pub fn advise_slots_unpulled(model: &str, memory_bytes: u64, context: u64) -> Option<SlotAdvice> {
-    let details = published_default(model)?;
-    advise_slots(&details, GPT_OSS_20B_BYTES, memory_bytes, context)
-}
-
-/// The default model's `/api/show` details as published, when `model` is it.
-fn published_default(model: &str) -> Option<super::ModelDetails> {
-    let default = super::normalize_model_name(crate::config::DEFAULT_MODEL);
-    if super::normalize_model_name(model) != default {
-        return None;
     }
-    let show: Value = serde_json::from_str(GPT_OSS_20B).expect("a valid built-in model_info");
-    Some(super::ModelDetails::from_show(&show))
-}
-
-/// gpt-oss:20b as published (its `model_info` attention keys and its 13.8 GB), so a
-/// fresh machine gets advice before the model is pulled.
-const GPT_OSS_20B: &str = r#"{"model_info": {"general.architecture": "gptoss",
-    "gptoss.block_count": 24, "gptoss.context_length": 131072,
-    "gptoss.attention.head_count_kv": 8, "gptoss.attention.key_length": 64,
-    "gptoss.attention.value_length": 64, "gptoss.attention.sliding_window": 128}}"#;
-const GPT_OSS_20B_BYTES: u64 = 13_800_000_000;
-
-/// [`advise`] for a model that is not pulled yet: only the default model, whose
-/// geometry and size are known; None for others.
-pub fn advise_unpulled(model: &str, memory_bytes: u64, at_least: u64) -> Option<ContextAdvice> {
-    let details = published_default(model)?;
-    let said = advise(&details, GPT_OSS_20B_BYTES, memory_bytes, at_least)?;
-    Some(ContextAdvice {
-        text: format!(
-            "{}; from {model}'s published size and attention geometry, as it is not pulled yet",
-            said.text
-        ),
-        ..said
-    })
 }
 
 #[cfg(test)]
@@ -400,6 +385,20 @@ mod tests {
     }
 
     #[test]
+    fn qwen35_keeps_a_cache_only_in_its_full_attention_layers() {
+        let info = json!({"general.architecture": "qwen35", "qwen35.block_count": 8,
+            "qwen35.attention.head_count_kv": 2, "qwen35.attention.key_length": 256,
+            "qwen35.attention.value_length": 256, "qwen35.full_attention_interval": 4});
+        let s = KvShape::from_model_info(&info).unwrap();
+        assert_eq!(s.full_attention_every, Some(4));
+        // Layers 3 and 7 attend: 2 layers × 1000 tokens × 512 dims × 2 heads × 2 bytes.
+        assert_eq!(
+            s.cache_bytes(1000, 1, &KvCacheType::F16),
+            2 * 1000 * 512 * 2 * 2
+        );
+    }
+
+    #[test]
     fn gemma3_sliding_layers_are_capped() {
         let info = json!({"general.architecture": "gemma3", "gemma3.block_count": 12,
             "gemma3.attention.head_count_kv": 4, "gemma3.attention.key_length": 256,
@@ -422,10 +421,13 @@ mod tests {
         assert_eq!(KvCacheType::from_env_value(Some("q5_1")), KvCacheType::Q5);
         assert_eq!(KvCacheType::from_env_value(Some("iq4_nl")), KvCacheType::Q4);
         // Passed through unvalidated: llama-server refuses it, not Ollama.
-        assert_eq!(
-            KvCacheType::from_env_value(Some("Q3_K")),
-            KvCacheType::Invalid("q3_k".into())
-        );
+        let invalid = KvCacheType::from_env_value(Some("Q3_K"));
+        assert_eq!(invalid, KvCacheType::Invalid("q3_k".into()));
+        assert!(invalid
+            .refusal()
+            .unwrap()
+            .contains("OLLAMA_KV_CACHE_TYPE=q3_k"));
+        assert_eq!(KvCacheType::Q8.refusal(), None);
     }
 
     fn machine(memory_gb: u64) -> Machine {
@@ -479,23 +481,9 @@ mod tests {
     }
 
     #[test]
-    fn the_default_model_is_advised_before_it_is_pulled() {
-        let advice = advise_unpulled("gpt-oss:20b", 24 * GB, 32_768).unwrap();
-        assert_eq!((advice.context, advice.fits), (65_536, true));
-        let said = advice.text;
-        assert!(said.starts_with("context recommended for this machine: 65536 tokens: 1.7 GB of KV cache on top of the 13.8 GB model"), "{said}");
-        assert!(said.ends_with("as it is not pulled yet"), "{said}");
-        assert!(advise_unpulled("gpt-oss:20b", 16 * GB, 32_768)
-            .unwrap()
-            .text
-            .contains("tight on this machine: 32768 tokens"));
-        assert_eq!(advise_unpulled("qwen3:8b", 24 * GB, 32_768), None);
-    }
-
-    #[test]
     fn two_slots_where_both_caches_fit_else_one() {
-        let details = super::super::ModelDetails::from_show(&json!({"model_info": gpt_oss_20b()}));
-        let a = advise_slots(&details, 13_793_437_354, 24 * GB, 32_768).unwrap();
+        let shape = KvShape::from_model_info(&gpt_oss_20b()).unwrap();
+        let a = advise_slots(&shape, 13_793_437_354, 24 * GB, 32_768);
         assert_eq!(a.slots, 2);
         assert!(a.kv_bytes > a.kv_bytes_one, "{a:?}");
         assert!(
@@ -509,15 +497,8 @@ mod tests {
             a.describe()
         );
         // 18 GB: the model alone nearly fills the safe share.
-        let a = advise_slots(&details, 13_793_437_354, 18 * GB, 32_768).unwrap();
+        let a = advise_slots(&shape, 13_793_437_354, 18 * GB, 32_768);
         assert_eq!(a.slots, 1);
         assert_eq!(a.kv_bytes, a.kv_bytes_one);
-        assert_eq!(
-            advise_slots_unpulled("gpt-oss:20b", 24 * GB, 32_768)
-                .unwrap()
-                .slots,
-            2
-        );
-        assert_eq!(advise_slots_unpulled("qwen3:8b", 24 * GB, 32_768), None);
     }
 }

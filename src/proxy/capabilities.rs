@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::fallback::AttemptFailure;
+
 /// How long asking a server for a model's capabilities may take before the request
 /// goes on without knowing (a server that is loading a model answers late).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -32,6 +34,9 @@ pub struct Capabilities {
     pub tools: Option<bool>,
     /// Ollama: the trained context; llama-server: the context it runs with.
     pub context: Option<u32>,
+    /// The server answered `/api/show` with capabilities: it is Ollama, whatever the
+    /// provider's name or port.
+    pub ollama: bool,
 }
 
 impl Capabilities {
@@ -41,6 +46,7 @@ impl Capabilities {
         thinking: None,
         tools: None,
         context: None,
+        ollama: false,
     };
 
     /// Known to have no vision: images must not reach the model.
@@ -73,6 +79,7 @@ impl Capabilities {
             thinking: Some(caps.contains(&"thinking")),
             tools: Some(caps.contains(&"tools")),
             context,
+            ollama: true,
         })
     }
 
@@ -95,6 +102,7 @@ impl Capabilities {
             thinking: None,
             tools,
             context,
+            ollama: false,
         })
     }
 
@@ -138,6 +146,15 @@ pub fn missing_from_error(message: &str) -> Option<Missing> {
         || lower.contains("does not support")
         || lower.contains("unsupported");
     (about_images && unsupported).then_some(Missing::Vision)
+}
+
+/// The capability a failed attempt's error names, if any (only an answer with an error
+/// status has a message to read).
+pub fn missing_in(failure: &AttemptFailure) -> Option<Missing> {
+    match failure {
+        AttemptFailure::Status { body, .. } => missing_from_error(body),
+        _ => None,
+    }
 }
 
 /// The server's root URL for an endpoint URL such as
@@ -241,7 +258,8 @@ mod tests {
                 vision: Some(false),
                 thinking: Some(true),
                 tools: Some(true),
-                context: Some(131_072)
+                context: Some(131_072),
+                ollama: true,
             }
         );
         assert!(caps.lacks_vision() && !caps.lacks_thinking());
@@ -257,7 +275,7 @@ mod tests {
             "chat_template_caps": {"supports_tools": true},
             "default_generation_settings": {"n_ctx": 8192}});
         let caps = Capabilities::from_props(&props).unwrap();
-        assert!(caps.lacks_vision());
+        assert!(caps.lacks_vision() && !caps.ollama);
         assert_eq!(caps.thinking, None);
         assert_eq!((caps.tools, caps.context), (Some(true), Some(8192)));
         assert_eq!(Capabilities::from_props(&json!({"n_ctx": 1})), None);

@@ -141,7 +141,7 @@ async fn claude_code_runs_a_tool_through_the_proxy_to_a_fake_openai_upstream() {
 }
 
 /// A running llama-server; killed on drop.
-async fn start_llama_server(bin: &Path, gguf: &Path, dir: &Path) -> (Child, u16) {
+pub(crate) async fn start_llama_server(bin: &Path, gguf: &Path, dir: &Path) -> (Child, u16) {
     let port = free_port();
     let child = std::process::Command::new(bin)
         .arg("-m")
@@ -169,7 +169,7 @@ async fn start_llama_server(bin: &Path, gguf: &Path, dir: &Path) -> (Child, u16)
 
 /// Claude Code's full system prompt and tool list do not fit SmolLM2's 8k context, so
 /// these runs offer no tools and a short system prompt.
-const SMALL_REQUEST_ARGS: &[&str] = &[
+pub(crate) const SMALL_REQUEST_ARGS: &[&str] = &[
     "--tools",
     "",
     "--system-prompt",

@@ -15,3 +15,4 @@ mod long_session;
 mod repair;
 mod statusline;
 mod ui_browser;
+mod vision;

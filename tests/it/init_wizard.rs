@@ -168,6 +168,11 @@ fn without_a_tty_on_stdin_the_questions_go_to_dev_tty() {
     let mut s = Session::spawn(cmd).expect("spawn in a pty");
     s.set_expect_timeout(Some(Duration::from_secs(30)));
     s.expect("Ollama model").expect("asked on /dev/tty");
+    // The menu offers the catalogue's models that fit; the last entry (up from the
+    // first wraps to it) takes any other name.
+    s.send("\x1b[A").unwrap();
+    s.send("\r").unwrap();
+    s.expect("Model name").unwrap();
     s.send_line("qwen3:4b").unwrap();
     s.expect("Context length").unwrap();
     s.send_line("").unwrap(); // the default

@@ -72,7 +72,7 @@ fn macos_init_yes_installs_writes_and_bootstraps_then_reruns_as_a_no_op() {
         .ok()
         .and_then(|m| ccr_setup::doctor::probe::parse_meminfo_total(&m))
         .unwrap();
-    let slots = ccr_setup::ollama::kv::advise_slots_unpulled("gpt-oss:20b", memory, 32_768)
+    let slots = ccr_setup::models::advise_slots_unpulled("gpt-oss:20b", memory, 32_768)
         .unwrap()
         .slots;
     assert_eq!(

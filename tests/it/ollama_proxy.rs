@@ -73,13 +73,7 @@ async fn reasoning_then_text_and_a_whole_tool_call_come_through() {
     assert_eq!(block_types(&events), ["thinking", "text"]);
     assert_eq!(sse_text(&events), "Hello from the fake Ollama.");
 
-    let events = sse_events(
-        &app.post(&request(json!("time?")))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let events = events_for(&app).await;
     assert_eq!(block_types(&events), ["thinking", "tool_use"]);
     let stop = events.iter().find(|(n, _)| n == "message_delta").unwrap();
     assert_eq!(stop.1["delta"]["stop_reason"], "tool_use");
@@ -263,21 +257,31 @@ async fn tool_schemas_ollama_cannot_read_are_adapted() {
     );
 }
 
-/// A reasoning loop (Ollama's runner stops after 30 repeats of one token, with no
-/// finish and no `[DONE]`): with no cloud, the local model is asked once more.
-#[tokio::test]
-async fn a_repetition_ending_with_no_cloud_is_retried_once_locally() {
+/// A fake Ollama whose first `times` streamed answers loop in their reasoning.
+fn looping(times: u32) -> FakeOllama {
     let mut config = ollama();
-    config.chat.repetitions = 1;
-    let fake = FakeOllama::start(config);
-    let mut app = proxy(&fake, None, json!({})).await;
-    let events = sse_events(
+    config.chat.repetitions = times;
+    FakeOllama::start(config)
+}
+
+/// Post Claude Code's tool request and read the events.
+async fn events_for(app: &ProxyApp) -> Vec<(String, Value)> {
+    sse_events(
         &app.post(&request(json!("time?")))
             .await
             .text()
             .await
             .unwrap(),
-    );
+    )
+}
+
+/// A reasoning loop (Ollama's runner stops after 30 repeats of one token, with no
+/// finish and no `[DONE]`): with no cloud, the local model is asked once more.
+#[tokio::test]
+async fn a_repetition_ending_with_no_cloud_is_retried_once_locally() {
+    let fake = looping(1);
+    let mut app = proxy(&fake, None, json!({})).await;
+    let events = events_for(&app).await;
     assert!(!events.iter().any(|(n, _)| n == "error"), "{events:?}");
     assert_eq!(block_types(&events), ["thinking", "tool_use"], "{events:?}");
     assert_eq!(fake.bodies("/v1/chat/completions").len(), 2);
@@ -293,18 +297,10 @@ async fn a_repetition_ending_with_no_cloud_is_retried_once_locally() {
 /// to loop again), and the ledger names the repetition as the reason.
 #[tokio::test]
 async fn a_repetition_ending_with_a_cloud_falls_back_without_a_local_retry() {
-    let mut config = ollama();
-    config.chat.repetitions = 5;
-    let fake = FakeOllama::start(config);
+    let fake = looping(5);
     let cloud = cloud().await;
     let mut app = proxy(&fake, Some(&cloud), json!({})).await;
-    let events = sse_events(
-        &app.post(&request(json!("time?")))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let events = events_for(&app).await;
     assert!(!events.iter().any(|(n, _)| n == "error"), "{events:?}");
     assert_eq!(sse_text(&events), "from the cloud");
     assert_eq!(fake.bodies("/v1/chat/completions").len(), 1);
@@ -319,17 +315,9 @@ async fn a_repetition_ending_with_a_cloud_falls_back_without_a_local_retry() {
 /// With nothing left to try, the user reads what happened, not "no [DONE]".
 #[tokio::test]
 async fn a_repetition_ending_is_worded_for_the_user() {
-    let mut config = ollama();
-    config.chat.repetitions = 5;
-    let fake = FakeOllama::start(config);
+    let fake = looping(5);
     let mut app = proxy(&fake, None, json!({})).await;
-    let events = sse_events(
-        &app.post(&request(json!("time?")))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let events = events_for(&app).await;
     let (_, error) = events
         .iter()
         .find(|(n, _)| n == "error")
@@ -347,4 +335,78 @@ async fn a_repetition_ending_is_worded_for_the_user() {
     );
     let row = app.next_record().await;
     assert!(format!("{row:?}").contains("repetition"), "{row:?}");
+}
+
+/// Repetition endings count toward the quality fallback: after two in a session, its
+/// next requests go to the cloud without asking the local model.
+#[tokio::test]
+async fn repetition_endings_count_toward_the_quality_fallback() {
+    let fake = looping(2);
+    let cloud = cloud().await;
+    let doc = json!({"Providers": [
+        {"name": "ollama", "api_base_url": format!("{}/v1/chat/completions", fake.url()), "api_key": "", "models": ["gpt-oss:20b"]},
+        // Loopback in the test, so it is marked as the cloud explicitly.
+        {"name": "cloud", "api_base_url": cloud.url("/v1/chat/completions"), "api_key": "sk",
+         "models": ["big-model"], "local": false}],
+        "Router": {"default": "ollama,gpt-oss:20b"},
+        "fallback": {"default": ["cloud,big-model"], "after_local_failures": 2, "cloud_requests": 3}});
+    let mut app = ProxyApp::start(&doc).await;
+    let mut req = request(json!("time?"));
+    req["metadata"] = json!({"user_id": json!({"session_id": "s1"}).to_string()});
+    for _ in 0..2 {
+        let events = sse_events(&app.post(&req).await.text().await.unwrap());
+        assert_eq!(sse_text(&events), "from the cloud");
+        let row = app.next_record().await;
+        assert_eq!(
+            row.fallback_reason.as_deref(),
+            Some("repetition"),
+            "{row:?}"
+        );
+    }
+    let resp = app.post(&req).await;
+    let route = support::proxy_app::route_of(&resp);
+    assert!(
+        route.starts_with("cloud,big-model; scenario=quality"),
+        "{route}"
+    );
+    assert_eq!(
+        fake.bodies("/v1/chat/completions").len(),
+        2,
+        "not asked a third time"
+    );
+}
+
+/// A token-level cut (Ollama's runner shifts the context instead of stopping): the
+/// reported prompt and output together exceed the window, which the ledger flags even
+/// when the prompt alone neither fills the window nor fell short of the estimate.
+#[tokio::test]
+async fn a_context_shift_is_flagged_in_the_ledger() {
+    // 3000 prompt + 1200 output tokens reported, in a 4096-token window.
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "c", "object": "chat.completion.chunk", "model": "m",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let usage = json!({"id": "c", "object": "chat.completion.chunk", "model": "m", "choices": [],
+        "usage": {"prompt_tokens": 3000, "completion_tokens": 1200, "total_tokens": 4200}});
+    let transcript = format!(
+        "data: {}\n\ndata: {}\n\ndata: {usage}\n\ndata: [DONE]\n\n",
+        chunk(json!({"content": "done"}), Value::Null),
+        chunk(json!({}), json!("stop"))
+    );
+    let local = FakeUpstream::start(vec![Reply::sse_events(
+        &transcript,
+        Duration::ZERO,
+        SseEnd::Finish,
+    )])
+    .await;
+    let doc = json!({"Providers": [{"name": "local", "api_base_url": local.url("/v1/chat/completions"),
+        "api_key": "", "models": ["m"], "context_window": 4096}],
+        "Router": {"default": "local,m"}});
+    let mut app = ProxyApp::start(&doc).await;
+    let req = json!({"model": "m", "max_tokens": 16, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let body = app.post(&req).await.text().await.unwrap();
+    assert_eq!(sse_text(&sse_events(&body)), "done", "{body}");
+    let row = app.next_record().await;
+    assert!(row.context_overflowed, "{row:?}");
 }

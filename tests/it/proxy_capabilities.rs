@@ -211,3 +211,61 @@ async fn proxy_a_capability_error_is_retried_without_the_part_and_remembered() {
         "it asked /api/show and /props first"
     );
 }
+
+/// A capability error that arrives after the stream was committed (the server answered
+/// only after a ping interval): that answer ends in an error event, and the next
+/// request is sent without the part from the start.
+#[tokio::test]
+async fn proxy_a_late_capability_error_is_remembered_for_the_next_request() {
+    let ok = openai_transcript(&[json!({"content": "ok"})], "stop");
+    let upstream = FakeUpstream::start_with(move |req, _| {
+        if req.body.to_string().contains("reasoning_effort") {
+            let error = json!({"error": {"message": "\"m\" does not support thinking", "type": "invalid_request_error"}});
+            return Reply::Delayed {
+                delay: Duration::from_millis(300),
+                reply: Box::new(Reply::status(400, &error.to_string())),
+            };
+        }
+        Reply::sse_events(&ok, Duration::ZERO, SseEnd::Finish)
+    })
+    .await;
+    let doc = json!({
+        "Providers": [{"name": "local", "api_base_url": upstream.url("/v1/chat/completions"), "api_key": "", "models": ["m"]}],
+        "Router": {"default": "local,m"}
+    });
+    let options = ccr_setup::proxy::server::ServerOptions {
+        ping_interval: Duration::from_millis(50),
+    };
+    let app = ProxyApp::start_with(support::proxy_app::config(&doc), options).await;
+    let req = claude_code(json!([{"role": "user", "content": "hi"}]));
+    let events = sse_events(&app.post(&req).await.text().await.unwrap());
+    assert!(events.iter().any(|(n, _)| n == "error"), "{events:?}");
+    assert_eq!(answered(&app, &req).await, "ok");
+    let sent: Vec<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(!sent[1].contains("reasoning_effort"), "{}", sent[1]);
+}
+
+/// An Ollama under any provider name and port is known by its answer to `/api/show`,
+/// so what Ollama needs applies (here: `tool_choice: none`, which Ollama ignores, is
+/// enforced by offering no tools).
+#[tokio::test]
+async fn proxy_an_ollama_is_known_by_its_api_show_not_its_name_or_port() {
+    let fake = FakeOllama::start(FakeConfig::default().with_installed(FakeModel::gpt_oss()));
+    let doc = json!({
+        "Providers": [{"name": "box", "api_base_url": format!("{}/v1/chat/completions", fake.url()),
+                       "api_key": "", "models": ["gpt-oss:20b"]}],
+        "Router": {"default": "box,gpt-oss:20b"}
+    });
+    let app = ProxyApp::start(&doc).await;
+    let mut req = claude_code(json!([{"role": "user", "content": "hi"}]));
+    req["tools"] = json!([{"name": "get_time", "input_schema": {"type": "object"}}]);
+    req["tool_choice"] = json!({"type": "none"});
+    assert_eq!(answered(&app, &req).await, "Hello from the fake Ollama.");
+    let sent = &fake.bodies("/v1/chat/completions")[0];
+    assert!(sent.get("tools").is_none(), "{sent}");
+}

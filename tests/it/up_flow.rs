@@ -572,11 +572,9 @@ fn fresh_start_leaves_flash_attention_to_ollama() {
     );
 }
 
-/// With `OLLAMA_HOST` on another port, `init` points the `ollama` provider there and
-/// `up` starts Ollama there and records its context on that provider.
-#[test]
-fn init_then_up_follow_a_non_default_ollama_host() {
-    let home = Sandbox::up_home_free_port();
+/// `init --yes` (no cloud, no service, no install, no key) on a home without a config;
+/// its output.
+fn init_fresh(home: &Sandbox) -> String {
     std::fs::remove_file(home.config_path()).unwrap();
     let config = home.config_path();
     let init = home.cmd(&[
@@ -590,7 +588,15 @@ fn init_then_up_follow_a_non_default_ollama_host() {
         "--no-install",
         "--no-api-key",
     ]);
-    let (out, _) = support::sandbox::run_expect(init, 0);
+    support::sandbox::run_expect(init, 0).0
+}
+
+/// With `OLLAMA_HOST` on another port, `init` points the `ollama` provider there and
+/// `up` starts Ollama there and records its context on that provider.
+#[test]
+fn init_then_up_follow_a_non_default_ollama_host() {
+    let home = Sandbox::up_home_free_port();
+    let out = init_fresh(&home);
     let url = format!("http://{}/v1/chat/completions", home.ollama_host);
     assert_eq!(
         home.config_doc()["Providers"][0]["api_base_url"],
@@ -677,20 +683,7 @@ fn up_against_a_running_ollama_at_ollama_host_repoints_before_the_proxy_smoke_te
 fn ollama_host_colon_port_works_for_init_up_and_doctor() {
     let port = support::net::unbound_port();
     let home = Sandbox::up_home_free_port().with_ollama_host(&format!(":{port}"));
-    std::fs::remove_file(home.config_path()).unwrap();
-    let config = home.config_path();
-    let init = home.cmd(&[
-        "--config",
-        config.to_str().unwrap(),
-        "init",
-        "--yes",
-        "--no-cloud-fallback",
-        "--service-manager",
-        "none",
-        "--no-install",
-        "--no-api-key",
-    ]);
-    let (out, _) = support::sandbox::run_expect(init, 0);
+    let out = init_fresh(&home);
     let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
     assert_eq!(
         home.config_doc()["Providers"][0]["api_base_url"],
@@ -704,6 +697,7 @@ fn ollama_host_colon_port_works_for_init_up_and_doctor() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains(&format!("127.0.0.1:{port}")), "{t}");
     assert!(t.contains("✓ proxy-chat"), "{t}");
+    let config = home.config_path();
     let mut doctor = home.cmd(&["--config", config.to_str().unwrap(), "doctor", "--json"]);
     let out = doctor.output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -713,4 +707,22 @@ fn ollama_host_colon_port_works_for_init_up_and_doctor() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(server["status"], "ok", "{}", text(&out));
+}
+
+/// `OLLAMA_KV_CACHE_TYPE` is passed to Ollama's runner unvalidated; one it does not take
+/// stops every load. `up` fails at the load and says which setting to fix.
+#[test]
+fn an_unusable_kv_cache_type_is_named_when_the_load_fails() {
+    let home = Sandbox::up_home_free_port();
+    let mut up = home.up(&["--no-exec", "--no-smoke"]);
+    up.env("FAKE_OLLAMA_INSTALLED", "gpt-oss:20b")
+        .env("OLLAMA_KV_CACHE_TYPE", "q3_k");
+    let out = up.output().unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("Unsupported cache type: q3_k"), "{t}");
+    assert!(
+        t.contains("OLLAMA_KV_CACHE_TYPE=q3_k"),
+        "the hint names the setting: {t}"
+    );
 }

@@ -52,9 +52,43 @@ impl OllamaInfo {
             .find(|m| crate::ollama::normalize_model_name(&m.name) == want);
         let memory = super::super::shared::block_on(crate::doctor::probe::memory_bytes())?;
         match (details, pulled) {
-            (Some(d), Some(m)) => crate::ollama::kv::advise_slots(d, m.size, memory, context),
-            _ => crate::ollama::kv::advise_slots_unpulled(model, memory, context),
+            (Some(d), Some(m)) => Some(crate::ollama::kv::advise_slots(
+                d.kv.as_ref()?,
+                m.size,
+                memory,
+                context,
+            )),
+            _ => crate::models::advise_slots_unpulled(model, memory, context),
         }
+    }
+
+    /// The catalogue's models that fit this machine (`crate::models::fitting`), as
+    /// (name, label) for the model menu; the default alone when memory is unknown.
+    fn offered_models(&self) -> Vec<(String, String)> {
+        let memory = super::super::shared::block_on(crate::doctor::probe::memory_bytes());
+        let least = DEFAULT_CONTEXT_LENGTH.into();
+        let Some(memory) = memory else {
+            return vec![(
+                DEFAULT_MODEL.to_owned(),
+                format!("{DEFAULT_MODEL} (not pulled yet)"),
+            )];
+        };
+        crate::models::fitting(memory, least)
+            .into_iter()
+            .map(|(m, r)| {
+                let fit = match r {
+                    Some(r) => format!("{} tokens fit", r.context),
+                    None => "its cache size is known once pulled".to_owned(),
+                };
+                let label = format!(
+                    "{} ({}, {}; {fit}; not pulled yet)",
+                    m.name,
+                    crate::humanize::bytes(m.bytes),
+                    m.capabilities.join(", ")
+                );
+                (m.name.to_owned(), label)
+            })
+            .collect()
     }
 
     /// The context this machine affords the model and what it costs (`ollama::kv`).
@@ -66,7 +100,7 @@ impl OllamaInfo {
         let least = DEFAULT_CONTEXT_LENGTH.into();
         match (details, pulled) {
             (Some(d), Some(m)) => crate::ollama::kv::advise(d, m.size, memory, least),
-            _ => crate::ollama::kv::advise_unpulled(model, memory, least),
+            _ => crate::models::advise_unpulled(model, memory, least),
         }
     }
 }
@@ -128,7 +162,16 @@ pub(super) fn gather(
     let model = match (&args.model, ask.term) {
         (Some(m), _) => m.clone(),
         (None, None) => defaults.model.clone(),
-        (None, Some(t)) => ask_model(t, &ask.theme, &defaults.model, ollama.models.as_deref())?,
+        (None, Some(t)) => {
+            let offered = ollama.offered_models();
+            ask_model(
+                t,
+                &ask.theme,
+                &defaults.model,
+                ollama.models.as_deref(),
+                &offered,
+            )?
+        }
     };
     let details = ollama.details(&model);
     let trained = details.as_ref().and_then(|d| d.trained_context);
@@ -367,38 +410,25 @@ impl Ask<'_> {
     }
 }
 
+/// The model menu: pulled models, then the catalogue's models that fit this machine
+/// (`offered`), the default preselected, then "another model…".
 fn ask_model(
     t: &Term,
     theme: &ColorfulTheme,
     default: &str,
     pulled: Option<&[InstalledModel]>,
+    offered: &[(String, String)],
 ) -> anyhow::Result<String> {
-    let Some(pulled) = pulled.filter(|p| !p.is_empty()) else {
-        return Ok(dialoguer::Input::<String>::with_theme(theme)
-            .with_prompt("Ollama model (`ccr-setup up` pulls it if needed)")
-            .default(default.to_owned())
-            .interact_text_on(t)?);
-    };
-    let mut names: Vec<String> = pulled.iter().map(|m| m.name.clone()).collect();
-    let mut items: Vec<String> = pulled
-        .iter()
-        .map(|m| format!("{} ({})", m.name, crate::humanize::bytes(m.size)))
-        .collect();
-    if !names.iter().any(|n| n == default) {
-        names.insert(0, default.to_owned());
-        items.insert(
-            0,
-            format!("{default} (not pulled yet; `ccr-setup up` pulls it)"),
-        );
-    }
+    let (mut names, mut items) = menu(default, pulled.unwrap_or_default(), offered);
+    names.push(String::new());
     items.push("another model…".to_owned());
     let default_index = names.iter().position(|n| n == default).unwrap_or(0);
     let pick = dialoguer::Select::with_theme(theme)
-        .with_prompt("Ollama model")
+        .with_prompt("Ollama model (`ccr-setup up` pulls it if needed)")
         .items(&items)
         .default(default_index)
         .interact_on(t)?;
-    if pick < names.len() {
+    if pick + 1 < names.len() {
         Ok(names[pick].clone())
     } else {
         Ok(dialoguer::Input::<String>::with_theme(theme)
@@ -407,9 +437,61 @@ fn ask_model(
     }
 }
 
+/// The menu's (names, labels): pulled models first, then offered ones not pulled; the
+/// default is always there.
+fn menu(
+    default: &str,
+    pulled: &[InstalledModel],
+    offered: &[(String, String)],
+) -> (Vec<String>, Vec<String>) {
+    let same = |a: &str, b: &str| {
+        crate::ollama::normalize_model_name(a) == crate::ollama::normalize_model_name(b)
+    };
+    let mut names: Vec<String> = pulled.iter().map(|m| m.name.clone()).collect();
+    let mut items: Vec<String> = pulled
+        .iter()
+        .map(|m| format!("{} ({})", m.name, crate::humanize::bytes(m.size)))
+        .collect();
+    for (name, label) in offered {
+        if !names.iter().any(|n| same(n, name)) {
+            names.push(name.clone());
+            items.push(label.clone());
+        }
+    }
+    if !names.iter().any(|n| same(n, default)) {
+        names.insert(0, default.to_owned());
+        items.insert(
+            0,
+            format!("{default} (not pulled yet; `ccr-setup up` pulls it)"),
+        );
+    }
+    (names, items)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_menu_lists_pulled_models_then_the_fitting_ones_with_the_default() {
+        let pulled = vec![InstalledModel {
+            name: "qwen3.5:9b".into(),
+            model: "qwen3.5:9b".into(),
+            size: 6_600_000_000,
+            digest: String::new(),
+        }];
+        let offered: Vec<(String, String)> = crate::models::fitting(24_000_000_000, 32_768)
+            .into_iter()
+            .map(|(m, _)| (m.name.to_owned(), format!("{} offered", m.name)))
+            .collect();
+        let (names, items) = menu("gpt-oss:20b", &pulled, &offered);
+        assert_eq!(names, ["qwen3.5:9b", "gpt-oss:20b", "gemma4:12b"]);
+        assert_eq!(items[1], "gpt-oss:20b offered");
+        // On a small machine the default is still there, marked as not pulled.
+        let (names, items) = menu("gpt-oss:20b", &[], &[]);
+        assert_eq!(names, ["gpt-oss:20b"]);
+        assert!(items[0].contains("not pulled yet"));
+    }
 
     #[test]
     fn context_is_checked_against_the_trained_length() {

@@ -252,14 +252,16 @@ impl Up<'_> {
             crate::smoke::probes::load_and_read_context(client, model, &self.settings.keep_alive)
                 .await
                 .map_err(|e| {
+                    let hint = ol::kv::KvCacheType::from_env()
+                        .refusal()
+                        .unwrap_or_else(|| {
+                            format!("see `ollama ps` and {}", ol::serve::log_path().display())
+                        });
                     let d = Diagnostic::new(format!(
                         "loading {model}: {}",
                         crate::diagnostic::one_line(&e)
                     ))
-                    .with_hint(format!(
-                        "see `ollama ps` and {}",
-                        ol::serve::log_path().display()
-                    ));
+                    .with_hint(hint);
                     self.fail(Step::Load, &d, start)
                 })?;
         let took_text = humanize::duration(took);

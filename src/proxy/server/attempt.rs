@@ -17,7 +17,7 @@ use super::finish::RequestMeta;
 use crate::config::{ModelRef, Provider, ProviderKind};
 use crate::ledger::is_local_provider;
 use crate::proxy::anthropic::{MessagesRequest, Usage};
-use crate::proxy::capabilities::{missing_from_error, probe, server_root, Capabilities};
+use crate::proxy::capabilities::{missing_in, probe, server_root, Capabilities};
 use crate::proxy::error::{ErrorKind, ProxyError};
 use crate::proxy::fallback::{AttemptFailure, Attempter};
 use crate::proxy::guard::input_tokens_for;
@@ -109,10 +109,7 @@ impl Attempt<'_> {
                 Err(e) => e,
                 answer => return answer,
             };
-            let AttemptFailure::Status { body, .. } = &error.failure else {
-                return Err(error);
-            };
-            let Some(missing) = missing_from_error(body) else {
+            let Some(missing) = missing_in(&error.failure) else {
                 return Err(error);
             };
             let (url, model) = (&self.provider.api_base_url, &self.target.model);
@@ -121,8 +118,9 @@ impl Attempt<'_> {
                 return Err(error);
             }
             tracing::warn!(
-                "{} lacks {missing:?} ({body}); from now on {}",
+                "{} lacks {missing:?} ({}); from now on {}",
                 self.target,
+                error.failure,
                 missing.handling()
             );
             known = learnt;
@@ -159,7 +157,8 @@ impl Attempt<'_> {
             model: &self.target.model,
             max_tokens_limit: self.provider.max_tokens,
             reasoning_in_history: self.provider.reasoning_in_history,
-            ollama: crate::proxy::upstream::looks_like_ollama(self.provider),
+            // Known from its answer to `/api/show`, else guessed from name or port.
+            ollama: caps.ollama || crate::proxy::upstream::looks_like_ollama(self.provider),
             caps,
         };
         let translated = to_openai(req, &options).map_err(|e| AttemptError {

@@ -27,6 +27,7 @@ use super::AppState;
 use crate::config::{Config, ModelRef, Provider};
 use crate::ledger::RequestOutcome;
 use crate::proxy::anthropic::MessagesRequest;
+use crate::proxy::capabilities::missing_in;
 use crate::proxy::error::{ErrorKind, ProxyError};
 use crate::proxy::plan::Plan;
 use crate::proxy::repair::{corrective_note, openai_body_with_note, ToolCatalog};
@@ -55,8 +56,18 @@ pub(super) async fn open(
     let upstream = state.upstream.clone();
     let (provider, headers) = (attempt.provider.clone(), attempt.scope.headers.clone());
     let body = outgoing.body.clone();
-    let mut head: PendingHead =
-        Box::pin(async move { upstream.send(&provider, &headers, body, true, idle).await });
+    let (learner, model) = (Arc::clone(state), attempt.target.model.clone());
+    let mut head: PendingHead = Box::pin(async move {
+        let answer = upstream.send(&provider, &headers, body, true, idle).await;
+        // An error that comes after the stream was committed (a server that answers
+        // only after its prefill) cannot be retried in this answer; the next request
+        // is translated without the missing part.
+        if let Some(missing) = answer.as_ref().err().and_then(|e| missing_in(&e.failure)) {
+            let url = &provider.api_base_url;
+            learner.capabilities.learn(url, &model, missing);
+        }
+        answer
+    });
     let ping_interval = state.options.ping_interval;
     let (head_result, input_estimate) =
         tokio::join!(tokio::time::timeout(ping_interval, &mut head), async {

@@ -98,11 +98,13 @@ pub fn to_openai<'a>(
         messages.push(ChatMessage::text(Role::System, system));
     }
 
-    let last = req.messages.len().saturating_sub(1);
+    // The turn the user just gave: the last `user` message (Claude Code may put a
+    // `system` message after it), as the image route reads it.
+    let current = req.messages.iter().rposition(|m| m.role == "user");
     for (i, message) in req.messages.iter().enumerate() {
         match message.role.as_str() {
             "user" => {
-                let images = Images::for_target(target, i == last);
+                let images = Images::for_target(target, Some(i) == current);
                 push_user(&mut messages, &message.content, images)
             }
             "assistant" => push_assistant(&mut messages, &message.content, target, &mut names),

@@ -121,6 +121,9 @@ pub async fn chat(State(ctx): State<Ctx>, Json(body): Json<Value>) -> Response {
         return r;
     }
     let name = model_field(&body);
+    if let Some(failed) = super::load_failure(&ctx) {
+        return failed;
+    }
     if ctx.load(&name).await.is_none() {
         return not_found(&name);
     }

@@ -115,6 +115,18 @@ fn config_from_env() -> FakeConfig {
         .map(FakeModel::named)
         .collect();
     cfg.request_log = env("FAKE_OLLAMA_REQUESTS").map(Into::into);
+    // Passed to llama-server unvalidated (llm/server.go); a type it does not take
+    // stops it from starting (common/arg.cpp: "Unsupported cache type").
+    const CACHE_TYPES: [&str; 9] = [
+        "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1",
+    ];
+    if let Some(kv) = env("OLLAMA_KV_CACHE_TYPE").map(|v| v.to_lowercase()) {
+        if !CACHE_TYPES.contains(&kv.as_str()) {
+            cfg.load_error = Some(format!(
+                "llama-server process has terminated: exit status 1: Unsupported cache type: {kv}"
+            ));
+        }
+    }
     cfg
 }
 

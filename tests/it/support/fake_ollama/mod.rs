@@ -209,6 +209,8 @@ pub struct FakeConfig {
     pub chat: ChatBehaviour,
     /// Paths (e.g. `/api/version`) that answer HTTP 500.
     pub fail_paths: Vec<String>,
+    /// Every model load fails with this (the runner does not start), HTTP 500.
+    pub load_error: Option<String>,
     /// Append `METHOD PATH` per request to this file (the executable's log for tests).
     pub request_log: Option<std::path::PathBuf>,
 }
@@ -225,6 +227,7 @@ impl Default for FakeConfig {
             pull: PullBehaviour::default(),
             chat: ChatBehaviour::default(),
             fail_paths: Vec::new(),
+            load_error: None,
             request_log: None,
         }
     }
@@ -474,6 +477,9 @@ impl Ctx {
     /// on) for `load_duration` unless it is already loaded; the effective context is the
     /// server's setting capped at the trained context. `None`: not installed.
     async fn load(&self, name: &str) -> Option<u64> {
+        if self.config().load_error.is_some() {
+            return None;
+        }
         let model = {
             let s = self.state.lock().unwrap();
             find(&s.config.installed, name).cloned()?
@@ -544,6 +550,14 @@ fn model_field(body: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned()
+}
+
+/// The 500 of a load whose runner did not start (llm/llama_server.go: `llama-server
+/// process has terminated: …`), when the fake is told to fail loads.
+fn load_failure(ctx: &Ctx) -> Option<Response> {
+    let error = ctx.config().load_error?;
+    let body = Json(json!({ "error": error }));
+    Some((StatusCode::INTERNAL_SERVER_ERROR, body).into_response())
 }
 
 /// The text of Ollama's unknown-model error, with the name normalised.

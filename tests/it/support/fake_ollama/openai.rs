@@ -239,6 +239,9 @@ pub async fn chat_completions(State(ctx): State<Ctx>, Json(body): Json<Value>) -
         let message = format!("{name:?} does not support thinking");
         return error(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
     }
+    if let Some(failed) = super::load_failure(&ctx) {
+        return failed;
+    }
     let Some(context) = ctx.load(&name).await else {
         let message = not_found_text(&name);
         return error(StatusCode::NOT_FOUND, "not_found_error", &message);
