@@ -30,6 +30,18 @@ pub struct ClearState {
     pub cuts: Vec<(String, usize)>,
 }
 
+/// `value` without any `cache_control` key, at any depth.
+fn strip_cache_control(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.remove("cache_control");
+            map.values_mut().for_each(strip_cache_control);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_cache_control),
+        _ => {}
+    }
+}
+
 /// An `io::Write` that feeds a hasher.
 struct HashWriter<H>(H);
 
@@ -72,10 +84,14 @@ impl ClearMemory {
         let mut hasher = HashWriter(self.hasher.build_hasher());
         hasher.0.write(session.unwrap_or("").as_bytes());
         hasher.0.write_u8(0xff);
-        // The first message's JSON, streamed into the hash: no copy of a message that
-        // can be tens of kilobytes.
+        // The first message's JSON without its `cache_control` marks: Claude Code moves
+        // its cache breakpoints from turn to turn (2.1.197 marks the first message on
+        // the second request only), and the conversation is the same.
         if let Some(first) = req.messages.first() {
-            let _ = serde_json::to_writer(&mut hasher, first);
+            if let Ok(mut value) = serde_json::to_value(first) {
+                strip_cache_control(&mut value);
+                let _ = serde_json::to_writer(&mut hasher, &value);
+            }
         }
         hasher.0.finish()
     }
@@ -116,6 +132,16 @@ mod tests {
         // Another session, or a subagent (another first message): another key.
         assert_ne!(key, m.key(Some("s2"), &req("read the files", "a")));
         assert_ne!(key, m.key(Some("s1"), &req("you are a subagent", "a")));
+        // A cache breakpoint on the first message is not another conversation.
+        let marked: MessagesRequest = serde_json::from_value(json!({"model": "m", "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "read the files", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": "a"}]}))
+        .unwrap();
+        let plain: MessagesRequest = serde_json::from_value(json!({"model": "m", "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "read the files"}]},
+            {"role": "assistant", "content": "a"}]}))
+        .unwrap();
+        assert_eq!(m.key(Some("s1"), &marked), m.key(Some("s1"), &plain));
         m.put(
             key,
             ClearState {
