@@ -9,8 +9,8 @@
 # and the ideal (each request evaluates only what it adds to its conversation).
 #
 #   scripts/bench-session.sh [--runs "SPEC …"] [--max-tokens N] [--ctx N] [--name NAME]
-#                            [--ccr-setup-bin PATH] [--fixture FILE]
-#   scripts/bench-session.sh --record [--ccr-setup-bin PATH]
+#                            [--ccr-setup-bin PATH] [--fixture FILE] [--long]
+#   scripts/bench-session.sh --record [--long] [--ccr-setup-bin PATH]
 #
 # A run SPEC is TARGET:SLOTS[:nocache][:bgcloud], TARGET one of ccr-setup, ccr, llama;
 # `nocache` starts llama-server with --cache-ram 0 (no host-memory prompt cache, like
@@ -21,6 +21,11 @@
 # ccr-setup:2:nocache".
 # --record re-records the fixture from the real Claude Code in a PTY, with the
 # environment `ccr-setup env` prints, against a scripted upstream.
+# --long uses the long read-heavy session (claude-code-2.1.197-long.jsonl: 9 files of
+# 5-7k tokens read one at a time, which outgrows the CTX window) and its ideal:
+# scripts/bench/session_ideal.py simulates the clear rule on the fixture alone (exact
+# o200k counts from a ccr-setup proxy, llama-server's own tokens for the prompts) and
+# the report adds the clears each ccr-setup run made against that minimum.
 # Prints markdown; writes target/bench/NAME.json (rows in target/bench/NAME.jsonl;
 # NAME defaults to session). Rows of several runs combine with
 # `cat A.jsonl B.jsonl > all.jsonl && scripts/bench/session_report.py all.jsonl all.json`.
@@ -37,9 +42,10 @@ NAME=session
 CTX=32768
 CCR_SETUP_BIN=""
 RECORD=0
+LONG=0
 CCR_VERSION="2.0.0"
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ "$#" -gt 0 ]; do
     case "$1" in
@@ -50,6 +56,7 @@ while [ "$#" -gt 0 ]; do
         --ccr-setup-bin) CCR_SETUP_BIN="$2"; shift ;;
         --fixture) FIXTURE="$2"; shift ;;
         --record) RECORD=1 ;;
+        --long) LONG=1; FIXTURE="$ROOT/tests/fixtures/session/claude-code-2.1.197-long.jsonl" ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench-session: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -131,8 +138,10 @@ if [ "$RECORD" = 1 ]; then
     ccr_setup_env "$WORK/env.sh"
     mkdir -p "$(dirname "$FIXTURE")"
     say "recording Claude Code $("$CCR_E2E_CLAUDE" --version | awk '{print $1}') in a PTY with: $(cut -d= -f1 "$WORK/env.sh" | sed 's/^export //' | tr '\n' ' ')"
+    record_args=()
+    [ "$LONG" = 1 ] && record_args+=(--long)
     python3 scripts/bench/record_session.py --claude "$CCR_E2E_CLAUDE" --env-file "$WORK/env.sh" \
-        --out "$FIXTURE" --raw-dir "$OUT_DIR/session-raw"
+        --out "$FIXTURE" --raw-dir "$OUT_DIR/session-raw" "${record_args[@]}"
     say "wrote $FIXTURE (unscrubbed bodies in $OUT_DIR/session-raw)"
     exit 0
 fi
@@ -158,9 +167,16 @@ start_llama() { # slots cache(yes|no)
     local -a extra=()
     [ "$cache" = no ] && extra+=(--cache-ram 0)
     LLAMA_PORT="$(free_port)"
+    # --no-repack: on a CPU that reports AMX, llama.cpp's repacked-weight path
+    # (ggml_backend_amx_mul_mat) dies of a general protection fault at the first
+    # matmul on this VM; repacking changes speed only, never the tokens evaluated.
+    # --override-kv: llama-server caps each slot at the model's trained context (8192
+    # for SmolLM2) and refuses longer prompts; the long session's reach 13k. Output
+    # quality does not matter here (max_tokens 1).
     nice -n 10 "$CCR_E2E_LLAMA_SERVER" -m "$CCR_E2E_GGUF" --alias smollm2 --host 127.0.0.1 \
         --port "$LLAMA_PORT" -c "$((CTX * slots))" -np "$slots" --jinja -t 2 --slots --metrics \
-        "${extra[@]}" >"$WORK/llama.log" 2>&1 &
+        --no-repack --override-kv "llama.context_length=int:$CTX" "${extra[@]}" \
+        >"$WORK/llama.log" 2>&1 &
     LLAMA_PID="$!"
     STARTED_PIDS+=("$LLAMA_PID")
     wait_http "$LLAMA_PORT" "$LLAMA_PID" llama /health 120
@@ -207,7 +223,9 @@ start_target() { # name
   "Router": {"default": "llama,smollm2"$background}
 }
 EOF
-            HOME="$WORK/ccr-setup-home" "$CCR_SETUP_BIN" --quiet --config "$WORK/ccr-setup.json" \
+            # Info lines (`context editing …`) to the log, which replay_session.py reads.
+            HOME="$WORK/ccr-setup-home" RUST_LOG=ccr_setup=info \
+                "$CCR_SETUP_BIN" --quiet --config "$WORK/ccr-setup.json" \
                 proxy --host 127.0.0.1 --port "$port" >"$WORK/ccr-setup.log" 2>&1 &
             ;;
         ccr)
@@ -243,6 +261,19 @@ EOF
 
 ROWS="$OUT_DIR/$NAME.jsonl"
 : >"$ROWS"
+report_args=()
+if [ "$LONG" = 1 ]; then
+    # The ideal from the fixture alone: o200k counts and translation by this ccr-setup
+    # (with no window, so it edits nothing), llama-server's template and tokenizer.
+    IDEAL="$OUT_DIR/$NAME.ideal.json"
+    start_llama 1 yes
+    say "simulating the ideal clears of $(basename "$FIXTURE")"
+    python3 scripts/bench/session_ideal.py --fixture "$FIXTURE" --ccr-setup-bin "$CCR_SETUP_BIN" \
+        --llama "http://127.0.0.1:$LLAMA_PORT" --window "$CTX" --out "$IDEAL" ||
+        die "session_ideal.py failed"
+    stop_pid "$LLAMA_PID"
+    report_args+=(--ideal "$IDEAL")
+fi
 say "fixture $(basename "$FIXTURE"): $(wc -l <"$FIXTURE") requests; runs: $RUNS"
 for spec in $RUNS; do
     IFS=: read -r target slots flags <<<"$spec"
@@ -264,6 +295,7 @@ for spec in $RUNS; do
     start_llama "$slots" "$cache"
     start_target "$target"
     say "run: $label"
+    [ "$target" = ccr-setup ] && extra+=(--proxy-log "$WORK/ccr-setup.log")
     python3 scripts/bench/replay_session.py --fixture "$FIXTURE" --url "$TARGET_URL" \
         --llama "http://127.0.0.1:$LLAMA_PORT" --label "$label" --out "$ROWS" \
         --max-tokens "$MAX_TOKENS" "${extra[@]}" ||
@@ -272,5 +304,5 @@ for spec in $RUNS; do
     stop_pid "$LLAMA_PID"
 done
 
-python3 scripts/bench/session_report.py "$ROWS" "$OUT_DIR/$NAME.json"
+python3 scripts/bench/session_report.py "$ROWS" "$OUT_DIR/$NAME.json" "${report_args[@]}"
 say "wrote $OUT_DIR/$NAME.json"

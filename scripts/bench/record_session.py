@@ -22,6 +22,7 @@ import re
 import select
 import shlex
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -175,6 +176,7 @@ def main():
     ap.add_argument("--env-file", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--raw-dir", help="also keep the unscrubbed bodies here")
+    ap.add_argument("--long", action="store_true", help="record the long read-heavy session")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="ccr-record-")
@@ -192,7 +194,16 @@ def main():
     with open(os.path.join(home, ".claude", "settings.json"), "w") as f:
         json.dump({"permissions": {"allow": ["Bash", "Edit", "Read", "Task", "Agent"]}}, f)
 
-    session = up.Session(project)
+    if args.long:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        for rel in up.LONG_FILES:
+            os.makedirs(os.path.join(project, os.path.dirname(rel)), exist_ok=True)
+            text = subprocess.run(["git", "-C", root, "show", f"{up.LONG_FILES_COMMIT}:{rel}"],
+                                  check=True, capture_output=True).stdout
+            with open(os.path.join(project, rel), "wb") as dst:
+                dst.write(text)
+
+    session = up.Session(project, long=args.long)
     server = up.serve(session)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home,
            "TERM": "xterm-256color", "LANG": "C.UTF-8"}
@@ -203,10 +214,10 @@ def main():
     try:
         term.pump(3)
         wait_until(term, lambda: time.monotonic() - term.last_output > 3, 60, "the prompt")
-        prompt(term, session, up.FIRST_PROMPT)
-        settle(term, session, 6)
-        prompt(term, session, up.SECOND_PROMPT)
-        settle(term, session, 6)
+        prompts = [up.LONG_PROMPT] if args.long else [up.FIRST_PROMPT, up.SECOND_PROMPT]
+        for text in prompts:
+            prompt(term, session, text)
+            settle(term, session, 6)
     finally:
         term.stop()
         server.shutdown()

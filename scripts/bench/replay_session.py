@@ -13,6 +13,10 @@ evaluated (timings.prompt_n); the rest of the prompt came from the cache (cache_
 (/slots' own per-request counters read 0 once a task is done.) Requests are sent one
 at a time, so the newest task is always this request's.
 
+With --proxy-log (ccr-setup's log file), the `context editing …` lines the proxy wrote
+while a request was in flight go into that request's row (`edit`): requests are sent one
+at a time, so each line belongs to the request that was running.
+
 One JSON row per request is appended to --out.
 """
 import argparse
@@ -57,6 +61,21 @@ def newest_slot(llama):
     return max(done, key=lambda s: s["id_task"]) if done else None
 
 
+def new_edit_lines(path, offset):
+    """`context editing` lines appended to the proxy log since `offset`; new offset."""
+    if not path:
+        return [], offset
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return [], offset
+    lines = [ln.decode("utf-8", "replace") for ln in data.splitlines()]
+    edits = [ln[ln.index("context editing"):].strip() for ln in lines if "context editing" in ln]
+    return edits, offset + len(data)
+
+
 def answer_ok(status, raw, stream):
     if status != 200:
         return False
@@ -78,12 +97,14 @@ def main():
                     help="send subagent requests with this model, as Claude Code does "
                          "under CLAUDE_CODE_SUBAGENT_MODEL (which `ccr-setup code` sets "
                          "when Router.background exists)")
+    ap.add_argument("--proxy-log", help="ccr-setup's log: its context-editing lines per request")
     args = ap.parse_args()
 
     records = [json.loads(line) for line in open(args.fixture) if line.strip()]
     before = newest_slot(args.llama)
     last_task = before["id_task"] if before else -1
     failures = 0
+    _, log_offset = new_edit_lines(args.proxy_log, 0)
     with open(args.out, "a") as out:
         for rec in records:
             body = dict(rec["body"])
@@ -104,13 +125,17 @@ def main():
                 n_prompt = slot.get("n_prompt_tokens")
                 row.update(slot=slot["id"], n_prompt=n_prompt, prompt_n=prompt_n,
                            cache_n=max(0, n_prompt - prompt_n))
+            if args.proxy_log:
+                time.sleep(0.2)  # the log line is written before the answer; let it land
+                row["edit"], log_offset = new_edit_lines(args.proxy_log, log_offset)
             if not ok:
                 failures += 1
                 row["error"] = raw[:300].decode("utf-8", "replace")
             out.write(json.dumps(row) + "\n")
             out.flush()
             print(f"replay {args.label}: #{rec['n']} {rec['kind']:<10} HTTP {status} "
-                  f"{wall:6.1f}s prompt_n={row.get('prompt_n')} cache_n={row.get('cache_n')}",
+                  f"{wall:6.1f}s prompt_n={row.get('prompt_n')} cache_n={row.get('cache_n')}"
+                  + "".join(f" [{e}]" for e in row.get("edit", [])),
                   file=sys.stderr)
     if failures:
         print(f"replay {args.label}: {failures} request(s) failed", file=sys.stderr)

@@ -7,6 +7,8 @@ real Claude Code in interactive mode runs a realistic coding session against it:
   prompt) gets, by how many assistant turns its history holds: Read, Bash (the test
   fails), Edit, Bash (it passes), a subagent (Task/Agent), Bash, a final text; then,
   after the second prompt, an Edit and a final text;
+* the long session's main loop (the request carrying LONG_PROMPT) gets one Read per file
+  of LONG_FILES, in order, then a final text;
 * a subagent (history starting with the subagent prompt) gets one Bash call, then text;
 * anything else (title, topic and other background requests) gets a short text.
 
@@ -19,6 +21,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 FIRST_PROMPT = "The test in test_app.py fails. Find out why and fix app.py."
 SECOND_PROMPT = "Now add a one-line docstring to the add function."
 SUBAGENT_PROMPT = "List the Python files in the project directory and report their names."
+
+# The long session: a read-heavy task that outgrows a 32k window (each file about
+# 5-7k o200k tokens as Read numbers its lines; record_session.py copies them into the
+# project as they were at LONG_FILES_COMMIT of this repository).
+LONG_FILES_COMMIT = "aae66815831e7e619cc7c109eeec5399b51d4aca"
+LONG_FILES = [
+    "src/commands/stats.rs",
+    "src/proxy/plan.rs",
+    "src/provision/router_config.rs",
+    "src/ledger/stats.rs",
+    "src/service/mod.rs",
+    "src/proxy/tokens/mod.rs",
+    "src/ollama/client.rs",
+    "src/proxy/anthropic/mod.rs",
+    "src/proxy/translate/request.rs",
+]
+LONG_PROMPT = ("Read the files under src/ that I list, one at a time with the Read tool, then "
+               "summarise what each does: " + ", ".join(LONG_FILES) + ".")
 
 
 def main_loop_script(project):
@@ -37,6 +57,12 @@ def main_loop_script(project):
                   "new_string": "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n"}),
         (None, "Added the docstring."),
     ]
+
+
+def long_script(project):
+    """The long session's main loop: a Read per file, then a final text."""
+    reads = [("Read", {"file_path": f"{project}/{f}"}) for f in LONG_FILES]
+    return reads + [(None, f"Read all {len(LONG_FILES)} files; each is summarised above.")]
 
 
 SUBAGENT_SCRIPT = [
@@ -73,7 +99,7 @@ def classify(body):
             break
     if SUBAGENT_PROMPT in first and names:
         return "subagent"
-    if FIRST_PROMPT in first and "Edit" in names:
+    if (FIRST_PROMPT in first or LONG_PROMPT in first) and "Edit" in names:
         return "main"
     return "background"
 
@@ -85,8 +111,9 @@ def assistant_turns(body):
 class Session:
     """The recorded requests and the turn-done signal for the driver."""
 
-    def __init__(self, project):
+    def __init__(self, project, long=False):
         self.project = project
+        self.long = long
         self.lock = threading.Lock()
         self.requests = []  # (path, body)
         self.turn_done = threading.Event()
@@ -98,7 +125,7 @@ class Session:
             self.requests.append({"path": path, "kind": kind, "body": body})
             n = len(self.requests)
         if kind == "main":
-            script = main_loop_script(self.project)
+            script = (long_script if self.long else main_loop_script)(self.project)
             step = assistant_turns(body)
             if step >= len(script):
                 self.errors.append(f"request {n}: main loop past its script (step {step})")
