@@ -175,19 +175,13 @@ pub fn fitting(
 /// through [`kv::recommend`]; None for a model the catalogue does not know.
 pub fn advise_unpulled(model: &str, memory_bytes: u64, at_least: u64) -> Option<ContextAdvice> {
     let entry = find(model)?;
-    let r = entry.recommend(memory_bytes, at_least)?;
-    let verdict = if r.fits {
-        "recommended for this machine"
-    } else {
-        "the smallest that suits Claude Code, and tight on this machine"
-    };
+    let advice = ContextAdvice::of(&entry.recommend(memory_bytes, at_least)?, memory_bytes);
     Some(ContextAdvice {
-        context: r.context,
-        fits: r.fits,
         text: format!(
-            "context {verdict}: {}; from {model}'s published size and attention geometry, as it is not pulled yet",
-            r.describe(memory_bytes)
+            "{}; from {model}'s published size and attention geometry, as it is not pulled yet",
+            advice.text
         ),
+        ..advice
     })
 }
 

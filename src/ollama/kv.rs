@@ -259,16 +259,23 @@ pub fn advise(
         details.trained_context,
         at_least,
     );
-    let verdict = if r.fits {
-        "recommended for this machine"
-    } else {
-        "the smallest that suits Claude Code, and tight on this machine"
-    };
-    Some(ContextAdvice {
-        context: r.context,
-        fits: r.fits,
-        text: format!("context {verdict}: {}", r.describe(memory_bytes)),
-    })
+    Some(ContextAdvice::of(&r, memory_bytes))
+}
+
+impl ContextAdvice {
+    /// `r` in `init`'s words.
+    pub fn of(r: &Recommendation, memory_bytes: u64) -> ContextAdvice {
+        let verdict = if r.fits {
+            "recommended for this machine"
+        } else {
+            "the smallest that suits Claude Code, and tight on this machine"
+        };
+        ContextAdvice {
+            context: r.context,
+            fits: r.fits,
+            text: format!("context {verdict}: {}", r.describe(memory_bytes)),
+        }
+    }
 }
 
 /// Parallel slots `init` asks Ollama for when they fit.
