@@ -4,7 +4,7 @@
 //! it ([`Plan::prepare`]).
 
 use super::anthropic::MessagesRequest;
-use super::context_edit::EditReport;
+use super::context_edit::{self, Budget, EditOutcome, EditReport};
 use super::fallback;
 use super::guard::{clamp_max_tokens, guard, input_tokens_for, overflows, Editing, GuardOutcome};
 use super::route::{decide, decide_below_long_context, RouteDecision, RouteError, Scenario};
@@ -127,6 +127,35 @@ pub fn plan(
         rerouted_to_long_context: rerouted,
         edit,
     })
+}
+
+impl Plan {
+    /// Edit `req` again as this plan's edit did: the stream's rescue parses the client's
+    /// body anew, and a later target with a window must get the same fitted request.
+    /// The conversation's remembered clear point makes the edit the same bytes.
+    pub fn reapply_edit(&self, config: &Config, editing: &Editing<'_>, req: &mut MessagesRequest) {
+        if self.edit.is_none() {
+            return;
+        }
+        let Some(target) = self.targets.first() else {
+            return;
+        };
+        let Some(budget) = config.provider(&target.provider).and_then(Budget::of) else {
+            return;
+        };
+        let input = input_tokens_for(config, target, &editing.estimator.count(req));
+        let outcome = context_edit::decide(
+            req,
+            &budget,
+            input,
+            editing.estimator,
+            editing.memory,
+            editing.session,
+        );
+        if let EditOutcome::Fits(edit) = outcome {
+            edit.apply(req, editing.memory);
+        }
+    }
 }
 
 /// Does `target` edit a prompt to fit its window before the cloud takes it?

@@ -217,3 +217,50 @@ async fn cloud_first_sends_the_unedited_prompt_to_the_cloud_and_off_refuses_as_a
         "nothing over the window was sent"
     );
 }
+
+/// A stream rescued mid-way (the local model's tool call failed to parse, twice) goes on
+/// to the next target of the chain with the client's body parsed anew: a second local
+/// model with a window must get the request edited exactly as the first did, not whole.
+#[tokio::test]
+async fn a_rescued_stream_hands_the_next_local_target_the_edited_request() {
+    use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
+    let ollama = FakeOllama::start(
+        FakeConfig::default()
+            .with_installed(FakeModel::gpt_oss())
+            .with_tool_call_parse_failure(),
+    );
+    let t = openai_transcript(
+        &[json!({"role": "assistant", "content": "from the second"})],
+        "stop",
+    );
+    let second = FakeUpstream::start(vec![Reply::sse_events(
+        &t,
+        Duration::from_millis(1),
+        SseEnd::Finish,
+    )])
+    .await;
+    let proxy = ProxyApp::start(&json!({
+        "Providers": [
+            {"name": "ollama", "api_base_url": format!("{}/v1/chat/completions", ollama.url()),
+             "models": ["gpt-oss:20b"], "context_window": WINDOW},
+            {"name": "second", "api_base_url": second.url("/v1/chat/completions"),
+             "models": ["small"], "context_window": WINDOW}
+        ],
+        "Router": {"default": "ollama,gpt-oss:20b"},
+        "fallback": {"default": ["second,small"]}
+    }))
+    .await;
+    let resp = proxy.post(&session(8, true)).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("from the second"), "{text}");
+    let first = &ollama.bodies("/v1/chat/completions")[0];
+    let sent = &second.requests()[0].body;
+    assert_eq!(
+        first["messages"], sent["messages"],
+        "the same edited history reaches both local targets"
+    );
+    assert!(sent["messages"]
+        .to_string()
+        .contains("ccr-setup cleared this result"));
+}

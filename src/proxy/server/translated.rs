@@ -194,13 +194,20 @@ impl Rescue {
         reason: &str,
         tool_call_failures: u32,
     ) -> Result<Response, AttemptError> {
-        let req = super::request::parse_request(&self.client_body).map_err(|e| AttemptError {
-            failure: crate::proxy::fallback::AttemptFailure::Status {
-                status: 400,
-                body: e.message.clone(),
-            },
-            client: e,
-        })?;
+        let mut req =
+            super::request::parse_request(&self.client_body).map_err(|e| AttemptError {
+                failure: crate::proxy::fallback::AttemptFailure::Status {
+                    status: 400,
+                    body: e.message.clone(),
+                },
+                client: e,
+            })?;
+        let editing = crate::proxy::guard::Editing {
+            estimator: &self.state.estimator,
+            memory: &self.state.clear_memory,
+            session: self.meta.session_id.as_deref(),
+        };
+        self.plan.reapply_edit(&self.config, &editing, &mut req);
         let targets = self.remaining();
         let meta = RequestMeta {
             fallback_from: Some(self.from.clone()),
