@@ -288,8 +288,14 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
             },
         ),
     ];
-    if t.context_edited_requests > 0 {
-        rows.push((
+    rows.extend(context_editing_row(t));
+    rows
+}
+
+/// What context editing did, when it did anything.
+fn context_editing_row(t: &Totals) -> Option<(&'static str, String)> {
+    (t.context_edited_requests > 0).then(|| {
+        (
             "context editing",
             format!(
                 "{} request(s) fitted to the local window: {} old tool result(s) cleared, {} prompt tokens in all",
@@ -297,9 +303,8 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
                 t.context_cleared_blocks,
                 tokens(t.context_cleared_tokens)
             ),
-        ));
-    }
-    rows
+        )
+    })
 }
 
 /// Per provider: local or cloud, requests, median time to first token, tokens/s.

@@ -189,20 +189,7 @@ pub(super) fn gather(
     let context_length = ask.context_length(&model, trained, advice.as_ref(), offered)?;
     let port = ask.port()?;
     let cloud_fallback = ask.cloud_fallback()?;
-    let cloud_model = args
-        .cloud_model
-        .clone()
-        .unwrap_or_else(|| defaults.cloud_model.clone());
-    if cloud_model.trim().is_empty() || cloud_model.contains(',') {
-        return Err(crate::diagnostic::Diagnostic::new(format!(
-            "--cloud-model {cloud_model:?} is not one model id"
-        ))
-        .with_hint(format!(
-            "give one model id, e.g. --cloud-model {}",
-            crate::catalogue::default_cloud_model()
-        ))
-        .into());
-    }
+    let cloud_model = cloud_model(args, &defaults)?;
     let num_parallel = slots(
         out,
         args,
@@ -240,6 +227,25 @@ pub(super) fn gather(
         key,
         proxy_key,
     })
+}
+
+/// `--cloud-model`, else the config's: one model id.
+fn cloud_model(args: &InitArgs, defaults: &Answers) -> anyhow::Result<String> {
+    let cloud_model = args
+        .cloud_model
+        .clone()
+        .unwrap_or_else(|| defaults.cloud_model.clone());
+    if cloud_model.trim().is_empty() || cloud_model.contains(',') {
+        return Err(crate::diagnostic::Diagnostic::new(format!(
+            "--cloud-model {cloud_model:?} is not one model id"
+        ))
+        .with_hint(format!(
+            "give one model id, e.g. --cloud-model {}",
+            crate::catalogue::default_cloud_model()
+        ))
+        .into());
+    }
+    Ok(cloud_model)
 }
 
 /// `Ollama.num_parallel` to write: the flag, else two slots when they fit and no cloud

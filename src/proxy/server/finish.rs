@@ -101,14 +101,10 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         .target
         .map(|t| (t.provider.as_str(), t.model.as_str()))
         .unwrap_or(("-", "-"));
-    let outcome = match end.outcome.detail() {
-        Some(detail) => format!("{}:{detail}", end.outcome.kind()),
-        None => end.outcome.kind().to_owned(),
-    };
     // The model of an explicit route is the client's text: one sanitised field.
     let (shown_provider, shown_model) = (sanitize::field(provider), sanitize::field(model));
     tracing::info!(
-        "{} {} {shown_provider},{shown_model} status={} in={}{} out={} {:.1}ms{}{}{}{}",
+        "{} {} {shown_provider},{shown_model} status={} in={}{} out={} {:.1}ms{}",
         if meta.stream { "stream" } else { "json" },
         meta.scenario,
         end.status,
@@ -118,29 +114,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         if end.tokens_estimated { "~" } else { "" },
         end.usage.output_tokens,
         duration.as_secs_f64() * 1000.0,
-        meta.fallback_from
-            .as_ref()
-            .map(|f| format!(" fallback_from={}", sanitize::field(&f.to_string())))
-            .unwrap_or_default(),
-        if end.outcome == RequestOutcome::Ok {
-            String::new()
-        } else {
-            format!(" outcome={outcome}")
-        },
-        match (&end.repairs, meta.tool_call_failures) {
-            (None, 0) => String::new(),
-            (repairs, failures) => format!(
-                " repairs={} unfit_tool_calls={failures}",
-                repairs.as_deref().unwrap_or("-")
-            ),
-        },
-        meta.edit
-            .map(|e| format!(
-                " cleared={}/{}tok",
-                e.cleared_blocks + e.cut_blocks,
-                e.tokens_saved()
-            ))
-            .unwrap_or_default(),
+        log_details(meta, &end),
     );
     let reported = end
         .usage
@@ -194,6 +168,39 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         http_status: end.status,
         stream: meta.stream,
     });
+}
+
+/// The request log line's optional tail: the fallback, a failed outcome, tool-call
+/// repairs and context editing, each only when there is something to say.
+fn log_details(meta: &RequestMeta, end: &Ending<'_>) -> String {
+    let mut out = String::new();
+    if let Some(from) = &meta.fallback_from {
+        out.push_str(&format!(
+            " fallback_from={}",
+            sanitize::field(&from.to_string())
+        ));
+    }
+    if end.outcome != RequestOutcome::Ok {
+        match end.outcome.detail() {
+            Some(detail) => out.push_str(&format!(" outcome={}:{detail}", end.outcome.kind())),
+            None => out.push_str(&format!(" outcome={}", end.outcome.kind())),
+        }
+    }
+    if end.repairs.is_some() || meta.tool_call_failures > 0 {
+        out.push_str(&format!(
+            " repairs={} unfit_tool_calls={}",
+            end.repairs.as_deref().unwrap_or("-"),
+            meta.tool_call_failures
+        ));
+    }
+    if let Some(e) = meta.edit {
+        out.push_str(&format!(
+            " cleared={}/{}tok",
+            e.cleared_blocks + e.cut_blocks,
+            e.tokens_saved()
+        ));
+    }
+    out
 }
 
 /// Failure kinds that say the local model's answer was unusable (not that the server
