@@ -21,6 +21,20 @@ pub struct Editing<'a> {
     pub session: Option<&'a str>,
 }
 
+impl Editing<'_> {
+    /// [`context_edit::decide`] for `req`, counted at `input` tokens, against `budget`.
+    pub fn decide(&self, req: &MessagesRequest, budget: &Budget, input: u64) -> EditOutcome {
+        context_edit::decide(
+            req,
+            budget,
+            input,
+            self.estimator,
+            self.memory,
+            self.session,
+        )
+    }
+}
+
 /// What the context guard decided.
 #[derive(Debug)]
 pub enum GuardOutcome {
@@ -128,15 +142,7 @@ pub fn guard(
             false => send(target, false, None),
         };
     }
-    let edited = context_edit::decide(
-        req,
-        &budget,
-        input,
-        editing.estimator,
-        editing.memory,
-        editing.session,
-    );
-    match edited {
+    match editing.decide(req, &budget, input) {
         EditOutcome::Untouched => send(target, false, None),
         EditOutcome::Fits(edit) => send(target, false, Some(edit)),
         EditOutcome::TooLong { input, .. } => match long_context {

@@ -4,7 +4,7 @@
 //! it ([`Plan::prepare`]).
 
 use super::anthropic::MessagesRequest;
-use super::context_edit::{self, Budget, EditOutcome, EditReport};
+use super::context_edit::{Budget, EditOutcome, EditReport};
 use super::fallback;
 use super::guard::{clamp_max_tokens, guard, input_tokens_for, overflows, Editing, GuardOutcome};
 use super::route::{decide, decide_below_long_context, RouteDecision, RouteError, Scenario};
@@ -144,15 +144,7 @@ impl Plan {
             return;
         };
         let input = input_tokens_for(config, target, &editing.estimator.count(req));
-        let outcome = context_edit::decide(
-            req,
-            &budget,
-            input,
-            editing.estimator,
-            editing.memory,
-            editing.session,
-        );
-        if let EditOutcome::Fits(edit) = outcome {
+        if let EditOutcome::Fits(edit) = editing.decide(req, &budget, input) {
             edit.apply(req, editing.memory);
         }
     }
