@@ -20,6 +20,8 @@ impl EnvVars {
     pub const CCR_SETUP_SYSTEM_ROOT: &'static str = "CCR_SETUP_SYSTEM_ROOT";
     /// The Ollama registry base URL the manifest size is read from (a fake in tests).
     pub const CCR_SETUP_OLLAMA_REGISTRY: &'static str = "CCR_SETUP_OLLAMA_REGISTRY";
+    /// The models URL `init` checks a cloud key against (default Anthropic's).
+    pub const CCR_SETUP_ANTHROPIC_MODELS_URL: &'static str = "CCR_SETUP_ANTHROPIC_MODELS_URL";
 
     // ── Ollama's, read as Ollama reads them ──
     /// Where the Ollama server listens (host, host:port or URL).
@@ -57,6 +59,8 @@ impl EnvVars {
     pub const PATH: &'static str = "PATH";
     /// Any non-empty value turns colour off (<https://no-color.org>).
     pub const NO_COLOR: &'static str = "NO_COLOR";
+    /// `tracing`'s filter for the stderr log lines; overrides `-v`.
+    pub const RUST_LOG: &'static str = "RUST_LOG";
 }
 
 /// A variable's value, with an empty value read as unset (as Ollama and most tools do).

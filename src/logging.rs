@@ -52,7 +52,7 @@ fn stderr_level(global: &GlobalArgs, command: &Command) -> &'static str {
 /// so buffered lines are flushed.
 pub fn init(global: &GlobalArgs, command: &Command) -> Option<WorkerGuard> {
     let level = stderr_level(global, command);
-    let stderr_filter = EnvFilter::try_from_default_env()
+    let stderr_filter = EnvFilter::try_from_env(crate::env_vars::EnvVars::RUST_LOG)
         .unwrap_or_else(|_| EnvFilter::new(format!("ccr_setup={level}")));
     let ansi = color_enabled(global.no_color);
     let stderr_layer = tracing_subscriber::fmt::layer()

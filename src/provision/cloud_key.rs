@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-/// Test hook: the models URL the key is checked against (default Anthropic's).
-pub const MODELS_URL_ENV: &str = "CCR_SETUP_ANTHROPIC_MODELS_URL";
+use crate::env_vars::EnvVars;
+
 /// Anthropic's list-models endpoint: cheap, and it needs a valid key.
 pub const ANTHROPIC_MODELS_URL: &str = "https://api.anthropic.com/v1/models";
 /// How long the check may take.
@@ -24,9 +24,9 @@ pub enum KeyCheck {
     Inconclusive { status: u16 },
 }
 
-/// The URL to check against: the hook when set, else Anthropic's.
+/// The URL to check against: the test hook when set, else Anthropic's.
 pub fn models_url() -> String {
-    std::env::var(MODELS_URL_ENV)
+    std::env::var(EnvVars::CCR_SETUP_ANTHROPIC_MODELS_URL)
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| ANTHROPIC_MODELS_URL.to_owned())

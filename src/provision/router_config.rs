@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::config::ConfigFile;
+use crate::env_vars::EnvVars;
 
 /// The local Ollama provider `init` writes.
 pub const OLLAMA_PROVIDER: &str = "ollama";
@@ -15,12 +16,12 @@ pub const ANTHROPIC_MESSAGES_URL: &str = "https://api.anthropic.com/v1/messages"
 /// The Haiku-class cloud model for `Router.background` when cloud fallback is on:
 /// Claude Code's subagents (sent with this name by `code`) then run in the cloud and
 /// never evict the main conversation from a one-slot local server's prompt cache
-/// (README, "Keeping the local prompt cache warm").
+/// (docs/performance.md, "Keeping the local prompt cache warm").
 pub const BACKGROUND_CLOUD_MODEL: &str = "claude-haiku-4-5";
 /// A reference, not the key: the key comes from the environment or the secrets store.
 pub const ANTHROPIC_KEY_REF: &str = "$ANTHROPIC_API_KEY";
 /// The variable [`ANTHROPIC_KEY_REF`] names.
-pub const ANTHROPIC_KEY_VAR: &str = "ANTHROPIC_API_KEY";
+pub const ANTHROPIC_KEY_VAR: &str = EnvVars::ANTHROPIC_API_KEY;
 
 const TEMPLATE: &str = include_str!("../../templates/config.json");
 
