@@ -151,7 +151,7 @@ def main():
     print_goals(out, rss)
 
 
-# ccr-setup's targets (README, "Performance"): (label, measured, limit, higher is better).
+# ccr-setup's targets (docs/performance.md): (label, measured, limit, higher is better).
 def goals(out, rss):
     def load(scenario, conc, key):
         for r in out["load"]:

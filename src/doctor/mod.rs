@@ -53,7 +53,7 @@ impl Status {
     }
 }
 
-/// One line of the report. The `id`s are stable (documented in the README) so scripts
+/// One line of the report. The `id`s are stable (documented in docs/guide.md) so scripts
 /// and the installer can look a check up in `--json` output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
@@ -120,7 +120,7 @@ impl Check {
     }
 }
 
-/// Every check id, in report order. The README documents each one.
+/// Every check id, in report order. docs/guide.md documents each one.
 pub const CHECK_IDS: &[&str] = &[
     "platform.os",
     "platform.memory",

@@ -1,7 +1,7 @@
 //! The figures behind `ccr-setup stats`: pure functions over a ledger connection (or
 //! over rows), so tests can feed a fixture database and check every number.
 //!
-//! Definitions (the README repeats them for users):
+//! Definitions (docs/guide.md, "Usage ledger and `stats`", repeats them for users):
 //! * A row whose provider is `-` was refused before routing (bad request, auth, context
 //!   guard): it counts as a request and as rejected, but neither local nor cloud.
 //! * A row is **local** when its provider was local when written (`provider_local`), or,

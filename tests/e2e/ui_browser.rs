@@ -11,7 +11,7 @@
 //! * with `APIKEY` set, the page and its API refuse a browser without a session, and
 //!   the one-time link `ccr-setup ui` opens works (once).
 //!
-//! Screenshots of each page go to `target/ui-screenshots/` (the README shows copies
+//! Screenshots of each page go to `target/ui-screenshots/` (docs/guide.md shows copies
 //! from `docs/`). Needs `CCR_E2E_CHROMIUM` and `CCR_E2E_CHROMEDRIVER` from
 //! `scripts/ci-deps.sh`: `cargo test --test e2e ui_browser::`.
 

@@ -16,7 +16,7 @@ use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
 use support::sandbox::Sandbox;
 use support::tiny_http::TinyHttp;
 
-/// The documented check ids, in report order (README "`ccr-setup doctor`").
+/// The documented check ids, in report order (docs/guide.md, "`ccr-setup doctor`").
 const IDS: &[&str] = &[
     "platform.os",
     "platform.memory",
@@ -316,7 +316,7 @@ fn all_healthy() {
         .as_str()
         .unwrap()
         .contains("2.1.197"));
-    // A loose guard; the measured figure is in the README and the closing note.
+    // A loose guard on how long a healthy run takes.
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
 
     // The human report: one line per check, ✓ everywhere, exit 0.

@@ -10,6 +10,7 @@ mod cli;
 mod cloud_key;
 mod code_exec;
 mod context_editing;
+mod docs;
 mod doctor_cli;
 mod errors;
 mod hostile;

@@ -162,3 +162,22 @@ fn the_check_catches_reordered_tools_and_a_changed_system_prompt() {
     let err = extends(&prev, &translate(&serde_json::to_vec(&volatile).unwrap())).unwrap_err();
     assert!(err.contains("prompt differs at byte"), "{err}");
 }
+
+/// What Ollama's schema notes cost (docs/guide.md, "Translation"): the first main
+/// request of the recording, translated for Ollama and for other servers, counted in
+/// o200k tokens. The notes are the same on every turn, so this is paid once per prompt.
+#[test]
+fn ollama_schema_notes_cost_a_few_hundred_tokens_per_prompt() {
+    use ccr_setup::proxy::tokens::count_text;
+    let first_main = fixture()
+        .into_iter()
+        .find(|r| r.kind == "main")
+        .expect("a main-loop request");
+    let count = |ollama| {
+        let split = translate_for(&first_main.body, ollama);
+        count_text(std::str::from_utf8(&split.whole).unwrap())
+    };
+    let (plain, ollama) = (count(false), count(true));
+    eprintln!("first main request: {plain} o200k tokens, {ollama} for Ollama");
+    assert_eq!((plain, ollama), (20_488, 20_712));
+}

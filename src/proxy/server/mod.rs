@@ -1,6 +1,7 @@
 //! The axum app: shared state, the router and its layers, and the listener.
 //!
-//! One `POST /v1/messages` goes: layers (API key, body limit; see [`layers`]) →
+//! One `POST /v1/messages` goes: the checks every request meets ([`checks`]), the API
+//! layers (API key, requests in flight, declared size; see [`layers`]) →
 //! [`messages`]: parse once → [`plan`](crate::proxy::plan) (route, context guard,
 //! fallback chain) → [`fallback::run_chain`](crate::proxy::fallback::run_chain) over
 //! [`attempt`]s until one answers or fails in a way no other target can fix. An attempt
