@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packages one built binary as a release asset: DIST/ccr-setup-VERSION-TARGET.tar.gz
-# (one directory holding the binary and README.md) and its .sha256 ("<hex>  <name>",
+# (one directory holding the binary, README.md, CONTRIBUTING.md and docs/, so the
+# README's links work inside the archive) and its .sha256 ("<hex>  <name>",
 # what `sha256sum -c` and install.sh read). release.yml and scripts/release-local.sh
 # both call this, so what is tested here is what ships.
 #
@@ -21,7 +22,8 @@ trap 'rm -rf "$stage"' EXIT
 mkdir "$stage/$name"
 cp "$binary" "$stage/$name/ccr-setup"
 chmod 755 "$stage/$name/ccr-setup"
-cp README.md "$stage/$name/"
+cp README.md CONTRIBUTING.md "$stage/$name/"
+cp -R docs "$stage/$name/docs"
 tar -czf "$dist/$name.tar.gz" -C "$stage" "$name"
 (
     cd "$dist"

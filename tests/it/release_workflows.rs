@@ -172,6 +172,7 @@ fn the_release_scripts_install_and_run_the_packaged_binary() {
         format!("{version}\n")
     );
     assert!(dist.join("install.sh").exists());
+    the_archive_carries_the_docs_with_working_links(&dist, version, tmp.path());
     if throwaway_key().is_some() {
         let sig = dist.join(format!(
             "ccr-setup-{version}-{}.tar.gz.minisig",
@@ -292,5 +293,33 @@ fn a_release_without_its_signing_key_stops() {
         text(&out).contains("CCR_SETUP_REQUIRE_SIGNING=1 but no"),
         "{}",
         text(&out)
+    );
+}
+
+/// The archive holds README.md, CONTRIBUTING.md and docs/, and every relative link of
+/// them resolves inside the unpacked archive (the README's links work offline).
+fn the_archive_carries_the_docs_with_working_links(dist: &Path, version: &str, tmp: &Path) {
+    let name = format!("ccr-setup-{version}-{}", host_target());
+    let unpacked = tmp.join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let out = Command::new("tar")
+        .arg("-xzf")
+        .arg(dist.join(format!("{name}.tar.gz")))
+        .arg("-C")
+        .arg(&unpacked)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let root = unpacked.join(&name);
+    for file in ["ccr-setup", "README.md", "CONTRIBUTING.md", "docs/guide.md"] {
+        assert!(root.join(file).exists(), "the archive lacks {file}");
+    }
+    let files = crate::docs::markdown_files(&root);
+    assert!(files.len() >= 5, "{files:?}");
+    let broken = crate::docs::broken_links(&root, &files);
+    assert!(
+        broken.is_empty(),
+        "broken links in the archive:\n{}",
+        broken.join("\n")
     );
 }
