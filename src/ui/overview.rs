@@ -53,6 +53,9 @@ pub struct Overview {
     pub savings_chart_svg: String,
     pub daily_savings: Vec<DaySavings>,
     pub unpriced_models: Vec<String>,
+    /// Per named client (team mode; the admin's rows as `(admin)`), over the longest
+    /// window; empty without `Clients`.
+    pub clients: Vec<ledger::GroupRow>,
 }
 
 /// Why the overview could not be computed.
@@ -110,6 +113,16 @@ pub fn compute(
         last = Some(report);
     }
     let report = last.expect("WINDOWS is not empty");
+    let clients = if config.clients.is_empty() {
+        Vec::new()
+    } else {
+        let options = StatsOptions {
+            since_ms: Some(now_ms - longest),
+            group_by: Some(ledger::Group::Client),
+            ..base.clone()
+        };
+        ledger::summarize(&rows, &options)?.groups
+    };
     let today = DateTime::from_timestamp_millis(now_ms)
         .unwrap_or_default()
         .with_timezone(&base.utc_offset)
@@ -126,5 +139,6 @@ pub fn compute(
         savings_chart_svg: super::chart::savings_svg(&chart_days),
         daily_savings: chart_days,
         unpriced_models: report.unpriced_models,
+        clients,
     })
 }
