@@ -71,6 +71,26 @@ fn seed_clients(state: &AppState) {
         .seed(&rows, &config, state.config.generation());
 }
 
+/// What the proxy does on each config watcher event: log it, and seed the client
+/// counters the first time a reload brings clients.
+fn on_reload(state: Arc<AppState>) -> impl Fn(ReloadEvent) + Send + 'static {
+    move |event| match event {
+        ReloadEvent::Reloaded { generation } => {
+            tracing::info!("config reloaded (generation {generation})");
+            seed_clients(&state);
+        }
+        ReloadEvent::Rejected { error } => {
+            tracing::warn!("config edit rejected, previous config kept: {error}")
+        }
+        ReloadEvent::RestartNeeded { what } => {
+            tracing::warn!("{what} changed; restart the proxy to apply it")
+        }
+        ReloadEvent::EventsUnavailable { error } => {
+            tracing::debug!("file events unavailable, polling the config: {error}")
+        }
+    }
+}
+
 async fn serve(
     ctx: &Context,
     config: crate::config::Config,
@@ -111,21 +131,7 @@ async fn serve(
             warn_keyless(candidate);
             Ok(())
         },
-        move |event| match event {
-            ReloadEvent::Reloaded { generation } => {
-                tracing::info!("config reloaded (generation {generation})");
-                seed_clients(&seeding);
-            }
-            ReloadEvent::Rejected { error } => {
-                tracing::warn!("config edit rejected, previous config kept: {error}")
-            }
-            ReloadEvent::RestartNeeded { what } => {
-                tracing::warn!("{what} changed; restart the proxy to apply it")
-            }
-            ReloadEvent::EventsUnavailable { error } => {
-                tracing::debug!("file events unavailable, polling the config: {error}")
-            }
-        },
+        on_reload(seeding),
     );
     // The tokenizer is not loaded here: its tables take ~54 MB, and an idle proxy (the
     // login service waiting for Claude Code) should stay small. The first request that

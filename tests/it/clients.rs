@@ -451,3 +451,36 @@ async fn a_reload_that_adds_or_removes_a_client_takes_effect_at_once() {
     assert_eq!(status, 401, "a removed client's key still works");
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn over_budget_quality_reroute_stays_off_the_cloud() {
+    // The local model answers with nothing: an unusable answer, twice a session is
+    // enough for the quality fallback to send the session's next requests to the cloud.
+    let empty = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 0, "total_tokens": 11}
+    });
+    let local = FakeUpstream::start(vec![Reply::json(&empty)]).await;
+    let cloud = upstream("cloud").await;
+    let mut app = ProxyApp::start(&doc(&local, &cloud, json!({"daily_cloud_usd": 0}))).await;
+    let session =
+        |id: &str| json!({"metadata": {"user_id": format!("user_x_account__session_{id}")}});
+    for _ in 0..3 {
+        let resp = post_as(&app, ALICE, "/v1/messages", &request(session("alice-q"))).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(app.next_record().await.provider, "local");
+    }
+    assert!(
+        cloud.requests().is_empty(),
+        "the quality fallback reached the cloud"
+    );
+    // The admin's session, the same answers: its third request goes to the cloud.
+    let mut scenarios = Vec::new();
+    for _ in 0..3 {
+        post_as(&app, ADMIN, "/v1/messages", &request(session("admin-q"))).await;
+        scenarios.push(app.next_record().await.scenario);
+    }
+    assert_eq!(scenarios, ["default", "default", "quality"]);
+    assert_eq!(cloud.requests().len(), 1);
+}

@@ -94,8 +94,26 @@ fn add_prints_the_key_once_and_stores_only_its_hash() {
     assert_eq!(sb.config_doc()["Clients"].as_array().unwrap().len(), 2);
 }
 
-/// Ledger rows: (client, provider, model, local, input, output).
-fn seed_ledger(sb: &Sandbox, rows: &[(Option<&str>, &str, &str, bool, i64, i64)]) {
+/// A ledger row: (client, provider, model, local, input, output).
+type Row<'a> = (Option<&'a str>, &'a str, &'a str, bool, i64, i64);
+
+/// Today: alice a million prompt tokens in the cloud ($3) and as many locally (saving
+/// $3), bob and the admin one small local request each.
+const FIXTURE: &[Row<'static>] = &[
+    (
+        Some("alice"),
+        "anthropic",
+        "claude-sonnet-4-5",
+        false,
+        1_000_000,
+        0,
+    ),
+    (Some("alice"), "ollama", "gpt-oss:20b", true, 1_000_000, 0),
+    (Some("bob"), "ollama", "gpt-oss:20b", true, 100, 10),
+    (None, "ollama", "gpt-oss:20b", true, 100, 10),
+];
+
+fn seed_ledger(sb: &Sandbox, rows: &[Row<'_>]) {
     let path = sb.home.join(".claude-code-router/ledger.sqlite");
     let conn = ccr_setup::ledger::open_for_writing(&path).unwrap();
     let now = chrono::Utc::now().timestamp_millis();
@@ -118,21 +136,7 @@ fn list_shows_limits_and_todays_use_and_remove_revokes() {
     sb.write_config(&base_config());
     run_expect(clients(&sb, &["add", "alice", "--daily-requests", "10"]), 0);
     run_expect(clients(&sb, &["add", "bob", "--daily-cloud-usd", "1"]), 0);
-    seed_ledger(
-        &sb,
-        &[
-            (
-                Some("alice"),
-                "anthropic",
-                "claude-sonnet-4-5",
-                false,
-                1_000_000,
-                0,
-            ),
-            (Some("alice"), "ollama", "gpt-oss:20b", true, 100, 10),
-            (None, "ollama", "gpt-oss:20b", true, 100, 10),
-        ],
-    );
+    seed_ledger(&sb, FIXTURE);
     let (stdout, _) = run_expect(clients(&sb, &["list", "--json"]), 0);
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["clients"][0]["name"], "alice");
@@ -140,7 +144,7 @@ fn list_shows_limits_and_todays_use_and_remove_revokes() {
     assert_eq!(v["clients"][0]["today"]["requests"], 2);
     assert_eq!(v["clients"][0]["today"]["cloud_usd"], 3.0);
     assert_eq!(v["clients"][1]["daily_cloud_usd"], 1.0);
-    assert_eq!(v["clients"][1]["today"]["requests"], 0);
+    assert_eq!(v["clients"][1]["today"]["requests"], 1);
     assert_eq!(v["admin_today"]["requests"], 1);
     let (stdout, _) = run_expect(clients(&sb, &["list"]), 0);
     assert!(
@@ -165,34 +169,22 @@ fn list_shows_limits_and_todays_use_and_remove_revokes() {
 fn stats_by_client_shows_each_client_and_the_admin() {
     let sb = Sandbox::new();
     sb.write_config(&base_config());
-    seed_ledger(
-        &sb,
-        &[
-            (
-                Some("alice"),
-                "anthropic",
-                "claude-sonnet-4-5",
-                false,
-                1_000_000,
-                0,
-            ),
-            (Some("alice"), "ollama", "gpt-oss:20b", true, 1_000_000, 0),
-            (Some("bob"), "ollama", "gpt-oss:20b", true, 100, 10),
-            (None, "ollama", "gpt-oss:20b", true, 100, 10),
-        ],
-    );
-    let config = sb.config_path();
-    let (stdout, _) = run_expect(
-        sb.cmd(&[
+    seed_ledger(&sb, FIXTURE);
+    let stats = |json: bool| {
+        let config = sb.config_path();
+        let mut args = vec![
             "--config",
             config.to_str().unwrap(),
             "stats",
             "--by",
             "client",
-            "--json",
-        ]),
-        0,
-    );
+        ];
+        if json {
+            args.push("--json");
+        }
+        run_expect(sb.cmd(&args), 0).0
+    };
+    let stdout = stats(true);
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["group_by"], "client");
     let group = |key: &str| {
@@ -214,16 +206,7 @@ fn stats_by_client_shows_each_client_and_the_admin() {
     );
     assert_eq!(group("bob")["requests"], 1);
     assert_eq!(group("(admin)")["requests"], 1);
-    let (stdout, _) = run_expect(
-        sb.cmd(&[
-            "--config",
-            config.to_str().unwrap(),
-            "stats",
-            "--by",
-            "client",
-        ]),
-        0,
-    );
+    let stdout = stats(false);
     assert!(
         stdout.contains("client") && stdout.contains("(admin)"),
         "{stdout}"

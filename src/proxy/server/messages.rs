@@ -81,17 +81,16 @@ pub const QUALITY_SCENARIO: &str = "quality";
 
 /// A client over its `daily_cloud_usd` keeps only the local targets, whatever rule
 /// (or fallback, or explicit model) put the cloud ones there; with none left, the
-/// request is refused (a ledger row, `rejected: cloud_budget`) with a 429 saying why.
+/// request is refused (a ledger row, `rejected: cloud_budget`): the 429 returned says
+/// why.
 fn keep_local_when_over_budget(
     state: &AppState,
     config: &Config,
     caller: &Caller,
     meta: &RequestMeta,
     plan: &mut Plan,
-) -> Result<(), Response> {
-    let Some(refusal) = state.clients.cloud_blocked(caller, config) else {
-        return Ok(());
-    };
+) -> Option<Response> {
+    let refusal = state.clients.cloud_blocked(caller, config)?;
     plan.targets.retain(|t| {
         config
             .provider(&t.provider)
@@ -100,9 +99,9 @@ fn keep_local_when_over_budget(
     if plan.targets.is_empty() {
         let outcome = RequestOutcome::Rejected("cloud_budget".to_owned());
         finish_request(state, meta, Ending::failed(None, 429, outcome));
-        return Err(super::limits::over_limit(&refusal, caller, "/v1/messages"));
+        return Some(super::limits::over_limit(&refusal, caller, "/v1/messages"));
     }
-    Ok(())
+    None
 }
 
 pub(super) async fn messages(
@@ -163,7 +162,7 @@ pub(super) async fn messages(
         log_edit(edit, meta.session_id.as_deref());
     }
     // Before the quality reroute, which then finds no cloud target to move to.
-    if let Err(refused) = keep_local_when_over_budget(&state, &config, &caller, &meta, &mut plan) {
+    if let Some(refused) = keep_local_when_over_budget(&state, &config, &caller, &meta, &mut plan) {
         return refused;
     }
     quality_reroute(&state, &config, &mut meta, &mut plan);
