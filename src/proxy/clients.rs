@@ -294,10 +294,10 @@ impl ClientUsage {
         }
         let row = LedgerRow::from_record(record);
         let (day, _) = day_of(Utc::now(), config.clients_timezone);
+        // Priced outside the lock: a price lookup is the slowest step here.
+        let pricer = self.lock().pricer(config, generation);
+        let money = pricer.map_or((0.0, 0.0), |p| p.money(&row));
         let mut inner = self.lock();
-        let money = inner
-            .pricer(config, generation)
-            .map_or((0.0, 0.0), |p| p.money(&row));
         inner.roll(day);
         inner.add(&row, money, false);
     }

@@ -142,3 +142,61 @@ pub fn compute(
         clients,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::client_keys::{format_hash, hash_key};
+    use crate::ledger::LedgerHealth;
+
+    fn config(clients: bool) -> Config {
+        let list = if clients {
+            serde_json::json!([{"name": "alice", "key_hash": format_hash(&hash_key("k"))}])
+        } else {
+            serde_json::json!([])
+        };
+        let doc = serde_json::json!({
+            "Providers": [{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "models": ["m"]}],
+            "Router": {"default": "ollama,m"},
+            "Clients": list,
+        });
+        crate::config::ConfigFile::new(Path::new("/t/config.json"), doc)
+            .resolve_with(&|_| None)
+            .unwrap()
+    }
+
+    #[test]
+    fn team_mode_shows_each_clients_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        let conn = ledger::open_for_writing(&path).unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        for client in [Some("alice"), Some("alice"), None] {
+            conn.execute(
+                "INSERT INTO requests (started_at_ms, scenario, provider, model, input_tokens,
+                    output_tokens, cache_read_tokens, cache_write_tokens, tokens_estimated,
+                    duration_ms, outcome, http_status, stream, provider_local, client)
+                 VALUES (?1, 'default', 'ollama', 'm', 100, 10, 0, 0, 0, 50, 'ok', 200, 1, 1, ?2)",
+                rusqlite::params![now - 1000, client],
+            )
+            .unwrap();
+        }
+        let health = LedgerHealth {
+            enabled: true,
+            written: 0,
+            dropped: 0,
+            problem: None,
+        };
+        let o = compute(&path, &config(true), health.clone(), now).unwrap();
+        let rows: Vec<(&str, u64)> = o
+            .clients
+            .iter()
+            .map(|g| (g.key.as_str(), g.totals.requests))
+            .collect();
+        assert_eq!(rows, [("alice", 2), (ledger::ADMIN_GROUP, 1)]);
+        assert!(o.clients[0].totals.savings_usd > 0.0);
+        // Without clients, no table.
+        let o = compute(&path, &config(false), health, now).unwrap();
+        assert!(o.clients.is_empty());
+    }
+}

@@ -261,6 +261,7 @@ async fn a_running_proxy_takes_a_new_client_and_keeps_it_off_the_dashboard() {
     for (path, post) in [
         ("/ui/", false),
         ("/ui/api/overview", false),
+        ("/ui/api/setup", false),
         ("/ui/ticket", true),
     ] {
         let (status, body) = status_of(&format!("{base}{path}"), "ccr_alice", post).await;
