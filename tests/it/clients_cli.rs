@@ -335,3 +335,31 @@ async fn without_an_apikey_client_keys_leave_the_dashboard_shut() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_restarted_proxy_counts_the_days_requests_from_the_ledger() {
+    let sb = Sandbox::new();
+    let port = support::claude_code::free_port();
+    let mut doc = base_config();
+    doc["PORT"] = json!(port);
+    doc["Clients"] = json!([{"name": "alice", "key_hash": format_hash(&hash_key("ccr_alice")), "daily_requests": 2}]);
+    sb.write_config(&doc);
+    // Alice used her two requests today, before this proxy started.
+    seed_ledger(&sb, FIXTURE);
+    let _proxy =
+        support::claude_code::spawn_proxy(&sb.config_path(), &sb.home, port, Stdio::null()).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, usage) = status_of(&format!("{base}/v1/ccr/usage"), "ccr_alice", false).await;
+    assert_eq!(status, 200);
+    assert_eq!(usage["today"]["requests"], 2, "{usage}");
+    assert_eq!(usage["today"]["cloud_usd"], 3.0, "{usage}");
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/messages"))
+        .header("x-api-key", "ccr_alice")
+        .json(&json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert_eq!(resp.headers()["x-should-retry"], "false");
+}
