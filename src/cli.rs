@@ -129,7 +129,7 @@ pub enum Command {
     ///
     /// Each user (or machine) of a shared proxy gets a key of their own. The config keeps
     /// only the key's SHA-256; the key is printed once, by `add`. A running proxy picks
-    /// changes up by itself (its config reload): a removed key stops working at once.
+    /// changes up by itself (its config reload): a removed key stops working within seconds.
     ///
     /// Examples:
     ///   ccr-setup clients add alice --daily-requests 2000 --daily-cloud-usd 5
