@@ -125,6 +125,20 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
 
+    /// Team mode: named client keys, each with its own daily limits and ledger rows.
+    ///
+    /// Each user (or machine) of a shared proxy gets a key of their own. The config keeps
+    /// only the key's SHA-256; the key is printed once, by `add`. A running proxy picks
+    /// changes up by itself (its config reload): a removed key stops working within seconds.
+    ///
+    /// Examples:
+    ///   ccr-setup clients add alice --daily-requests 2000 --daily-cloud-usd 5
+    ///   ccr-setup clients add ci-bot --daily-cloud-usd 0     # local models only
+    ///   ccr-setup clients list --json
+    ///   ccr-setup clients remove alice                       # revokes alice's key
+    #[command(subcommand, verbatim_doc_comment)]
+    Clients(ClientsCommand),
+
     /// Print a shell completion script, e.g. `ccr-setup completions zsh > _ccr-setup`.
     Completions(CompletionsArgs),
 }
@@ -368,7 +382,7 @@ pub struct StatsArgs {
     #[arg(long, default_value = "7d")]
     pub since: String,
 
-    /// Group rows by day, model or route.
+    /// Group rows by day, model, route or client (team mode's named keys).
     #[arg(long, value_enum)]
     pub by: Option<StatsGroup>,
 
@@ -408,6 +422,69 @@ pub enum StatsGroup {
     Day,
     Model,
     Route,
+    /// The named client (team mode); the admin APIKEY's requests as `(admin)`.
+    Client,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Add a client: prints its new key once (on stdout) and stores only its hash.
+    ///
+    /// The key is `ccr_` and 43 random characters (256 bits). Give it to the user; they
+    /// set it as ANTHROPIC_AUTH_TOKEN (or ANTHROPIC_API_KEY) for Claude Code. Lost keys
+    /// cannot be recovered: remove the client and add it again.
+    ///
+    /// Examples:
+    ///   ccr-setup clients add alice
+    ///   ccr-setup clients add bob --daily-requests 500 --daily-cloud-usd 2.50
+    ///   KEY=$(ccr-setup clients add carol 2>/dev/null)
+    #[command(verbatim_doc_comment)]
+    Add(ClientsAddArgs),
+    /// List the clients: their limits and today's use (from the usage ledger).
+    List(ClientsListArgs),
+    /// Remove a client; its key stops working when the proxy reloads the config.
+    Remove(ClientsRemoveArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientsAddArgs {
+    /// The client's name: letters, digits, '.', '_' or '-' (it names the client in the
+    /// ledger, `stats --by client` and the 429s).
+    pub name: String,
+    /// Requests allowed per day (days in UTC, or the config's ClientsTimezone).
+    #[arg(long, value_name = "N")]
+    pub daily_requests: Option<u64>,
+    /// USD of cloud use allowed per day; past it the client reaches local models only.
+    /// 0 keeps the client on local models.
+    #[arg(long, value_name = "USD", value_parser = non_negative_usd)]
+    pub daily_cloud_usd: Option<f64>,
+    /// JSON output: {"name", "key", "key_hash", "daily_requests", "daily_cloud_usd"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn non_negative_usd(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "\"{text}\" is not an amount in USD >= 0 (e.g. 5 or 2.50)"
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientsListArgs {
+    /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientsRemoveArgs {
+    pub name: String,
+    /// JSON output for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 
+pub mod clients;
 pub mod code;
 pub mod completions;
 pub mod config;
@@ -99,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Statusline(args) => statusline::run(&ctx, args),
         Command::Ui(args) => ui::run(&ctx, args),
         Command::Config(cmd) => config::run(&ctx, cmd),
+        Command::Clients(cmd) => clients::run(&ctx, cmd),
         Command::Completions(args) => completions::run(args),
     }
 }

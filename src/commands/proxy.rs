@@ -21,7 +21,8 @@ pub fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<Outcome> {
     let config = crate::config::load(&ctx.config_path)?;
     let host = args.host.unwrap_or_else(|| config.host.clone());
     let port = args.port.unwrap_or(config.port);
-    crate::proxy::auth::check_bind(&host, config.api_key.as_deref())?;
+    crate::proxy::auth::check_bind(&host, &config)?;
+    crate::proxy::clients::check_server_mode(&config)?;
 
     crate::proxy::allocator::tune_for_proxy();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -37,6 +38,56 @@ fn warn_keyless(config: &crate::config::Config) {
         tracing::warn!(
             "provider {provider} is disabled: ${variable} is not set in the environment or the secrets store; routes and fallbacks skip it. Fix: `ccr-setup init` (stores the key) or export {variable}, then restart the proxy"
         );
+    }
+}
+
+/// Seed the per-client day counters from today's ledger rows, once the config has
+/// clients (at start, or at the reload that adds the first). A ledger that cannot be
+/// read starts the counters at zero, said once.
+fn seed_clients(state: &AppState) {
+    let config = state.config.current();
+    if config.clients.is_empty() || state.clients.seeded() {
+        return;
+    }
+    let path = crate::paths::ledger_path();
+    // A day is at most 26 hours long in any offset's terms; `seed` keeps today's rows.
+    let since = chrono::Utc::now().timestamp_millis() - 26 * 3_600_000;
+    let rows = if path.exists() {
+        crate::ledger::open_for_reading(&path)
+            .map_err(|e| crate::diagnostic::one_line(&e))
+            .and_then(|conn| {
+                crate::ledger::read_rows(&conn, Some(since))
+                    .map_err(|e| crate::diagnostic::one_line(&e))
+            })
+            .unwrap_or_else(|e| {
+                tracing::warn!("client limits start from zero: cannot read the usage ledger: {e}");
+                Vec::new()
+            })
+    } else {
+        Vec::new()
+    };
+    state
+        .clients
+        .seed(&rows, &config, state.config.generation());
+}
+
+/// What the proxy does on each config watcher event: log it, and seed the client
+/// counters the first time a reload brings clients.
+fn on_reload(state: Arc<AppState>) -> impl Fn(ReloadEvent) + Send + 'static {
+    move |event| match event {
+        ReloadEvent::Reloaded { generation } => {
+            tracing::info!("config reloaded (generation {generation})");
+            seed_clients(&state);
+        }
+        ReloadEvent::Rejected { error } => {
+            tracing::warn!("config edit rejected, previous config kept: {error}")
+        }
+        ReloadEvent::RestartNeeded { what } => {
+            tracing::warn!("{what} changed; restart the proxy to apply it")
+        }
+        ReloadEvent::EventsUnavailable { error } => {
+            tracing::debug!("file events unavailable, polling the config: {error}")
+        }
     }
 }
 
@@ -58,6 +109,8 @@ async fn serve(
     let live = LiveConfig::new(config);
     let state = AppState::new(live.clone(), ledger, ServerOptions::default())
         .context("cannot build the HTTP client")?;
+    seed_clients(&state);
+    let seeding = Arc::clone(&state);
     let dashboard = crate::ui::UiState::new(
         live.clone(),
         state.ledger.clone(),
@@ -73,25 +126,12 @@ async fn serve(
         live,
         WatchOptions::default(),
         move |candidate| {
-            crate::proxy::auth::check_bind(&bind_host, candidate.api_key.as_deref())
-                .map_err(|e| e.to_string())?;
+            crate::proxy::auth::check_bind(&bind_host, candidate).map_err(|e| e.to_string())?;
+            crate::proxy::clients::check_server_mode(candidate).map_err(|e| e.to_string())?;
             warn_keyless(candidate);
             Ok(())
         },
-        |event| match event {
-            ReloadEvent::Reloaded { generation } => {
-                tracing::info!("config reloaded (generation {generation})")
-            }
-            ReloadEvent::Rejected { error } => {
-                tracing::warn!("config edit rejected, previous config kept: {error}")
-            }
-            ReloadEvent::RestartNeeded { what } => {
-                tracing::warn!("{what} changed; restart the proxy to apply it")
-            }
-            ReloadEvent::EventsUnavailable { error } => {
-                tracing::debug!("file events unavailable, polling the config: {error}")
-            }
-        },
+        on_reload(seeding),
     );
     // The tokenizer is not loaded here: its tables take ~54 MB, and an idle proxy (the
     // login service waiting for Claude Code) should stay small. The first request that

@@ -40,6 +40,7 @@ pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
             StatsGroup::Day => Group::Day,
             StatsGroup::Model => Group::Model,
             StatsGroup::Route => Group::Route,
+            StatsGroup::Client => Group::Client,
         }),
         compare_to: args
             .compare_to
@@ -341,7 +342,7 @@ fn render_providers(r: &Report, o: &mut String) {
     }
 }
 
-/// The `--by day|model|route` table.
+/// The `--by day|model|route|client` table.
 fn render_groups(r: &Report, o: &mut String) {
     if let Some(group) = r.group_by {
         let _ = writeln!(o);
@@ -349,6 +350,7 @@ fn render_groups(r: &Report, o: &mut String) {
             Group::Day => "day",
             Group::Model => "model",
             Group::Route => "route",
+            Group::Client => "client",
         };
         let keys: Vec<_> = r.groups.iter().map(|g| field(&g.key)).collect();
         let width = keys

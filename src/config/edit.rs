@@ -193,3 +193,83 @@ mod tests {
         );
     }
 }
+
+/// Why `clients add|remove` could not edit the document.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientEdit {
+    #[error("\"{0}\" is not a usable client name")]
+    BadName(String),
+    #[error("a client named \"{0}\" already exists")]
+    Exists(String),
+    #[error("no client named \"{0}\"")]
+    Missing(String),
+    #[error("the config's \"Clients\" is not a list")]
+    NotAList,
+    #[error("cannot write the config")]
+    Write(#[source] std::io::Error),
+}
+
+impl crate::diagnostic::Hint for ClientEdit {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            ClientEdit::BadName(_) => "use 1 to 64 letters, digits, '.', '_' or '-', e.g. alice".into(),
+            ClientEdit::Exists(name) => format!("pick another name, or `ccr-setup clients remove {name}` first (that revokes its key)"),
+            ClientEdit::Missing(_) => "`ccr-setup clients list` shows the names".into(),
+            ClientEdit::NotAList => "fix \"Clients\" in the config (a list of {\"name\", \"key_hash\"}), then retry".into(),
+            ClientEdit::Write(_) => return None,
+        })
+    }
+}
+
+impl ConfigFile {
+    /// Append a `Clients[]` entry with the key's hash (never the key) and its limits,
+    /// and save (atomically, 0600, with a backup; other keys kept).
+    pub fn add_client(
+        &mut self,
+        name: &str,
+        key_hash: &str,
+        daily_requests: Option<u64>,
+        daily_cloud_usd: Option<f64>,
+    ) -> Result<WriteOutcome, ClientEdit> {
+        if !super::client_keys::valid_client_name(name) {
+            return Err(ClientEdit::BadName(name.to_owned()));
+        }
+        let root = self.doc.as_object_mut().ok_or(ClientEdit::NotAList)?;
+        let list = root.entry("Clients").or_insert_with(|| json!([]));
+        if list.is_null() {
+            *list = json!([]);
+        }
+        let list = list.as_array_mut().ok_or(ClientEdit::NotAList)?;
+        if list
+            .iter()
+            .any(|c| c.get("name").and_then(Value::as_str) == Some(name))
+        {
+            return Err(ClientEdit::Exists(name.to_owned()));
+        }
+        let mut entry = json!({"name": name, "key_hash": key_hash});
+        if let Some(n) = daily_requests {
+            entry["daily_requests"] = json!(n);
+        }
+        if let Some(usd) = daily_cloud_usd {
+            entry["daily_cloud_usd"] = json!(usd);
+        }
+        list.push(entry);
+        self.save().map_err(ClientEdit::Write)
+    }
+
+    /// Remove the `Clients[]` entry named `name` (its key stops working at the proxy's
+    /// next reload) and save.
+    pub fn remove_client(&mut self, name: &str) -> Result<WriteOutcome, ClientEdit> {
+        let list = match self.doc.get_mut("Clients") {
+            None | Some(Value::Null) => return Err(ClientEdit::Missing(name.to_owned())),
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(ClientEdit::NotAList),
+        };
+        let before = list.len();
+        list.retain(|c| c.get("name").and_then(Value::as_str) != Some(name));
+        if list.len() == before {
+            return Err(ClientEdit::Missing(name.to_owned()));
+        }
+        self.save().map_err(ClientEdit::Write)
+    }
+}

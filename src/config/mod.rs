@@ -11,6 +11,7 @@
 //! `STREAM_IDLE_TIMEOUT_MS`, `Ollama` (the settings `up`, `init` and the services use)
 //! and `Pricing` (the ledger's price table).
 
+pub mod client_keys;
 mod edit;
 mod endpoint;
 mod file;
@@ -19,17 +20,17 @@ mod model;
 pub mod secrets;
 mod validate;
 
-pub use edit::ContextWindowEdit;
+pub use edit::{ClientEdit, ContextWindowEdit};
 pub use endpoint::{is_loopback_url, ollama_chat_url, same_server};
 pub use file::{redacted, ConfigFile, KeyOrigin};
 pub use interpolate::interpolate;
 pub use model::{
-    redact_url, Config, ContextEditing, ModelRef, OllamaSettings, Provider, ProviderKind,
+    redact_url, Client, Config, ContextEditing, ModelRef, OllamaSettings, Provider, ProviderKind,
     QualityFallback, Router, DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_TARGET_PERCENT, DEFAULT_HOST,
     DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL, DEFAULT_OUTPUT_RESERVE, DEFAULT_PORT,
 };
 pub use secrets::{KeySource, SecretsStore};
-pub use validate::{is_loopback_host, DEFAULT_MAX_REQUESTS_IN_FLIGHT};
+pub use validate::{is_loopback_host, parse_offset, DEFAULT_MAX_REQUESTS_IN_FLIGHT};
 
 use std::path::PathBuf;
 

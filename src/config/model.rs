@@ -44,6 +44,14 @@ pub struct Config {
     /// nor the secrets store): provider name to that variable. They stay in `providers`
     /// so routes still validate, but the proxy does not call them.
     pub keyless: BTreeMap<String, String>,
+    /// `Clients`: named client keys (team mode), each with its own daily limits.
+    pub clients: Vec<Client>,
+    /// `ClientsTimezone`: the fixed UTC offset the clients' days are counted in
+    /// (`"+02:00"`; default UTC).
+    pub clients_timezone: chrono::FixedOffset,
+    /// `ServerMode`: this proxy serves a team (written by `init --server`); it will not
+    /// start without `Clients`.
+    pub server_mode: bool,
     /// The whole interpolated document, for extension keys read by one module only
     /// (for example `Pricing`).
     pub raw: Value,
@@ -59,6 +67,15 @@ impl Config {
         self.keyless.get(provider).map(String::as_str)
     }
 
+    /// Whether requests must authenticate: an `APIKEY` or any `Clients` entry.
+    pub fn auth_required(&self) -> bool {
+        self.api_key.as_deref().is_some_and(|k| !k.is_empty()) || !self.clients.is_empty()
+    }
+
+    pub fn client(&self, name: &str) -> Option<&Client> {
+        self.clients.iter().find(|c| c.name == name)
+    }
+
     /// The fallback chain for a scenario, or the `default` chain when it has none.
     pub fn fallback_for(&self, scenario: &str) -> &[ModelRef] {
         self.fallback
@@ -67,6 +84,18 @@ impl Config {
             .map(Vec::as_slice)
             .unwrap_or(&[])
     }
+}
+
+/// One `Clients[]` entry: a named key (only its SHA-256 is kept) and its daily limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    pub name: String,
+    /// SHA-256 of the key ([`crate::config::client_keys`]).
+    pub key_hash: [u8; 32],
+    /// Requests per day; None: no limit.
+    pub daily_requests: Option<u64>,
+    /// USD of cloud use per day; None: no limit. Past it, only local providers serve.
+    pub daily_cloud_usd: Option<f64>,
 }
 
 /// The quality fallback: after `after_local_failures` unusable local answers (tool

@@ -31,7 +31,8 @@ pub use pricing::{
 pub use rows::{read_recent, read_rows, LedgerRow};
 pub use schema::{open_for_reading, open_for_writing, SCHEMA_VERSION};
 pub use stats::{
-    report, summarize, DaySavings, Group, GroupRow, ProviderPerf, Report, StatsOptions, Totals,
+    report, summarize, DaySavings, Group, GroupRow, ProviderPerf, Report, RowPricer, StatsOptions,
+    Totals, ADMIN_GROUP,
 };
 pub use tool_calls::ToolCallQuality;
 pub use writer::{Ledger, LedgerOptions};
@@ -124,6 +125,8 @@ pub struct UsageRecord {
     pub outcome: RequestOutcome,
     pub http_status: u16,
     pub stream: bool,
+    /// The `Clients[]` name whose key sent it; None for the admin `APIKEY` (or no key).
+    pub client: Option<String>,
 }
 
 impl RequestOutcome {

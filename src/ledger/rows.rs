@@ -45,6 +45,9 @@ pub struct LedgerRow {
     pub context_cleared_blocks: u32,
     #[serde(default)]
     pub context_cleared_tokens: u64,
+    /// The named client that sent it (None: the admin, or rows before v7).
+    #[serde(default)]
+    pub client: Option<String>,
 }
 
 impl LedgerRow {
@@ -76,6 +79,7 @@ impl LedgerRow {
             tool_call_failures: r.tool_call_failures,
             context_cleared_blocks: r.context_cleared_blocks,
             context_cleared_tokens: r.context_cleared_tokens,
+            client: r.client.clone(),
         }
     }
 }
@@ -137,12 +141,13 @@ fn query_rows(conn: &Connection, tail: &str, param: i64) -> rusqlite::Result<Vec
     } else {
         ("0", "0")
     };
+    let client_col = if has("client") { "client" } else { "NULL" };
     let sql = format!(
         "SELECT started_at_ms, session_id, scenario, provider, model, fallback_from,
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                 tokens_estimated, ttft_ms, duration_ms, outcome, error_kind, http_status,
                 stream, {local_col}, {overflow_col}, {reason_col}, {repairs_col},
-                {failures_col}, {cleared_blocks_col}, {cleared_tokens_col}
+                {failures_col}, {cleared_blocks_col}, {cleared_tokens_col}, {client_col}
          FROM requests {tail}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -173,6 +178,7 @@ fn query_rows(conn: &Connection, tail: &str, param: i64) -> rusqlite::Result<Vec
             tool_call_failures: r.get::<_, i64>(21)?.clamp(0, i64::from(u32::MAX)) as u32,
             context_cleared_blocks: r.get::<_, i64>(22)?.clamp(0, i64::from(u32::MAX)) as u32,
             context_cleared_tokens: count(23)?,
+            client: r.get(24)?,
         })
     })?;
     rows.collect()

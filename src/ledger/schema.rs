@@ -52,6 +52,10 @@ const MIGRATIONS: &[&str] = &[
     // round append to this list after it.
     "ALTER TABLE requests ADD COLUMN context_cleared_blocks INTEGER;
      ALTER TABLE requests ADD COLUMN context_cleared_tokens INTEGER;",
+    // v7: the named client (team mode's `Clients`) that sent the request; NULL for the
+    // admin `APIKEY`, a proxy without keys, and rows from before v7.
+    "ALTER TABLE requests ADD COLUMN client TEXT;
+     CREATE INDEX requests_client ON requests(client, started_at_ms);",
 ];
 
 /// The schema version this build writes.

@@ -38,7 +38,12 @@ pub enum Group {
     Model,
     /// The routing scenario (`default`, `background`, `think`, …).
     Route,
+    /// The named client (team mode's `Clients`); the admin's rows as [`ADMIN_GROUP`].
+    Client,
 }
+
+/// The `--by client` key of rows sent with the admin `APIKEY` (or with no key).
+pub const ADMIN_GROUP: &str = "(admin)";
 
 /// What to compute.
 #[derive(Debug, Clone)]
@@ -221,6 +226,7 @@ pub fn summarize(rows: &[LedgerRow], options: &StatsOptions) -> Result<Report, L
                 Group::Day => day.to_string(),
                 Group::Model => format!("{},{}", row.provider, row.model),
                 Group::Route => row.scenario.clone(),
+                Group::Client => row.client.as_deref().unwrap_or(ADMIN_GROUP).to_owned(),
             };
             groups.entry(key).or_default().add(row, &figures);
         }
@@ -271,6 +277,36 @@ pub fn summarize(rows: &[LedgerRow], options: &StatsOptions) -> Result<Report, L
         unpriced_models: unpriced.into_iter().collect(),
         tool_calls: tool_calls.into_values().collect(),
     })
+}
+
+/// One row's money, priced as `stats` prices it: what a request cost in the cloud
+/// and what a local one saved. For the proxy's per-client day counters, which must
+/// agree with `stats` without reading the ledger back.
+#[derive(Debug, Clone)]
+pub struct RowPricer {
+    options: StatsOptions,
+    compare_price: Price,
+}
+
+impl RowPricer {
+    /// None when the `--compare-to` model of `options` has no price.
+    pub fn new(options: StatsOptions) -> Option<RowPricer> {
+        let (_, compare_price) = options.prices.lookup(&options.compare_to)?;
+        Some(RowPricer {
+            options,
+            compare_price,
+        })
+    }
+
+    /// (cloud cost, savings) of `row`, in USD.
+    pub fn money(&self, row: &LedgerRow) -> (f64, f64) {
+        let ctx = Ctx {
+            options: &self.options,
+            compare_price: self.compare_price,
+        };
+        let f = ctx.figures(row);
+        (f.cloud_cost, f.savings())
+    }
 }
 
 struct Ctx<'a> {

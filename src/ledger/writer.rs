@@ -257,9 +257,9 @@ fn insert(
                     cache_write_tokens, tokens_estimated, ttft_ms, duration_ms, outcome,
                     error_kind, http_status, stream, provider_local, fallback_reason,
                     context_overflowed, repairs, tool_call_failures,
-                    context_cleared_blocks, context_cleared_tokens)
+                    context_cleared_blocks, context_cleared_tokens, client)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
             )
             .map_err(err)?;
         for r in batch {
@@ -288,6 +288,7 @@ fn insert(
                 r.tool_call_failures,
                 r.context_cleared_blocks,
                 clamp(r.context_cleared_tokens),
+                r.client.as_deref(),
             ])
             .map_err(err)?;
         }

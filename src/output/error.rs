@@ -59,6 +59,10 @@ pub fn hint_of(err: &anyhow::Error) -> Option<String> {
             p.hint()
         } else if let Some(p) = e.downcast_ref::<UnknownPlatform>() {
             p.hint()
+        } else if let Some(c) = e.downcast_ref::<crate::config::ClientEdit>() {
+            c.hint()
+        } else if let Some(n) = e.downcast_ref::<crate::proxy::clients::NoClients>() {
+            n.hint()
         } else {
             None
         }

@@ -38,6 +38,7 @@ pub mod anthropic;
 pub mod auth;
 pub mod auth_throttle;
 pub mod capabilities;
+pub mod clients;
 pub mod context_edit;
 pub mod error;
 pub mod fallback;

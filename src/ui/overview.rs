@@ -53,6 +53,9 @@ pub struct Overview {
     pub savings_chart_svg: String,
     pub daily_savings: Vec<DaySavings>,
     pub unpriced_models: Vec<String>,
+    /// Per named client (team mode; the admin's rows as `(admin)`), over the longest
+    /// window; empty without `Clients`.
+    pub clients: Vec<ledger::GroupRow>,
 }
 
 /// Why the overview could not be computed.
@@ -110,6 +113,16 @@ pub fn compute(
         last = Some(report);
     }
     let report = last.expect("WINDOWS is not empty");
+    let clients = if config.clients.is_empty() {
+        Vec::new()
+    } else {
+        let options = StatsOptions {
+            since_ms: Some(now_ms - longest),
+            group_by: Some(ledger::Group::Client),
+            ..base.clone()
+        };
+        ledger::summarize(&rows, &options)?.groups
+    };
     let today = DateTime::from_timestamp_millis(now_ms)
         .unwrap_or_default()
         .with_timezone(&base.utc_offset)
@@ -126,5 +139,64 @@ pub fn compute(
         savings_chart_svg: super::chart::savings_svg(&chart_days),
         daily_savings: chart_days,
         unpriced_models: report.unpriced_models,
+        clients,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::client_keys::{format_hash, hash_key};
+    use crate::ledger::LedgerHealth;
+
+    fn config(clients: bool) -> Config {
+        let list = if clients {
+            serde_json::json!([{"name": "alice", "key_hash": format_hash(&hash_key("k"))}])
+        } else {
+            serde_json::json!([])
+        };
+        let doc = serde_json::json!({
+            "Providers": [{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "models": ["m"]}],
+            "Router": {"default": "ollama,m"},
+            "Clients": list,
+        });
+        crate::config::ConfigFile::new(Path::new("/t/config.json"), doc)
+            .resolve_with(&|_| None)
+            .unwrap()
+    }
+
+    #[test]
+    fn team_mode_shows_each_clients_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        let conn = ledger::open_for_writing(&path).unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        for client in [Some("alice"), Some("alice"), None] {
+            conn.execute(
+                "INSERT INTO requests (started_at_ms, scenario, provider, model, input_tokens,
+                    output_tokens, cache_read_tokens, cache_write_tokens, tokens_estimated,
+                    duration_ms, outcome, http_status, stream, provider_local, client)
+                 VALUES (?1, 'default', 'ollama', 'm', 100, 10, 0, 0, 0, 50, 'ok', 200, 1, 1, ?2)",
+                rusqlite::params![now - 1000, client],
+            )
+            .unwrap();
+        }
+        let health = LedgerHealth {
+            enabled: true,
+            written: 0,
+            dropped: 0,
+            problem: None,
+        };
+        let o = compute(&path, &config(true), health.clone(), now).unwrap();
+        let rows: Vec<(&str, u64)> = o
+            .clients
+            .iter()
+            .map(|g| (g.key.as_str(), g.totals.requests))
+            .collect();
+        assert_eq!(rows, [("alice", 2), (ledger::ADMIN_GROUP, 1)]);
+        assert!(o.clients[0].totals.savings_usd > 0.0);
+        // Without clients, no table.
+        let o = compute(&path, &config(false), health, now).unwrap();
+        assert!(o.clients.is_empty());
+    }
 }

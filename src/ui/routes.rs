@@ -69,6 +69,33 @@ fn api_key(ui: &UiState) -> Option<String> {
         .filter(|k| !k.is_empty())
 }
 
+/// Without an `APIKEY` but with client keys (team mode), the dashboard stays shut:
+/// it is the admin's, and the proxy is reachable by the team.
+fn shut_for_clients(ui: &UiState) -> Option<Response> {
+    let config = ui.config.current();
+    (config.api_key.as_deref().is_none_or(str::is_empty) && !config.clients.is_empty()).then(|| {
+        ProxyError::new(
+            StatusCode::FORBIDDEN,
+            ErrorKind::Permission,
+            "the dashboard needs the admin APIKEY, and this proxy has client keys only; set \"APIKEY\" in the config to a long random secret, then run `ccr-setup ui`",
+        )
+        .into_response()
+    })
+}
+
+/// A client key on a dashboard route: 403, it needs the admin `APIKEY`.
+fn client_key_refused(ui: &UiState, headers: &HeaderMap) -> Option<Response> {
+    let config = ui.config.current();
+    matches!(
+        crate::proxy::auth::identify(&config, headers),
+        Ok(crate::proxy::auth::Caller::Client(_))
+    )
+    .then(|| {
+        let only = crate::proxy::auth::ADMIN_ONLY;
+        ProxyError::new(StatusCode::FORBIDDEN, ErrorKind::Permission, only).into_response()
+    })
+}
+
 fn unauthorized(message: &str) -> Response {
     ProxyError::new(StatusCode::UNAUTHORIZED, ErrorKind::Authentication, message).into_response()
 }
@@ -84,6 +111,9 @@ async fn require_session(
     request: Request,
     next: Next,
 ) -> Response {
+    if let Some(shut) = shut_for_clients(&ui) {
+        return shut;
+    }
     let Some(key) = api_key(&ui) else {
         return next.run(request).await;
     };
@@ -94,6 +124,9 @@ async fn require_session(
     if session.is_some_and(|s| ui.sessions.is_valid(s, &key)) {
         return next.run(request).await;
     }
+    if let Some(refused) = client_key_refused(&ui, &headers) {
+        return refused;
+    }
     unauthorized(
         "this proxy has an APIKEY, so the dashboard needs a login: run `ccr-setup ui`, \
          which opens it with a one-time link",
@@ -103,6 +136,9 @@ async fn require_session(
 /// `POST /ui/ticket`: a one-use login path, for a client that holds the `APIKEY`
 /// (wrong keys are throttled per client, as on the API routes).
 async fn ticket(State(ui): State<Arc<UiState>>, request: Request) -> Response {
+    if let Some(shut) = shut_for_clients(&ui) {
+        return shut;
+    }
     let Some(key) = api_key(&ui) else {
         return Json(serde_json::json!({ "path": "/ui/" })).into_response();
     };
@@ -126,6 +162,9 @@ async fn ticket(State(ui): State<Arc<UiState>>, request: Request) -> Response {
         return resp;
     }
     if let Err(e) = crate::proxy::auth::check_key_only(Some(&key), headers) {
+        if let Some(refused) = client_key_refused(&ui, headers) {
+            return refused;
+        }
         ui.ticket_throttle.failed(&client, now);
         return unauthorized(&e.to_string());
     }
@@ -169,6 +208,9 @@ async fn login_form(State(ui): State<Arc<UiState>>, body: Body) -> Response {
 /// (`from_page`, a cross-site form post) by a page of our own, so the navigation to
 /// `/ui/` is same-site and the `SameSite=Strict` cookie goes with it.
 fn redeem(ui: &UiState, ticket: Option<&str>, from_page: bool) -> Response {
+    if let Some(shut) = shut_for_clients(ui) {
+        return shut;
+    }
     let Some(key) = api_key(ui) else {
         return Redirect::to("/ui/").into_response();
     };

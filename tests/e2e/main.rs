@@ -9,6 +9,7 @@ mod support;
 
 mod claude;
 mod claude_facts;
+mod client_limits;
 mod fallback;
 mod lean;
 mod long_session;

@@ -324,3 +324,28 @@ fn statusline_install_over_settings_it_cannot_read() {
         )
     );
 }
+
+#[test]
+fn clients_add_twice_and_proxy_in_server_mode_without_clients() {
+    let h = Home::new();
+    h.write_config(
+        r#"{"Providers": [{"name": "ollama", "api_base_url": "http://127.0.0.1:11434/v1/chat/completions", "api_key": "", "models": ["m"]}],
+            "Router": {"default": "ollama,m"}, "ServerMode": true, "PORT": 9}"#,
+    );
+    assert_eq!(
+        error_of(h.cmd(&["proxy"])),
+        "error: this config is in server mode (\"ServerMode\": true) but has no client keys, so nobody could use it and the admin APIKEY would be shared\n\
+         hint: add a key per user with `ccr-setup clients add NAME`, then start the proxy again"
+    );
+    let out = h.cmd(&["clients", "add", "alice"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        error_of(h.cmd(&["clients", "add", "alice"])),
+        "error: a client named \"alice\" already exists\n\
+         hint: pick another name, or `ccr-setup clients remove alice` first (that revokes its key)"
+    );
+    assert_eq!(
+        error_of(h.cmd(&["clients", "remove", "bob"])),
+        "error: no client named \"bob\"\nhint: `ccr-setup clients list` shows the names"
+    );
+}

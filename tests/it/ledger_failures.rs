@@ -65,6 +65,7 @@ fn record(at: i64) -> UsageRecord {
         context_overflowed: false,
         context_cleared_blocks: 0,
         context_cleared_tokens: 0,
+        client: None,
         repairs: None,
         tool_call_failures: 0,
         input_tokens: 10,

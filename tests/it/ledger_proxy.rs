@@ -180,6 +180,7 @@ async fn proxied_requests_become_exact_ledger_rows() {
         fallback_reason: None,
         repairs: None,
         tool_call_failures: 0,
+        client: None,
     };
     let expected = vec![
         // Streamed answer: the upstream's token figures, a time to first token.

@@ -34,6 +34,7 @@ fn record(at: i64, provider: &str, model: &str) -> UsageRecord {
         context_overflowed: false,
         context_cleared_blocks: 0,
         context_cleared_tokens: 0,
+        client: None,
         repairs: None,
         tool_call_failures: 0,
         input_tokens: 1200,
@@ -145,6 +146,7 @@ fn rows_are_stored_exactly_and_hold_no_content() {
             "tool_call_failures",
             "context_cleared_blocks",
             "context_cleared_tokens",
+            "client",
         ]
     );
     let journal: String = conn
@@ -216,7 +218,60 @@ fn a_v1_ledger_migrates_without_losing_rows() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 6);
+    assert_eq!(SCHEMA_VERSION, 7);
+}
+
+/// The v6 schema: v1 and the columns v2 to v6 added.
+const V6_ALTERS: &str = "ALTER TABLE requests ADD COLUMN provider_local INTEGER;
+    ALTER TABLE requests ADD COLUMN fallback_reason TEXT;
+    ALTER TABLE requests ADD COLUMN context_overflowed INTEGER;
+    ALTER TABLE requests ADD COLUMN repairs TEXT;
+    ALTER TABLE requests ADD COLUMN tool_call_failures INTEGER;
+    ALTER TABLE requests ADD COLUMN context_cleared_blocks INTEGER;
+    ALTER TABLE requests ADD COLUMN context_cleared_tokens INTEGER;
+    PRAGMA user_version = 6;";
+
+#[test]
+fn a_v6_ledger_gains_the_client_column_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(V1_SCHEMA).unwrap();
+        conn.execute_batch(V6_ALTERS).unwrap();
+        conn.execute(
+            "INSERT INTO requests (started_at_ms, scenario, provider, model, input_tokens,
+                output_tokens, cache_read_tokens, cache_write_tokens, tokens_estimated,
+                duration_ms, outcome, http_status, stream, provider_local,
+                context_cleared_blocks, context_cleared_tokens)
+             VALUES (10, 'default', 'ollama', 'm', 100, 10, 0, 0, 0, 500, 'ok', 200, 1, 1, 2, 300)",
+            [],
+        )
+        .unwrap();
+    }
+    // A v6 file reads as it is, with no client.
+    let before = rows(&path);
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].client, None);
+    assert_eq!(before[0].context_cleared_blocks, 2);
+
+    let handle = Ledger::spawn(&path, options());
+    handle.record(UsageRecord {
+        client: Some("alice".into()),
+        ..record(30, "ollama", "gpt-oss:20b")
+    });
+    handle.record(record(40, "ollama", "gpt-oss:20b"));
+    wait_settled(&handle, 2);
+    assert_eq!(handle.health().written, 2, "{:?}", handle.health());
+    let after = rows(&path);
+    assert_eq!(&after[..1], &before[..], "the old row changed");
+    let clients: Vec<Option<&str>> = after.iter().map(|r| r.client.as_deref()).collect();
+    assert_eq!(clients, [None, Some("alice"), None]);
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 7);
 }
 
 #[test]

@@ -7,6 +7,8 @@
 mod support;
 
 mod cli;
+mod clients;
+mod clients_cli;
 mod cloud_key;
 mod code_exec;
 mod context_editing;

@@ -27,11 +27,16 @@ pub(super) fn build_listen(c: &mut Checker, root: &Map<String, Value>) -> Listen
     let api_key = c
         .opt_str(root, "APIKEY", "APIKEY")
         .filter(|k| !k.is_empty());
-    if !is_loopback_host(&host) && api_key.is_none() {
+    // Client keys guard the proxy as well as APIKEY does.
+    let has_clients = root
+        .get("Clients")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if !is_loopback_host(&host) && api_key.is_none() && !has_clients {
         c.add(
             "HOST",
-            format!("\"{host}\" is reachable from other machines, but APIKEY is empty, so anyone on the network could use your models and keys"),
-            "set \"APIKEY\" to a long random secret, or set \"HOST\": \"127.0.0.1\"",
+            format!("\"{host}\" is reachable from other machines, but APIKEY is empty and there are no Clients, so anyone on the network could use your models and keys"),
+            "set \"APIKEY\" to a long random secret, add client keys (`ccr-setup clients add NAME`), or set \"HOST\": \"127.0.0.1\"",
         );
     }
     let port = match c.opt_u64(root, "PORT", "PORT") {

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::model::*;
 use super::Problem;
 
+mod clients;
 mod fallback;
 mod listen;
 mod ollama;
@@ -17,6 +18,7 @@ mod proxy;
 mod quality;
 mod router;
 
+pub use clients::parse_offset;
 use fallback::build_fallback;
 use listen::build_listen;
 use ollama::build_ollama;
@@ -163,6 +165,7 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
     let fallback = build_fallback(&mut c, root, &providers);
     let quality = quality::build_quality(&mut c, root);
     let ollama = build_ollama(&mut c, root);
+    let team = clients::build_team(&mut c, root);
 
     if !c.problems.is_empty() {
         return Err(c.problems);
@@ -184,6 +187,9 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
         quality,
         ollama,
         keyless,
+        clients: team.clients,
+        clients_timezone: team.timezone,
+        server_mode: team.server_mode,
         raw: doc.clone(),
     })
 }

@@ -114,6 +114,19 @@ pub(super) fn config_mode(f: &Facts) -> Check {
 
 pub(super) fn config_auth(f: &Facts) -> Check {
     let (host, api_key) = match f.config.config() {
+        Some(c) if !c.clients.is_empty() && !is_loopback_host(&c.host) => {
+            let admin = if c.api_key.as_deref().is_some_and(|k| !k.is_empty()) {
+                "an admin APIKEY"
+            } else {
+                "no admin APIKEY, so the dashboard stays shut"
+            };
+            let detail = format!(
+                "HOST {} with {} client key(s) and {admin}",
+                c.host,
+                c.clients.len()
+            );
+            return Check::ok("config.auth", detail);
+        }
         Some(c) => (c.host.clone(), c.api_key.clone().unwrap_or_default()),
         None => match &f.config.file {
             Ok(file) => {

@@ -365,8 +365,16 @@ fn host_apikey_rule() {
     f.config = config(doc.clone());
     assert_eq!(check(&f, "config.auth").status, Status::Warn);
     doc["APIKEY"] = json!("a-long-enough-random-secret");
-    f.config = config(doc);
+    f.config = config(doc.clone());
     assert_eq!(check(&f, "config.auth").status, Status::Ok);
+    // Team mode: client keys guard the proxy without an APIKEY.
+    doc.as_object_mut().unwrap().remove("APIKEY");
+    let hash = crate::config::client_keys::format_hash(&crate::config::client_keys::hash_key("k"));
+    doc["Clients"] = json!([{"name": "alice", "key_hash": hash}]);
+    f.config = config(doc);
+    let c = check(&f, "config.auth");
+    assert_eq!(c.status, Status::Ok, "{c:?}");
+    assert!(c.summary.contains("1 client key(s)"), "{c:?}");
 }
 
 #[test]

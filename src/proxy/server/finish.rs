@@ -33,6 +33,8 @@ pub(super) struct RequestMeta {
     pub tool_call_failures: u32,
     /// What context editing did to the request, when it did anything.
     pub edit: Option<EditReport>,
+    /// The named client that sent it (None: the admin, or no key).
+    pub client: Option<std::sync::Arc<str>>,
 }
 
 impl RequestMeta {
@@ -49,6 +51,7 @@ impl RequestMeta {
             stream: false,
             tool_call_failures: 0,
             edit: None,
+            client: None,
         }
     }
 }
@@ -144,7 +147,7 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         );
     }
     remember_session(state, meta, &end, reported, shifted);
-    state.ledger.record(UsageRecord {
+    let record = UsageRecord {
         started_at_ms: meta.started_at_ms,
         session_id: meta.session_id.clone(),
         scenario: meta.scenario.to_owned(),
@@ -167,7 +170,12 @@ pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'
         outcome: end.outcome,
         http_status: end.status,
         stream: meta.stream,
-    });
+        client: meta.client.as_deref().map(str::to_owned),
+    };
+    state
+        .clients
+        .record(&record, &state.config.current(), state.config.generation());
+    state.ledger.record(record);
 }
 
 /// The request log line's optional tail: the fallback, a failed outcome, tool-call

@@ -72,8 +72,12 @@ pub(super) async fn health(
 /// one (a token cannot renew itself).
 pub(super) async fn session_token(
     State(state): State<Arc<AppState>>,
+    caller: Option<axum::Extension<crate::proxy::auth::Caller>>,
     headers: HeaderMap,
 ) -> Response {
+    if !super::limits::caller(caller).is_admin() {
+        return super::limits::admin_only();
+    }
     let config = state.config.current();
     let key = config.api_key.as_deref().filter(|k| !k.is_empty());
     let Some(key) = key else {
@@ -110,15 +114,49 @@ pub(super) async fn session_token(
 /// ([`crate::proxy::sessions::SessionReport`]), for `ccr-setup statusline`.
 pub(super) async fn session(
     State(state): State<Arc<AppState>>,
+    caller: Option<axum::Extension<crate::proxy::auth::Caller>>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
     let id = super::request::bounded_session_id(&id);
+    if !state.clients.may_see(&super::limits::caller(caller), &id) {
+        return not_your_session();
+    }
     match state.sessions.report(&id) {
         Some(report) => axum::Json(report).into_response(),
         None => ProxyError::not_found(
             "this proxy has not served that session yet (or has restarted since)",
         )
         .into_response(),
+    }
+}
+
+fn not_your_session() -> Response {
+    ProxyError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        crate::proxy::error::ErrorKind::Permission,
+        "that session belongs to another client; a client key sees only its own sessions (the admin APIKEY sees all)",
+    )
+    .into_response()
+}
+
+/// `GET /v1/ccr/usage[?session=ID]`: the caller's use today, its limits, and with
+/// `session` that session's use ([`crate::proxy::clients::UsageReport`]). The admin
+/// (`client: null`) gets every client's day summed.
+pub(super) async fn usage(
+    State(state): State<Arc<AppState>>,
+    caller: Option<axum::Extension<crate::proxy::auth::Caller>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let caller = super::limits::caller(caller);
+    let session = query.as_deref().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "session")
+            .map(|(_, v)| super::request::bounded_session_id(&v))
+    });
+    let config = state.config.current();
+    match state.clients.report(&caller, &config, session.as_deref()) {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(crate::proxy::clients::NotYourSession) => not_your_session(),
     }
 }
 

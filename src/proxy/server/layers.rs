@@ -44,14 +44,21 @@ pub fn api(
     )
 }
 
-/// With `APIKEY` set, the request must carry it ([`auth::check`], constant-time), and
-/// a client that sent too many wrong keys waits ([`auth_throttle`]).
-/// Refusals are logged, not recorded in the ledger: it counts the user's own use.
-async fn require_api_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// With `APIKEY` or `Clients` set, the request must carry a key ([`auth::identify`],
+/// constant-time), and a client that sent too many wrong keys waits
+/// ([`auth_throttle`]). Who it is ([`auth::Caller`]) goes into the request's
+/// extensions for the handlers. Refusals are logged, not recorded in the ledger: it
+/// counts the users' own use.
+async fn require_api_key(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let config = state.config.current();
-    let Some(key) = config.api_key.as_deref().filter(|k| !k.is_empty()) else {
+    if !config.auth_required() {
+        req.extensions_mut().insert(auth::Caller::Open);
         return next.run(req).await;
-    };
+    }
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -63,7 +70,7 @@ async fn require_api_key(State(state): State<Arc<AppState>>, req: Request, next:
         let mut resp = ProxyError::new(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::RateLimit,
-            "too many requests with a wrong API key from this client; wait, then send the config's APIKEY",
+            "too many requests with a wrong API key from this client; wait, then send the config's APIKEY or your client key",
         )
         .into_response();
         let secs = wait.as_secs().max(1).to_string();
@@ -72,8 +79,11 @@ async fn require_api_key(State(state): State<Arc<AppState>>, req: Request, next:
         }
         return resp;
     }
-    match auth::check(Some(key), req.headers()) {
-        Ok(()) => next.run(req).await,
+    match auth::identify(&config, req.headers()) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
         Err(e) => {
             state.auth_throttle.failed(&client, now);
             super::refusals::log(req.method(), req.uri().path(), &e.to_string());

@@ -16,6 +16,7 @@ use super::request::{parse_request, session_id};
 use super::AppState;
 use crate::config::{Config, ModelRef};
 use crate::ledger::RequestOutcome;
+use crate::proxy::auth::Caller;
 use crate::proxy::context_edit::EditReport;
 use crate::proxy::error::ProxyError;
 use crate::proxy::fallback::run_chain;
@@ -78,13 +79,44 @@ fn log_edit(edit: &EditReport, session: Option<&str>) {
 /// The scenario of a request the quality fallback sent to the cloud.
 pub const QUALITY_SCENARIO: &str = "quality";
 
+/// A client over its `daily_cloud_usd` keeps only the local targets, whatever rule
+/// (or fallback, or explicit model) put the cloud ones there; with none left, the
+/// request is refused (a ledger row, `rejected: cloud_budget`): the 429 returned says
+/// why.
+fn keep_local_when_over_budget(
+    state: &AppState,
+    config: &Config,
+    caller: &Caller,
+    meta: &RequestMeta,
+    plan: &mut Plan,
+) -> Option<Response> {
+    let refusal = state.clients.cloud_blocked(caller, config)?;
+    plan.targets.retain(|t| {
+        config
+            .provider(&t.provider)
+            .is_some_and(crate::ledger::is_local_provider)
+    });
+    if plan.targets.is_empty() {
+        let outcome = RequestOutcome::Rejected("cloud_budget".to_owned());
+        finish_request(state, meta, Ending::failed(None, 429, outcome));
+        return Some(super::limits::over_limit(&refusal, caller, "/v1/messages"));
+    }
+    None
+}
+
 pub(super) async fn messages(
     State(state): State<Arc<AppState>>,
+    caller: Option<axum::Extension<Caller>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let mut meta = RequestMeta::now();
     let config = state.config.current();
+    let caller = super::limits::caller(caller);
+    if let Err(refusal) = state.clients.admit(&caller, &config) {
+        return super::limits::over_limit(&refusal, &caller, "/v1/messages");
+    }
+    meta.client = caller.client_name().map(Arc::from);
     let body = match read_json_body(&headers, body).await {
         Ok(body) => body,
         Err(e) => return reject(&state, &meta, e, "bad_request"),
@@ -128,6 +160,10 @@ pub(super) async fn messages(
     meta.edit = plan.edit;
     if let Some(edit) = &plan.edit {
         log_edit(edit, meta.session_id.as_deref());
+    }
+    // Before the quality reroute, which then finds no cloud target to move to.
+    if let Some(refused) = keep_local_when_over_budget(&state, &config, &caller, &meta, &mut plan) {
+        return refused;
     }
     quality_reroute(&state, &config, &mut meta, &mut plan);
 

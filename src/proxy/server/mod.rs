@@ -10,7 +10,8 @@
 //! as a fallback. [`finish`] writes the one log line and ledger row of every request.
 //!
 //! Endpoints ([`handlers`]): `POST /v1/messages` (any query string),
-//! `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /health`, `GET|HEAD /`, and
+//! `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /v1/ccr/usage` (a client's
+//! own use), `GET /health`, `GET|HEAD /`, and
 //! with [`app_with_dashboard`] the dashboard's routes under `/ui`.
 //! Anything else is a 404 in Anthropic's error shape.
 
@@ -22,6 +23,7 @@ mod context;
 mod finish;
 mod handlers;
 pub mod layers;
+mod limits;
 mod listen;
 mod messages;
 mod offload;
@@ -78,6 +80,8 @@ pub struct AppState {
     pub clear_memory: crate::proxy::context_edit::ClearMemory,
     /// What each local model can take, per provider URL and model.
     pub capabilities: crate::proxy::capabilities::CapabilityCache,
+    /// Per-client day counters and session use (team mode's `Clients`).
+    pub clients: crate::proxy::clients::ClientUsage,
     /// API requests being served ([`layers`]: the excess get a 429). Sized from
     /// `MAX_REQUESTS_IN_FLIGHT` at start; a reload does not resize it.
     in_flight: Arc<tokio::sync::Semaphore>,
@@ -108,6 +112,7 @@ impl AppState {
             sessions: Default::default(),
             clear_memory: Default::default(),
             capabilities: Default::default(),
+            clients: Default::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight)),
             auth_throttle: Default::default(),
             started: Instant::now(),
@@ -138,7 +143,8 @@ pub fn app_with_dashboard(state: Arc<AppState>, dashboard: Option<axum::Router>)
         .route("/v1/messages/count_tokens", post(handlers::count_tokens))
         .route("/v1/models", get(handlers::models))
         .route("/v1/ccr/sessions/{id}", get(handlers::session))
-        .route("/v1/ccr/session-token", post(handlers::session_token));
+        .route("/v1/ccr/session-token", post(handlers::session_token))
+        .route("/v1/ccr/usage", get(handlers::usage));
     let api = layers::api(api, &state);
     let state_for_checks = Arc::clone(&state);
     let app = axum::Router::new()

@@ -136,6 +136,17 @@
       el('td', { class: 'num muted', title: 'the ledger does not record tool-call repairs' }, '—'));
   }
 
+  function clientRow(g) {
+    const t = g.totals;
+    const cell = (key, value, text) => figure('td', key, value, text, 'num');
+    return el('tr', { 'data-client': g.key },
+      el('td', { class: 'model' }, g.key),
+      cell('requests', t.requests, t.requests.toLocaleString()),
+      cell('tokens', t.input_tokens, `${t.input_tokens.toLocaleString()} / ${t.output_tokens.toLocaleString()}`),
+      cell('cloud_cost_usd', t.cloud_cost_usd, fmt.usd(t.cloud_cost_usd)),
+      cell('savings_usd', t.savings_usd, fmt.usd(t.savings_usd)));
+  }
+
   function renderChart(svgText) {
     const doc = new DOMParser().parseFromString(svgText, 'image/svg+xml');
     const svg = doc.documentElement;
@@ -154,6 +165,8 @@
     $('chart-note').textContent = `last 30 days · best day ${fmt.usd(best)}`;
     $('providers').tBodies[0].replaceChildren(...o.providers.map(providerRow));
     $('providers-empty').hidden = o.providers.length > 0;
+    $('clients-card').hidden = o.clients.length === 0;
+    $('clients').tBodies[0].replaceChildren(...o.clients.map(clientRow));
     const p = o.compare_to_price;
     const ledger = o.ledger.enabled
       ? (o.ledger.problem ? ` The ledger has a problem: ${o.ledger.problem}.` : '')
