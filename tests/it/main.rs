@@ -22,6 +22,7 @@ mod ledger_proxy;
 mod ledger_writer;
 mod ollama_facts;
 mod ollama_proxy;
+mod prefix_sharing;
 mod proxy_capabilities;
 mod proxy_fallback;
 mod proxy_golden;
