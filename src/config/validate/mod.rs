@@ -344,6 +344,8 @@ mod tests {
                 "Providers[0].api_base_url[3]"
             ]
         );
+        doc["Providers"][0]["api_base_url"] = json!([a, "http://10.0.0.4:8000/v1/messages"]);
+        assert_eq!(paths(doc.clone()), ["Providers[0].api_base_url[1]"]);
         doc["Providers"][0]["api_base_url"] = json!([]);
         assert_eq!(paths(doc.clone()), ["Providers[0].api_base_url"]);
         doc["Providers"][0]["api_base_url"] = json!(a);

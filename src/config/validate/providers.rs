@@ -118,8 +118,22 @@ fn build_provider(
                 .ok()
                 .map(|u| crate::config::is_loopback_url(&u))
         });
+    let kind = provider_kind(&url, transformer.as_ref());
+    // One provider speaks one wire format: every replica must be the same kind.
+    for (j, r) in replicas.iter().enumerate().skip(1) {
+        if provider_kind(&r.url, transformer.as_ref()) != kind {
+            c.add(
+                format!("{path}.api_base_url[{j}]"),
+                format!(
+                    "\"{}\" is not the same kind of endpoint as the first URL",
+                    r.url
+                ),
+                "list replicas of one server kind: all …/v1/chat/completions or all …/v1/messages",
+            );
+        }
+    }
     Some(Provider {
-        kind: provider_kind(&url, transformer.as_ref()),
+        kind,
         name,
         api_base_url: url,
         replicas: replicas.into(),
