@@ -1,6 +1,7 @@
 //! The typed view of a validated config.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::env_vars::EnvVars;
 use serde_json::Value;
@@ -175,8 +176,15 @@ pub const DEFAULT_CONTEXT_TARGET_PERCENT: u8 = 70;
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
-    /// The full endpoint URL, e.g. `http://127.0.0.1:11434/v1/chat/completions`.
+    /// The full endpoint URL, e.g. `http://127.0.0.1:11434/v1/chat/completions`; the
+    /// first of [`Provider::replicas`] when the config gives a list.
     pub api_base_url: String,
+    /// `api_base_url` given as a list: servers of the same model, each URL with its
+    /// stable hash ([`crate::proxy::replicas`] keeps a session on one). Empty for one URL.
+    pub replicas: Arc<[Replica]>,
+    /// `replica_max_in_flight`: requests one replica takes at once before a session's
+    /// request goes to another (None: no limit; the server queues).
+    pub replica_max_in_flight: Option<u32>,
     /// None or empty for local servers that need no key.
     pub api_key: Option<String>,
     pub models: Vec<String>,
@@ -204,7 +212,41 @@ pub struct Provider {
     pub local: Option<bool>,
 }
 
+/// The most URLs one provider may list: the proxy orders them per request on the
+/// stack, and more replicas than this belong behind a load balancer.
+pub const MAX_REPLICAS: usize = 32;
+
+/// One URL of a provider whose `api_base_url` is a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub url: String,
+    /// 64-bit FNV-1a of `url`: stable across restarts and builds (unlike the std
+    /// hasher), so a session lands on the same replica after a proxy restart.
+    pub hash: u64,
+}
+
+impl Replica {
+    pub fn new(url: String) -> Replica {
+        use std::hash::Hasher;
+        let mut h = fnv::FnvHasher::default();
+        h.write(url.as_bytes());
+        Replica {
+            hash: h.finish(),
+            url,
+        }
+    }
+}
+
 impl Provider {
+    /// How the provider's address reads in `doctor` and `status`: its URL, or the
+    /// first one and the number of replicas.
+    pub fn display_urls(&self) -> String {
+        match self.replicas.len() {
+            0 | 1 => self.display_url(),
+            n => format!("{} ({n} replicas)", self.display_url()),
+        }
+    }
+
     /// `api_base_url` fit to show (in errors, logs, `/health`): user and password
     /// replaced by `***`, and every query value too (`?key=…` is a common way to pass
     /// a key).

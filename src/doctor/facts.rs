@@ -7,8 +7,9 @@ use serde_json::Value;
 use url::Url;
 
 use super::probe::{self, HttpAnswer, PortProbe, ToolProbe};
+pub use super::provider_facts::ProviderProbe;
 use super::DoctorEnv;
-use crate::config::{Config, ConfigError, ConfigFile, KeyOrigin, Problem, ProviderKind};
+use crate::config::{Config, ConfigError, ConfigFile, KeyOrigin, Problem};
 use crate::diagnostic::one_line;
 use crate::ollama::owner::Owner;
 use crate::ollama::{InstalledModel, LoadedModel, ModelDetails, OllamaClient};
@@ -157,21 +158,6 @@ impl ConfigFacts {
     pub fn config(&self) -> Option<&Config> {
         self.resolved.as_ref().and_then(|r| r.as_ref().ok())
     }
-}
-
-/// One provider's reachability and model list.
-#[derive(Debug, Clone)]
-pub struct ProviderProbe {
-    pub index: usize,
-    pub name: String,
-    pub url: String,
-    /// Served by the Ollama server at `OLLAMA_HOST` (its models come from `/api/tags`).
-    pub is_ollama: bool,
-    /// Used by `Router.default` (problems here fail; elsewhere they warn).
-    pub is_default: bool,
-    pub models: Vec<String>,
-    /// Ok(Some(ids)): reachable, with its model list; Ok(None): reachable, no list.
-    pub answer: Result<Option<Vec<String>>, String>,
 }
 
 /// What listens on the proxy's port.
@@ -387,138 +373,6 @@ async fn proxy(host: &str, port: u16, http: &reqwest::Client, timeout: Duration)
     }
 }
 
-/// The URL that lists an OpenAI-compatible server's models: `…/v1/chat/completions` →
-/// `…/v1/models`.
-pub fn openai_models_url(api_base_url: &str) -> String {
-    with_path(api_base_url, |path| {
-        let base = path.trim_end_matches('/');
-        let base = base.strip_suffix("/chat/completions").unwrap_or(base);
-        let base = base.strip_suffix("/completions").unwrap_or(base);
-        format!("{base}/models")
-    })
-}
-
-/// Anthropic lists models at `<origin>/v1/models`.
-pub fn anthropic_models_url(api_base_url: &str) -> String {
-    with_path(api_base_url, |path| {
-        let base = path.trim_end_matches('/');
-        let base = base.strip_suffix("/messages").unwrap_or(base);
-        let base = base.strip_suffix("/v1").unwrap_or(base);
-        format!("{base}/v1/models")
-    })
-}
-
-/// `url` with its path rewritten by `edit`; the query (which may hold a key) stays a
-/// query, after the new path, never inside it.
-fn with_path(url: &str, edit: impl Fn(&str) -> String) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) => {
-            let path = edit(parsed.path());
-            parsed.set_path(&path);
-            parsed.to_string()
-        }
-        Err(_) => edit(url),
-    }
-}
-
-/// `{"data":[{"id":…}]}` → ids.
-fn model_ids(body: &str) -> Option<Vec<String>> {
-    let v: Value = serde_json::from_str(body).ok()?;
-    let data = v.get("data").or_else(|| v.get("models"))?.as_array()?;
-    Some(
-        data.iter()
-            .filter_map(|m| {
-                m.get("id")
-                    .or_else(|| m.get("name"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .collect(),
-    )
-}
-
-async fn provider_answer(
-    p: &crate::config::Provider,
-    http: &reqwest::Client,
-    timeout: Duration,
-) -> Result<Option<Vec<String>>, String> {
-    let key = p.api_key.as_deref().filter(|k| !k.is_empty());
-    let (url, headers): (String, Vec<(&str, String)>) = match p.kind {
-        ProviderKind::OpenAi => (
-            openai_models_url(&p.api_base_url),
-            key.map(|k| vec![("authorization", format!("Bearer {k}"))])
-                .unwrap_or_default(),
-        ),
-        ProviderKind::Anthropic => {
-            let mut h = vec![("anthropic-version", "2023-06-01".to_owned())];
-            if let Some(k) = key {
-                h.push(("x-api-key", k.to_owned()));
-            }
-            (anthropic_models_url(&p.api_base_url), h)
-        }
-    };
-    let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let answer = probe::http_get(http, &url, &hdrs, timeout).await;
-    let url = crate::config::redact_url(&url);
-    let answer = answer.map_err(|e| format!("{url}: {e}"))?;
-    match answer.status {
-        200..=299 => Ok(model_ids(&answer.body)),
-        401 | 403 => Err(format!(
-            "{url} answered HTTP {}: the API key was rejected",
-            answer.status
-        )),
-        // Reachable, but it does not list models (some servers lack /models).
-        404 | 405 => Ok(None),
-        300..=399 => Err(format!(
-            "{url} answered HTTP {} (a redirect, not followed: it would carry the key elsewhere); set api_base_url to the address it redirects to if you trust it",
-            answer.status
-        )),
-        s => Err(format!(
-            "{url} answered HTTP {s}: {}",
-            crate::sanitize::untrusted(&crate::ollama::client::error_text(&answer.body), 300)
-        )),
-    }
-}
-
-async fn providers(
-    config: Option<&Config>,
-    ollama: &OllamaFacts,
-    http: &reqwest::Client,
-    timeout: Duration,
-) -> Vec<ProviderProbe> {
-    let Some(cfg) = config else {
-        return Vec::new();
-    };
-    let futures = cfg
-        .providers
-        .iter()
-        .enumerate()
-        .map(|(index, p)| async move {
-            let is_ollama = p.kind == ProviderKind::OpenAi
-                && Url::parse(&p.api_base_url)
-                    .is_ok_and(|u| crate::config::same_server(&u, &ollama.url));
-            let answer = if is_ollama {
-                match (&ollama.version, &ollama.models) {
-                    (Ok(_), Some(ms)) => Ok(Some(ms.iter().map(|m| m.name.clone()).collect())),
-                    (Err(e), _) => Err(e.clone()),
-                    (Ok(_), None) => Err("Ollama answered but /api/tags failed".to_owned()),
-                }
-            } else {
-                provider_answer(p, http, timeout).await
-            };
-            ProviderProbe {
-                index,
-                name: p.name.clone(),
-                url: p.api_base_url.clone(),
-                is_ollama,
-                is_default: cfg.router.default.provider == p.name,
-                models: p.models.clone(),
-                answer,
-            }
-        });
-    futures_util::future::join_all(futures).await
-}
-
 async fn services(env: &DoctorEnv) -> ServiceFacts {
     let detected = Manager::detect();
     let manager = detected.unwrap_or(match env.platform {
@@ -591,7 +445,14 @@ pub async fn gather(env: &DoctorEnv) -> Facts {
     );
     // Providers reuse the Ollama answers, so they go second; only remote or
     // non-Ollama providers cost a request here.
-    let providers = providers(config.config(), &ollama, &http, timeout).await;
+    let ollama_models = match (&ollama.version, &ollama.models) {
+        (Ok(_), Some(ms)) => Ok(Some(ms.iter().map(|m| m.name.clone()).collect())),
+        (Err(e), _) => Err(e.clone()),
+        (Ok(_), None) => Err("Ollama answered but /api/tags failed".to_owned()),
+    };
+    let ollama_answer = (&ollama.url, ollama_models);
+    let providers =
+        super::provider_facts::providers(config.config(), &ollama_answer, &http, timeout).await;
     let launchers = launchers(env, &services);
     ollama.owner = owner.unwrap_or(Owner::Other {
         pid: None,
@@ -642,44 +503,6 @@ fn raw_port(config: &ConfigFacts) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn models_urls() {
-        assert_eq!(
-            openai_models_url("http://127.0.0.1:8080/v1/chat/completions"),
-            "http://127.0.0.1:8080/v1/models"
-        );
-        assert_eq!(
-            openai_models_url("https://api.deepseek.com/chat/completions"),
-            "https://api.deepseek.com/models"
-        );
-        assert_eq!(
-            anthropic_models_url("https://api.anthropic.com/v1/messages"),
-            "https://api.anthropic.com/v1/models"
-        );
-        // A key in the query stays in the query (it was `…?key=SECRET/models`).
-        assert_eq!(
-            openai_models_url("https://gw.example/v1/chat/completions?key=SECRET"),
-            "https://gw.example/v1/models?key=SECRET"
-        );
-        assert_eq!(
-            anthropic_models_url("https://gw.example/v1/messages?key=SECRET"),
-            "https://gw.example/v1/models?key=SECRET"
-        );
-        assert_eq!(
-            openai_models_url("https://gw.example/openai/?key=S"),
-            "https://gw.example/openai/models?key=S"
-        );
-    }
-
-    #[test]
-    fn model_lists_from_openai_and_anthropic_shapes() {
-        assert_eq!(
-            model_ids(r#"{"object":"list","data":[{"id":"a"},{"id":"b"}]}"#),
-            Some(vec!["a".into(), "b".into()])
-        );
-        assert_eq!(model_ids("not json"), None);
-    }
 
     #[test]
     fn claude_json_states() {

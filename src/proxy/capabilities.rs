@@ -6,7 +6,8 @@
 //! * **asked:** `POST /api/show` where the server has it (Ollama: `capabilities` and
 //!   `model_info["<arch>.context_length"]`), else `GET /props` where it has that
 //!   (llama-server: `modalities.vision`, `chat_template_caps.supports_tools`,
-//!   `default_generation_settings.n_ctx`). vLLM and others have neither: unknown.
+//!   `default_generation_settings.n_ctx`), else `GET /v1/models` (vLLM: the model's
+//!   `max_model_len`, nothing more). Other servers: unknown.
 //! * **told:** an error that names a missing capability (Ollama's `"M" does not
 //!   support thinking`, llama-server's `image input is not supported`), matched on the
 //!   message because the status differs by server and path. The attempt is retried once
@@ -106,6 +107,27 @@ impl Capabilities {
         })
     }
 
+    /// vLLM's `GET /v1/models`: the card of `model` (`owned_by: "vllm"`) carries
+    /// `max_model_len`, the context the server runs with. Nothing else is told there.
+    pub fn from_models(models: &Value, model: &str) -> Option<Capabilities> {
+        let card = models
+            .get("data")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("id").and_then(Value::as_str) == Some(model))?;
+        if card.get("owned_by").and_then(Value::as_str) != Some("vllm") {
+            return None;
+        }
+        let context = card
+            .get("max_model_len")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok());
+        Some(Capabilities {
+            context,
+            ..Capabilities::UNKNOWN
+        })
+    }
+
     /// Remember that the model lacks `missing`.
     pub fn without(mut self, missing: Missing) -> Capabilities {
         match missing {
@@ -197,7 +219,8 @@ impl CapabilityCache {
     }
 }
 
-/// Ask the server at `root` about `model`: `/api/show`, then `/props`. `None` when the
+/// Ask the server at `root` about `model`: `/api/show`, then `/props`, then
+/// `/v1/models`. `None` when the
 /// server could not be reached (try again next time); unknown capabilities when it
 /// answered but has neither route.
 pub async fn probe(client: &reqwest::Client, root: &str, model: &str) -> Option<Capabilities> {
@@ -228,6 +251,21 @@ pub async fn probe(client: &reqwest::Client, root: &str, model: &str) -> Option<
         }
         _ => None,
     };
+    if caps.is_some() {
+        return caps;
+    }
+    let models = client
+        .get(format!("{root}/v1/models"))
+        .timeout(PROBE_TIMEOUT)
+        .send()
+        .await;
+    let caps = match models {
+        Ok(r) if r.status().is_success() => json_of(r)
+            .await
+            .as_ref()
+            .and_then(|v| Capabilities::from_models(v, model)),
+        _ => None,
+    };
     Some(caps.unwrap_or(Capabilities::UNKNOWN))
 }
 
@@ -242,6 +280,19 @@ async fn json_of(response: reqwest::Response) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vllm_models_give_the_served_context_of_that_model_only() {
+        let models = json!({"object": "list", "data": [
+            {"id": "openai/gpt-oss-20b", "object": "model", "owned_by": "vllm", "max_model_len": 65536},
+            {"id": "other", "object": "model", "owned_by": "vllm", "max_model_len": 4096}]});
+        let caps = Capabilities::from_models(&models, "openai/gpt-oss-20b").unwrap();
+        assert_eq!(caps.context, Some(65_536));
+        assert_eq!((caps.vision, caps.tools, caps.ollama), (None, None, false));
+        assert_eq!(Capabilities::from_models(&models, "missing"), None);
+        let not_vllm = json!({"data": [{"id": "m", "owned_by": "library", "max_model_len": 1}]});
+        assert_eq!(Capabilities::from_models(&not_vllm, "m"), None);
+    }
 
     #[test]
     fn ollama_show_gives_each_capability_and_the_trained_context() {

@@ -48,6 +48,10 @@ pub struct HealthProvider {
     pub api_base_url: Option<String>,
     #[serde(default)]
     pub models: Vec<String>,
+    /// How many URLs `api_base_url` lists, when more than one (absent from older
+    /// proxies and for a single URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<usize>,
 }
 
 impl Health {
@@ -78,6 +82,7 @@ impl Health {
                     .to_owned(),
                     api_base_url: show_urls.then(|| p.display_url()),
                     models: p.models.clone(),
+                    replicas: (p.replicas.len() > 1).then_some(p.replicas.len()),
                 })
                 .collect(),
             ledger: Some(ledger),

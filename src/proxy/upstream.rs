@@ -6,6 +6,7 @@
 //! sent to the client, so when the client goes away the response is dropped and the
 //! upstream connection is closed at once (the GPU stops generating).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -14,6 +15,7 @@ use futures_util::StreamExt;
 
 use super::error::{ErrorKind, ProxyError};
 use super::fallback::AttemptFailure;
+use super::replicas::ReplicaTable;
 use crate::config::{Provider, ProviderKind};
 
 /// The Anthropic API version sent when the client named none.
@@ -52,6 +54,8 @@ pub struct Upstream {
     /// For remote providers: `HTTP(S)_PROXY`/`NO_PROXY` honoured (a corporate proxy in
     /// front of the Claude API is real).
     remote: reqwest::Client,
+    /// Which replicas are up and how busy, for providers with several URLs.
+    pub replicas: Arc<ReplicaTable>,
 }
 
 impl Upstream {
@@ -70,12 +74,18 @@ impl Upstream {
         Ok(Upstream {
             local: builder().no_proxy().build()?,
             remote: builder().build()?,
+            replicas: Default::default(),
         })
     }
 
     /// The client for `provider`: local providers never go through a proxy.
     pub fn client_for(&self, provider: &Provider) -> &reqwest::Client {
-        let loopback = url::Url::parse(&provider.api_base_url)
+        self.client_for_url(&provider.api_base_url)
+    }
+
+    /// The client for `url`: a loopback address never goes through a proxy.
+    fn client_for_url(&self, url: &str) -> &reqwest::Client {
+        let loopback = url::Url::parse(url)
             .ok()
             .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
             .is_some_and(|h| crate::config::is_loopback_host(&h));
@@ -86,9 +96,13 @@ impl Upstream {
         }
     }
 
-    /// POST `body` to the provider. Waits for the response head at most `head_timeout`
-    /// (a local server may prefill for minutes before answering). A non-2xx answer is
-    /// read (bounded) and returned as an error that keeps the upstream's message.
+    /// POST `body` to the provider: to its one URL, or to the replica `affinity` (the
+    /// session's key, [`crate::proxy::replicas::affinity_key`]) belongs on. A replica
+    /// that refuses the connection (nothing was sent) is marked down and the next one
+    /// in the session's order is tried. Waits for the response head at most
+    /// `head_timeout` (a local server may prefill for minutes before answering). A
+    /// non-2xx answer is read (bounded) and returned as an error that keeps the
+    /// upstream's message.
     pub async fn send(
         &self,
         provider: &Provider,
@@ -96,13 +110,93 @@ impl Upstream {
         body: Bytes,
         stream: bool,
         head_timeout: Duration,
+        affinity: u64,
     ) -> Result<reqwest::Response, AttemptError> {
-        let mut req = self
-            .client_for(provider)
-            .post(&provider.api_base_url)
+        let request = Request {
+            provider,
+            client_headers,
+            stream,
+            head_timeout,
+        };
+        if provider.replicas.len() < 2 {
+            return request
+                .send(self, &provider.api_base_url, body)
+                .await
+                .map_err(|(e, _)| e);
+        }
+        let table = &self.replicas;
+        let order = table.order(affinity, &provider.replicas, provider.replica_max_in_flight);
+        let home = order.preferred();
+        let mut refused = None;
+        for i in order.indexes() {
+            let replica = &provider.replicas[i];
+            let lease = table.lease(replica);
+            match request.send(self, &replica.url, Bytes::clone(&body)).await {
+                Ok(response) => {
+                    table.succeeded(replica);
+                    if i != home {
+                        tracing::info!(
+                            "{}: replica {i} answered for key {affinity:016x}, whose replica {home} is down or full",
+                            provider.name
+                        );
+                    } else {
+                        tracing::debug!(
+                            "{}: replica {i} of {} for key {affinity:016x}",
+                            provider.name,
+                            provider.replicas.len()
+                        );
+                    }
+                    return Ok(lease.hold_during(response));
+                }
+                Err((e, connected)) => {
+                    let countable = !connected
+                        || matches!(e.failure, AttemptFailure::Timeout(_))
+                        || matches!(e.failure, AttemptFailure::Status { status, .. } if status >= 500);
+                    if countable && table.failed(replica, !connected) {
+                        tracing::warn!(
+                            "{}: replica {i} ({}) is down for {} s: {}",
+                            provider.name,
+                            crate::config::redact_url(&replica.url),
+                            super::replicas::RETRY_AFTER.as_secs(),
+                            e.failure
+                        );
+                    }
+                    if connected {
+                        return Err(e);
+                    }
+                    refused = Some(e);
+                }
+            }
+        }
+        Err(refused.expect("a provider with replicas has at least two"))
+    }
+}
+
+/// One POST's settings, for whichever URL it goes to.
+struct Request<'a> {
+    provider: &'a Provider,
+    client_headers: &'a HeaderMap,
+    stream: bool,
+    head_timeout: Duration,
+}
+
+impl Request<'_> {
+    /// POST to `url`. The error comes with whether a connection was made (false: the
+    /// server never saw the request, so another replica may take it).
+    async fn send(
+        &self,
+        upstream: &Upstream,
+        url: &str,
+        body: Bytes,
+    ) -> Result<reqwest::Response, (AttemptError, bool)> {
+        let (provider, client_headers) = (self.provider, self.client_headers);
+        let head_timeout = self.head_timeout;
+        let mut req = upstream
+            .client_for_url(url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
-        if stream {
+        if self.stream {
             req = req.header(reqwest::header::ACCEPT, "text/event-stream");
         }
         let key = provider.api_key.as_deref().filter(|k| !k.is_empty());
@@ -128,8 +222,13 @@ impl Upstream {
         }
 
         let response = match tokio::time::timeout(head_timeout, req.send()).await {
-            Err(_) => return Err(timeout_error(provider, head_timeout, "an answer")),
-            Ok(Err(e)) => return Err(send_error(provider, &e)),
+            Err(_) => {
+                return Err((
+                    timeout_error(provider, url, head_timeout, "an answer"),
+                    true,
+                ))
+            }
+            Ok(Err(e)) => return Err((send_error(provider, url, &e), !e.is_connect())),
             Ok(Ok(r)) => r,
         };
         let status = response.status();
@@ -142,8 +241,16 @@ impl Upstream {
             .and_then(|v| super::openai::error_message(&v))
             .unwrap_or_else(|| text.trim().to_owned());
         let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        Err(AttemptError {
-            client: ProxyError::from_upstream_status(
+        // A local server's own "prompt does not fit", in the wording Claude Code reads
+        // its counts from, so it compacts by the right amount.
+        let overflow = (status == StatusCode::BAD_REQUEST)
+            .then(|| super::overflow::prompt_overflow(&message))
+            .flatten();
+        let client = match overflow {
+            Some((input, limit)) => ProxyError::invalid_request(
+                super::overflow::anthropic_message(&provider.name, input, limit, &message),
+            ),
+            None => ProxyError::from_upstream_status(
                 status,
                 format!(
                     "provider \"{}\" answered HTTP {}: {message}",
@@ -151,11 +258,17 @@ impl Upstream {
                     status.as_u16()
                 ),
             ),
-            failure: AttemptFailure::Status {
-                status: status.as_u16(),
-                body: message,
+        };
+        Err((
+            AttemptError {
+                client,
+                failure: AttemptFailure::Status {
+                    status: status.as_u16(),
+                    body: message,
+                },
             },
-        })
+            true,
+        ))
     }
 }
 
@@ -222,9 +335,9 @@ pub fn looks_like_ollama(provider: &Provider) -> bool {
             == Some(11434)
 }
 
-fn send_error(provider: &Provider, e: &reqwest::Error) -> AttemptError {
+fn send_error(provider: &Provider, url: &str, e: &reqwest::Error) -> AttemptError {
     if e.is_timeout() {
-        return timeout_error(provider, Duration::ZERO, "a connection");
+        return timeout_error(provider, url, Duration::ZERO, "a connection");
     }
     // reqwest's Display hides the cause ("error sending request"); the root cause
     // says "Connection refused" or "dns error".
@@ -246,14 +359,19 @@ fn send_error(provider: &Provider, e: &reqwest::Error) -> AttemptError {
             format!(
                 "cannot reach provider \"{}\" at {}: {cause}.{hint}",
                 provider.name,
-                provider.display_url()
+                crate::config::redact_url(url)
             ),
         ),
         failure: AttemptFailure::Connect(cause),
     }
 }
 
-fn timeout_error(provider: &Provider, after: Duration, waiting_for: &str) -> AttemptError {
+fn timeout_error(
+    provider: &Provider,
+    url: &str,
+    after: Duration,
+    waiting_for: &str,
+) -> AttemptError {
     let after = if after.is_zero() {
         "the connect timeout (CONNECT_TIMEOUT_MS)".to_owned()
     } else {
@@ -262,7 +380,7 @@ fn timeout_error(provider: &Provider, after: Duration, waiting_for: &str) -> Att
     let message = format!(
         "provider \"{}\" at {} gave no {waiting_for} within {after}",
         provider.name,
-        provider.display_url()
+        crate::config::redact_url(url)
     );
     AttemptError {
         client: ProxyError::new(StatusCode::GATEWAY_TIMEOUT, ErrorKind::Api, message.clone()),
@@ -278,6 +396,8 @@ mod tests {
         Provider {
             name: name.into(),
             api_base_url: url.into(),
+            replicas: Arc::from([]),
+            replica_max_in_flight: None,
             api_key: None,
             models: vec![],
             transformer: None,

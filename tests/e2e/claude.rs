@@ -13,7 +13,7 @@
 
 use crate::support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -140,6 +140,16 @@ async fn claude_code_runs_a_tool_through_the_proxy_to_a_fake_openai_upstream() {
     );
 }
 
+/// Claude Code, llama-server and its model, or None when one is missing (the test
+/// then skips, loudly; under CI it fails).
+pub(crate) fn claude_and_llama() -> Option<(PathBuf, PathBuf, PathBuf)> {
+    Some((
+        support::require_tool("CCR_E2E_CLAUDE")?,
+        support::require_tool("CCR_E2E_LLAMA_SERVER")?,
+        support::require_tool("CCR_E2E_GGUF")?,
+    ))
+}
+
 /// A running llama-server; killed on drop.
 pub(crate) async fn start_llama_server(bin: &Path, gguf: &Path, dir: &Path) -> (Child, u16) {
     let port = free_port();
@@ -205,11 +215,7 @@ async fn ledger_ok_rows(home: &Path, provider: &str) -> (i64, i64) {
 /// One llama-server serves both runs (two would fight over two CPU cores).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_gets_real_text_from_llama_server_as_openai_and_anthropic_kind() {
-    let (Some(claude), Some(server), Some(gguf)) = (
-        support::require_tool("CCR_E2E_CLAUDE"),
-        support::require_tool("CCR_E2E_LLAMA_SERVER"),
-        support::require_tool("CCR_E2E_GGUF"),
-    ) else {
+    let Some((claude, server, gguf)) = crate::claude::claude_and_llama() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -14,6 +14,7 @@ mod fallback;
 mod lean;
 mod long_session;
 mod repair;
+mod replicas;
 mod statusline;
 mod ui_browser;
 mod vision;

@@ -131,11 +131,7 @@ async fn a_pasted_image_does_not_end_the_session_on_a_fake_ollama_without_vision
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pasted_image_does_not_end_the_session_on_llama_server_without_a_projector() {
-    let (Some(claude), Some(server), Some(gguf)) = (
-        support::require_tool("CCR_E2E_CLAUDE"),
-        support::require_tool("CCR_E2E_LLAMA_SERVER"),
-        support::require_tool("CCR_E2E_GGUF"),
-    ) else {
+    let Some((claude, server, gguf)) = crate::claude::claude_and_llama() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

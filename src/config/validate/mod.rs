@@ -318,6 +318,48 @@ mod tests {
     }
 
     #[test]
+    fn api_base_url_may_list_replicas_each_checked() {
+        let mut doc = good();
+        let (a, b) = (
+            "http://10.0.0.2:8000/v1/chat/completions",
+            "http://10.0.0.3:8000/v1/chat/completions",
+        );
+        doc["Providers"][0]["api_base_url"] = json!([a, b]);
+        doc["Providers"][0]["replica_max_in_flight"] = json!(4);
+        let cfg = build(&doc, &[]).unwrap();
+        let p = &cfg.providers[0];
+        assert_eq!(
+            p.api_base_url, a,
+            "the first URL, for every existing reader"
+        );
+        let urls: Vec<&str> = p.replicas.iter().map(|r| r.url.as_str()).collect();
+        assert_eq!(urls, [a, b]);
+        assert_eq!(p.replica_max_in_flight, Some(4));
+        assert_eq!(p.display_urls(), format!("{a} (2 replicas)"));
+        // A single URL keeps no replica list.
+        assert!(build(&good(), &[]).unwrap().providers[0]
+            .replicas
+            .is_empty());
+
+        doc["Providers"][0]["api_base_url"] = json!([a, "ftp://x/v1", 3, a]);
+        assert_eq!(
+            paths(doc.clone()),
+            [
+                "Providers[0].api_base_url[1]",
+                "Providers[0].api_base_url[2]",
+                "Providers[0].api_base_url[3]"
+            ]
+        );
+        doc["Providers"][0]["api_base_url"] = json!([a, "http://10.0.0.4:8000/v1/messages"]);
+        assert_eq!(paths(doc.clone()), ["Providers[0].api_base_url[1]"]);
+        doc["Providers"][0]["api_base_url"] = json!([]);
+        assert_eq!(paths(doc.clone()), ["Providers[0].api_base_url"]);
+        doc["Providers"][0]["api_base_url"] = json!(a);
+        doc["Providers"][0]["replica_max_in_flight"] = json!(0);
+        assert_eq!(paths(doc), ["Providers[0].replica_max_in_flight"]);
+    }
+
+    #[test]
     fn port_out_of_range() {
         for bad in [json!(0), json!(70000), json!("http")] {
             let mut doc = good();

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::super::model::{
-    ContextEditing, Provider, ProviderKind, DEFAULT_CONTEXT_TARGET_PERCENT, DEFAULT_OUTPUT_RESERVE,
+    ContextEditing, Provider, ProviderKind, Replica, DEFAULT_CONTEXT_TARGET_PERCENT,
+    DEFAULT_OUTPUT_RESERVE, MAX_REPLICAS,
 };
 use super::{compact, kind_of, Checker};
 
@@ -77,7 +78,19 @@ fn build_provider(
         return None;
     };
     let name = provider_name(c, obj, &path, seen)?;
-    let url = provider_url(c, obj, &path, &name);
+    let (url, replicas) = provider_urls(c, obj, &path, &name);
+    let limit_at = format!("{path}.replica_max_in_flight");
+    let replica_max_in_flight = match c.opt_u64(obj, "replica_max_in_flight", &limit_at) {
+        Some(0) => {
+            c.add(
+                &limit_at,
+                "0 would refuse every request",
+                "use the number of parallel slots of one replica (e.g. 4), or remove the key for no limit",
+            );
+            None
+        }
+        n => n.map(|v| v.min(u32::MAX as u64) as u32),
+    };
     let api_key = c
         .opt_str(obj, "api_key", &format!("{path}.api_key"))
         .filter(|k| !k.is_empty());
@@ -105,10 +118,26 @@ fn build_provider(
                 .ok()
                 .map(|u| crate::config::is_loopback_url(&u))
         });
+    let kind = provider_kind(&url, transformer.as_ref());
+    // One provider speaks one wire format: every replica must be the same kind.
+    for (j, r) in replicas.iter().enumerate().skip(1) {
+        if provider_kind(&r.url, transformer.as_ref()) != kind {
+            c.add(
+                format!("{path}.api_base_url[{j}]"),
+                format!(
+                    "\"{}\" is not the same kind of endpoint as the first URL",
+                    r.url
+                ),
+                "list replicas of one server kind: all …/v1/chat/completions or all …/v1/messages",
+            );
+        }
+    }
     Some(Provider {
-        kind: provider_kind(&url, transformer.as_ref()),
+        kind,
         name,
         api_base_url: url,
+        replicas: replicas.into(),
+        replica_max_in_flight,
         api_key,
         models,
         transformer,
@@ -204,16 +233,66 @@ fn provider_name(
     Some(name)
 }
 
-/// The provider's `api_base_url`, trimmed; an http(s) URL with a host unless it still
-/// holds an unresolved `$VAR`.
-fn provider_url(c: &mut Checker, obj: &Map<String, Value>, path: &str, name: &str) -> String {
-    let url = match c.opt_str(obj, "api_base_url", &format!("{path}.api_base_url")) {
-        Some(u) if !u.trim().is_empty() => u.trim().to_owned(),
-        _ => {
+/// The provider's `api_base_url`: one URL, or a list of URLs serving the same model
+/// (replicas). Returns the first URL and, for a list, every URL.
+fn provider_urls(
+    c: &mut Checker,
+    obj: &Map<String, Value>,
+    path: &str,
+    name: &str,
+) -> (String, Vec<Replica>) {
+    let at = format!("{path}.api_base_url");
+    let Some(Value::Array(items)) = obj.get("api_base_url") else {
+        return (
+            provider_url(c, obj.get("api_base_url"), &at, name),
+            Vec::new(),
+        );
+    };
+    if items.is_empty() || items.len() > MAX_REPLICAS {
+        c.add(
+            &at,
+            format!("lists {} URLs", items.len()),
+            format!("list 1 to {MAX_REPLICAS} URLs of servers running the same model, e.g. [\"http://10.0.0.2:8000/v1/chat/completions\", \"http://10.0.0.3:8000/v1/chat/completions\"]"),
+        );
+        return (String::new(), Vec::new());
+    }
+    let urls: Vec<String> = items
+        .iter()
+        .enumerate()
+        .map(|(j, item)| provider_url(c, Some(item), &format!("{at}[{j}]"), name))
+        .collect();
+    let mut seen = HashSet::new();
+    for (j, url) in urls.iter().enumerate() {
+        if !url.is_empty() && !seen.insert(url.as_str()) {
             c.add(
-                format!("{path}.api_base_url"),
+                format!("{at}[{j}]"),
+                format!("\"{url}\" is listed twice"),
+                "list each replica once",
+            );
+        }
+    }
+    let first = urls[0].clone();
+    (first, urls.into_iter().map(Replica::new).collect())
+}
+
+/// One `api_base_url` (or one item of the list at `at`), trimmed; an http(s) URL with
+/// a host unless it still holds an unresolved `$VAR`.
+fn provider_url(c: &mut Checker, value: Option<&Value>, at: &str, name: &str) -> String {
+    let url = match value {
+        Some(Value::String(u)) if !u.trim().is_empty() => u.trim().to_owned(),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            c.add(
+                at,
                 format!("provider \"{name}\" has no api_base_url"),
                 "set the full endpoint URL, e.g. \"http://127.0.0.1:11434/v1/chat/completions\" or \"https://api.anthropic.com/v1/messages\"",
+            );
+            String::new()
+        }
+        Some(other) => {
+            c.add(
+                at,
+                format!("expected a URL, found {}", kind_of(other)),
+                "write the URL as a quoted string, or a list of them for replicas",
             );
             String::new()
         }
@@ -222,12 +301,12 @@ fn provider_url(c: &mut Checker, obj: &Map<String, Value>, path: &str, name: &st
         match url::Url::parse(&url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             Ok(u) => c.add(
-                format!("{path}.api_base_url"),
+                at,
                 format!("\"{url}\" uses scheme \"{}\"", u.scheme()),
                 "use an http:// or https:// URL",
             ),
             Err(e) => c.add(
-                format!("{path}.api_base_url"),
+                at,
                 format!("\"{url}\" is not a valid URL ({e})"),
                 "write a full URL such as \"http://127.0.0.1:11434/v1/chat/completions\"",
             ),

@@ -179,7 +179,10 @@ pub(super) fn config_auth(f: &Facts) -> Check {
 /// One provider's status, detail line and fix: unreachable or missing a model is a
 /// failure for the default provider, a warning for the others.
 fn provider_state(p: &crate::doctor::facts::ProviderProbe) -> (Status, String, Option<String>) {
-    let at = format!("Providers[{}] \"{}\"", p.index, p.name);
+    let at = match p.replicas {
+        0 | 1 => format!("Providers[{}] \"{}\"", p.index, p.name),
+        n => format!("Providers[{}] \"{}\" ({n} replicas)", p.index, p.name),
+    };
     let bad = if p.is_default {
         Status::Fail
     } else {

@@ -98,6 +98,7 @@ fn healthy() -> Facts {
         context_length: 32_768,
         providers: vec![ProviderProbe {
             index: 0,
+            replicas: 1,
             name: "ollama".into(),
             url: "http://127.0.0.1:11434/v1/chat/completions".into(),
             is_ollama: true,
@@ -382,6 +383,7 @@ fn providers_fail_for_the_default_and_warn_for_others() {
     let mut f = healthy();
     f.providers.push(ProviderProbe {
         index: 1,
+        replicas: 1,
         name: "cloud".into(),
         url: "https://api.example.com/v1/chat/completions".into(),
         is_ollama: false,

@@ -91,6 +91,8 @@ pub(super) struct Scope<'a> {
     pub fallback_reason: Option<String>,
     /// Tool calls from any target that could not be repaired, so far.
     pub tool_call_failures: AtomicU32,
+    /// Which replica the request belongs on ([`crate::proxy::replicas`]).
+    pub affinity: u64,
 }
 
 impl<'a> Scope<'a> {
@@ -104,7 +106,9 @@ impl<'a> Scope<'a> {
         req: MessagesRequest,
         body: Bytes,
     ) -> Scope<'a> {
+        let affinity = crate::proxy::replicas::affinity_key(meta.session_id.as_deref(), &req);
         Scope {
+            affinity,
             state,
             config,
             plan,
@@ -187,7 +191,14 @@ impl Attempt<'_> {
         let headers = self.scope.headers;
         let upstream = &self.state().upstream;
         upstream
-            .send(self.provider, headers, body, stream, head_timeout)
+            .send(
+                self.provider,
+                headers,
+                body,
+                stream,
+                head_timeout,
+                self.scope.affinity,
+            )
             .await
     }
 

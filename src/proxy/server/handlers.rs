@@ -219,14 +219,16 @@ async fn upstream_count_tokens(
     decision.apply(&mut req);
     strip_unsigned_thinking(&mut req);
     let body = serde_json::to_vec(&req).ok()?;
+    // Counting needs no affinity: it goes to the first URL.
     let counting = Provider {
         api_base_url: url,
+        replicas: Default::default(),
         ..provider.clone()
     };
     let timeout = Duration::from_millis(config.connect_timeout_ms.max(10_000));
     let answer = state
         .upstream
-        .send(&counting, headers, Bytes::from(body), false, timeout)
+        .send(&counting, headers, Bytes::from(body), false, timeout, 0)
         .await
         .map_err(|e| tracing::debug!("count_tokens upstream failed, estimating: {}", e.failure))
         .ok()?;

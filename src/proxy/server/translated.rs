@@ -55,10 +55,12 @@ pub(super) async fn open(
     let idle = attempt.idle();
     let upstream = state.upstream.clone();
     let (provider, headers) = (attempt.provider.clone(), attempt.scope.headers.clone());
-    let body = outgoing.body.clone();
+    let (body, affinity) = (outgoing.body.clone(), attempt.scope.affinity);
     let (learner, model) = (Arc::clone(state), attempt.target.model.clone());
     let mut head: PendingHead = Box::pin(async move {
-        let answer = upstream.send(&provider, &headers, body, true, idle).await;
+        let answer = upstream
+            .send(&provider, &headers, body, true, idle, affinity)
+            .await;
         // An error that comes after the stream was committed (a server that answers
         // only after its prefill) cannot be retried in this answer; the next request
         // is translated without the missing part.
@@ -142,6 +144,8 @@ struct Rescue {
     names: ToolNameMap,
     /// The offered tools, for the retry's repair mode.
     tools: Option<ToolCatalog>,
+    /// The retry goes to the same replica.
+    affinity: u64,
 }
 
 impl Rescue {
@@ -174,6 +178,7 @@ impl Rescue {
             input_estimate,
             names: outgoing.names.clone(),
             tools,
+            affinity: scope.affinity,
         }))
     }
 
@@ -541,14 +546,17 @@ impl TranslatedStream {
                     .unwrap_or_else(|| rescue.upstream_body.clone()),
                 None => rescue.upstream_body.clone(),
             };
-            let (upstream, provider, headers, idle) = (
+            let (upstream, provider, headers, idle, affinity) = (
                 rescue.state.upstream.clone(),
                 rescue.provider.clone(),
                 rescue.headers.clone(),
                 idle,
+                rescue.affinity,
             );
             self.pending_head = Some(Box::pin(async move {
-                upstream.send(&provider, &headers, body, true, idle).await
+                upstream
+                    .send(&provider, &headers, body, true, idle, affinity)
+                    .await
             }));
             self.upstream = Box::pin(futures_util::stream::empty());
             let single = self.translator.is_single_tool_call();

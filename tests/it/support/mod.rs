@@ -7,6 +7,7 @@
 pub mod claude_code;
 pub mod fake_bin;
 pub mod fake_ollama;
+pub mod fake_vllm;
 pub mod ledger;
 pub mod net;
 pub mod openai_upstream;

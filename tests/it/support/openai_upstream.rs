@@ -123,8 +123,10 @@ struct Shared {
     /// Per request index: when the client closed the connection before the answer
     /// was over.
     client_closed: Vec<Option<Instant>>,
-    /// Capability questions (`/api/show`, `/props`) answered 404.
+    /// Capability questions (`/api/show`, `/props`, `/v1/models`) answered.
     probes: usize,
+    /// The `GET /v1/models` answer; 404 when None (a scripted server without models).
+    models: Option<String>,
 }
 
 pub struct FakeUpstream {
@@ -150,9 +152,20 @@ impl FakeUpstream {
     pub async fn start_with(
         handler: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
     ) -> FakeUpstream {
+        Self::start_serving(None, handler).await
+    }
+
+    /// As [`FakeUpstream::start_with`], answering `GET /v1/models` with `models`.
+    pub async fn start_serving(
+        models: Option<Value>,
+        handler: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+    ) -> FakeUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        let shared = Arc::new(Mutex::new(Shared {
+            models: models.map(|m| m.to_string()),
+            ..Shared::default()
+        }));
         let handler: Arc<Handler> = Arc::new(handler);
         let task = {
             let shared = shared.clone();
@@ -279,13 +292,20 @@ async fn serve_one(
         return Ok(());
     };
     // The proxy asks a local server what a model can take (Ollama's `/api/show`,
-    // llama-server's `/props`); a scripted OpenAI server has neither, and the question
-    // is not one of the scripted requests.
-    if matches!(request.path.as_str(), "/api/show" | "/props") {
-        shared.lock().unwrap().probes += 1;
-        let body = "404 page not found";
+    // llama-server's `/props`, vLLM's `/v1/models`); a scripted OpenAI server has none
+    // unless given models, and the question is not one of the scripted requests.
+    if matches!(request.path.as_str(), "/api/show" | "/props" | "/v1/models") {
+        let models = {
+            let mut s = shared.lock().unwrap();
+            s.probes += 1;
+            s.models.clone().filter(|_| request.path == "/v1/models")
+        };
+        let (status, body) = match &models {
+            Some(m) => ("200 OK", m.as_str()),
+            None => ("404 Not Found", "404 page not found"),
+        };
         let head = format!(
-            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         socket.write_all(head.as_bytes()).await?;
