@@ -21,6 +21,10 @@ use crate::statusline::{self, ClaudeStatus, InstallOutcome};
 /// How long the proxy may take to answer before the line says it is not running.
 const PROXY_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// How long a team server may take (TLS over the LAN) before the line says it is not
+/// answering: Claude Code waits for the status line after every message.
+const TEAM_TIMEOUT: Duration = Duration::from_millis(800);
+
 /// The most of Claude Code's JSON read from stdin.
 const MAX_INPUT_BYTES: u64 = 1024 * 1024;
 
@@ -37,6 +41,15 @@ pub fn run(ctx: &Context, args: StatuslineArgs) -> anyhow::Result<Outcome> {
         let _ = stdin.lock().take(MAX_INPUT_BYTES).read_to_end(&mut input);
     }
     let claude = ClaudeStatus::parse(&input);
+    if let Ok(Some(join)) = super::shared::joined(&ctx.config_path) {
+        let usage = super::shared::block_on(crate::team::fetch_usage(
+            &join,
+            claude.session_id.as_deref(),
+            TEAM_TIMEOUT,
+        ));
+        crate::output::out_line(&crate::team::report::status_line(usage.ok().as_ref()));
+        return Ok(Outcome::Success);
+    }
     let config = ConfigFile::load(&ctx.config_path)
         .ok()
         .and_then(|f| f.resolve().ok());

@@ -19,6 +19,7 @@ pub mod fix;
 pub mod keys;
 pub mod mcp;
 pub mod probe;
+pub mod team;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -59,6 +59,12 @@ pub fn hint_of(err: &anyhow::Error) -> Option<String> {
             p.hint()
         } else if let Some(p) = e.downcast_ref::<UnknownPlatform>() {
             p.hint()
+        } else if let Some(u) = e.downcast_ref::<crate::config::ServerUrlError>() {
+            u.hint()
+        } else if let Some(u) = e.downcast_ref::<crate::team::UsageError>() {
+            u.hint()
+        } else if let Some(g) = e.downcast_ref::<crate::provision::engine::EngineError>() {
+            g.hint()
         } else {
             None
         }

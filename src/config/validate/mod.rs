@@ -16,6 +16,7 @@ mod providers;
 mod proxy;
 mod quality;
 mod router;
+mod team;
 
 use fallback::build_fallback;
 use listen::build_listen;
@@ -163,6 +164,7 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
     let fallback = build_fallback(&mut c, root, &providers);
     let quality = quality::build_quality(&mut c, root);
     let ollama = build_ollama(&mut c, root);
+    team::check_team(&mut c, root);
 
     if !c.problems.is_empty() {
         return Err(c.problems);
