@@ -47,6 +47,23 @@ fn set(map: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
+/// The provider named as `fresh` is, added as `fresh` when the config has none.
+fn provider(
+    root: &mut Map<String, Value>,
+    fresh: Value,
+) -> Result<&mut Map<String, Value>, EditError> {
+    let name = fresh["name"].as_str().unwrap_or_default().to_owned();
+    let list = root
+        .entry("Providers")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+        .ok_or(EditError::ProvidersNotAList)?;
+    if find_provider(list, &name).is_none() {
+        list.push(fresh);
+    }
+    Ok(find_provider(list, &name).expect("just added"))
+}
+
 /// Make `doc` a team server's config for `a`.
 pub fn apply_server(doc: &mut Value, a: &ServerAnswers) -> Result<(), EditError> {
     let root = root(doc)?;
@@ -54,15 +71,7 @@ pub fn apply_server(doc: &mut Value, a: &ServerAnswers) -> Result<(), EditError>
     set_number(root, "PORT", u64::from(a.port));
     set(root, "ServerMode", json!(true));
     let name = a.engine.kind.name();
-    let list = root
-        .entry("Providers")
-        .or_insert_with(|| json!([]))
-        .as_array_mut()
-        .ok_or(EditError::ProvidersNotAList)?;
-    if find_provider(list, name).is_none() {
-        list.push(json!({"name": name, "api_key": ""}));
-    }
-    let p = find_provider(list, name).expect("just added");
+    let p = provider(root, json!({"name": name, "api_key": ""}))?;
     set(p, "api_base_url", json!(a.engine.chat_url()));
     set(p, "models", json!([a.model]));
     set(p, "local", json!(true));
@@ -86,15 +95,7 @@ pub fn apply_join(doc: &mut Value, url: &str, ca_cert: Option<&str>) -> Result<(
         join["ca_cert"] = json!(ca);
     }
     set(root, "Join", join);
-    let list = root
-        .entry("Providers")
-        .or_insert_with(|| json!([]))
-        .as_array_mut()
-        .ok_or(EditError::ProvidersNotAList)?;
-    if find_provider(list, TEAM_PROVIDER).is_none() {
-        list.push(json!({"name": TEAM_PROVIDER}));
-    }
-    let p = find_provider(list, TEAM_PROVIDER).expect("just added");
+    let p = provider(root, json!({"name": TEAM_PROVIDER}))?;
     set(p, "api_base_url", json!(format!("{url}/v1/messages")));
     set(p, "api_key", json!(key_ref));
     set(p, "models", json!([TEAM_MODEL]));

@@ -86,20 +86,16 @@ fn assert_unit_verifies(unit: &Path) {
 /// Run `init --server` against `engine` and check everything it wrote.
 fn check_server_init(engine: &RoutedHttp, provider: &str, model: &str, window: Option<u64>) {
     let sb = Sandbox::new();
-    let (stdout, _) = run_expect(
-        init_server(
-            &sb,
-            &[
-                "--engine-url",
-                &engine.base(),
-                "--tls",
-                "internal",
-                "--domain",
-                "gpu-box.lan",
-            ],
-        ),
-        0,
-    );
+    let base = engine.base();
+    let flags = [
+        "--engine-url",
+        &base,
+        "--tls",
+        "internal",
+        "--domain",
+        "gpu-box.lan",
+    ];
+    let (stdout, _) = run_expect(init_server(&sb, &flags), 0);
     assert!(
         stdout.contains(&format!("Engine: {provider} at {}", engine.base())),
         "{stdout}"
@@ -133,21 +129,13 @@ fn check_server_init(engine: &RoutedHttp, provider: &str, model: &str, window: O
     assert!(text.contains("gpu-box.lan {\n\ttls internal\n"), "{text}");
     assert_caddy_accepts(&caddyfile, 3456);
     // Re-running changes nothing in the config (no new backup).
-    run_expect(
-        init_server(
-            &sb,
-            &[
-                "--engine-url",
-                &engine.base(),
-                "--tls",
-                "internal",
-                "--domain",
-                "gpu-box.lan",
-            ],
-        ),
-        0,
+    let (stdout, _) = run_expect(init_server(&sb, &flags), 0);
+    assert!(
+        stdout.contains("unchanged ~/.claude-code-router/config.json"),
+        "{stdout}"
     );
     assert_eq!(sb.config_doc(), doc);
+    assert_eq!(sb.config_backups(), 0);
 }
 
 #[test]

@@ -74,17 +74,8 @@ pub(super) fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<Outcome> {
         "store",
         store.destination()
     ));
-    if args.dry_run {
-        out.line("\nDry run: nothing was changed.");
-        return Ok(Outcome::Success);
-    }
-    if let Prompter::NoTerminal = prompter {
-        out.err_line("\nNo terminal to ask for consent, so nothing was written; add --yes to apply this plan.");
-        return Ok(Outcome::Usage);
-    }
-    if !prompter.confirm("Apply this plan?", true)? {
-        out.line("Nothing was changed.");
-        return Ok(Outcome::Success);
+    if let Some(outcome) = super::consent(&out, &prompter, args.dry_run)? {
+        return Ok(outcome);
     }
     let stored = store.set(CLIENT_KEY_VAR, &key)?;
     out.line(&format!("Stored the client key in the {stored}."));

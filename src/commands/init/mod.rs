@@ -155,6 +155,28 @@ fn check_resolves(
     Ok(resolved)
 }
 
+/// The consent of `--server` and `--join` after their plan: Some(outcome) when
+/// nothing is to be written (a dry run, no terminal to ask on, or a no).
+fn consent(
+    out: &crate::output::Printer,
+    prompter: &Prompter,
+    dry_run: bool,
+) -> anyhow::Result<Option<Outcome>> {
+    if dry_run {
+        out.line("\nDry run: nothing was changed.");
+        return Ok(Some(Outcome::Success));
+    }
+    if let Prompter::NoTerminal = prompter {
+        out.err_line("\nNo terminal to ask for consent, so nothing was written; add --yes to apply this plan.");
+        return Ok(Some(Outcome::Usage));
+    }
+    if !prompter.confirm("Apply this plan?", true)? {
+        out.line("Nothing was changed.");
+        return Ok(Some(Outcome::Success));
+    }
+    Ok(None)
+}
+
 /// Write the config (a backup of the old one is kept) and say so.
 fn write_config(out: &crate::output::Printer, config: &ConfigFile) -> anyhow::Result<()> {
     match config

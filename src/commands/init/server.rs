@@ -72,17 +72,8 @@ pub(super) fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<Outcome> {
     let caddyfile = caddyfile(&prompter, args, &ctx.config_path, port)?;
     let unit = unit(ctx, args)?;
     print_plan(&out, &config, existing.as_ref(), &caddyfile, unit.as_ref());
-    if args.dry_run {
-        out.line("\nDry run: nothing was changed.");
-        return Ok(Outcome::Success);
-    }
-    if let Prompter::NoTerminal = prompter {
-        out.err_line("\nNo terminal to ask for consent, so nothing was written; add --yes to apply this plan.");
-        return Ok(Outcome::Usage);
-    }
-    if !prompter.confirm("Write these files?", true)? {
-        out.line("Nothing was changed.");
-        return Ok(Outcome::Success);
+    if let Some(outcome) = super::consent(&out, &prompter, args.dry_run)? {
+        return Ok(outcome);
     }
     super::write_config(&out, &config)?;
     for (path, text, mode) in [Some(&caddyfile), unit.as_ref()].into_iter().flatten() {

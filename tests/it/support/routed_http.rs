@@ -1,7 +1,8 @@
 //! A tiny HTTP/1.1 server with canned answers per path (the query ignored), recording
 //! every request line and its headers: fake model engines (vLLM, llama-server, Ollama
-//! as `init --server` probes them) and a fake team server's usage endpoint. Unknown
-//! paths get a 404. Runs on its own thread; dropping it stops it.
+//! as `init --server` probes them) and a fake team server's usage endpoint. Other
+//! paths get the fallback answer (a 404 unless given; [`super::tiny_http`] answers
+//! everything with one). Runs on its own thread; dropping it stops it.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -9,8 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One answer: the status, and the JSON body.
+/// One answer by path: the status, and the JSON body.
 pub type Route = (&'static str, u16, String);
+
+/// The answer for every other path: status, content type, body.
+pub type Fallback = (u16, String, String);
 
 pub struct RoutedHttp {
     pub addr: SocketAddr,
@@ -22,6 +26,16 @@ pub struct RoutedHttp {
 impl RoutedHttp {
     /// Listen on 127.0.0.1:`port` (0: a free one).
     pub fn start(port: u16, routes: Vec<Route>) -> RoutedHttp {
+        let not_found = (
+            404,
+            "application/json".to_owned(),
+            r#"{"error":"not found"}"#.to_owned(),
+        );
+        Self::with_fallback(port, routes, not_found)
+    }
+
+    /// [`RoutedHttp::start`] answering `fallback` where no route matches.
+    pub fn with_fallback(port: u16, routes: Vec<Route>, fallback: Fallback) -> RoutedHttp {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind routed http");
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -52,14 +66,14 @@ impl RoutedHttp {
                     .unwrap_or("")
                     .to_owned();
                 log.lock().unwrap().push(head);
-                let (status, body) = routes
+                let (status, content_type, body) = routes
                     .iter()
                     .find(|(p, _, _)| *p == path)
-                    .map(|(_, s, b)| (*s, b.clone()))
-                    .unwrap_or((404, r#"{"error":"not found"}"#.to_owned()));
+                    .map(|(_, s, b)| (*s, "application/json", b.as_str()))
+                    .unwrap_or((fallback.0, fallback.1.as_str(), fallback.2.as_str()));
                 let _ = write!(
                     conn,
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
             }
