@@ -247,3 +247,131 @@ fn team_server_mode_refuses_a_lan_bind() {
     assert!(all.contains("HOST"), "{all}");
     assert!(all.contains("Caddy terminates TLS"), "{all}");
 }
+
+/// Caddy, run from the Caddyfile `init --server` rendered, with global options for a
+/// test (no admin endpoint, no trust-store install, its storage in the sandbox, free
+/// ports); killed on drop.
+struct Caddy {
+    child: std::process::Child,
+    root_crt: std::path::PathBuf,
+}
+
+impl Caddy {
+    fn start(caddy: &Path, rendered: &Path, dir: &Path) -> Caddy {
+        let storage = dir.join("caddy-data");
+        let wrapper = dir.join("test.Caddyfile");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "{{\n\tadmin off\n\tskip_install_trust\n\tauto_https disable_redirects\n\thttp_port {}\n\tstorage file_system {}\n}}\nimport {}\n",
+                unbound_port(),
+                storage.display(),
+                rendered.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(caddy)
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&wrapper)
+            .env("HOME", dir)
+            .env("XDG_DATA_HOME", dir.join("xdg-data"))
+            .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("caddy.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let root_crt = storage.join("pki/authorities/local/root.crt");
+        Caddy { child, root_crt }
+    }
+}
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The whole TLS path with the real Caddy: `init --server` renders the Caddyfile in
+/// front of a fake team server (standing in for the proxy), Caddy serves it with its
+/// own CA, and `init --join https://… --ca-cert root.crt` joins through it; without
+/// the CA the laptop refuses the certificate.
+#[test]
+fn team_join_through_the_rendered_caddyfile_with_caddys_internal_ca() {
+    let Some(caddy) = tool_on_path("caddy") else {
+        return;
+    };
+    let (vllm, team) = (
+        fake_vllm(),
+        crate::support::routed_http::fake_team_server(200),
+    );
+    let server = Sandbox::new();
+    let https_port = unbound_port();
+    let site = format!("127.0.0.1:{https_port}");
+    let team_port = team.port().to_string();
+    let flags = [
+        "--engine-url",
+        &vllm.base(),
+        "--tls",
+        "internal",
+        "--domain",
+        &site,
+        "--port",
+        &team_port,
+    ];
+    run_expect(init_server(&server, &flags), 0);
+    let rendered = server.config_path().with_file_name("Caddyfile");
+    let caddy = Caddy::start(&caddy, &rendered, server.root.path());
+    let url = format!("https://{site}");
+    let started = std::time::Instant::now();
+    while !(caddy.root_crt.exists() && std::net::TcpStream::connect(&site).is_ok()) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "caddy did not start: {}",
+            std::fs::read_to_string(server.root.path().join("caddy.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let laptop = Sandbox::new();
+    let join = |extra: &[&str], code: i32| {
+        let config = laptop.config_path();
+        let mut args = vec![
+            "--config",
+            config.to_str().unwrap(),
+            "init",
+            "--join",
+            &url,
+            "--yes",
+        ];
+        args.extend_from_slice(extra);
+        let mut c = laptop.cmd(&args);
+        c.env("CCR_SETUP_PLATFORM", "linux")
+            .env("CCR_SETUP_CLIENT_KEY", "ccr_through_caddy");
+        run_expect(c, code)
+    };
+    let (_, stderr) = join(&[], 1);
+    assert!(stderr.contains("cannot reach the team server"), "{stderr}");
+    let crt = caddy.root_crt.to_str().unwrap().to_owned();
+    let (stdout, _) = join(&["--ca-cert", &crt], 0);
+    assert!(stdout.contains("accepts the key: client alice"), "{stdout}");
+    // Caddy passed the key and named the upstream in Host (the proxy's rebinding guard).
+    let head = team.requests().pop().unwrap().to_ascii_lowercase();
+    assert!(head.contains("x-api-key: ccr_through_caddy"), "{head}");
+    assert!(
+        head.contains(&format!("host: 127.0.0.1:{}", team.port())),
+        "{head}"
+    );
+    assert_eq!(laptop.config_doc()["Join"]["ca_cert"], crt.as_str());
+    let config = laptop.config_path();
+    let mut env = laptop.cmd(&["--config", config.to_str().unwrap(), "env"]);
+    env.env("CCR_SETUP_PLATFORM", "linux");
+    let (stdout, _) = run_expect(env, 0);
+    assert!(
+        stdout.contains(&format!("export ANTHROPIC_BASE_URL='{url}'")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("export NODE_EXTRA_CA_CERTS='{crt}'")),
+        "{stdout}"
+    );
+}
