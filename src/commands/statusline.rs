@@ -6,6 +6,8 @@
 //! every 30 s to check the proxy proves it holds the key before the key is sent), one read of today's ledger
 //! rows, no retries. Nothing it meets is an error worth a non-zero exit: a proxy that
 //! is down, a config that does not resolve or a missing ledger just shortens the line.
+//! On a laptop joined to a team server the line is the server's report of the session
+//! (`/v1/ccr/usage?session=…`, one https request within 800 ms), else a plain line.
 
 use std::io::{IsTerminal, Read};
 use std::time::Duration;

@@ -14,5 +14,6 @@ mod lean;
 mod long_session;
 mod repair;
 mod statusline;
+mod team;
 mod ui_browser;
 mod vision;
