@@ -58,21 +58,22 @@ pub fn status_line(u: Option<&Usage>) -> String {
                     }
                 ));
             }
-            parts.push(format!("session {}", totals(&s.totals)));
+            parts.push(format!("session {}", totals(&s.totals, None)));
         }
         None => parts.push("no request yet in this session".to_owned()),
     }
-    let mut today = format!("today {}", totals(&u.today));
-    if let Some(limit) = u.limits.daily_requests {
-        today.push_str(&format!(" of {limit}"));
-    }
-    parts.push(today);
+    parts.push(format!(
+        "today {}",
+        totals(&u.today, u.limits.daily_requests)
+    ));
     parts.join(" · ")
 }
 
-fn totals(t: &Totals) -> String {
+/// Requests (of the daily limit, when there is one), input tokens, spend and savings.
+fn totals(t: &Totals, limit: Option<u64>) -> String {
+    let of = limit.map(|l| format!("/{l}")).unwrap_or_default();
     let mut s = format!(
-        "{} req, {} in",
+        "{}{of} req, {} in",
         t.requests,
         humanize::tokens(t.input_tokens)
     );
@@ -115,8 +116,10 @@ mod tests {
     fn the_status_line_shows_the_session_then_today() {
         let line = status_line(Some(&usage(true)));
         assert!(line.starts_with("ccr · team alice · openai/gpt-oss-20b · 1 old tool result cleared to fit · session 3 req"), "{line}");
-        assert!(line.contains("today 12 req"), "{line}");
-        assert!(line.ends_with("of 500"), "{line}");
+        assert!(
+            line.ends_with("today 12/500 req, 120.0k in, cloud $0.50, saved $3.10"),
+            "{line}"
+        );
         assert!(status_line(None).contains("not answering"));
         assert!(status_line(Some(&usage(false))).contains("no request yet"));
     }
