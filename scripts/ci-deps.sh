@@ -68,7 +68,7 @@ ccr_ci_locked() {
 }
 
 # Debian packages: plistutil (plist validation), shellcheck, systemd-analyze (unit
-# validation), nginx and wrk (the peer benchmark), minisign (release signatures). `apt-get update` runs only when
+# validation), caddy (`init --server`'s Caddyfile, checked with `caddy adapt`), nginx and wrk (the peer benchmark), minisign (release signatures). `apt-get update` runs only when
 # something is missing.
 ccr_ci_apt() {
     local -a missing=()
@@ -80,6 +80,7 @@ ccr_ci_apt() {
     command -v flock >/dev/null 2>&1 || missing+=(util-linux)
     command -v unzip >/dev/null 2>&1 || missing+=(unzip)
     command -v minisign >/dev/null 2>&1 || missing+=(minisign)
+    command -v caddy >/dev/null 2>&1 || missing+=(caddy)
     if [ "${#missing[@]}" -eq 0 ]; then
         return 0
     fi
@@ -99,7 +100,7 @@ ccr_ci_apt() {
     fi
     case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
     local tool
-    for tool in plistutil shellcheck systemd-analyze nginx wrk; do
+    for tool in plistutil shellcheck systemd-analyze caddy nginx wrk; do
         command -v "$tool" >/dev/null 2>&1 || {
             ccr_ci_fail "$tool still not on PATH after apt-get install"
             return 1

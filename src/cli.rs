@@ -255,6 +255,68 @@ pub struct InitArgs {
     /// kept unless you agree to replace it.
     #[arg(long)]
     pub statusline: bool,
+
+    /// Set up this machine as a team's GPU server (docs/team.md): find the model
+    /// server (vLLM, llama-server or Ollama on its default loopback port, or the one
+    /// named), write a config in server mode (the proxy on loopback, requiring client
+    /// keys), a systemd unit for the proxy, and a Caddyfile that serves it over TLS.
+    /// Next: `ccr-setup clients add NAME` for each laptop.
+    #[arg(long, conflicts_with = "join")]
+    pub server: bool,
+
+    /// With --server: the model server, instead of detecting it.
+    #[arg(long, value_enum, value_name = "ENGINE", requires = "server")]
+    pub engine: Option<EngineChoice>,
+
+    /// With --server: where the model server listens, e.g. http://127.0.0.1:8000
+    /// (default: the engine's own port on loopback).
+    #[arg(long, value_name = "URL", requires = "server")]
+    pub engine_url: Option<String>,
+
+    /// With --server: the name (or IP) laptops reach this box by, for Caddy's site and
+    /// certificate. Default with --tls internal: this machine's host name.
+    #[arg(long, value_name = "NAME", requires = "server")]
+    pub domain: Option<String>,
+
+    /// With --server: where Caddy gets its certificate: `acme` (a public certificate;
+    /// the name must resolve to this box and ports 80/443 be reachable; needs
+    /// --domain) or `internal` (Caddy's own CA, whose root.crt laptops then trust).
+    /// Default: acme with --domain, else internal.
+    #[arg(long, value_enum, value_name = "MODE", requires = "server")]
+    pub tls: Option<TlsChoice>,
+
+    /// Join a team server from this laptop: check it with the client key, store the
+    /// key in the secrets store (Keychain on macOS, else secrets.env), and write a
+    /// config that points `code`, `env`, `stats` and the status line at the server.
+    /// No local Ollama or proxy runs. Only https:// (http:// only to loopback).
+    #[arg(long, value_name = "URL")]
+    pub join: Option<String>,
+
+    /// With --join: the client key (`ccr_…`, from `ccr-setup clients add` on the
+    /// server). Default: $CCR_SETUP_CLIENT_KEY, else a hidden prompt. A key on the
+    /// command line lands in your shell history; prefer the prompt or the variable.
+    #[arg(long, value_name = "KEY", requires = "join")]
+    pub key: Option<String>,
+
+    /// With --join: a CA certificate (PEM) to trust for the server, e.g. the root.crt
+    /// of a Caddy with `tls internal`. `code` passes it to Claude Code too.
+    #[arg(long, value_name = "PATH", requires = "join")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// `init --engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineChoice {
+    Vllm,
+    LlamaServer,
+    Ollama,
+}
+
+/// `init --tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsChoice {
+    Acme,
+    Internal,
 }
 
 #[derive(Debug, Clone, Args)]

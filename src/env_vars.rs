@@ -10,6 +10,10 @@ impl EnvVars {
     // ── ccr-setup's own ──
     /// The router config file (same as `--config`).
     pub const CCR_SETUP_CONFIG: &'static str = "CCR_SETUP_CONFIG";
+    /// A joined laptop's team client key (`init --join` stores it in the secrets store;
+    /// the config's `Join.key` references it). Also read by `init --join` instead of
+    /// `--key` or a prompt.
+    pub const CCR_SETUP_CLIENT_KEY: &'static str = "CCR_SETUP_CLIENT_KEY";
 
     // ── test-only hooks: users never need these ──
     /// Provision and diagnose as this platform (`macos` or `linux`) instead of the one
@@ -22,6 +26,9 @@ impl EnvVars {
     pub const CCR_SETUP_OLLAMA_REGISTRY: &'static str = "CCR_SETUP_OLLAMA_REGISTRY";
     /// The models URL `init` checks a cloud key against (default Anthropic's).
     pub const CCR_SETUP_ANTHROPIC_MODELS_URL: &'static str = "CCR_SETUP_ANTHROPIC_MODELS_URL";
+    /// The loopback ports `init --server` probes for an engine (comma-separated;
+    /// default 8000,8080,11434), so tests can run fake engines on free ports.
+    pub const CCR_SETUP_ENGINE_PORTS: &'static str = "CCR_SETUP_ENGINE_PORTS";
 
     // ── Ollama's, read as Ollama reads them ──
     /// Where the Ollama server listens (host, host:port or URL).
@@ -53,6 +60,8 @@ impl EnvVars {
     pub const CLAUDE_CODE_SUBAGENT_MODEL: &'static str = "CLAUDE_CODE_SUBAGENT_MODEL";
     /// Where Claude Code keeps `.claude.json` when not in `$HOME`.
     pub const CLAUDE_CONFIG_DIR: &'static str = "CLAUDE_CONFIG_DIR";
+    /// Extra CA certificates Claude Code (Node) trusts: a joined laptop's `Join.ca_cert`.
+    pub const NODE_EXTRA_CA_CERTS: &'static str = "NODE_EXTRA_CA_CERTS";
 
     // ── the system's ──
     pub const HOME: &'static str = "HOME";

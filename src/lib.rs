@@ -28,4 +28,5 @@ pub mod sanitize;
 pub mod service;
 pub mod smoke;
 pub mod statusline;
+pub mod team;
 pub mod ui;

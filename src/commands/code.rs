@@ -1,6 +1,7 @@
 //! `ccr-setup code [ARGS…]`: make sure the proxy answers (and proves it holds the
 //! `APIKEY`), then exec `claude` with the environment that points it at the proxy and,
-//! instead of the key, a session token the proxy minted. `ccr-setup env` prints the same environment;
+//! instead of the key, a session token the proxy minted. On a laptop joined to a team
+//! server it starts nothing and points `claude` at the server's https URL. `ccr-setup env` prints the same environment;
 //! [`claude_env`] builds it for both.
 
 use std::os::unix::process::CommandExt;
@@ -11,6 +12,7 @@ use super::running_proxy::ensure_proxy;
 use super::shared::{block_on, claude_env, load_client_config};
 use super::{Context, Outcome};
 use crate::cli::CodeArgs;
+use crate::config::Join;
 use crate::diagnostic::Diagnostic;
 use crate::env_vars::EnvVars;
 
@@ -20,9 +22,14 @@ pub fn run(ctx: &Context, args: CodeArgs) -> anyhow::Result<Outcome> {
         Diagnostic::new("Claude Code (`claude`) is not on PATH")
             .with_hint("run `ccr-setup init`, or `npm install -g @anthropic-ai/claude-code`")
     })?;
-    ensure_proxy(ctx, &cfg)?;
+    let joined = Join::of(&cfg).is_some();
+    // A joined laptop talks to the team server; no local proxy is started.
+    if !joined {
+        ensure_proxy(ctx, &cfg)?;
+    }
     let mut env = claude_env(&cfg);
-    if let Some(key) = cfg.api_key.as_deref().filter(|k| !k.is_empty()) {
+    let key = cfg.api_key.as_deref().filter(|k| !k.is_empty() && !joined);
+    if let Some(key) = key {
         let base = crate::service::runtime::proxy_url(&cfg.host, cfg.port);
         let token = block_on(session_token(&base, key))?;
         for (name, value) in &mut env {

@@ -25,6 +25,15 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<Outcome> {
 
     let out = ctx.printer(args.json);
     let started = Instant::now();
+    // A laptop joined to a team server runs no Ollama or proxy: check the server.
+    if let Some(checks) = rt.block_on(doctor::team::checks(&ctx.config_path)) {
+        if args.json {
+            out.document(&format!("{}\n", serde_json::to_string_pretty(&checks)?));
+        } else {
+            print_report(ctx, &checks, started.elapsed());
+        }
+        return Ok(outcome(&checks));
+    }
     let mut checks = rt.block_on(doctor::run(&env));
     let mut elapsed = started.elapsed();
 

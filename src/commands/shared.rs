@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::ServiceManagerChoice;
-use crate::config::{is_loopback_host, Config, ConfigError, ConfigFile};
+use crate::config::{is_loopback_host, Config, ConfigError, ConfigFile, Join};
 use crate::env_vars::EnvVars;
 use crate::service::runtime::{self, Owned, PidState};
 use crate::service::Manager;
@@ -16,19 +16,23 @@ use crate::service::Manager;
 /// Claude Code only needs one to skip its login).
 pub const LOCAL_TOKEN: &str = "ccr-setup-local";
 
-/// The environment for Claude Code, in a stable order.
+/// The environment for Claude Code, in a stable order. On a laptop joined to a team
+/// server, Claude Code talks to the server's https URL with the client key (TLS
+/// proves the server, so the key itself is sent); else to the local proxy.
 pub fn claude_env(cfg: &Config) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        (
-            EnvVars::ANTHROPIC_BASE_URL,
+    let join = Join::of(cfg);
+    let (base_url, token) = match &join {
+        Some(j) => (j.url.clone(), j.key.clone()),
+        None => (
             runtime::proxy_url(&cfg.host, cfg.port),
-        ),
-        (
-            EnvVars::ANTHROPIC_AUTH_TOKEN,
             cfg.api_key
                 .clone()
                 .unwrap_or_else(|| LOCAL_TOKEN.to_owned()),
         ),
+    };
+    let mut env = vec![
+        (EnvVars::ANTHROPIC_BASE_URL, base_url),
+        (EnvVars::ANTHROPIC_AUTH_TOKEN, token),
         // Empty, so a key in the user's shell is not sent as x-api-key next to the token.
         (EnvVars::ANTHROPIC_API_KEY, String::new()),
         (EnvVars::API_TIMEOUT_MS, cfg.api_timeout_ms.to_string()),
@@ -60,7 +64,22 @@ pub fn claude_env(cfg: &Config) -> Vec<(&'static str, String)> {
             crate::provision::router_config::BACKGROUND_CLOUD_MODEL.to_owned(),
         ));
     }
+    // Claude Code (Node) trusts only its own CA list: a private CA (Caddy's `tls
+    // internal`) is added this way.
+    if let Some(ca) = join.and_then(|j| j.ca_cert) {
+        env.push((EnvVars::NODE_EXTRA_CA_CERTS, ca.display().to_string()));
+    }
     env
+}
+
+/// The team server this laptop joined, when the config at `path` records one. Fails
+/// when the config is joined but does not resolve (the key is missing, say), so the
+/// command does not fall back to a local proxy that is not there.
+pub(crate) fn joined(path: &Path) -> anyhow::Result<Option<Join>> {
+    match ConfigFile::load(path) {
+        Ok(f) if Join::is_joined(&f.doc) => Ok(Join::of(&f.resolve()?)),
+        _ => Ok(None),
+    }
 }
 
 /// The smallest `CLAUDE_CODE_AUTO_COMPACT_WINDOW` Claude Code honours (2.1.197:
@@ -180,6 +199,26 @@ mod tests {
         assert_eq!(get("CLAUDE_CODE_TOTAL_TOKENS_REMINDER"), Some("off"));
         // No background route: subagents keep the main model (and the local route).
         assert_eq!(get("CLAUDE_CODE_SUBAGENT_MODEL"), None);
+    }
+
+    #[test]
+    fn a_joined_laptop_talks_to_the_server_with_its_key() {
+        let mut doc = serde_json::Value::Null;
+        crate::provision::team_config::apply_join(
+            &mut doc,
+            "https://team.example.com",
+            Some("/etc/team-ca.crt"),
+        )
+        .unwrap();
+        let c = ConfigFile::new(Path::new("/c.json"), doc)
+            .resolve_with(&|n| (n == "CCR_SETUP_CLIENT_KEY").then(|| "ccr_k".into()))
+            .unwrap();
+        let env = claude_env(&c);
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("ANTHROPIC_BASE_URL"), Some("https://team.example.com"));
+        assert_eq!(get("ANTHROPIC_AUTH_TOKEN"), Some("ccr_k"));
+        assert_eq!(get("ANTHROPIC_API_KEY"), Some(""));
+        assert_eq!(get("NODE_EXTRA_CA_CERTS"), Some("/etc/team-ca.crt"));
     }
 
     #[test]

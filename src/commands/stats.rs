@@ -18,6 +18,9 @@ use crate::ledger::{self, Group, Report, StatsOptions, Totals};
 use crate::sanitize::field;
 
 pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
+    if let Some(join) = super::shared::joined(&ctx.config_path)? {
+        return team_stats(ctx, &join, args.json);
+    }
     let now_ms = chrono::Utc::now().timestamp_millis();
     let since_ms = parse_since(&args.since)?.map(|window_ms| now_ms - window_ms);
 
@@ -457,6 +460,25 @@ fn csv_line(o: &mut String, key: &str, t: &Totals) {
         t.fallbacks,
         t.fallbacks_from_local,
     );
+}
+
+/// `stats` on a laptop joined to a team server: the client's own use today, as the
+/// server reports it (the ledger is the server's; `--since` and `--by` do not apply).
+fn team_stats(ctx: &Context, join: &crate::config::Join, json: bool) -> anyhow::Result<Outcome> {
+    let usage = super::shared::block_on(crate::team::fetch_usage(
+        join,
+        None,
+        std::time::Duration::from_secs(10),
+    ))?;
+    let out = ctx.printer(json);
+    if json {
+        out.document(&format!("{}\n", serde_json::to_string_pretty(&usage)?));
+    } else {
+        for line in crate::team::report::stats_lines(&join.url, &usage) {
+            out.line(&line);
+        }
+    }
+    Ok(Outcome::Success)
 }
 
 #[cfg(test)]

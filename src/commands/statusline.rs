@@ -6,6 +6,8 @@
 //! every 30 s to check the proxy proves it holds the key before the key is sent), one read of today's ledger
 //! rows, no retries. Nothing it meets is an error worth a non-zero exit: a proxy that
 //! is down, a config that does not resolve or a missing ledger just shortens the line.
+//! On a laptop joined to a team server the line is the server's report of the session
+//! (`/v1/ccr/usage?session=…`, one https request within 800 ms), else a plain line.
 
 use std::io::{IsTerminal, Read};
 use std::time::Duration;
@@ -20,6 +22,10 @@ use crate::statusline::{self, ClaudeStatus, InstallOutcome};
 
 /// How long the proxy may take to answer before the line says it is not running.
 const PROXY_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How long a team server may take (TLS over the LAN) before the line says it is not
+/// answering: Claude Code waits for the status line after every message.
+const TEAM_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// The most of Claude Code's JSON read from stdin.
 const MAX_INPUT_BYTES: u64 = 1024 * 1024;
@@ -37,6 +43,15 @@ pub fn run(ctx: &Context, args: StatuslineArgs) -> anyhow::Result<Outcome> {
         let _ = stdin.lock().take(MAX_INPUT_BYTES).read_to_end(&mut input);
     }
     let claude = ClaudeStatus::parse(&input);
+    if let Ok(Some(join)) = super::shared::joined(&ctx.config_path) {
+        let usage = super::shared::block_on(crate::team::fetch_usage(
+            &join,
+            claude.session_id.as_deref(),
+            TEAM_TIMEOUT,
+        ));
+        crate::output::out_line(&crate::team::report::status_line(usage.ok().as_ref()));
+        return Ok(Outcome::Success);
+    }
     let config = ConfigFile::load(&ctx.config_path)
         .ok()
         .and_then(|f| f.resolve().ok());

@@ -9,13 +9,15 @@
 //! Extensions over claude-code-router (all optional): per-provider `context_window`,
 //! `max_tokens` and `reasoning_in_history`; top-level `CONNECT_TIMEOUT_MS`,
 //! `STREAM_IDLE_TIMEOUT_MS`, `Ollama` (the settings `up`, `init` and the services use)
-//! and `Pricing` (the ledger's price table).
+//! and `Pricing` (the ledger's price table); `ServerMode` and `Join` for team mode
+//! (docs/team.md).
 
 pub mod client_keys;
 mod edit;
 mod endpoint;
 mod file;
 mod interpolate;
+mod join;
 mod model;
 pub mod secrets;
 mod validate;
@@ -24,6 +26,7 @@ pub use edit::{ClientEdit, ContextWindowEdit};
 pub use endpoint::{is_loopback_url, ollama_chat_url, same_server};
 pub use file::{redacted, ConfigFile, KeyOrigin};
 pub use interpolate::interpolate;
+pub use join::{server_url, Join, ServerUrlError, CLIENT_KEY_VAR};
 pub use model::{
     redact_url, Client, Config, ContextEditing, ModelRef, OllamaSettings, Provider, ProviderKind,
     QualityFallback, Replica, Router, DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_TARGET_PERCENT,

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod mcp;
 pub mod probe;
 mod provider_facts;
+pub mod team;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -63,6 +63,12 @@ pub fn hint_of(err: &anyhow::Error) -> Option<String> {
             c.hint()
         } else if let Some(n) = e.downcast_ref::<crate::proxy::clients::NoClients>() {
             n.hint()
+        } else if let Some(u) = e.downcast_ref::<crate::config::ServerUrlError>() {
+            u.hint()
+        } else if let Some(u) = e.downcast_ref::<crate::team::UsageError>() {
+            u.hint()
+        } else if let Some(g) = e.downcast_ref::<crate::provision::engine::EngineError>() {
+            g.hint()
         } else {
             None
         }

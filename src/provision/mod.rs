@@ -12,10 +12,13 @@
 //! The platform is always a parameter, never `cfg!` deep inside, so tests can exercise
 //! the macOS logic on Linux.
 
+pub mod caddy;
 pub mod claude_json;
 pub mod cloud_key;
+pub mod engine;
 pub mod install;
 pub mod router_config;
+pub mod team_config;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

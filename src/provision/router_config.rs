@@ -59,7 +59,7 @@ pub enum EditError {
     ProvidersNotAList,
 }
 
-fn object<'a>(
+pub(super) fn object<'a>(
     parent: &'a mut Map<String, Value>,
     key: &'static str,
 ) -> Result<&'a mut Map<String, Value>, EditError> {
@@ -73,7 +73,7 @@ fn object<'a>(
 }
 
 /// Set `key` only when the current value differs (keeps `"PORT": "3456"` as written).
-fn set_number(map: &mut Map<String, Value>, key: &str, n: u64) {
+pub(super) fn set_number(map: &mut Map<String, Value>, key: &str, n: u64) {
     let same = match map.get(key) {
         Some(Value::Number(v)) => v.as_u64() == Some(n),
         Some(Value::String(s)) => s.trim().parse::<u64>().ok() == Some(n),
@@ -84,7 +84,10 @@ fn set_number(map: &mut Map<String, Value>, key: &str, n: u64) {
     }
 }
 
-fn find_provider<'a>(list: &'a mut [Value], name: &str) -> Option<&'a mut Map<String, Value>> {
+pub(super) fn find_provider<'a>(
+    list: &'a mut [Value],
+    name: &str,
+) -> Option<&'a mut Map<String, Value>> {
     list.iter_mut()
         .filter_map(Value::as_object_mut)
         .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
@@ -264,6 +267,16 @@ pub fn new_api_key() -> Result<String, NoRandomness> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The config's `PORT`, when it has a valid one.
+pub fn current_port(doc: &Value) -> Option<u16> {
+    match doc.get("PORT")? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .and_then(|p| u16::try_from(p).ok())
+}
+
 /// Read the answers a config already holds (the defaults for a re-run of the wizard).
 pub fn current_answers(doc: &Value) -> Option<Answers> {
     let ollama = doc.get("Ollama")?;
@@ -298,7 +311,7 @@ pub fn current_answers(doc: &Value) -> Option<Answers> {
     Some(Answers {
         model: ollama.get("model")?.as_str()?.to_owned(),
         context_length: num(ollama.get("context_length"))? as u32,
-        port: num(doc.get("PORT")).unwrap_or(crate::config::DEFAULT_PORT as u64) as u16,
+        port: current_port(doc).unwrap_or(crate::config::DEFAULT_PORT),
         cloud_fallback: anthropic.is_some(),
         cloud_model,
         ollama_chat_url: None,

@@ -16,5 +16,6 @@ mod long_session;
 mod repair;
 mod replicas;
 mod statusline;
+mod team;
 mod ui_browser;
 mod vision;

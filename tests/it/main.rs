@@ -38,6 +38,8 @@ mod service_render;
 mod service_status;
 mod session_prefix;
 mod stats_cli;
+mod team_join;
+mod team_server;
 mod tokens_exactness;
 mod tool_repair;
 mod uninstall_services;

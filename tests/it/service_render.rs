@@ -3,25 +3,13 @@
 //! verify` for units — including home directories with spaces, `&`, `<`, `%` and `$`.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use ccr_setup::config::OllamaSettings;
 use ccr_setup::service::{self, Layout, Manager, ServiceSpec};
 
-/// A tool on PATH, or a loud skip (a failure under CI).
-fn tool_on_path(name: &str) -> Option<PathBuf> {
-    match which::which(name) {
-        Ok(p) => Some(p),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("{name} is not on PATH: scripts/ci-deps.sh installs it")
-        }
-        Err(_) => {
-            eprintln!("SKIPPED: {name} is not on PATH (scripts/ci-deps.sh installs it)");
-            None
-        }
-    }
-}
+use crate::support::tool_on_path;
 
 fn specs(home: &Path) -> Vec<ServiceSpec> {
     vec![

@@ -11,7 +11,7 @@ use super::super::{Context, Outcome};
 use super::plan::{plan_files, Change, Plan};
 use super::tilde;
 use crate::config::SecretsStore;
-use crate::fsutil::{self, WriteOutcome};
+use crate::fsutil;
 use crate::output::Printer;
 use crate::provision;
 use crate::provision::install::{self, InstallStep, OutputLine};
@@ -88,18 +88,7 @@ fn write_files(ctx: &Context, plan: &Plan) -> anyhow::Result<()> {
     let out = ctx.printer(false);
     let files = &plan.files;
     if files.config_change != Change::Unchanged {
-        match files
-            .config
-            .save()
-            .with_context(|| format!("cannot write {}", files.config.path.display()))?
-        {
-            WriteOutcome::Replaced { backup } => out.line(&format!(
-                "Updated {} (backup: {})",
-                tilde(&files.config.path),
-                tilde(&backup)
-            )),
-            _ => out.line(&format!("Wrote {}", tilde(&files.config.path))),
-        }
+        super::write_config(&out, &files.config)?;
     }
     if let Some(key) = &plan.answers.key {
         let store = SecretsStore::for_config(&ctx.config_path);

@@ -22,7 +22,9 @@ use crate::provision::{self, Platform, ProbeEnv};
 use crate::service::{self, Layout, Manager, ServiceKind};
 
 mod apply;
+mod join;
 mod plan;
+mod server;
 mod statusline;
 mod wizard;
 
@@ -38,6 +40,12 @@ fn tilde(p: &Path) -> String {
 }
 
 pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
+    if args.server {
+        return server::run(ctx, &args);
+    }
+    if args.join.is_some() {
+        return join::run(ctx, &args);
+    }
     let out = ctx.printer(false);
     let platform = Platform::from_env()?;
     let manager = resolve_manager(args.service_manager);
@@ -114,6 +122,75 @@ fn load_existing(ctx: &Context) -> anyhow::Result<Option<ConfigFile>> {
                 .with_hint("fix it or move it away, then re-run `ccr-setup init`"),
         ),
     }
+}
+
+/// The config must resolve before it is written (a referenced key may be unset here;
+/// that is for the proxy). Problems under `ignored` paths are for a later step (a
+/// server's `Clients` come after `init --server`).
+fn check_resolves(
+    ctx: &Context,
+    config: &ConfigFile,
+    ignored: &[&str],
+) -> anyhow::Result<Result<crate::config::Config, ConfigError>> {
+    let resolved =
+        config.resolve_with(&|n| Some(std::env::var(n).unwrap_or_else(|_| "set-later".into())));
+    if let Err(ConfigError::Invalid { problems, .. }) = &resolved {
+        let list: Vec<String> = problems
+            .iter()
+            .filter(|p| !ignored.iter().any(|i| p.path.starts_with(i)))
+            .map(|p| format!("  - {p}"))
+            .collect();
+        if !list.is_empty() {
+            return Err(Diagnostic::new(format!(
+                "the config would not be valid:\n{}",
+                list.join("\n")
+            ))
+            .with_hint(format!(
+                "fix these in {}, then re-run `ccr-setup init`",
+                ctx.config_path.display()
+            ))
+            .into());
+        }
+    }
+    Ok(resolved)
+}
+
+/// The consent of `--server` and `--join` after their plan: Some(outcome) when
+/// nothing is to be written (a dry run, no terminal to ask on, or a no).
+fn consent(
+    out: &crate::output::Printer,
+    prompter: &Prompter,
+    dry_run: bool,
+) -> anyhow::Result<Option<Outcome>> {
+    if dry_run {
+        out.line("\nDry run: nothing was changed.");
+        return Ok(Some(Outcome::Success));
+    }
+    if let Prompter::NoTerminal = prompter {
+        out.err_line("\nNo terminal to ask for consent, so nothing was written; add --yes to apply this plan.");
+        return Ok(Some(Outcome::Usage));
+    }
+    if !prompter.confirm("Apply this plan?", true)? {
+        out.line("Nothing was changed.");
+        return Ok(Some(Outcome::Success));
+    }
+    Ok(None)
+}
+
+/// Write the config (a backup of the old one is kept) and say so.
+fn write_config(out: &crate::output::Printer, config: &ConfigFile) -> anyhow::Result<()> {
+    match config
+        .save()
+        .with_context(|| format!("cannot write {}", config.path.display()))?
+    {
+        crate::fsutil::WriteOutcome::Replaced { backup } => out.line(&format!(
+            "Updated {} (backup: {})",
+            tilde(&config.path),
+            tilde(&backup)
+        )),
+        _ => out.line(&format!("Wrote {}", tilde(&config.path))),
+    }
+    Ok(())
 }
 
 /// The answers, with the existing config's as defaults.

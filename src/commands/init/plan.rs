@@ -9,7 +9,7 @@ use super::super::init_key::CloudKey;
 use super::super::Context;
 use super::tilde;
 use super::wizard::AllAnswers;
-use crate::config::{ConfigError, ConfigFile, OllamaSettings};
+use crate::config::{ConfigFile, OllamaSettings};
 use crate::output::Printer;
 use crate::provision::install::InstallStep;
 use crate::provision::router_config;
@@ -75,21 +75,7 @@ pub(super) fn plan_files(
         Some(_) => Change::Update,
     };
     let config = ConfigFile::new(&ctx.config_path, doc);
-    // The config must resolve (a referenced key may be unset here; that is for the proxy).
-    let resolved =
-        config.resolve_with(&|n| Some(std::env::var(n).unwrap_or_else(|_| "set-later".into())));
-    if let Err(ConfigError::Invalid { problems, .. }) = &resolved {
-        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-        return Err(crate::diagnostic::Diagnostic::new(format!(
-            "the config would not be valid:\n{}",
-            list.join("\n")
-        ))
-        .with_hint(format!(
-            "fix these in {}, then re-run `ccr-setup init`",
-            ctx.config_path.display()
-        ))
-        .into());
-    }
+    let resolved = super::check_resolves(ctx, &config, &[])?;
 
     let claude_path = crate::paths::claude_json_path();
     let current = std::fs::read_to_string(&claude_path).ok();

@@ -76,6 +76,10 @@ struct Stop;
 
 pub fn run(ctx: &Context, args: UpArgs) -> anyhow::Result<Outcome> {
     let out = ctx.printer(args.json);
+    if let Some(join) = super::shared::joined(&ctx.config_path)? {
+        out.line(&format!("This laptop is joined to the team server at {}: nothing to start locally (no Ollama, no proxy). Run `ccr-setup code`.", join.url));
+        return Ok(Outcome::Success);
+    }
     let (file, config, mut settings) = load_settings(ctx)?;
     if let Some(m) = &args.model {
         settings.model = m.clone();

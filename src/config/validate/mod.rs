@@ -17,6 +17,7 @@ mod providers;
 mod proxy;
 mod quality;
 mod router;
+mod team;
 
 pub use clients::parse_offset;
 use fallback::build_fallback;
@@ -166,6 +167,7 @@ pub(super) fn build(doc: &Value, unset: &[(String, String)]) -> Result<Config, V
     let quality = quality::build_quality(&mut c, root);
     let ollama = build_ollama(&mut c, root);
     let team = clients::build_team(&mut c, root);
+    team::check_team(&mut c, root);
 
     if !c.problems.is_empty() {
         return Err(c.problems);

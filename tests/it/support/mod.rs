@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod net;
 pub mod openai_upstream;
 pub mod proxy_app;
+pub mod routed_http;
 pub mod sandbox;
 pub mod sse;
 pub mod tiny_http;
@@ -36,6 +37,20 @@ pub fn command_without_terminal(program: impl AsRef<std::ffi::OsStr>) -> std::pr
         });
     }
     cmd
+}
+
+/// A tool on PATH, or a loud skip (a failure under CI).
+pub fn tool_on_path(name: &str) -> Option<PathBuf> {
+    match which::which(name) {
+        Ok(p) => Some(p),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("{name} is not on PATH: scripts/ci-deps.sh installs it")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: {name} is not on PATH (scripts/ci-deps.sh installs it)");
+            None
+        }
+    }
 }
 
 /// Path to external software the tests run against, from an environment variable set
