@@ -10,11 +10,11 @@
 
 use std::hint::black_box;
 
-use ccr_setup::proxy::anthropic::MessagesRequest;
 use ccr_setup::proxy::repair::ToolCatalog;
 use ccr_setup::proxy::translate::request::{to_openai, TargetOptions};
 use ccr_setup::proxy::translate::stream::StreamTranslator;
 use ccr_setup::proxy::translate::tool_names::ToolNameMap;
+use ccr_setup::proxy::wire::anthropic::MessagesRequest;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 
