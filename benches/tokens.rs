@@ -14,9 +14,9 @@
 //! `cargo bench --bench tokens`
 use std::time::{Duration, Instant};
 
-use ccr_setup::proxy::anthropic::MessagesRequest;
 use ccr_setup::proxy::context_edit::{decide, Budget, ClearMemory, EditOutcome};
 use ccr_setup::proxy::tokens::{count_text, TokenEstimator};
+use ccr_setup::proxy::wire::anthropic::MessagesRequest;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::{json, Value};
 

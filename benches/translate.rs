@@ -7,14 +7,18 @@
 //! * `stream/200_chunks`: a 200-chunk OpenAI transcript (reasoning, text, a tool call
 //!   with fragmented arguments) translated to Anthropic SSE, fed one upstream chunk at
 //!   a time as it arrives from the network.
+//! * `sse/passthrough_observe`: the same answer as Anthropic SSE (the translator's
+//!   output), cut every 97 bytes so lines and characters split, read by the SSE decoder
+//!   for usage as the pass-through path does for an Anthropic upstream.
 
 use std::hint::black_box;
 
-use ccr_setup::proxy::anthropic::MessagesRequest;
 use ccr_setup::proxy::repair::ToolCatalog;
 use ccr_setup::proxy::translate::request::{to_openai, TargetOptions};
 use ccr_setup::proxy::translate::stream::StreamTranslator;
 use ccr_setup::proxy::translate::tool_names::ToolNameMap;
+use ccr_setup::proxy::wire::anthropic::MessagesRequest;
+use ccr_setup::proxy::wire::sse::SseDecoder;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 
@@ -156,5 +160,39 @@ fn bench_stream(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_request, bench_stream);
+fn bench_sse(c: &mut Criterion) {
+    let mut t = StreamTranslator::new("msg_bench", "gpt-oss:20b", 20000, ToolNameMap::default());
+    let mut answer = Vec::new();
+    for chunk in transcript_chunks() {
+        t.feed(&chunk, &mut answer);
+    }
+    t.finish(&mut answer);
+    let chunks: Vec<&[u8]> = answer.chunks(97).collect();
+    let mut group = c.benchmark_group("sse");
+    group.throughput(Throughput::Bytes(answer.len() as u64));
+    group.bench_function("passthrough_observe", |b| {
+        b.iter(|| {
+            let mut decoder = SseDecoder::default();
+            let (mut events, mut stops) = (0, 0);
+            for chunk in &chunks {
+                let mut input = black_box(*chunk);
+                while let Some(event) = decoder.next(&mut input) {
+                    let data = event.unwrap().data;
+                    events += 1;
+                    let is = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
+                    if is(b"\"message_stop\"") {
+                        stops += 1;
+                    } else if is(b"\"message_start\"") || is(b"\"message_delta\"") {
+                        black_box(data);
+                    }
+                }
+            }
+            assert_eq!(stops, 1);
+            black_box(events)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_request, bench_stream, bench_sse);
 criterion_main!(benches);

@@ -97,8 +97,8 @@ pub fn budget(window: u64, mcp_servers: usize) -> Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::anthropic::MessagesRequest;
     use crate::proxy::tokens::TokenEstimator;
+    use crate::proxy::wire::anthropic::MessagesRequest;
     use serde_json::Value;
 
     const FIXTURE: &str = concat!(

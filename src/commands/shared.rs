@@ -241,7 +241,7 @@ mod tests {
         let env = claude_env(&c);
         assert!(env.contains(&("CLAUDE_CODE_SUBAGENT_MODEL", "claude-haiku-4-5".to_owned())));
         // …and the proxy routes a request with that name to the background entry.
-        let req: crate::proxy::anthropic::MessagesRequest = serde_json::from_value(json!({
+        let req: crate::proxy::wire::anthropic::MessagesRequest = serde_json::from_value(json!({
             "model": "claude-haiku-4-5",
             "messages": [{"role": "user", "content": "List the Python files."}]
         }))

@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::OllamaError;
-use crate::proxy::openai::{ChatChunk, ChatCompletion};
+use crate::proxy::wire::lines::{preview, FrameError, LineDecoder, MAX_NDJSON_LINE_BYTES};
+use crate::proxy::wire::openai::{ChatChunk, ChatCompletion};
+use crate::proxy::wire::sse::SseDecoder;
 
 /// How long a probe may take before the server counts as not answering.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -255,7 +257,7 @@ impl OllamaClient {
             let parsed: PullLine =
                 serde_json::from_str(&line).map_err(|e| OllamaError::Decode {
                     url: url.clone(),
-                    message: format!("{e} in line {line:?}"),
+                    message: format!("{e} in line {:?}", preview(line.as_bytes(), 200)),
                 })?;
             match parsed.error {
                 Some(message) => Err(OllamaError::Pull { message }),
@@ -328,7 +330,7 @@ pub async fn chat_completion_stream_at(
     let req = http.post(url.clone()).timeout(MODEL_TIMEOUT).json(&body);
     let resp = send_checked(req, &url).await?;
     let u = url.to_string();
-    let lines = ndjson_lines(resp.bytes_stream(), u.clone());
+    let lines = sse_data(resp.bytes_stream(), u.clone());
     let state = (Box::pin(lines), false, u);
     Ok(Box::pin(futures_util::stream::unfold(
         state,
@@ -336,46 +338,37 @@ pub async fn chat_completion_stream_at(
             if done {
                 return None;
             }
-            loop {
-                match lines.next().await {
-                    None => {
-                        let err = OllamaError::Truncated { url: u.clone() };
-                        return Some((Err(err), (lines, true, u)));
-                    }
-                    Some(Err(e)) => return Some((Err(e), (lines, true, u))),
-                    Some(Ok(line)) => {
-                        let Some(data) = line.strip_prefix("data:") else {
-                            continue; // comments, `event:` lines
-                        };
-                        let data = data.trim();
-                        if data == "[DONE]" {
-                            return None;
-                        }
-                        let item = serde_json::from_str::<Value>(data)
-                            .map_err(|e| OllamaError::Decode {
-                                url: u.clone(),
-                                message: e.to_string(),
-                            })
-                            .and_then(|v| {
-                                if let Some(err) = v.get("error") {
-                                    return Err(OllamaError::Status {
-                                        url: u.clone(),
-                                        status: 200,
-                                        message: error_text(&err.to_string()),
-                                    });
-                                }
-                                serde_json::from_value::<ChatChunk>(v).map_err(|e| {
-                                    OllamaError::Decode {
-                                        url: u.clone(),
-                                        message: e.to_string(),
-                                    }
-                                })
-                            });
-                        let stop = item.is_err();
-                        return Some((item, (lines, stop, u)));
-                    }
+            let data = match lines.next().await {
+                None => {
+                    let err = OllamaError::Truncated { url: u.clone() };
+                    return Some((Err(err), (lines, true, u)));
                 }
+                Some(Err(e)) => return Some((Err(e), (lines, true, u))),
+                Some(Ok(data)) => data,
+            };
+            if data == "[DONE]" {
+                return None;
             }
+            let item = serde_json::from_str::<Value>(&data)
+                .map_err(|e| OllamaError::Decode {
+                    url: u.clone(),
+                    message: e.to_string(),
+                })
+                .and_then(|v| {
+                    if let Some(err) = v.get("error") {
+                        return Err(OllamaError::Status {
+                            url: u.clone(),
+                            status: 200,
+                            message: error_text(&err.to_string()),
+                        });
+                    }
+                    serde_json::from_value::<ChatChunk>(v).map_err(|e| OllamaError::Decode {
+                        url: u.clone(),
+                        message: e.to_string(),
+                    })
+                });
+            let stop = item.is_err();
+            Some((item, (lines, stop, u)))
         },
     )))
 }
@@ -430,35 +423,108 @@ fn transport(url: &Url, e: reqwest::Error) -> OllamaError {
     }
 }
 
-/// Split a byte stream into non-empty, trimmed text lines (NDJSON and SSE alike; also
-/// read by `up`'s smoke probes through the proxy).
-pub(crate) fn ndjson_lines(
+/// What an async reader takes from a byte stream: NDJSON lines, or SSE events' data.
+trait Frames: Send + 'static {
+    /// The next frame `input` completes (advancing it), as trimmed text; blank frames
+    /// are skipped.
+    fn next_frame(&mut self, input: &mut &[u8]) -> Option<Result<String, FrameError>>;
+    /// The stream ended: a last frame left unterminated.
+    fn end(&mut self) -> Result<Option<String>, FrameError>;
+}
+
+fn text(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+impl Frames for LineDecoder {
+    fn next_frame(&mut self, input: &mut &[u8]) -> Option<Result<String, FrameError>> {
+        loop {
+            match self.next_line(input)? {
+                Ok(line) => match text(line.bytes()) {
+                    Some(t) => return Some(Ok(t)),
+                    None => continue,
+                },
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    fn end(&mut self) -> Result<Option<String>, FrameError> {
+        Ok(self.finish().and_then(text))
+    }
+}
+
+impl Frames for SseDecoder {
+    fn next_frame(&mut self, input: &mut &[u8]) -> Option<Result<String, FrameError>> {
+        loop {
+            match self.next(input)? {
+                Ok(event) => match text(event.data) {
+                    Some(t) => return Some(Ok(t)),
+                    None => continue,
+                },
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    fn end(&mut self) -> Result<Option<String>, FrameError> {
+        Ok(self.finish()?.and_then(|event| text(event.data)))
+    }
+}
+
+/// Ollama's NDJSON (`/api/pull`): one trimmed line per item, each at most
+/// [`MAX_NDJSON_LINE_BYTES`].
+fn ndjson_lines(
     bytes: impl Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
     url: String,
 ) -> impl Stream<Item = Result<String, OllamaError>> + Send {
-    let state = (Box::pin(bytes), Vec::<u8>::new(), false);
-    futures_util::stream::unfold(state, move |(mut bytes, mut buf, mut ended)| {
+    frames(bytes, url, LineDecoder::new(MAX_NDJSON_LINE_BYTES))
+}
+
+/// An SSE stream's events, as their `data` text (comments and blank events skipped;
+/// also read by `up`'s smoke probes through the proxy).
+pub(crate) fn sse_data(
+    bytes: impl Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+    url: String,
+) -> impl Stream<Item = Result<String, OllamaError>> + Send {
+    frames(bytes, url, SseDecoder::default())
+}
+
+/// Decode a byte stream with `decoder`, chunk by chunk. A transport error or a frame
+/// over the decoder's limit ends the stream after being reported.
+fn frames<F: Frames>(
+    bytes: impl Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+    url: String,
+    decoder: F,
+) -> impl Stream<Item = Result<String, OllamaError>> + Send {
+    // The chunk being read and how far; `ended` once nothing more may come.
+    let state = (Box::pin(bytes), decoder, bytes::Bytes::new(), 0, false);
+    futures_util::stream::unfold(state, move |state| {
         let url = url.clone();
         async move {
+            let (mut bytes, mut decoder, mut chunk, mut at, ended) = state;
+            if ended {
+                return None;
+            }
+            let oversize = |frame| OllamaError::Oversize {
+                url: url.clone(),
+                frame,
+            };
             loop {
-                if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=pos).collect();
-                    let text = String::from_utf8_lossy(&line).trim().to_owned();
-                    if text.is_empty() {
-                        continue;
+                let mut input = &chunk[at..];
+                let frame = decoder.next_frame(&mut input);
+                at = chunk.len() - input.len();
+                match frame {
+                    Some(Ok(t)) => return Some((Ok(t), (bytes, decoder, chunk, at, false))),
+                    Some(Err(e)) => {
+                        return Some((Err(oversize(e)), (bytes, decoder, chunk, at, true)))
                     }
-                    return Some((Ok(text), (bytes, buf, ended)));
-                }
-                if ended {
-                    let text = String::from_utf8_lossy(&buf).trim().to_owned();
-                    buf.clear();
-                    if text.is_empty() {
-                        return None;
-                    }
-                    return Some((Ok(text), (bytes, buf, ended)));
+                    None => {}
                 }
                 match bytes.next().await {
-                    Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                    Some(Ok(next)) => (chunk, at) = (next, 0),
                     Some(Err(e)) => {
                         let err = if e.is_timeout() {
                             OllamaError::Timeout { url }
@@ -466,9 +532,12 @@ pub(crate) fn ndjson_lines(
                             OllamaError::Transport { url, source: e }
                         };
                         // End after reporting: a broken stream cannot continue.
-                        return Some((Err(err), (bytes, Vec::new(), true)));
+                        return Some((Err(err), (bytes, decoder, chunk, at, true)));
                     }
-                    None => ended = true,
+                    None => {
+                        let last = decoder.end().map_err(oversize).transpose()?;
+                        return Some((last, (bytes, decoder, chunk, at, true)));
+                    }
                 }
             }
         }
@@ -477,13 +546,13 @@ pub(crate) fn ndjson_lines(
 
 /// The message in an error body: Ollama's `{"error":"text"}` (native API), the
 /// OpenAI-style `{"error":{"message":"text"}}`, a FastAPI `{"detail":"text"}`, read
-/// as the proxy reads them ([`crate::proxy::openai::error_message`]); anything else
+/// as the proxy reads them ([`crate::proxy::wire::openai::error_message`]); anything else
 /// is shown as is (its first 500 characters).
 pub fn error_text(body: &str) -> String {
     let trimmed = body.trim();
     serde_json::from_str::<Value>(trimmed)
         .ok()
-        .and_then(|v| crate::proxy::openai::error_message(&v))
+        .and_then(|v| crate::proxy::wire::openai::error_message(&v))
         .unwrap_or_else(|| trimmed.chars().take(500).collect())
 }
 

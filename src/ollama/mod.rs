@@ -54,6 +54,13 @@ pub enum OllamaError {
     Decode { url: String, message: String },
     #[error("the stream from {url} ended before [DONE]")]
     Truncated { url: String },
+    /// A stream line or event over the decoder's limit (a server that never ends a
+    /// line must not grow memory without bound).
+    #[error("{url} sent {frame}; reading stopped there")]
+    Oversize {
+        url: String,
+        frame: crate::proxy::wire::lines::FrameError,
+    },
     /// An `{"error":…}` line in the pull stream (Ollama sends these with HTTP 200).
     #[error("pull failed: {message}")]
     Pull { message: String },

@@ -5,7 +5,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::anthropic::{ErrorBody, StreamEvent};
+use super::wire::anthropic::{ErrorBody, StreamEvent, MAX_BODY_BYTES};
+use super::wire::lines::FrameError;
 
 /// Anthropic's error `type`s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +80,23 @@ impl ProxyError {
     /// The proxy itself failed to reach or understand the upstream.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, ErrorKind::Api, message)
+    }
+
+    /// The 413 for a request body over [`MAX_BODY_BYTES`].
+    pub fn request_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RequestTooLarge,
+            format!(
+                "request body is larger than {} MB",
+                MAX_BODY_BYTES / (1024 * 1024)
+            ),
+        )
+    }
+
+    /// The upstream's stream outgrew a limit of the SSE decoder.
+    pub fn oversize_stream(e: FrameError) -> Self {
+        Self::bad_gateway(format!("the upstream sent {e}; the answer is abandoned"))
     }
 
     /// The upstream answered `status`; keep its class and its message.

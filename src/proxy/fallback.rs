@@ -17,6 +17,7 @@
 
 use std::future::Future;
 
+use super::repair::TOOL_CALL_INVALID;
 use crate::config::{Config, ModelRef};
 
 /// Ollama's body when gpt-oss emits a tool call it cannot parse.
@@ -123,9 +124,6 @@ impl<T, E> ChainOutcome<T, E> {
 
 /// One try at one target, as [`run_chain`] drives it. The server's implementation
 /// holds the request, which each attempt rewrites for its target.
-/// The ledger's name for a tool call that could not be repaired.
-pub const TOOL_CALL_INVALID: &str = "tool_call_invalid";
-
 pub trait Attempter {
     /// What a successful attempt produces (the server: the response).
     type Answer;

@@ -7,9 +7,9 @@
 //! never edits. What fits nowhere is refused in Anthropic's words, so Claude Code
 //! compacts. Providers without a window are never checked.
 
-use super::anthropic::MessagesRequest;
 use super::context_edit::{self, Budget, ClearMemory, EditOutcome, EditPlan};
 use super::tokens::{TokenCount, TokenEstimator};
+use super::wire::anthropic::MessagesRequest;
 use crate::config::{Config, ContextEditing, ModelRef, ProviderKind};
 
 /// What the guard needs to edit a request: the estimator for the blocks it changes,

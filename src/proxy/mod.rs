@@ -30,11 +30,11 @@
 //!   line) and the local model's recent quality (for the quality fallback).
 //! * `error`: Anthropic-shaped error bodies and SSE error events.
 //! * `allocator`: the C allocator's setting for the proxy's large per-request buffers.
-//! * `anthropic`, `openai`: wire types of the two APIs (also used by the Ollama
+//! * `wire`: what crosses the network, with no policy: the Anthropic and OpenAI wire
+//!   types and the one SSE decoder every stream reader uses (also used by the Ollama
 //!   client and `up`'s smoke test).
 
 pub mod allocator;
-pub mod anthropic;
 pub mod auth;
 pub mod auth_throttle;
 pub mod capabilities;
@@ -44,7 +44,6 @@ pub mod error;
 pub mod fallback;
 pub mod guard;
 pub mod health;
-pub mod openai;
 pub mod overflow;
 pub mod plan;
 pub mod proof;
@@ -59,3 +58,4 @@ pub(crate) mod test_support;
 pub mod tokens;
 pub mod translate;
 pub mod upstream;
+pub mod wire;

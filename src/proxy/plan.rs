@@ -3,13 +3,13 @@
 //! targets in order ([`fallback::chain`]); then, per target, the request rewritten for
 //! it ([`Plan::prepare`]).
 
-use super::anthropic::MessagesRequest;
 use super::context_edit::{Budget, EditOutcome, EditReport};
 use super::fallback;
 use super::guard::{clamp_max_tokens, guard, input_tokens_for, overflows, Editing, GuardOutcome};
 use super::route::{decide, decide_below_long_context, RouteDecision, RouteError, Scenario};
 use super::tokens::TokenCount;
 use super::translate::unsigned_thinking::strip_unsigned_thinking;
+use super::wire::anthropic::MessagesRequest;
 use crate::config::{Config, ContextEditing, ModelRef, ProviderKind};
 
 /// Everything decided before the first attempt: the rule, the targets in order, and
@@ -179,10 +179,10 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::anthropic::{Content, System};
     use crate::proxy::context_edit::{too_long_message, ClearMemory};
     use crate::proxy::test_support::{config, config_with, mr, req};
     use crate::proxy::tokens::TokenEstimator;
+    use crate::proxy::wire::anthropic::{Content, System};
     use serde_json::json;
 
     /// [`plan`] with a fresh clear memory and no session.

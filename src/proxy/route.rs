@@ -32,7 +32,9 @@
 
 use serde_json::Value;
 
-use super::anthropic::{Content, ContentBlock, KnownBlock, MessagesRequest, System, Thinking};
+use super::wire::anthropic::{
+    Content, ContentBlock, KnownBlock, MessagesRequest, System, Thinking,
+};
 use crate::config::{Config, ModelRef};
 
 /// The routing rule that fired. Its [`name`](Scenario::name) is the key of
@@ -313,7 +315,7 @@ pub fn last_user_message_has_image(req: &MessagesRequest) -> bool {
         blocks.iter().any(|b| match b {
             ContentBlock::Known(KnownBlock::Image { .. }) => true,
             ContentBlock::Known(KnownBlock::ToolResult {
-                content: Some(super::anthropic::ToolResultContent::Blocks(inner)),
+                content: Some(super::wire::anthropic::ToolResultContent::Blocks(inner)),
                 ..
             }) => has_image(inner),
             _ => false,

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::anthropic::MessagesRequest;
+use super::wire::anthropic::MessagesRequest;
 use crate::config::{Config, ConfigFile, ModelRef};
 
 /// The two providers with `router` as `Router`.

@@ -26,9 +26,6 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// The largest non-streamed answer read from an upstream.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
-/// The longest one SSE event (its lines and `data:` payload) may grow: a trickle of bytes
-/// without a newline must end in an error, not in unbounded memory.
-pub const MAX_SSE_LINE_BYTES: usize = 8 * 1024 * 1024;
 /// The largest `count_tokens` answer read (it is one small JSON object).
 pub const MAX_COUNT_TOKENS_ANSWER_BYTES: usize = 1024 * 1024;
 
@@ -238,7 +235,7 @@ impl Request<'_> {
         let text = read_bounded(response, head_timeout).await;
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
-            .and_then(|v| super::openai::error_message(&v))
+            .and_then(|v| super::wire::openai::error_message(&v))
             .unwrap_or_else(|| text.trim().to_owned());
         let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         // A local server's own "prompt does not fit", in the wording Claude Code reads

@@ -12,6 +12,7 @@ use url::Url;
 
 use crate::ollama::client::{chat_completion_at, chat_completion_stream_at};
 use crate::ollama::{OllamaClient, OllamaError};
+use crate::proxy::wire::lines::preview;
 
 /// Which part of the smoke test failed, and why.
 #[derive(Debug, thiserror::Error)]
@@ -333,28 +334,26 @@ async fn messages_stream(
         });
     }
     let mut out = Vec::new();
-    let lines = crate::ollama::client::ndjson_lines(resp.bytes_stream(), url.to_string());
-    let mut lines = std::pin::pin!(lines);
-    while let Some(line) = lines.next().await {
-        let line = line.map_err(|e| SmokeError::Proxy {
+    let events = crate::ollama::client::sse_data(resp.bytes_stream(), url.to_string());
+    let mut events = std::pin::pin!(events);
+    while let Some(data) = events.next().await {
+        let data = data.map_err(|e| SmokeError::Proxy {
             status: 200,
             message: crate::diagnostic::one_line(&e),
         })?;
-        if let Some(data) = line.strip_prefix("data:") {
-            let v: Value = serde_json::from_str(data.trim())
-                .map_err(|e| SmokeError::Decode(format!("{e}: {data}")))?;
-            if v["type"] == "error" {
-                return Err(SmokeError::Proxy {
-                    status: 200,
-                    message: v
-                        .pointer("/error/message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("stream error")
-                        .to_owned(),
-                });
-            }
-            out.push((Instant::now(), v));
+        let v: Value = serde_json::from_str(&data)
+            .map_err(|e| SmokeError::Decode(format!("{e}: {}", preview(data.as_bytes(), 200))))?;
+        if v["type"] == "error" {
+            return Err(SmokeError::Proxy {
+                status: 200,
+                message: v
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("stream error")
+                    .to_owned(),
+            });
         }
+        out.push((Instant::now(), v));
     }
     if !out.iter().any(|(_, v)| v["type"] == "message_stop") {
         return Err(SmokeError::Decode(

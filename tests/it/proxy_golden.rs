@@ -9,10 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ccr_setup::proxy::anthropic::MessagesRequest;
 use ccr_setup::proxy::translate::request::{to_openai, TargetOptions};
 use ccr_setup::proxy::translate::stream::StreamTranslator;
 use ccr_setup::proxy::translate::tool_names::ToolNameMap;
+use ccr_setup::proxy::wire::anthropic::MessagesRequest;
 use proptest::prelude::*;
 use serde_json::Value;
 

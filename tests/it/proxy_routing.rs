@@ -6,8 +6,8 @@ use crate::support;
 use std::time::Duration;
 
 use ccr_setup::ledger::RequestOutcome;
-use ccr_setup::proxy::anthropic::MessagesRequest;
 use ccr_setup::proxy::tokens::TokenEstimator;
+use ccr_setup::proxy::wire::anthropic::MessagesRequest;
 use serde_json::{json, Value};
 use support::openai_upstream::{FakeUpstream, Reply};
 use support::proxy_app::{error_body, route_of, ProxyApp};

@@ -6,8 +6,8 @@
 //! the next one's up to the end of its messages, with everything after the messages
 //! (tools, their order and serialisation, parameters) identical.
 
-use ccr_setup::proxy::anthropic::MessagesRequest;
 use ccr_setup::proxy::translate::request::{to_openai, TargetOptions};
+use ccr_setup::proxy::wire::anthropic::MessagesRequest;
 use serde_json::Value;
 
 const FIXTURE: &str = concat!(

@@ -262,3 +262,38 @@ async fn pull_model_retries_context_canceled_after_a_dropped_pull() {
         .unwrap();
     assert_eq!(summary.restarts, 1);
 }
+
+/// A pull whose server never ends a line (a broken proxy in between, a hostile server)
+/// ends in an error naming the limit, instead of buffering without bound (the old
+/// reader held all 64 MB offered and waited for a newline forever).
+#[tokio::test]
+async fn a_pull_line_that_never_ends_is_an_error_naming_the_limit() {
+    use std::time::Duration;
+    use support::openai_upstream::{FakeUpstream, Piece, Reply, SseEnd};
+    let piece = |bytes: Vec<u8>| Piece {
+        delay: Duration::ZERO,
+        bytes,
+    };
+    let mut pieces = vec![piece(
+        b"{\"status\":\"pulling manifest\"}\n{\"status\":\"".to_vec(),
+    )];
+    pieces.extend((0..64).map(|_| piece(vec![b'x'; 1024 * 1024])));
+    let fake = FakeUpstream::start(vec![Reply::Sse {
+        pieces,
+        end: SseEnd::Hang,
+    }])
+    .await;
+    let c = OllamaClient::new(parse_ollama_host(Some(&fake.url(""))));
+    let mut pull = c.pull_stream("m").await.unwrap();
+    let first = pull.next().await.unwrap().unwrap();
+    assert_eq!(first.status, "pulling manifest");
+    let err = tokio::time::timeout(Duration::from_secs(30), pull.next())
+        .await
+        .expect("the client gives up on the line, not the test on the client")
+        .expect("an error, not the end")
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("/api/pull"), "{text}");
+    assert!(text.contains("one stream line larger than 1 MB"), "{text}");
+    assert!(pull.next().await.is_none(), "nothing after the error");
+}

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use hashlink::LruCache;
 
-use crate::proxy::anthropic::MessagesRequest;
+use crate::proxy::wire::anthropic::MessagesRequest;
 
 /// Conversations remembered; the oldest is forgotten first.
 const CONVERSATIONS: usize = 512;

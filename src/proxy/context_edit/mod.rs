@@ -27,10 +27,10 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::config::Provider;
-use crate::proxy::anthropic::{
+use crate::proxy::tokens::TokenEstimator;
+use crate::proxy::wire::anthropic::{
     Content, ContentBlock, KnownBlock, MessagesRequest, ToolResultContent,
 };
-use crate::proxy::tokens::TokenEstimator;
 pub use memory::{ClearMemory, ClearState};
 
 /// Clearing a block must save at least this many tokens, or it is left as it is.

@@ -25,6 +25,10 @@ use serde_json::{Map, Value};
 
 use names::NameFix;
 
+/// The error kind (log and ledger) of an answer whose tool call no repair could make
+/// fit the offered tools; the fallback chain reads it to try the next target.
+pub const TOOL_CALL_INVALID: &str = "tool_call_invalid";
+
 /// The tools a request offered: their names, and the body to read schemas from.
 #[derive(Debug, Clone, Default)]
 pub struct ToolCatalog {

@@ -16,16 +16,16 @@ use super::context::{
 use super::finish::RequestMeta;
 use crate::config::{ModelRef, Provider, ProviderKind};
 use crate::ledger::is_local_provider;
-use crate::proxy::anthropic::{MessagesRequest, Usage};
 use crate::proxy::capabilities::{missing_in, probe, server_root, Capabilities};
 use crate::proxy::error::{ErrorKind, ProxyError};
 use crate::proxy::fallback::{AttemptFailure, Attempter};
 use crate::proxy::guard::input_tokens_for;
-use crate::proxy::openai::ChatCompletion;
 use crate::proxy::repair::{corrective_note, openai_body_with_note};
 use crate::proxy::translate::request::{to_openai, TargetOptions};
 use crate::proxy::translate::response::{from_openai, ResponseContext, ResponseError};
 use crate::proxy::upstream::AttemptError;
+use crate::proxy::wire::anthropic::{MessagesRequest, Usage};
+use crate::proxy::wire::openai::ChatCompletion;
 
 /// Room over the client's body size for what translation adds (OpenAI's per-message
 /// framing, the Ollama schema notes) before the encoding buffer must grow.

@@ -14,8 +14,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use super::layers::{too_large, MAX_BODY_BYTES};
 use crate::proxy::error::{ErrorKind, ProxyError};
+use crate::proxy::wire::anthropic::MAX_BODY_BYTES;
 
 /// Values (objects, arrays, members, items) one request may hold: 250× a long session.
 pub const MAX_JSON_VALUES: u64 = 250_000;
@@ -119,7 +119,7 @@ async fn read(declared: Option<usize>, body: Body) -> Result<Bytes, ProxyError> 
     let mut shape = JsonShape::default();
     shape.feed(&first).map_err(refused)?;
     if first.len() > MAX_BODY_BYTES {
-        return Err(too_large());
+        return Err(ProxyError::request_too_large());
     }
     // Copied even when the body is one piece: a chunk is a slice of the connection's
     // read buffer, and holding it for the request's life (a stream can run for
@@ -136,7 +136,7 @@ async fn read(declared: Option<usize>, body: Body) -> Result<Bytes, ProxyError> 
     while let Some(chunk) = next {
         let chunk = chunk.map_err(unreadable)?;
         if buf.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large());
+            return Err(ProxyError::request_too_large());
         }
         shape.feed(&chunk).map_err(refused)?;
         buf.extend_from_slice(&chunk);

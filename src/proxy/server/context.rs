@@ -15,15 +15,15 @@ use bytes::Bytes;
 use super::finish::{finish_request, Ending, Finisher, RequestMeta};
 use super::AppState;
 use crate::config::{Config, ModelRef, Provider};
-use crate::proxy::anthropic::{MessagesRequest, Usage};
 use crate::proxy::guard::input_tokens_for;
 use crate::proxy::plan::Plan;
 use crate::proxy::repair::ToolCatalog;
 use crate::proxy::upstream::AttemptError;
+use crate::proxy::wire::anthropic::{MessagesRequest, Usage};
 
 /// Must the answer call a tool (`tool_choice` any, or a named tool, with tools offered)?
 pub(super) fn must_call_tool(req: &MessagesRequest) -> bool {
-    use crate::proxy::anthropic::ToolChoice;
+    use crate::proxy::wire::anthropic::ToolChoice;
     req.tools.as_ref().is_some_and(|t| !t.is_empty())
         && matches!(
             req.tool_choice,
@@ -33,7 +33,7 @@ pub(super) fn must_call_tool(req: &MessagesRequest) -> bool {
 
 /// Did the client ask for at most one tool call per answer?
 pub(super) fn parallel_disabled(req: &MessagesRequest) -> bool {
-    use crate::proxy::anthropic::ToolChoice;
+    use crate::proxy::wire::anthropic::ToolChoice;
     matches!(
         req.tool_choice,
         Some(

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::config::ModelRef;
 use crate::ledger::{RequestOutcome, UsageRecord};
-use crate::proxy::anthropic::Usage;
 use crate::proxy::context_edit::EditReport;
 use crate::proxy::error::ProxyError;
+use crate::proxy::wire::anthropic::Usage;
 use crate::sanitize;
 
 /// What the log line and the ledger row need, gathered along the way.

@@ -16,13 +16,13 @@ use super::offload::{counting_slot, with_request};
 use super::request::parse_request;
 use super::AppState;
 use crate::config::{Config, Provider};
-use crate::proxy::anthropic::MessagesRequest;
 use crate::proxy::error::ProxyError;
 use crate::proxy::guard::input_tokens_for;
 use crate::proxy::health::Health;
 use crate::proxy::route::{self, RouteDecision};
 use crate::proxy::translate::unsigned_thinking::strip_unsigned_thinking;
 use crate::proxy::upstream::count_tokens_url;
+use crate::proxy::wire::anthropic::MessagesRequest;
 
 pub(super) async fn root() -> &'static str {
     "ccr-setup proxy\n"

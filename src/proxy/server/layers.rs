@@ -20,10 +20,8 @@ use tower::ServiceBuilder;
 
 use super::AppState;
 use crate::proxy::error::{ErrorKind, ProxyError};
+use crate::proxy::wire::anthropic::MAX_BODY_BYTES;
 use crate::proxy::{auth, auth_throttle};
-
-/// Anthropic's own request size limit.
-pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Wrap the API routes in their layers (outermost first).
 pub fn api(
@@ -161,19 +159,7 @@ async fn refuse_declared_oversize(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return too_large().into_response();
+        return ProxyError::request_too_large().into_response();
     }
     next.run(req).await
-}
-
-/// The 413 for a body over [`MAX_BODY_BYTES`].
-pub(super) fn too_large() -> ProxyError {
-    ProxyError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::RequestTooLarge,
-        format!(
-            "request body is larger than {} MB",
-            MAX_BODY_BYTES / (1024 * 1024)
-        ),
-    )
 }

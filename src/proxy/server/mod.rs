@@ -44,7 +44,7 @@ use super::tokens::TokenEstimator;
 use super::upstream::Upstream;
 use crate::ledger::LedgerHandle;
 
-pub use layers::MAX_BODY_BYTES;
+pub use crate::proxy::wire::anthropic::MAX_BODY_BYTES;
 pub use listen::{serve, serve_with, ConnLimits, HEADER_READ_TIMEOUT, READ_BUFFER_MAX};
 
 /// Keep-alive period while the upstream is silent. Claude Code gives up after 300 s

@@ -14,10 +14,10 @@ use axum::http::StatusCode;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::{Config, ProviderKind};
-use crate::proxy::anthropic::MessagesRequest;
 use crate::proxy::error::{ErrorKind, ProxyError};
 use crate::proxy::guard::Editing;
 use crate::proxy::plan::{plan, Plan, PlanError};
+use crate::proxy::wire::anthropic::MessagesRequest;
 
 /// Bodies from this size on are counted on the blocking pool. A cold 32 KB counts in
 /// well under a millisecond, less than the hop to another thread would cost.

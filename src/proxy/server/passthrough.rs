@@ -13,9 +13,10 @@ use super::context::{Attempt, ChunkSource};
 use super::finish::Finisher;
 use super::translated::idle_timeout;
 use crate::ledger::RequestOutcome;
-use crate::proxy::anthropic::Usage;
 use crate::proxy::error::ProxyError;
-use crate::proxy::upstream::MAX_SSE_LINE_BYTES;
+use crate::proxy::wire::anthropic::Usage;
+use crate::proxy::wire::lines::FrameError;
+use crate::proxy::wire::sse::SseDecoder;
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -36,40 +37,42 @@ pub(super) fn respond(attempt: &Attempt<'_>, response: reqwest::Response) -> Res
 /// whether it ended with `message_stop`.
 #[derive(Debug, Default)]
 struct UsageObserver {
-    line: Vec<u8>,
+    sse: SseDecoder,
+    seen: Seen,
+    /// The stream outgrew a limit of the decoder: it is ended with an error.
+    oversize: Option<FrameError>,
+}
+
+/// What the events so far said.
+#[derive(Debug, Default)]
+struct Seen {
     usage: Usage,
     saw_usage: bool,
     saw_stop: bool,
-    /// A line outgrew [`MAX_SSE_LINE_BYTES`]: the stream is ended with an error.
-    line_too_long: bool,
 }
 
 impl UsageObserver {
     fn observe(&mut self, mut bytes: &[u8]) {
-        while let Some(pos) = memchr::memchr(b'\n', bytes) {
-            if self.line.is_empty() {
-                self.line_done(&bytes[..pos]);
-            } else {
-                let mut line = std::mem::take(&mut self.line);
-                line.extend_from_slice(&bytes[..pos]);
-                self.line_done(&line);
-                line.clear();
-                self.line = line;
+        while let Some(event) = self.sse.next(&mut bytes) {
+            match event {
+                Ok(event) => self.seen.event(event.data),
+                Err(e) => self.oversize = Some(e),
             }
-            bytes = &bytes[pos + 1..];
         }
-        if self.line.len() + bytes.len() > MAX_SSE_LINE_BYTES {
-            self.line_too_long = true;
-            self.line.clear();
-            return;
-        }
-        self.line.extend_from_slice(bytes);
     }
 
-    fn line_done(&mut self, line: &[u8]) {
-        let Some(data) = line.strip_prefix(b"data:") else {
-            return;
-        };
+    /// The upstream's body ended: whether it ended with `message_stop` (a last event
+    /// without its blank line counts, as a line-by-line reader saw it).
+    fn ended(&mut self) -> bool {
+        if let Ok(Some(event)) = self.sse.finish() {
+            self.seen.event(event.data);
+        }
+        self.seen.saw_stop
+    }
+}
+
+impl Seen {
+    fn event(&mut self, data: &[u8]) {
         // Only the two event kinds that carry usage are parsed.
         let is = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
         if is(b"\"message_stop\"") {
@@ -133,18 +136,12 @@ impl ChunkSource for PassThroughStream {
                     self.first_token = self.finisher.as_ref().map(Finisher::elapsed);
                 }
                 self.observer.observe(&bytes);
-                if !self.observer.line_too_long {
-                    return Some(bytes);
+                match self.observer.oversize {
+                    None => return Some(bytes),
+                    Some(e) => (e.kind(), ProxyError::oversize_stream(e)),
                 }
-                (
-                    "line_too_long",
-                    ProxyError::bad_gateway(format!(
-                        "the upstream sent one stream line larger than {} MB; the answer is abandoned",
-                        MAX_SSE_LINE_BYTES / (1024 * 1024)
-                    )),
-                )
             }
-            Ok(None) if self.observer.saw_stop => {
+            Ok(None) if self.observer.ended() => {
                 self.done = true;
                 self.end(RequestOutcome::Ok);
                 return None;
@@ -175,8 +172,8 @@ impl PassThroughStream {
     fn end(&mut self, outcome: RequestOutcome) {
         if let Some(f) = self.finisher.take() {
             f.finish(
-                self.observer.usage,
-                !self.observer.saw_usage,
+                self.observer.seen.usage,
+                !self.observer.seen.saw_usage,
                 self.first_token,
                 outcome,
             );

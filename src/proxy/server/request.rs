@@ -3,8 +3,8 @@
 
 use axum::http::HeaderMap;
 
-use crate::proxy::anthropic::MessagesRequest;
 use crate::proxy::error::ProxyError;
+use crate::proxy::wire::anthropic::MessagesRequest;
 
 /// Parse once, naming the offending field on failure.
 pub(super) fn parse_request(bytes: &[u8]) -> Result<MessagesRequest, ProxyError> {

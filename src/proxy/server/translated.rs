@@ -26,14 +26,15 @@ use super::spliced::Spliced;
 use super::AppState;
 use crate::config::{Config, ModelRef, Provider};
 use crate::ledger::RequestOutcome;
-use crate::proxy::anthropic::MessagesRequest;
 use crate::proxy::capabilities::missing_in;
 use crate::proxy::error::{ErrorKind, ProxyError};
 use crate::proxy::plan::Plan;
 use crate::proxy::repair::{corrective_note, openai_body_with_note, ToolCatalog};
 use crate::proxy::translate::stream::{StreamTranslator, PING_EVENT, REPETITION};
 use crate::proxy::translate::tool_names::ToolNameMap;
-use crate::proxy::upstream::{AttemptError, MAX_SSE_LINE_BYTES};
+use crate::proxy::upstream::AttemptError;
+use crate::proxy::wire::anthropic::MessagesRequest;
+use crate::proxy::wire::sse::MAX_EVENT_BYTES;
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 type PendingHead =
@@ -480,7 +481,7 @@ impl TranslatedStream {
             self.held = None;
         } else {
             held.append(out);
-            if held.len() > MAX_SSE_LINE_BYTES {
+            if held.len() > MAX_EVENT_BYTES {
                 // Thinking without end: drop it and end the answer, as for an
                 // over-long stream event (it was 435 MB of RSS).
                 self.held = None;
@@ -644,10 +645,10 @@ pub(super) fn idle_timeout(idle: Duration) -> ProxyError {
     )
 }
 
-/// Thinking held back (while a rescue is possible) outgrew [`MAX_SSE_LINE_BYTES`].
+/// Thinking held back (while a rescue is possible) outgrew [`MAX_EVENT_BYTES`].
 fn held_too_large() -> ProxyError {
     ProxyError::bad_gateway(format!(
         "the upstream sent more than {} MB of thinking before any answer or tool call; the answer is abandoned",
-        MAX_SSE_LINE_BYTES / (1024 * 1024)
+        MAX_EVENT_BYTES / (1024 * 1024)
     ))
 }

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use hashlink::LruCache;
 
-use super::anthropic::{
+use super::wire::anthropic::{
     Content, ContentBlock, KnownBlock, Message, MessagesRequest, System, ToolResultContent,
 };
 

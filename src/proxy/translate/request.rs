@@ -10,12 +10,12 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::tool_names::ToolNameMap;
-use crate::proxy::anthropic::{
+use crate::proxy::capabilities::Capabilities;
+use crate::proxy::wire::anthropic::{
     Content, ContentBlock, ImageSource, KnownBlock, MessagesRequest, System, Thinking, ToolChoice,
     ToolResultContent,
 };
-use crate::proxy::capabilities::Capabilities;
-use crate::proxy::openai::{
+use crate::proxy::wire::openai::{
     ChatContent, ChatMessage, ChatRequest, ChatTool, ContentPart, FunctionCall, FunctionDef,
     ImageUrl, Role, StreamOptions, ToolCall,
 };

@@ -3,10 +3,10 @@
 use serde_json::Value;
 
 use super::tool_names::ToolNameMap;
-use crate::proxy::anthropic::{MessagesResponse, ResponseBlock, StopReason, Usage};
-use crate::proxy::openai::{ChatCompletion, ChatUsage};
 use crate::proxy::repair::text_call::{self, TextVerdict};
 use crate::proxy::repair::{fit_call, RepairKind, ToolCatalog, Unfit};
+use crate::proxy::wire::anthropic::{MessagesResponse, ResponseBlock, StopReason, Usage};
+use crate::proxy::wire::openai::{ChatCompletion, ChatUsage};
 
 /// An upstream answer the client cannot be given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,7 +201,7 @@ fn text_blocks(
 /// One call's client name and input: repaired against the tools when they are known,
 /// else parsed as sent.
 fn call_input(
-    call: &crate::proxy::openai::ResponseToolCall,
+    call: &crate::proxy::wire::openai::ResponseToolCall,
     names: &ToolNameMap,
     tools: Option<&ToolCatalog>,
     repairs: &mut Vec<RepairKind>,

@@ -32,7 +32,7 @@ const DROPPED: &[&str] = &[
 /// needs to change (the usual case, and byte-identical to the other servers).
 ///
 /// The schema is parsed here, for this tool only, and dropped once read: the request
-/// keeps schemas as JSON text (see [`crate::proxy::anthropic::Tool::input_schema`]).
+/// keeps schemas as JSON text (see [`crate::proxy::wire::anthropic::Tool::input_schema`]).
 pub fn for_ollama<'a>(
     description: Option<&'a str>,
     schema: Cow<'a, RawValue>,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::proxy::anthropic::{Content, ContentBlock, KnownBlock, MessagesRequest, Thinking};
+use crate::proxy::wire::anthropic::{Content, ContentBlock, KnownBlock, MessagesRequest, Thinking};
 
 /// What [`strip_unsigned_thinking`] changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

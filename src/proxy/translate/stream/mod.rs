@@ -1,9 +1,10 @@
 //! OpenAI chat-completion stream → Anthropic Messages stream, as a pure state machine.
 //!
 //! [`StreamTranslator::feed`] takes upstream bytes split anywhere (mid-line, mid-UTF-8
-//! character) and appends complete Anthropic SSE events to an output buffer. Lines are
-//! reassembled as bytes and decoded only when whole, so a split character comes out
-//! intact, and the output depends only on the byte sequence, never on how it was cut.
+//! character) and appends complete Anthropic SSE events to an output buffer. The events
+//! come from the one SSE decoder ([`crate::proxy::wire::sse`]), so a split character
+//! comes out intact, and the output depends only on the byte sequence, never on how it
+//! was cut.
 //!
 //! Guarantees, whatever the upstream sends:
 //! * `message_start` comes first; every delta has its `content_block_start` before it;
@@ -24,27 +25,23 @@ pub use ending::{REPETITION, REPETITION_RUN};
 use serde_json::Value;
 
 use super::tool_names::ToolNameMap;
-use crate::proxy::anthropic::{
+use crate::proxy::error::{ErrorKind, ProxyError};
+use crate::proxy::wire::anthropic::{
     Delta, DeltaUsage, MessageDeltaBody, StartBlock, StopReason, StreamEvent, StreamMessage, Usage,
 };
-use crate::proxy::error::{ErrorKind, ProxyError};
-use crate::proxy::openai::{error_message, ChatChunk, ChatUsage, ChunkToolCall};
-use crate::proxy::upstream::MAX_SSE_LINE_BYTES;
+use crate::proxy::wire::lines::preview;
+use crate::proxy::wire::openai::{error_message, ChatChunk, ChatUsage, ChunkToolCall};
+use crate::proxy::wire::sse::{SseDecoder, SseEvent, MAX_EVENT_BYTES};
 use axum::http::StatusCode;
 
-/// The upstream's event outgrew [`MAX_SSE_LINE_BYTES`].
-fn line_too_long() -> ProxyError {
-    ProxyError::bad_gateway(format!(
-        "the upstream sent one stream event larger than {} MB; the answer is abandoned",
-        MAX_SSE_LINE_BYTES / (1024 * 1024)
-    ))
-}
+/// The most of an unreadable upstream error event quoted in ours.
+const ERROR_PREVIEW_BYTES: usize = 1000;
 
-/// Arguments of a tool call whose name has not arrived outgrew [`MAX_SSE_LINE_BYTES`].
+/// Arguments of a tool call whose name has not arrived outgrew [`MAX_EVENT_BYTES`].
 fn nameless_too_large() -> ProxyError {
     ProxyError::bad_gateway(format!(
         "the upstream sent more than {} MB of tool call arguments before the tool's name; the answer is abandoned",
-        MAX_SSE_LINE_BYTES / (1024 * 1024)
+        MAX_EVENT_BYTES / (1024 * 1024)
     ))
 }
 
@@ -113,12 +110,8 @@ pub struct StreamTranslator {
     input_estimate: u64,
     names: ToolNameMap,
 
-    /// Bytes of an SSE line not yet terminated by `\n`.
-    line: Vec<u8>,
-    /// `data:` payload of the event being assembled.
-    data: Vec<u8>,
-    /// `event:` name of the event being assembled (some servers flag errors this way).
-    event_is_error: bool,
+    /// The upstream's SSE events (some servers flag errors with `event: error`).
+    sse: SseDecoder,
 
     phase: Phase,
     next_index: u32,
@@ -157,9 +150,7 @@ impl StreamTranslator {
             model: model.into(),
             input_estimate,
             names,
-            line: Vec::new(),
-            data: Vec::new(),
-            event_is_error: false,
+            sse: SseDecoder::default(),
             phase: Phase::NotStarted,
             next_index: 0,
             open: None,
@@ -238,31 +229,16 @@ impl StreamTranslator {
     /// Feed upstream bytes, split anywhere.
     pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
         self.start(out);
-        while !input.is_empty() && self.phase != Phase::Finished {
-            match memchr::memchr(b'\n', input) {
-                Some(pos) => {
-                    let (head, rest) = (&input[..pos], &input[pos + 1..]);
-                    input = rest;
-                    if self.line.is_empty() {
-                        self.handle_line(head, out);
-                    } else {
-                        let mut line = std::mem::take(&mut self.line);
-                        line.extend_from_slice(head);
-                        self.handle_line(&line, out);
-                        line.clear();
-                        self.line = line;
-                    }
-                }
-                None => {
-                    if self.line.len() + input.len() > MAX_SSE_LINE_BYTES {
-                        self.fail("line_too_long", line_too_long(), out);
-                        break;
-                    }
-                    self.line.extend_from_slice(input);
-                    break;
-                }
+        // Taken out while its events are handled (they borrow it); no allocation.
+        let mut sse = std::mem::take(&mut self.sse);
+        while self.phase != Phase::Finished {
+            match sse.next(&mut input) {
+                None => break,
+                Some(Ok(event)) => self.handle_event(event, out),
+                Some(Err(e)) => self.fail(e.kind(), ProxyError::oversize_stream(e), out),
             }
         }
+        self.sse = sse;
     }
 
     /// The upstream body ended. Completes a final unterminated event, then writes an
@@ -272,13 +248,13 @@ impl StreamTranslator {
         if self.phase == Phase::Finished {
             return;
         }
-        if !self.line.is_empty() {
-            let line = std::mem::take(&mut self.line);
-            self.handle_line(&line, out);
+        let mut sse = std::mem::take(&mut self.sse);
+        match sse.finish() {
+            Ok(Some(event)) => self.handle_event(event, out),
+            Ok(None) => {}
+            Err(e) => self.fail(e.kind(), ProxyError::oversize_stream(e), out),
         }
-        if self.phase != Phase::Finished && !self.data.is_empty() {
-            self.dispatch(out);
-        }
+        self.sse = sse;
         if self.phase != Phase::Finished {
             let (kind, error) = self.repeats.unfinished();
             self.fail(kind, error, out);
@@ -328,52 +304,21 @@ impl StreamTranslator {
         Some(reason)
     }
 
-    fn handle_line(&mut self, line: &[u8], out: &mut Vec<u8>) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            if !self.data.is_empty() {
-                self.dispatch(out);
-            }
-            self.event_is_error = false;
+    fn handle_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) {
+        // An empty `data:` carries nothing (some servers send it as a keep-alive).
+        if self.phase == Phase::Finished || event.data.is_empty() {
             return;
         }
-        if let Some(value) = line.strip_prefix(b"data:") {
-            let value = value.strip_prefix(b" ").unwrap_or(value);
-            if self.data.len() + value.len() > MAX_SSE_LINE_BYTES {
-                self.fail("line_too_long", line_too_long(), out);
-                return;
-            }
-            if !self.data.is_empty() {
-                self.data.push(b'\n');
-            }
-            self.data.extend_from_slice(value);
-        } else if let Some(value) = line.strip_prefix(b"event:") {
-            self.event_is_error = value.trim_ascii() == b"error";
-        }
-        // Comments (`:`), `id:`, `retry:` carry nothing we need.
-    }
-
-    fn dispatch(&mut self, out: &mut Vec<u8>) {
-        let data = std::mem::take(&mut self.data);
-        self.handle_data(&data, out);
-        let mut data = data;
-        data.clear();
-        self.data = data;
-    }
-
-    fn handle_data(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        if self.phase == Phase::Finished {
-            return;
-        }
-        if data.trim_ascii() == b"[DONE]" {
+        let data = event.data;
+        if event.is_done() {
             self.complete(out);
             return;
         }
-        if self.event_is_error {
+        if event.is("error") {
             let message = serde_json::from_slice::<Value>(data)
                 .ok()
                 .and_then(|v| error_message(&v))
-                .unwrap_or_else(|| String::from_utf8_lossy(data).into_owned());
+                .unwrap_or_else(|| preview(data, ERROR_PREVIEW_BYTES).into_owned());
             self.fail(
                 "upstream_stream_error",
                 ProxyError::bad_gateway(format!("the upstream reported an error: {message}")),
@@ -506,7 +451,7 @@ impl StreamTranslator {
         if !self.tools[slot].started {
             if self.tools[slot].name.is_none() {
                 let pending = &mut self.tools[slot].pending_args;
-                if pending.len() + args.len() > MAX_SSE_LINE_BYTES {
+                if pending.len() + args.len() > MAX_EVENT_BYTES {
                     return self.fail("line_too_long", nameless_too_large(), out);
                 }
                 pending.push_str(&args);
@@ -525,7 +470,7 @@ impl StreamTranslator {
                 content_block: StartBlock::ToolUse {
                     id: tool.id.as_deref().unwrap_or(&fallback_id),
                     name: self.names.to_client(upstream_name),
-                    input: crate::proxy::anthropic::EmptyObject,
+                    input: crate::proxy::wire::anthropic::EmptyObject,
                 },
             }
             .write_sse(out);

@@ -5,14 +5,15 @@
 //! caller can retry or fall back ([`StreamTranslator::unfit`]).
 
 use super::{BlockKind, OpenBlock, Phase, StreamTranslator, ToolKey, ToolState};
-use crate::proxy::anthropic::{Delta, StartBlock, StreamEvent};
 use crate::proxy::error::ProxyError;
-use crate::proxy::fallback::TOOL_CALL_INVALID;
-use crate::proxy::openai::ChunkToolCall;
 use crate::proxy::repair::stream::{CallBuffer, HeldText, PendingCall, TextGate};
 use crate::proxy::repair::text_call::{self, TextVerdict};
-use crate::proxy::repair::{fit_call, FittedCall, RepairKind, ToolCatalog, Unfit};
-use crate::proxy::upstream::MAX_SSE_LINE_BYTES;
+use crate::proxy::repair::{
+    fit_call, FittedCall, RepairKind, ToolCatalog, Unfit, TOOL_CALL_INVALID,
+};
+use crate::proxy::wire::anthropic::{Delta, StartBlock, StreamEvent};
+use crate::proxy::wire::openai::ChunkToolCall;
+use crate::proxy::wire::sse::MAX_EVENT_BYTES;
 
 /// What repair mode holds for one answer.
 #[derive(Debug)]
@@ -77,16 +78,16 @@ impl StreamTranslator {
     }
 
     /// Text held by the gate (a call printed as text, or call markup) outgrew
-    /// [`MAX_SSE_LINE_BYTES`]: the answer ends with an error event, as for an over-long
+    /// [`MAX_EVENT_BYTES`]: the answer ends with an error event, as for an over-long
     /// stream line, instead of holding text without end.
     pub(super) fn check_held_text(&mut self, out: &mut Vec<u8>) {
         let held = self.repair.as_ref().map_or(0, |r| r.gate.held_len());
-        if held > MAX_SSE_LINE_BYTES {
+        if held > MAX_EVENT_BYTES {
             self.fail(
                 "line_too_long",
                 ProxyError::bad_gateway(format!(
                     "the upstream sent more than {} MB of text that may be a tool call; the answer is abandoned",
-                    MAX_SSE_LINE_BYTES / (1024 * 1024)
+                    MAX_EVENT_BYTES / (1024 * 1024)
                 )),
                 out,
             );
@@ -106,7 +107,7 @@ impl StreamTranslator {
             call.function.name.as_deref(),
             &args,
         );
-        if r.calls.held_bytes() > MAX_SSE_LINE_BYTES {
+        if r.calls.held_bytes() > MAX_EVENT_BYTES {
             self.fail(
                 "line_too_long",
                 ProxyError::bad_gateway("the upstream's tool call arguments exceed 8 MB"),
@@ -203,7 +204,7 @@ impl StreamTranslator {
             content_block: StartBlock::ToolUse {
                 id: id.unwrap_or(&fallback_id),
                 name: &call.name,
-                input: crate::proxy::anthropic::EmptyObject,
+                input: crate::proxy::wire::anthropic::EmptyObject,
             },
         }
         .write_sse(out);

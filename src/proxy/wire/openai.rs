@@ -129,7 +129,7 @@ pub struct FunctionDef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<Cow<'a, str>>,
     /// The client's `input_schema` text, passed on as it came (see
-    /// [`crate::proxy::anthropic::Tool::input_schema`]).
+    /// [`crate::proxy::wire::anthropic::Tool::input_schema`]).
     pub parameters: Cow<'a, RawValue>,
 }
 

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+/// Anthropic's own request size limit (the proxy refuses larger bodies the same way).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
 /// `POST /v1/messages` body.
 ///
 /// Deserialised by hand (below) rather than with `#[serde(flatten)]`: flatten makes
