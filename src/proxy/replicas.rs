@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Replica, MAX_REPLICAS};
-use crate::proxy::anthropic::MessagesRequest;
+use crate::proxy::wire::anthropic::MessagesRequest;
 
 /// How long a replica that refused a connection (or kept failing) is passed over.
 pub const RETRY_AFTER: Duration = Duration::from_secs(10);

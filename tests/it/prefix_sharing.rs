@@ -7,7 +7,7 @@
 //! the proxy sends them upstream, and the proxy must not end the shared prefix earlier
 //! than the client's own differences do. Run with `--nocapture` for the figures.
 
-use ccr_setup::proxy::anthropic::MessagesRequest;
+use ccr_setup::proxy::wire::anthropic::MessagesRequest;
 use ccr_setup::proxy::translate::request::{to_openai, TargetOptions};
 use serde_json::Value;
 
