@@ -18,9 +18,6 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Files other work adds in parallel (team mode, issue #30): linked before they land.
-const PENDING: &[&str] = &["docs/team.md"];
-
 /// The Markdown files a reader of the repository or of a release archive gets.
 pub fn markdown_files(root: &Path) -> Vec<PathBuf> {
     let mut files = vec![root.join("README.md"), root.join("CONTRIBUTING.md")];
@@ -130,12 +127,7 @@ pub fn broken_links(root: &Path, files: &[PathBuf]) -> Vec<String> {
             };
             let normal = normalize(&resolved);
             if !normal.exists() {
-                let pending = normal
-                    .strip_prefix(root)
-                    .is_ok_and(|p| PENDING.iter().any(|q| Path::new(q) == p));
-                if !pending {
-                    broken.push(format!("{name}: {target} (no such file)"));
-                }
+                broken.push(format!("{name}: {target} (no such file)"));
                 continue;
             }
             if let Some(anchor) = anchor.filter(|a| !a.is_empty()) {

@@ -7,8 +7,8 @@
 //! the proxy sends them upstream, and the proxy must not end the shared prefix earlier
 //! than the client's own differences do. Run with `--nocapture` for the figures.
 
-use ccr_setup::proxy::wire::anthropic::MessagesRequest;
 use ccr_setup::proxy::translate::request::{to_openai, TargetOptions};
+use ccr_setup::proxy::wire::anthropic::MessagesRequest;
 use serde_json::Value;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/prefix");
