@@ -5,13 +5,19 @@
 # the floor. Load from wrk (scripts/bench/post.lua). Not part of CI's pass or fail.
 #
 #   scripts/bench-proxy.sh [--with-litellm] [--duration SECS] [--warmup SECS]
-#                          [--ccr-setup-bin PATH | --no-ccr-setup] [--no-ccr]
+#                          [--ccr-setup-bin [LABEL=]PATH ... | --no-ccr-setup] [--no-ccr]
+#                          [--init-config] [--rounds N]
 #
 # Scenarios: small non-streaming, small streaming, and a 76 KB Claude Code-shaped
 # streaming request, each at concurrency 1 and 32. Reports req/s, p50/p99, p50 added
-# over the floor, RSS idle and peak (VmRSS/VmHWM of the listening process), and the
-# median time to first byte of a small stream. Prints markdown; writes
+# over the floor, CPU per request (the proxy process's utime+stime over the run / the
+# requests completed), RSS idle and peak (VmRSS/VmHWM of the listening process), and
+# the median time to first byte of a small stream. Prints markdown; writes
 # target/bench/proxy.json (and the raw target/bench/proxy.jsonl).
+# --ccr-setup-bin LABEL=PATH, given more than once, compares builds in one run (target
+# ccr-setup@LABEL each); --rounds N runs the proxies N times, interleaved, and reports
+# medians; --init-config gives ccr-setup the config `init` writes (APIKEY, LOG: true,
+# the provider's context_window) instead of the bare one.
 #
 # Loopback only; bounded loops; stops only the processes it started.
 set -euo pipefail
@@ -24,20 +30,26 @@ WITH_LITELLM=0
 WITH_CCR=1
 WITH_CCR_SETUP=1
 CCR_SETUP_BIN=""
+# LABEL=PATH pairs from --ccr-setup-bin, in the order given.
+CCR_SETUP_BINS=()
+INIT_CONFIG=0
+ROUNDS=1
 TTFB_SAMPLES=30
 CCR_VERSION="2.0.0"
 # The key every request carries (LiteLLM insists on a master key; the others have no
 # APIKEY configured and ignore it).
 export BENCH_API_KEY="sk-bench-key"
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --with-litellm) WITH_LITELLM=1 ;;
         --no-ccr) WITH_CCR=0 ;;
         --no-ccr-setup) WITH_CCR_SETUP=0 ;;
-        --ccr-setup-bin) CCR_SETUP_BIN="$2"; shift ;;
+        --ccr-setup-bin) CCR_SETUP_BINS+=("$2"); shift ;;
+        --init-config) INIT_CONFIG=1 ;;
+        --rounds) ROUNDS="$2"; shift ;;
         --duration) DURATION="$2"; shift ;;
         --warmup) WARMUP="$2"; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -176,9 +188,22 @@ start_target() { # name group
             TARGET_URL="$endpoint"
             return 0
             ;;
-        ccr-setup)
+        ccr-setup*)
             port="$(free_port)"
-            cat >"$WORK/ccr-setup-$group.json" <<EOF
+            if [ "$INIT_CONFIG" = 1 ]; then
+                # As `init` writes it: a proxy key, request logging, the model's window.
+                cat >"$WORK/ccr-setup-$group.json" <<EOF
+{
+  "APIKEY": "$BENCH_API_KEY",
+  "LOG": true,
+  "HOST": "127.0.0.1",
+  "PORT": $port,
+  "Providers": [{"name": "bench", "api_base_url": "$endpoint", "api_key": "bench", "models": ["bench-model"], "context_window": 131072}],
+  "Router": {"default": "bench,bench-model"}
+}
+EOF
+            else
+                cat >"$WORK/ccr-setup-$group.json" <<EOF
 {
   "LOG": false,
   "HOST": "127.0.0.1",
@@ -187,8 +212,9 @@ start_target() { # name group
   "Router": {"default": "bench,bench-model"}
 }
 EOF
-            log="$WORK/ccr-setup.log"
-            HOME="$WORK/ccr-setup-home" "$CCR_SETUP_BIN" --quiet --config "$WORK/ccr-setup-$group.json" \
+            fi
+            log="$WORK/$name.log"
+            HOME="$WORK/$name-home" "$(ccr_setup_bin "$name")" --quiet --config "$WORK/ccr-setup-$group.json" \
                 proxy --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
             ;;
         ccr)
@@ -236,6 +262,21 @@ EOF
     TARGET_URL="http://127.0.0.1:$port/v1/messages"
 }
 
+# The binary behind target ccr-setup or ccr-setup@LABEL.
+ccr_setup_bin() {
+    local pair
+    if [ "$1" = ccr-setup ]; then echo "$CCR_SETUP_BIN"; return 0; fi
+    for pair in "${CCR_SETUP_BINS[@]}"; do
+        if [ "ccr-setup@${pair%%=*}" = "$1" ]; then echo "${pair#*=}"; return 0; fi
+    done
+    die "no binary for target $1"
+}
+
+# utime + stime of a process so far, in clock ticks (0 when it is gone).
+cpu_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 stop_target() {
     if [ -n "$TARGET_LAUNCHER" ]; then
         stop_pid "$TARGET_LAUNCHER"
@@ -260,16 +301,18 @@ preflight() { # name url body expect
 
 record() { echo "$1" >>"$RESULTS"; }
 
-run_wrk() { # name scenario body concurrency url
-    local name="$1" scenario="$2" body="$3" conc="$4" url="$5" line
+run_wrk() { # name scenario body concurrency url round
+    local name="$1" scenario="$2" body="$3" conc="$4" url="$5" round="$6" line cpu=null before
     BENCH_BODY="$body" wrk -t1 -c"$conc" -d"${WARMUP}s" --timeout 30s -s scripts/bench/post.lua "$url" >/dev/null 2>&1 || true
+    if [ -n "$TARGET_PID" ]; then before="$(cpu_ticks "$TARGET_PID")"; fi
     line="$(BENCH_BODY="$body" wrk -t1 -c"$conc" -d"${DURATION}s" --timeout 30s -s scripts/bench/post.lua "$url" 2>&1 | grep '^BENCH_JSON ' | head -n 1)" || true
+    if [ -n "$TARGET_PID" ]; then cpu="$(($(cpu_ticks "$TARGET_PID") - before))"; fi
     if [ -z "$line" ]; then
         say "$name $scenario c=$conc: wrk produced no summary"
         return 0
     fi
-    record "{\"kind\":\"load\",\"target\":\"$name\",\"scenario\":\"$scenario\",\"concurrency\":$conc,\"wrk\":${line#BENCH_JSON }}"
-    say "$name $scenario c=$conc: $(echo "${line#BENCH_JSON }" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, non-2xx %d" % (d["requests"]/(d["duration_us"]/1e6), d["p50_us"]/1e3, d["p99_us"]/1e3, d["errors_status"]))')"
+    record "{\"kind\":\"load\",\"target\":\"$name\",\"scenario\":\"$scenario\",\"concurrency\":$conc,\"round\":$round,\"cpu_ticks\":$cpu,\"clk_tck\":$CLK_TCK,\"wrk\":${line#BENCH_JSON }}"
+    say "$name $scenario c=$conc: $(echo "${line#BENCH_JSON }" | CPU="$cpu" python3 -c 'import json,os,sys; d=json.load(sys.stdin); c=os.environ["CPU"]; t=int(os.environ["CLK_TCK"]); n=d["requests"]; cpu="" if c == "null" or not n else ", CPU %.3f ms/req" % (int(c) * 1000 / t / n); print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, non-2xx %d%s" % (n/(d["duration_us"]/1e6), d["p50_us"]/1e3, d["p99_us"]/1e3, d["errors_status"], cpu))')"
 }
 
 ttfb() { # name url
@@ -283,8 +326,8 @@ ttfb() { # name url
     record "{\"kind\":\"ttfb\",\"target\":\"$name\",\"samples\":[$(awk '{printf "%s[%s,%s]", (NR>1?",":""), $1, $2}' "$WORK/ttfb")]}"
 }
 
-bench_target() { # name
-    local name="$1" group scenario body conc expect idle hwm ok
+bench_target() { # name round
+    local name="$1" round="$2" group scenario body conc expect idle hwm ok
     for group in json sse trickle; do
         start_target "$name" "$group"
         if [ "$name" = direct ]; then expect='\[DONE\]\|chat.completion'; else expect='message_stop\|"type":"message"'; fi
@@ -322,7 +365,7 @@ bench_target() { # name
                 large-stream) [ "$group" = sse ] || continue; body="$FIXTURES/large-stream.json" ;;
             esac
             for conc in 1 32; do
-                run_wrk "$name" "$scenario" "$body" "$conc" "$TARGET_URL"
+                run_wrk "$name" "$scenario" "$body" "$conc" "$TARGET_URL" "$round"
             done
         done
         if [ -n "$TARGET_PID" ]; then
@@ -334,8 +377,18 @@ bench_target() { # name
 }
 
 # --- run ---------------------------------------------------------------------------
+export CLK_TCK
+CLK_TCK="$(getconf CLK_TCK)"
 TARGETS=(direct)
-if [ "$WITH_CCR_SETUP" = 1 ]; then
+if [ "$WITH_CCR_SETUP" = 1 ] && [ "${#CCR_SETUP_BINS[@]}" -gt 1 ]; then
+    for pair in "${CCR_SETUP_BINS[@]}"; do
+        case "$pair" in *=*) ;; *) die "--ccr-setup-bin given more than once wants LABEL=PATH, got $pair" ;; esac
+        [ -x "${pair#*=}" ] || die "${pair#*=} is not executable"
+        TARGETS+=("ccr-setup@${pair%%=*}")
+    done
+    CCR_SETUP_BIN="${CCR_SETUP_BINS[0]#*=}"
+elif [ "$WITH_CCR_SETUP" = 1 ]; then
+    if [ "${#CCR_SETUP_BINS[@]}" = 1 ]; then CCR_SETUP_BIN="${CCR_SETUP_BINS[0]#*=}"; fi
     if [ -z "$CCR_SETUP_BIN" ]; then
         say "cargo build --release --bin ccr-setup"
         cargo build --release --locked --bin ccr-setup >"$WORK/cargo.log" 2>&1 ||
@@ -375,11 +428,16 @@ if [ "$WITH_CCR_SETUP" = 1 ]; then versions="$versions,\"ccr-setup\":\"$("$CCR_S
 if [ "$WITH_CCR" = 1 ]; then versions="$versions,\"claude-code-router\":\"$CCR_VERSION\",\"node\":\"$(node --version)\""; fi
 if [ "$WITH_LITELLM" = 1 ]; then versions="$versions,\"litellm\":\"$("$CACHE/litellm-venv/bin/pip" show litellm 2>/dev/null | awk '/^Version/{print $2}')\""; fi
 versions="$versions}"
-record "{\"kind\":\"meta\",\"date\":\"$(date -u +%Y-%m-%dT%H:%MZ)\",\"duration_s\":$DURATION,\"warmup_s\":$WARMUP,\"load_avg_before\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"machine\":$machine,\"versions\":$versions}"
+record "{\"kind\":\"meta\",\"date\":\"$(date -u +%Y-%m-%dT%H:%MZ)\",\"rounds\":$ROUNDS,\"init_config\":$([ "$INIT_CONFIG" = 1 ] && echo true || echo false),\"duration_s\":$DURATION,\"warmup_s\":$WARMUP,\"load_avg_before\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"machine\":$machine,\"versions\":$versions}"
 
-say "targets: ${TARGETS[*]}; ${DURATION}s per run after ${WARMUP}s warmup; upstream nginx on 127.0.0.1:$NGINX_PORT"
-for target in "${TARGETS[@]}"; do
-    bench_target "$target"
+say "targets: ${TARGETS[*]}; ${DURATION}s per run after ${WARMUP}s warmup; $ROUNDS round(s); upstream nginx on 127.0.0.1:$NGINX_PORT"
+# The floor once; the proxies once per round, interleaved, so a busy spell on a shared
+# machine falls on all of them alike.
+for round in $(seq 1 "$ROUNDS"); do
+    for target in "${TARGETS[@]}"; do
+        if [ "$target" = direct ] && [ "$round" -gt 1 ]; then continue; fi
+        bench_target "$target" "$round"
+    done
 done
 record "{\"kind\":\"end\",\"load_avg_after\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Turns scripts/bench-proxy.sh's raw records (JSON lines) into a markdown report on
-stdout and a summary JSON file.
+stdout and a summary JSON file. A target measured in several rounds is reported by
+the median of each figure over its rounds.
 
 usage: report.py RESULTS.jsonl OUT.json
 """
@@ -24,7 +25,49 @@ TARGET_LABEL = {
 
 
 def order(target):
-    return TARGET_ORDER.index(target) if target in TARGET_ORDER else len(TARGET_ORDER)
+    # ccr-setup@LABEL (one of several builds compared) sorts with ccr-setup.
+    base = target.split("@", 1)[0]
+    return TARGET_ORDER.index(base) if base in TARGET_ORDER else len(TARGET_ORDER)
+
+
+def label(target):
+    base, _, build = target.partition("@")
+    name = TARGET_LABEL.get(base, base)
+    return f"{name} ({build})" if build else name
+
+
+def load_row(r):
+    """One wrk run's figures; CPU per request from the proxy's utime+stime over it."""
+    w = r["wrk"]
+    seconds = w["duration_us"] / 1e6
+    errors = w["errors_connect"] + w["errors_read"] + w["errors_write"] + w["errors_timeout"]
+    ticks = r.get("cpu_ticks")
+    cpu = ticks * 1e3 / r["clk_tck"] / w["requests"] if ticks is not None and w["requests"] else None
+    return {
+        "requests": w["requests"],
+        "rps": w["requests"] / seconds if seconds else 0.0,
+        "p50_ms": w["p50_us"] / 1e3,
+        "p90_ms": w["p90_us"] / 1e3,
+        "p99_ms": w["p99_us"] / 1e3,
+        "cpu_ms_per_req": cpu,
+        "non_2xx": w["errors_status"],
+        "socket_errors": errors,
+    }
+
+
+def median_of(runs, key):
+    values = [run[key] for run in runs if run[key] is not None]
+    return statistics.median(values) if values else None
+
+
+def merge_rounds(runs):
+    """Medians over a target's rounds (errors summed), plus each round's CPU figure."""
+    row = {key: median_of(runs, key) for key in ("requests", "rps", "p50_ms", "p90_ms", "p99_ms", "cpu_ms_per_req")}
+    row["non_2xx"] = sum(run["non_2xx"] for run in runs)
+    row["socket_errors"] = sum(run["socket_errors"] for run in runs)
+    row["rounds"] = len(runs)
+    row["cpu_ms_per_req_rounds"] = [run["cpu_ms_per_req"] for run in runs]
+    return row
 
 
 def main():
@@ -32,25 +75,14 @@ def main():
     meta = next((r for r in records if r["kind"] == "meta"), {})
     end = next((r for r in records if r["kind"] == "end"), {})
 
-    loads = {}
+    runs = {}
     for r in records:
-        if r["kind"] != "load":
-            continue
-        w = r["wrk"]
-        seconds = w["duration_us"] / 1e6
-        errors = w["errors_connect"] + w["errors_read"] + w["errors_write"] + w["errors_timeout"]
-        loads[(r["target"], r["scenario"], r["concurrency"])] = {
-            "target": r["target"],
-            "scenario": r["scenario"],
-            "concurrency": r["concurrency"],
-            "requests": w["requests"],
-            "rps": w["requests"] / seconds if seconds else 0.0,
-            "p50_ms": w["p50_us"] / 1e3,
-            "p90_ms": w["p90_us"] / 1e3,
-            "p99_ms": w["p99_us"] / 1e3,
-            "non_2xx": w["errors_status"],
-            "socket_errors": errors,
-        }
+        if r["kind"] == "load":
+            runs.setdefault((r["target"], r["scenario"], r["concurrency"]), []).append(load_row(r))
+    loads = {}
+    for (target, scenario, conc), rounds in runs.items():
+        loads[(target, scenario, conc)] = {"target": target, "scenario": scenario, "concurrency": conc,
+                                           **merge_rounds(rounds)}
     for row in loads.values():
         floor = loads.get(("direct", row["scenario"], row["concurrency"]))
         ccr = loads.get(("ccr", row["scenario"], row["concurrency"]))
@@ -111,23 +143,30 @@ def main():
           f"{meta.get('duration_s', '?')} s per run after {meta.get('warmup_s', '?')} s warmup; "
           f"versions: {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}.")
     print()
-    print("| scenario | conc | target | req/s | p50 ms | p99 ms | p50 added vs floor | req/s vs ccr | non-2xx |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rounds = meta.get("rounds", 1)
+    if rounds > 1:
+        print(f"Medians over {rounds} rounds (the floor measured once); CPU per request's rounds in brackets.")
+        print()
+    print("| scenario | conc | target | req/s | p50 ms | p99 ms | p50 added vs floor | req/s vs ccr | CPU ms/req | non-2xx |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in out["load"]:
         added = f"{r['added_p50_ms']:+.2f} ms" if r["added_p50_ms"] is not None and r["target"] != "direct" else ""
         ratio = f"{r['rps_vs_ccr']:.1f}×" if r["rps_vs_ccr"] is not None and r["target"] not in ("ccr", "direct") else ""
         errs = r["non_2xx"] + r["socket_errors"]
         p50 = f"{r['p50_ms']:.2f}" if r["p50_ms"] is not None else "none completed"
         p99 = f"{r['p99_ms']:.2f}" if r["p99_ms"] is not None else ""
-        print(f"| {SCENARIO_LABEL[r['scenario']]} | {r['concurrency']} | {TARGET_LABEL.get(r['target'], r['target'])} "
-              f"| {r['rps']:.0f} | {p50} | {p99} | {added} | {ratio} | {errs} |")
+        cpu = f"{r['cpu_ms_per_req']:.3f}" if r["cpu_ms_per_req"] is not None else ""
+        if cpu and r["rounds"] > 1:
+            cpu += " [" + ", ".join(f"{c:.3f}" for c in r["cpu_ms_per_req_rounds"] if c is not None) + "]"
+        print(f"| {SCENARIO_LABEL[r['scenario']]} | {r['concurrency']} | {label(r['target'])} "
+              f"| {r['rps']:.0f} | {p50} | {p99} | {added} | {ratio} | {cpu} | {errs} |")
     if rss:
         print()
         print("| target | RSS idle | RSS peak (VmHWM) |")
         print("| --- | ---: | ---: |")
         for t in sorted(rss, key=order):
             e = rss[t]
-            print(f"| {TARGET_LABEL.get(t, t)} | {(e['idle_kib'] or 0) / 1024:.1f} MiB | {e['peak_kib'] / 1024:.1f} MiB |")
+            print(f"| {label(t)} | {(e['idle_kib'] or 0) / 1024:.1f} MiB | {e['peak_kib'] / 1024:.1f} MiB |")
     if ttfb:
         print()
         print("| target | time to first byte, small stream (median) | vs direct |")
@@ -135,7 +174,7 @@ def main():
         for t in sorted(ttfb, key=order):
             e = ttfb[t]
             vs = f"{e['vs_direct_ms']:+.2f} ms" if t != "direct" and "vs_direct_ms" in e else ""
-            print(f"| {TARGET_LABEL.get(t, t)} | {e['median_ms']:.2f} ms ({e['samples']} runs) | {vs} |")
+            print(f"| {label(t)} | {e['median_ms']:.2f} ms ({e['samples']} runs) | {vs} |")
     if first_token:
         pause = next(iter(first_token.values()))["pause_ms"]
         print()
@@ -144,10 +183,10 @@ def main():
         for t in sorted(first_token, key=order):
             e = first_token[t]
             vs = f"{e['vs_direct_ms']:+.2f} ms" if t != "direct" and "vs_direct_ms" in e else ""
-            label = "slow upstream direct (floor)" if t == "direct" else TARGET_LABEL.get(t, t)
-            print(f"| {label} | {e['median_ms']:.2f} ms ({e['samples']} runs, max {e['max_ms']:.2f}) | {vs} |")
+            name = "slow upstream direct (floor)" if t == "direct" else label(t)
+            print(f"| {name} | {e['median_ms']:.2f} ms ({e['samples']} runs, max {e['max_ms']:.2f}) | {vs} |")
     for t, g in failed:
-        print(f"\nFAILED: {TARGET_LABEL.get(t, t)} did not answer the {g} preflight; its rows are missing.")
+        print(f"\nFAILED: {label(t)} did not answer the {g} preflight; its rows are missing.")
     print_goals(out, rss)
 
 
