@@ -19,7 +19,7 @@ use crate::sanitize::field;
 
 pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
     if let Some(join) = super::shared::joined(&ctx.config_path)? {
-        return team_stats(ctx, &join, args.json);
+        return team_stats(ctx, &join, &args);
     }
     let now_ms = chrono::Utc::now().timestamp_millis();
     let since_ms = parse_since(&args.since)?.map(|window_ms| now_ms - window_ms);
@@ -464,13 +464,40 @@ fn csv_line(o: &mut String, key: &str, t: &Totals) {
 
 /// `stats` on a laptop joined to a team server: the client's own use today, as the
 /// server reports it (the ledger is the server's; `--since` and `--by` do not apply).
-fn team_stats(ctx: &Context, join: &crate::config::Join, json: bool) -> anyhow::Result<Outcome> {
+fn team_stats(
+    ctx: &Context,
+    join: &crate::config::Join,
+    args: &StatsArgs,
+) -> anyhow::Result<Outcome> {
+    let json = args.json;
+    if args.csv {
+        anyhow::bail!(Diagnostic::new(
+            "--csv needs the ledger, which is on the team server, not on this joined laptop"
+        )
+        .with_hint(
+            "use `ccr-setup stats --json` here, or run `ccr-setup stats --csv` on the server"
+        ));
+    }
+    let ignored: Vec<&str> = [
+        (args.since != "7d", "--since"),
+        (args.by.is_some(), "--by"),
+        (args.compare_to.is_some(), "--compare-to"),
+    ]
+    .into_iter()
+    .filter_map(|(given, flag)| given.then_some(flag))
+    .collect();
+    let out = ctx.printer(json);
+    if !ignored.is_empty() {
+        out.note(&format!(
+            "{} not applied: a joined laptop shows today's use as the team server reports it (the ledger is the server's; run `ccr-setup stats` there for periods and groups)",
+            ignored.join(", ")
+        ));
+    }
     let usage = super::shared::block_on(crate::team::fetch_usage(
         join,
         None,
         std::time::Duration::from_secs(10),
     ))?;
-    let out = ctx.printer(json);
     if json {
         out.document(&format!("{}\n", serde_json::to_string_pretty(&usage)?));
     } else {

@@ -222,3 +222,101 @@ fn team_join_refuses_plain_http_beyond_loopback_and_bad_keys() {
     assert!(!sb.config_path().exists(), "nothing was written");
     assert!(!sb.config_path().with_file_name("secrets.env").exists());
 }
+
+/// The whole loop on real parts: a server-mode proxy (`ServerMode`, a key from
+/// `clients add`), one request through it as that client, then a laptop joined to it
+/// whose `stats --json` and status line read the client's own use from the real
+/// `/v1/ccr/usage` (the fakes above only follow the contract).
+#[tokio::test]
+async fn team_a_joined_laptop_reads_its_use_from_a_real_server_mode_proxy() {
+    use crate::support::openai_upstream::{FakeUpstream, Reply};
+    use serde_json::json;
+
+    let engine = FakeUpstream::start(vec![Reply::json(&json!({
+        "id": "c1", "object": "chat.completion", "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 3, "total_tokens": 43}
+    }))])
+    .await;
+    let server = Sandbox::new();
+    let port = crate::support::claude_code::free_port();
+    server.write_config(&json!({
+        "Providers": [{"name": "llama-server", "api_base_url": engine.url("/v1/chat/completions"),
+                       "api_key": "", "models": ["m"], "local": true}],
+        "Router": {"default": "llama-server,m"},
+        "HOST": "127.0.0.1", "PORT": port, "APIKEY": "admin-secret", "ServerMode": true,
+    }));
+    let (key, _) = run_expect(
+        ccr(
+            &server,
+            &["clients", "add", "alice", "--daily-requests", "5"],
+        ),
+        0,
+    );
+    let key = key.trim().to_owned();
+    let _proxy = crate::support::claude_code::spawn_proxy(
+        &server.config_path(),
+        &server.home,
+        port,
+        Stdio::null(),
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/messages"))
+        .header("x-api-key", &key)
+        .json(
+            &json!({"model": "claude-sonnet-4-5", "max_tokens": 16, "stream": false,
+                      "metadata": {"user_id": "user_x_account__session_laptop-s1"},
+                      "messages": [{"role": "user", "content": "hello"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+
+    let laptop = Sandbox::new();
+    let mut cmd = ccr(&laptop, &["init", "--join", &base, "--yes"]);
+    cmd.env("CCR_SETUP_CLIENT_KEY", &key);
+    let (stdout, _) = run_expect(cmd, 0);
+    assert!(stdout.contains("client alice"), "{stdout}");
+    let (json_out, _) = run_expect(ccr(&laptop, &["stats", "--json"]), 0);
+    let v: serde_json::Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["client"], "alice", "{v}");
+    assert_eq!(v["today"]["requests"], 1, "{v}");
+    assert_eq!(v["limits"]["daily_requests"], 5, "{v}");
+
+    let mut cmd = ccr(&laptop, &["statusline"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"session_id":"laptop-s1"}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.starts_with("ccr · team alice · "), "{line}");
+    assert!(line.contains("session 1 req"), "{line}");
+}
+
+/// `stats` flags that need the ledger (which is the server's) are not silently dropped
+/// on a joined laptop: `--since`/`--by` get a note, `--csv` an error with the way out.
+#[test]
+fn team_joined_stats_says_which_flags_do_not_apply() {
+    let server = fake_team_server(200);
+    let sb = joined(&server);
+    let (stdout, stderr) = run_expect(ccr(&sb, &["stats", "--by", "client", "--since", "30d"]), 0);
+    assert!(stdout.contains("requests today  12"), "{stdout}");
+    assert!(
+        stderr.contains("note: --since, --by not applied"),
+        "{stderr}"
+    );
+    let (_, stderr) = run_expect(ccr(&sb, &["stats", "--csv"]), 1);
+    assert!(stderr.contains("--csv needs the ledger"), "{stderr}");
+    assert!(
+        stderr.contains("hint: use `ccr-setup stats --json`"),
+        "{stderr}"
+    );
+}

@@ -191,7 +191,7 @@ mod tests {
                             {"name": "bob", "key_hash": format_hash(&hash_key("ccr_bob"))}],
                 "ClientsTimezone": "+02:00",
                 "ServerMode": true,
-                "HOST": "0.0.0.0"
+                "HOST": "127.0.0.1"
             })),
             &[],
         )
@@ -203,6 +203,14 @@ mod tests {
         assert_eq!(cfg.clients[1].daily_requests, None);
         assert_eq!(cfg.clients_timezone.local_minus_utc(), 7200);
         assert!(cfg.server_mode && cfg.auth_required() && cfg.api_key.is_none());
+        // Outside server mode, client keys satisfy the key rule for a LAN bind (server
+        // mode keeps the proxy on loopback behind Caddy: validate::team).
+        let lan = build(
+            &doc(json!({"Clients": [{"name": "alice", "key_hash": h}], "HOST": "0.0.0.0"})),
+            &[],
+        )
+        .unwrap();
+        assert!(lan.auth_required() && lan.api_key.is_none());
         let cfg = build(&doc(json!({})), &[]).unwrap();
         assert!(cfg.clients.is_empty() && !cfg.server_mode && !cfg.auth_required());
         assert_eq!(cfg.clients_timezone.local_minus_utc(), 0);
