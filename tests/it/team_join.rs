@@ -37,6 +37,22 @@ fn joined(server: &RoutedHttp) -> Sandbox {
     sb
 }
 
+/// The status line a joined laptop prints for Claude Code session `session_id`.
+fn statusline_of(sb: &Sandbox, session_id: &str) -> String {
+    let mut cmd = ccr(sb, &["statusline"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let input = serde_json::json!({ "session_id": session_id }).to_string();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn team_join_stores_the_key_outside_the_config_and_runs_no_local_services() {
     let server = fake_team_server(200);
@@ -123,17 +139,7 @@ fn team_joined_stats_statusline_and_doctor_read_the_server() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["today"]["requests"], 12);
 
-    let mut cmd = ccr(&sb, &["statusline"]);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"session_id":"sess-1"}"#)
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let line = String::from_utf8_lossy(&out.stdout);
+    let line = statusline_of(&sb, "sess-1");
     assert!(
         line.starts_with("ccr · team alice · openai/gpt-oss-20b · session 3 req"),
         "{line}"
@@ -286,17 +292,7 @@ async fn team_a_joined_laptop_reads_its_use_from_a_real_server_mode_proxy() {
     assert_eq!(v["today"]["requests"], 1, "{v}");
     assert_eq!(v["limits"]["daily_requests"], 5, "{v}");
 
-    let mut cmd = ccr(&laptop, &["statusline"]);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"session_id":"laptop-s1"}"#)
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let line = String::from_utf8_lossy(&out.stdout);
+    let line = statusline_of(&laptop, "laptop-s1");
     assert!(line.starts_with("ccr · team alice · "), "{line}");
     assert!(line.contains("session 1 req"), "{line}");
 }
