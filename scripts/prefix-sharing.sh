@@ -19,7 +19,9 @@ cd "$(dirname "$0")/.."
 say() { printf '[prefix] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-[ -n "${CCR_E2E_CLAUDE:-}" ] && [ -x "$CCR_E2E_CLAUDE" ] || die "set CCR_E2E_CLAUDE (source scripts/ci-deps.sh)"
+if [ -z "${CCR_E2E_CLAUDE:-}" ] || [ ! -x "$CCR_E2E_CLAUDE" ]; then
+    die "set CCR_E2E_CLAUDE (source scripts/ci-deps.sh)"
+fi
 KEEP=0
 EXTRA=()
 while [ $# -gt 0 ]; do

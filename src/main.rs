@@ -19,7 +19,8 @@ fn main() -> ExitCode {
     match result {
         Ok(outcome) => outcome.into(),
         Err(err) => {
-            eprintln!("{}", ccr_setup::output::render_error(&err, color));
+            let hint = ccr_setup::commands::diagnostics::hint_of(&err);
+            eprintln!("{}", ccr_setup::output::render_error(&err, hint, color));
             ExitCode::from(1)
         }
     }

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod code;
 pub mod completions;
 pub mod config;
+pub mod diagnostics;
 pub mod doctor;
 pub mod env;
 pub mod init;

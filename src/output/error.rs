@@ -1,16 +1,14 @@
 //! The one rendering of a command's error: `error: …`, a `caused by: …` line for each
-//! cause not already said, then `hint: …` when any error in the chain knows the fix.
+//! cause not already said, then `hint: …` when the caller found the fix
+//! ([`crate::commands::diagnostics::hint_of`] knows the domain's errors, so this module
+//! imports nothing from the domain).
 
-use crate::config::ConfigError;
-use crate::diagnostic::{self, Diagnostic, Hint};
-use crate::ollama::serve::ServeError;
-use crate::platform::UnknownPlatform;
-use crate::provision::install::{InstallError, PlanError};
+use crate::diagnostic;
 
 use super::Palette;
 
 /// The text `main` prints for an error that ended a command (no trailing newline).
-pub fn render_error(err: &anyhow::Error, color: bool) -> String {
+pub fn render_error(err: &anyhow::Error, hint: Option<String>, color: bool) -> String {
     let p = Palette::new(color);
     let messages = diagnostic::messages(err.as_ref());
     let mut lines = messages.iter();
@@ -20,7 +18,7 @@ pub fn render_error(err: &anyhow::Error, color: bool) -> String {
         let label = p.dim.apply_to("caused by:");
         out.push_str(&format!("\n  {label} {}", indented(cause)));
     }
-    if let Some(hint) = hint_of(err) {
+    if let Some(hint) = hint {
         let printer = super::Printer {
             json: false,
             quiet: false,
@@ -37,48 +35,15 @@ fn indented(message: &str) -> String {
     message.lines().collect::<Vec<_>>().join("\n    ")
 }
 
-/// The fix for an error: from a [`Diagnostic`] anywhere in its contexts, else from the
-/// first typed error in the chain that knows one.
-pub fn hint_of(err: &anyhow::Error) -> Option<String> {
-    if let Some(hint) = err
-        .downcast_ref::<Diagnostic>()
-        .and_then(|d| d.hint.clone())
-    {
-        return Some(hint);
-    }
-    err.chain().find_map(|e| {
-        if let Some(d) = e.downcast_ref::<Diagnostic>() {
-            d.hint.clone()
-        } else if let Some(c) = e.downcast_ref::<ConfigError>() {
-            c.hint()
-        } else if let Some(s) = e.downcast_ref::<ServeError>() {
-            s.hint()
-        } else if let Some(i) = e.downcast_ref::<InstallError>() {
-            i.hint()
-        } else if let Some(p) = e.downcast_ref::<PlanError>() {
-            p.hint()
-        } else if let Some(p) = e.downcast_ref::<UnknownPlatform>() {
-            p.hint()
-        } else if let Some(c) = e.downcast_ref::<crate::config::ClientEdit>() {
-            c.hint()
-        } else if let Some(n) = e.downcast_ref::<crate::proxy::clients::NoClients>() {
-            n.hint()
-        } else if let Some(u) = e.downcast_ref::<crate::config::ServerUrlError>() {
-            u.hint()
-        } else if let Some(u) = e.downcast_ref::<crate::team::UsageError>() {
-            u.hint()
-        } else if let Some(g) = e.downcast_ref::<crate::provision::engine::EngineError>() {
-            g.hint()
-        } else {
-            None
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::Diagnostic;
     use anyhow::Context as _;
+
+    fn render(err: &anyhow::Error) -> String {
+        render_error(err, crate::commands::diagnostics::hint_of(err), false)
+    }
 
     #[test]
     fn error_causes_then_hint() {
@@ -88,7 +53,7 @@ mod tests {
             .context(Diagnostic::new("cannot save the config").with_hint("check /x"))
             .unwrap_err();
         assert_eq!(
-            render_error(&err, false),
+            render(&err),
             "error: cannot save the config\n  caused by: cannot write /x\n  caused by: permission denied\nhint: check /x"
         );
     }
@@ -96,18 +61,12 @@ mod tests {
     #[test]
     fn continuation_lines_are_indented() {
         let err = anyhow::anyhow!("two problems:\n- a\n- b");
-        assert_eq!(
-            render_error(&err, false),
-            "error: two problems:\n    - a\n    - b"
-        );
+        assert_eq!(render(&err), "error: two problems:\n    - a\n    - b");
     }
 
     #[test]
     fn a_cause_already_in_the_message_is_not_repeated() {
         let err = anyhow::anyhow!("disk full").context("cannot write /x: disk full");
-        assert_eq!(
-            render_error(&err, false),
-            "error: cannot write /x: disk full"
-        );
+        assert_eq!(render(&err), "error: cannot write /x: disk full");
     }
 }

@@ -13,7 +13,7 @@
 mod error;
 mod stdout;
 
-pub use error::{hint_of, render_error};
+pub use error::render_error;
 pub use stdout::{failure as stdout_failure, out, out_line};
 
 use std::time::Duration;
