@@ -171,6 +171,7 @@ mod tests {
             kind: ServiceKind::Ollama,
             program: vec!["/bin/ollama".into(), "serve".into()],
             env: vec![("X".into(), "a\nb".into())],
+            after_our_ollama: false,
         };
         assert!(matches!(
             render_plist(&layout("/h"), &spec),

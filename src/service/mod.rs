@@ -154,6 +154,9 @@ pub struct ServiceSpec {
     pub program: Vec<String>,
     /// Environment for the process. Never put secrets here: service files are readable.
     pub env: Vec<(String, String)>,
+    /// The proxy starts after our Ollama service (systemd `After=`/`Wants=`). Off on a
+    /// team server, whose engine is the operator's and no unit of ours.
+    pub after_our_ollama: bool,
 }
 
 impl ServiceSpec {
@@ -173,6 +176,7 @@ impl ServiceSpec {
             kind: ServiceKind::Ollama,
             program: vec![ollama.to_string_lossy().into_owned(), "serve".to_owned()],
             env,
+            after_our_ollama: false,
         }
     }
 
@@ -186,6 +190,15 @@ impl ServiceSpec {
                 EnvVars::CCR_SETUP_CONFIG.to_owned(),
                 config.to_string_lossy().into_owned(),
             )],
+            after_our_ollama: true,
+        }
+    }
+
+    /// The proxy of a team server (`init --server`): nothing of ours to start after.
+    pub fn server_proxy(ccr_setup: &Path, config: &Path) -> ServiceSpec {
+        ServiceSpec {
+            after_our_ollama: false,
+            ..ServiceSpec::proxy(ccr_setup, config)
         }
     }
 }
@@ -531,6 +544,7 @@ mod tests {
             kind: ServiceKind::Proxy,
             program: vec!["ccr-setup".into(), "proxy".into()],
             env: vec![],
+            after_our_ollama: true,
         };
         let err = render(Manager::Systemd, &layout, &spec).unwrap_err();
         assert!(err.to_string().contains("absolute"), "{err}");

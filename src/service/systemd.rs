@@ -95,10 +95,12 @@ pub fn render_unit(spec: &ServiceSpec) -> Result<String, ServiceError> {
         .collect::<Vec<_>>()
         .join(" ");
     // The proxy should come up after our Ollama when both are installed; `Wants=` is
-    // weak, so a proxy routed elsewhere still starts without it.
-    let ordering = match spec.kind {
-        ServiceKind::Proxy => format!("After={0}\nWants={0}\n", ServiceKind::Ollama.systemd_unit()),
-        ServiceKind::Ollama => String::new(),
+    // weak, so a proxy routed elsewhere still starts without it. A team server's proxy
+    // names no Ollama unit: its engine is the operator's.
+    let ordering = if spec.kind == ServiceKind::Proxy && spec.after_our_ollama {
+        format!("After={0}\nWants={0}\n", ServiceKind::Ollama.systemd_unit())
+    } else {
+        String::new()
     };
     Ok(UNIT_TEMPLATE
         .replace("{{description}}", spec.kind.description())

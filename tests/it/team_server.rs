@@ -124,6 +124,11 @@ fn check_server_init(engine: &RoutedHttp, provider: &str, model: &str, window: O
     // The proxy's unit, and no Ollama service: the engine is the operator's.
     assert_unit_verifies(&unit_path(&sb, "ccr-setup-proxy.service"));
     assert!(!unit_path(&sb, "ccr-setup-ollama.service").exists());
+    let unit = std::fs::read_to_string(unit_path(&sb, "ccr-setup-proxy.service")).unwrap();
+    assert!(
+        !unit.contains("ccr-setup-ollama.service"),
+        "the proxy unit names no Ollama unit of ours:\n{unit}"
+    );
     let caddyfile = sb.config_path().with_file_name("Caddyfile");
     let text = std::fs::read_to_string(&caddyfile).unwrap();
     assert!(text.contains("gpu-box.lan {\n\ttls internal\n"), "{text}");

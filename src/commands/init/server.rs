@@ -214,7 +214,7 @@ fn unit(
     let r = service::render(
         manager,
         &Layout::current(),
-        &ServiceSpec::proxy(&exe, &config),
+        &ServiceSpec::server_proxy(&exe, &config),
     )?;
     Ok(Some((r.path, r.contents, 0o644)))
 }
