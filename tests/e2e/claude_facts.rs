@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
-use support::claude_code::{free_port, run_claude, run_code, spawn_proxy};
+use support::claude_code::{run_claude, run_code, Scratch};
 use support::openai_upstream::{FakeUpstream, Recorded, Reply, SseEnd};
 
 /// An Anthropic Messages answer "ok", streamed or whole: the fake is an Anthropic-kind
@@ -70,23 +70,14 @@ async fn facts(claude_var: &str) {
         return;
     };
     let fake = FakeUpstream::start_with(answer).await;
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(home.join("work")).unwrap();
-    let port = free_port();
-    let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        json!({
-            "PORT": port,
-            "Providers": [{"name": "local", "api_base_url": fake.url("/v1/messages"),
-                           "models": ["m"], "context_window": 32768}],
-            "Router": {"default": "local,m"},
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let proxy = spawn_proxy(&config, &home, port, Stdio::null()).await;
+    let scratch = Scratch::new();
+    scratch.write_config(json!({
+        "Providers": [{"name": "local", "api_base_url": fake.url("/v1/messages"),
+                       "models": ["m"], "context_window": 32768}],
+        "Router": {"default": "local,m"},
+    }));
+    let proxy = scratch.spawn_proxy(Stdio::null()).await;
+    let (home, port, config) = (scratch.home.clone(), scratch.port, scratch.config.clone());
     let base = format!("http://127.0.0.1:{port}");
 
     // Two turns' worth of requests through `ccr-setup code`.

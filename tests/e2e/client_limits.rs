@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ccr_setup::config::client_keys::{format_hash, hash_key};
 use serde_json::json;
-use support::claude_code::{claude_command, free_port, spawn_proxy, CLAUDE_TIMEOUT};
+use support::claude_code::{claude_command, Scratch, CLAUDE_TIMEOUT};
 use support::openai_upstream::{FakeUpstream, Reply};
 
 const KEY: &str = "ccr_e2e-alice-key";
@@ -21,32 +21,21 @@ async fn a_limit_429_stops_claude_code(claude_var: &str) {
     };
     // Never reached: every request of the client is over its limit of 0.
     let fake = FakeUpstream::start(vec![Reply::status(500, "{}")]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let port = free_port();
-    let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        json!({
-            "PORT": port,
-            "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"), "models": ["m"]}],
-            "Router": {"default": "local,m"},
-            "APIKEY": "admin-secret",
-            "Clients": [{"name": "alice", "key_hash": format_hash(&hash_key(KEY)), "daily_requests": 0}]
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let log = dir.path().join("proxy.log");
-    let _proxy = spawn_proxy(
-        &config,
-        &home,
-        port,
-        Stdio::from(std::fs::File::create(&log).unwrap()),
-    )
-    .await;
-    let base = format!("http://127.0.0.1:{port}");
+    let scratch = Scratch::new();
+    scratch.write_config(json!({
+        "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"), "models": ["m"]}],
+        "Router": {"default": "local,m"},
+        "APIKEY": "admin-secret",
+        "Clients": [{"name": "alice", "key_hash": format_hash(&hash_key(KEY)), "daily_requests": 0}]
+    }));
+    let log = scratch.dir.path().join("proxy.log");
+    let _proxy = scratch
+        .spawn_proxy(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .await;
+    let (home, base) = (
+        scratch.home.clone(),
+        format!("http://127.0.0.1:{}", scratch.port),
+    );
 
     let started = Instant::now();
     let mut cmd = claude_command(&claude, &home, &base, "Say ok.", &[]);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use ccr_setup::proxy::tokens::count_text;
 use serde_json::{json, Value};
-use support::claude_code::{free_port, run_code, spawn_proxy, Child};
+use support::claude_code::{run_code, Child, Scratch};
 use support::openai_upstream::{openai_transcript, FakeUpstream, Recorded, Reply, SseEnd};
 
 const FILES: usize = 8;
@@ -122,29 +122,21 @@ impl Setup {
     where
         H: Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
     {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let work = home.join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        write_files(&work);
-        let fake = FakeUpstream::start_with(handler(&work)).await;
-        let port = free_port();
-        let config = dir.path().join("config.json");
-        std::fs::write(
-            &config,
-            json!({
-                "PORT": port,
-                "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"),
-                               "models": ["gpt-oss:20b"], "context_window": WINDOW,
-                               "context_editing": mode}],
-                "Router": {"default": "local,gpt-oss:20b"},
-            })
-            .to_string(),
-        )
-        .unwrap();
-        let log = dir.path().join("proxy.stderr");
+        let scratch = Scratch::new();
+        write_files(&scratch.work);
+        let fake = FakeUpstream::start_with(handler(&scratch.work)).await;
+        scratch.write_config(json!({
+            "Providers": [{"name": "local", "api_base_url": fake.url("/v1/chat/completions"),
+                           "models": ["gpt-oss:20b"], "context_window": WINDOW,
+                           "context_editing": mode}],
+            "Router": {"default": "local,gpt-oss:20b"},
+        }));
+        let log = scratch.dir.path().join("proxy.stderr");
         let stderr = std::fs::File::create(&log).unwrap();
-        let proxy = spawn_proxy(&config, &home, port, stderr.into()).await;
+        let proxy = scratch.spawn_proxy(stderr.into()).await;
+        let Scratch {
+            dir, home, config, ..
+        } = scratch;
         Setup {
             dir,
             home,

@@ -149,6 +149,44 @@ pub async fn run_claude(
     }
 }
 
+/// One proxy's scratch space: a temporary directory with `home/work/` (Claude Code's
+/// HOME and working folder), a free port, and where `config.json` goes.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub work: PathBuf,
+    pub port: u16,
+    pub config: PathBuf,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let work = home.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let config = dir.path().join("config.json");
+        Scratch {
+            dir,
+            home,
+            work,
+            port: free_port(),
+            config,
+        }
+    }
+
+    /// Write `doc` as the config, with `PORT` set to this scratch's port.
+    pub fn write_config(&self, mut doc: Value) {
+        doc["PORT"] = json!(self.port);
+        std::fs::write(&self.config, doc.to_string()).unwrap();
+    }
+
+    /// The proxy on this config and port, its stderr to `stderr`.
+    pub async fn spawn_proxy(&self, stderr: Stdio) -> Child {
+        spawn_proxy(&self.config, &self.home, self.port, stderr).await
+    }
+}
+
 /// `ccr-setup --config CONFIG proxy` with HOME at `home`, waited for until `/health`
 /// answers on `port` (the config's `PORT`); its stderr goes to `stderr`.
 pub async fn spawn_proxy(config: &Path, home: &Path, port: u16, stderr: Stdio) -> Child {
