@@ -1,9 +1,11 @@
 //! Everything decided about a request before the first attempt: the rule that fires
-//! ([`route`](super::route)), the context guard ([`guard`](super::guard)) and the
-//! targets in order ([`fallback::chain`]); then, per target, the request rewritten for
-//! it ([`Plan::prepare`]).
+//! ([`route`](super::route)), the context guard with its context edit
+//! ([`guard`](super::guard)), the token count of the request as edited (whenever a
+//! rule, a window or an OpenAI-kind target needs it: each target's input is read from
+//! it) and the targets in order ([`fallback::chain`]); then, per target, the request
+//! rewritten for it ([`Plan::prepare`]).
 
-use super::context_edit::{Budget, EditOutcome, EditReport};
+use super::context_edit::EditReport;
 use super::fallback;
 use super::guard::{clamp_max_tokens, guard, input_tokens_for, overflows, Editing, GuardOutcome};
 use super::route::{decide, decide_below_long_context, RouteDecision, RouteError, Scenario};
@@ -119,6 +121,16 @@ pub fn plan(
         ..decision
     }
     .strip_subagent_tag(req);
+    // An OpenAI-kind target states the input in `message_start` before the upstream
+    // reports it: counted here (off the workers for a large body), not while sending.
+    let openai_target = |t: &ModelRef| {
+        config
+            .provider(&t.provider)
+            .is_some_and(|p| p.kind == ProviderKind::OpenAi)
+    };
+    if count.is_none() && targets.iter().any(openai_target) {
+        count = Some(estimator.count(req));
+    }
     Ok(Plan {
         scenario,
         targets,
@@ -127,27 +139,6 @@ pub fn plan(
         rerouted_to_long_context: rerouted,
         edit,
     })
-}
-
-impl Plan {
-    /// Edit `req` again as this plan's edit did: the stream's rescue parses the client's
-    /// body anew, and a later target with a window must get the same fitted request.
-    /// The conversation's remembered clear point makes the edit the same bytes.
-    pub fn reapply_edit(&self, config: &Config, editing: &Editing<'_>, req: &mut MessagesRequest) {
-        if self.edit.is_none() {
-            return;
-        }
-        let Some(target) = self.targets.first() else {
-            return;
-        };
-        let Some(budget) = config.provider(&target.provider).and_then(Budget::of) else {
-            return;
-        };
-        let input = input_tokens_for(config, target, &editing.estimator.count(req));
-        if let EditOutcome::Fits(edit) = editing.decide(req, &budget, input) {
-            edit.apply(req, editing.memory);
-        }
-    }
 }
 
 /// Does `target` edit a prompt to fit its window before the cloud takes it?

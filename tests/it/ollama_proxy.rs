@@ -410,3 +410,88 @@ async fn a_context_shift_is_flagged_in_the_ledger() {
     let row = app.next_record().await;
     assert!(row.context_overflowed, "{row:?}");
 }
+
+/// Log lines written while the guard returned by `capture_logs` is held (this test's
+/// thread only: the proxy runs on it too).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// The request lines (`… status=N in=… out=…`), one per finished request.
+    fn request_lines(&self) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        text.lines()
+            .filter(|l| l.contains(" status=") && l.contains(" out="))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+/// `/health`'s count of finished `/v1/messages` requests (one per ledger row written).
+async fn finished_requests(app: &ProxyApp) -> u64 {
+    let health: Value = reqwest::get(app.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    health["requests"].as_u64().unwrap()
+}
+
+/// A stream rescued mid-answer (the same model once more, then the fallback, or
+/// nothing left) is still one request: one log line and one ledger row each, written
+/// by the one chain that owns the answer (#29).
+#[tokio::test]
+async fn a_rescued_stream_is_one_log_line_and_one_ledger_row() {
+    let (logs, _guard) = capture_logs();
+    let fake = FakeOllama::start(ollama().with_tool_call_parse_failure());
+    let cloud = cloud().await;
+    let mut app = proxy(&fake, Some(&cloud), json!({})).await;
+    for _ in 0..2 {
+        let body = app.post(&request(json!("time?"))).await.text().await;
+        assert!(body.unwrap().contains("from the cloud"));
+        let row = app.next_record().await;
+        assert_eq!((row.provider.as_str(), row.http_status), ("cloud", 200));
+    }
+    assert_eq!(fake.bodies("/v1/chat/completions").len(), 4);
+    assert_eq!(finished_requests(&app).await, 2, "one row per request");
+    let lines = logs.request_lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| l.contains("fallback_from=ollama")),
+        "{lines:#?}"
+    );
+
+    // Nothing left after the retry: the answer ends with an error event, and the
+    // request is still one row and one line.
+    let fake = FakeOllama::start(ollama().with_tool_call_parse_failure());
+    let mut app = proxy(&fake, None, json!({})).await;
+    let body = app.post(&request(json!("time?"))).await.text().await;
+    assert!(body.unwrap().contains("event: error"));
+    let row = app.next_record().await;
+    assert_eq!(row.provider, "ollama", "{row:?}");
+    assert_eq!(fake.bodies("/v1/chat/completions").len(), 2);
+    assert_eq!(finished_requests(&app).await, 1);
+    assert_eq!(logs.request_lines().len(), 3, "{:#?}", logs.request_lines());
+}

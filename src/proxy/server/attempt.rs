@@ -1,8 +1,9 @@
 //! One try at one target, for either provider kind. `Err` means nothing reached the
-//! client, so [`run_chain`](crate::proxy::fallback::run_chain) may try the next
-//! target; `Ok` is a committed answer (a stream's later failures become an SSE
-//! `event: error`).
+//! client, so the chain ([`super::chain`]) may try the next target; `Ok` is a
+//! committed answer: a whole one, or a stream whose later failures become an SSE
+//! `event: error` unless the chain can still rescue them ([`Rescue`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -11,9 +12,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::context::{
-    must_call_tool, parallel_disabled, repairs_text, route_header, Attempt, Scope,
+    must_call_tool, parallel_disabled, repairs_text, route_header, Attempt, ChunkSource, Rescue,
+    Scope,
 };
-use super::finish::RequestMeta;
+use super::finish::{RequestMeta, StreamEnd};
+use super::passthrough::PassThroughStream;
+use super::translated::TranslatedStream;
 use crate::config::{ModelRef, Provider, ProviderKind};
 use crate::ledger::is_local_provider;
 use crate::proxy::capabilities::{missing_in, probe, server_root, Capabilities};
@@ -31,8 +35,71 @@ use crate::proxy::wire::openai::ChatCompletion;
 /// framing, the Ollama schema notes) before the encoding buffer must grow.
 const ENCODE_SLACK: usize = 4096;
 
-impl Attempter for Scope<'_> {
-    type Answer = Response;
+/// What an attempt that reached its target answers with.
+pub(super) struct Answered {
+    pub answer: Answer,
+    /// The log/ledger facts as of this attempt (who answered is the chain's target).
+    pub meta: RequestMeta,
+    /// The `x-ccr-route` header value.
+    pub route: String,
+}
+
+/// A whole answer, ready to send, or a stream to pull from.
+pub(super) enum Answer {
+    Whole {
+        response: Response,
+        usage: Usage,
+        estimated: bool,
+        repairs: Option<String>,
+    },
+    Stream(Source),
+}
+
+/// The stream adapter of either provider kind.
+pub(super) enum Source {
+    Translated(Box<TranslatedStream>),
+    PassThrough(Box<PassThroughStream>),
+}
+
+impl ChunkSource for Source {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        match self {
+            Source::Translated(s) => s.next_chunk().await,
+            Source::PassThrough(s) => s.next_chunk().await,
+        }
+    }
+
+    fn take_end(&mut self) -> Option<StreamEnd> {
+        match self {
+            Source::Translated(s) => s.take_end(),
+            Source::PassThrough(s) => s.take_end(),
+        }
+    }
+
+    fn so_far(&self) -> StreamEnd {
+        match self {
+            Source::Translated(s) => s.so_far(),
+            Source::PassThrough(s) => s.so_far(),
+        }
+    }
+
+    fn take_rescue(&mut self) -> Option<Rescue> {
+        match self {
+            Source::Translated(s) => s.take_rescue(),
+            Source::PassThrough(s) => s.take_rescue(),
+        }
+    }
+
+    fn give_up(&mut self, reason: &str, error: ProxyError) -> Bytes {
+        match self {
+            Source::Translated(s) => s.give_up(reason, error),
+            Source::PassThrough(s) => s.give_up(reason, error),
+        }
+    }
+}
+
+impl Attempter for Scope {
+    type Answer = Answered;
     type Error = AttemptError;
 
     /// Rewrite the request for `target` and send it.
@@ -40,17 +107,18 @@ impl Attempter for Scope<'_> {
         &mut self,
         target: &ModelRef,
         fallback_from: Option<&ModelRef>,
-    ) -> Result<Response, AttemptError> {
-        // A rescue runs the rest of a chain whose first target already failed.
-        let fallback_from = fallback_from.or(self.meta.fallback_from.as_ref());
-        let config = self.config;
+    ) -> Result<Answered, AttemptError> {
+        // A rescue runs the rest of a chain whose target failed mid-stream.
+        let rescued_from = self.rescued_from.as_ref();
+        let fallback_from = fallback_from.or(rescued_from.map(|(from, _)| from));
+        let config = Arc::clone(&self.config);
         let Some(provider) = config.provider(&target.provider) else {
             return Err(internal(format!(
                 "provider \"{}\" is not configured (Router or fallback names it)",
                 target.provider
             )));
         };
-        self.plan.prepare(config, target, &mut self.req);
+        self.plan.prepare(&config, target, &mut self.req);
         // `Providers[].max_tokens` caps what any kind of provider is asked for.
         if let Some(limit) = provider.max_tokens {
             let asked = self.req.max_tokens;
@@ -62,16 +130,14 @@ impl Attempter for Scope<'_> {
             provider,
             meta: RequestMeta {
                 fallback_from: fallback_from.cloned(),
-                fallback_reason: self
-                    .meta
-                    .fallback_reason
-                    .clone()
+                fallback_reason: rescued_from
+                    .map(|(_, why)| why.clone())
                     .or_else(|| self.fallback_reason.clone()),
                 sent_estimate: self
                     .plan
                     .count
                     .as_ref()
-                    .map(|c| input_tokens_for(config, target, c)),
+                    .map(|c| input_tokens_for(&config, target, c)),
                 ..self.meta.clone()
             },
             route: route_header(target, self.meta.scenario, fallback_from),
@@ -102,7 +168,7 @@ impl Attempt<'_> {
     /// An OpenAI-kind target for the model as it is: when the upstream's error says
     /// the model lacks a capability the request used (thinking, vision), that is
     /// remembered and the request is sent once more without it (once per capability).
-    async fn openai(&self, req: &MessagesRequest) -> Result<Response, AttemptError> {
+    async fn openai(&self, req: &MessagesRequest) -> Result<Answered, AttemptError> {
         let mut known = self.capabilities().await;
         loop {
             let error = match self.openai_for(req, known).await {
@@ -152,7 +218,7 @@ impl Attempt<'_> {
         &self,
         req: &MessagesRequest,
         caps: Capabilities,
-    ) -> Result<Response, AttemptError> {
+    ) -> Result<Answered, AttemptError> {
         let options = TargetOptions {
             model: &self.target.model,
             max_tokens_limit: self.provider.max_tokens,
@@ -168,18 +234,18 @@ impl Attempt<'_> {
                 body: e.to_string(),
             },
         })?;
-        // Shared, not copied, when the answer must be asked for once more.
-        let mut body = Bytes::from(self.encode(&translated.request)?);
+        let mut body = Bytes::from(self.encode(&translated.request)?); // shared by a retry
         let names = translated.tool_names;
         let message_id = self.state().next_message_id(self.meta.started_at_ms);
         if self.meta.stream {
+            let ollama = options.ollama;
             let outgoing = super::translated::Outgoing {
                 body,
                 names,
                 message_id,
-                ollama: options.ollama,
+                ollama,
             };
-            return super::translated::open(self, req, outgoing).await;
+            return self.openai_stream(req, outgoing).await;
         }
         let timeout = self.api_timeout();
         let tools = self.scope.tool_catalog(req);
@@ -207,7 +273,7 @@ impl Attempt<'_> {
                 model: &self.target.model,
                 // Only used when the upstream reported no usage.
                 input_estimate: match completion.usage {
-                    None => self.input_estimate(req),
+                    None => self.input_estimate(),
                     Some(_) => 0,
                 },
                 single_tool_call: options.ollama && parallel_disabled(req),
@@ -241,20 +307,43 @@ impl Attempt<'_> {
                 body = Bytes::from(noted);
             }
         };
-        let repairs = repairs_text(&answer.repairs);
-        self.finish_ok(answer.response.usage, answer.usage_estimated, repairs);
-        Ok(self.with_route(axum::Json(answer.response).into_response()))
+        Ok(self.answered(Answer::Whole {
+            usage: answer.response.usage,
+            estimated: answer.usage_estimated,
+            repairs: repairs_text(&answer.repairs),
+            response: axum::Json(answer.response).into_response(),
+        }))
+    }
+
+    /// A streamed OpenAI-kind answer: the stream that translates it.
+    async fn openai_stream(
+        &self,
+        req: &MessagesRequest,
+        outgoing: super::translated::Outgoing,
+    ) -> Result<Answered, AttemptError> {
+        let stream = super::translated::open(self, req, outgoing).await?;
+        Ok(self.answered(Answer::Stream(Source::Translated(Box::new(stream)))))
+    }
+
+    /// `answer`, with this attempt's facts as of now.
+    fn answered(&self, answer: Answer) -> Answered {
+        Answered {
+            answer,
+            meta: self.meta_now(),
+            route: self.route.clone(),
+        }
     }
 
     /// An Anthropic-kind target: the request as parsed, the answer byte for byte.
-    async fn anthropic(&self, req: &MessagesRequest) -> Result<Response, AttemptError> {
+    async fn anthropic(&self, req: &MessagesRequest) -> Result<Answered, AttemptError> {
         // The parsed request is lossless (unknown keys are kept), and the plan may have
         // changed more than the model (max_tokens clamp, unsigned thinking, subagent
         // tag), so it is serialised rather than patched.
         let body = self.encode(req)?;
         if self.meta.stream {
             let response = self.send(Bytes::from(body), true, self.idle()).await?;
-            return Ok(super::passthrough::respond(self, response));
+            let stream = super::passthrough::open(self, response);
+            return Ok(self.answered(Answer::Stream(Source::PassThrough(Box::new(stream)))));
         }
         let timeout = self.api_timeout();
         let response = self.send(Bytes::from(body), false, timeout).await?;
@@ -267,13 +356,17 @@ impl Attempt<'_> {
         let usage = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| serde_json::from_value::<Usage>(v.get("usage")?.clone()).ok());
-        self.finish_ok(usage.unwrap_or_default(), usage.is_none(), None);
         let response = Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, content_type)
             .body(Body::from(bytes))
             .expect("valid response parts");
-        Ok(self.with_route(response))
+        Ok(self.answered(Answer::Whole {
+            response,
+            usage: usage.unwrap_or_default(),
+            estimated: usage.is_none(),
+            repairs: None,
+        }))
     }
 }
 

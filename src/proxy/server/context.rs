@@ -1,25 +1,24 @@
 //! What one attempt at one target works with: the request's [`Scope`] (shared by every
 //! attempt of a request), the [`Attempt`] context, the stream adapters' [`ChunkSource`]
-//! and the route header. `attempt` runs an attempt; the stream adapters
-//! (`translated`, `passthrough`) read this context, so they do not depend on it.
+//! (with the [`Rescue`] a committed stream may ask for) and the route header.
+//! `attempt` runs an attempt and `chain` drives them; the stream adapters
+//! (`translated`, `passthrough`) read this context, so they do not depend on either.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::http::HeaderMap;
 use bytes::Bytes;
 
-use super::finish::{finish_request, Ending, Finisher, RequestMeta};
+use super::finish::{RequestMeta, StreamEnd};
 use super::AppState;
 use crate::config::{Config, ModelRef, Provider};
 use crate::proxy::guard::input_tokens_for;
 use crate::proxy::plan::Plan;
 use crate::proxy::repair::ToolCatalog;
 use crate::proxy::upstream::AttemptError;
-use crate::proxy::wire::anthropic::{MessagesRequest, Usage};
+use crate::proxy::wire::anthropic::MessagesRequest;
 
 /// Must the answer call a tool (`tool_choice` any, or a named tool, with tools offered)?
 pub(super) fn must_call_tool(req: &MessagesRequest) -> bool {
@@ -67,26 +66,73 @@ pub fn route_header(
 }
 
 /// A stream adapter ([`translated`](super::translated), [`passthrough`](super::passthrough)):
-/// the next bytes for the client, or `None` when the answer is over.
+/// the next bytes for the client, or `None` when its answer is over. It writes no
+/// ledger row: [`super::chain::ChainStream`] takes its end (or its rescue) and records it.
 pub(super) trait ChunkSource: Send + 'static {
     fn next_chunk(&mut self) -> impl std::future::Future<Output = Option<Bytes>> + Send;
+
+    /// How the answer ended, once it has (taken once).
+    fn take_end(&mut self) -> Option<StreamEnd>;
+
+    /// What was seen so far, for a client that went away.
+    fn so_far(&self) -> StreamEnd;
+
+    /// A failure the chain may still fix (taken once); the source has given up.
+    fn take_rescue(&mut self) -> Option<Rescue> {
+        None
+    }
+
+    /// Nothing was left to try after [`ChunkSource::take_rescue`]: the error event
+    /// that ends the client's answer (the end is then ready to take).
+    fn give_up(&mut self, _reason: &str, _error: crate::proxy::error::ProxyError) -> Bytes {
+        Bytes::new()
+    }
+}
+
+/// A stream that failed after it was committed, in a way the chain may still fix:
+/// once more at the same target, else at the next ones ([`super::chain`]).
+#[derive(Debug)]
+pub(super) struct Rescue {
+    /// The ledger's fallback reason (`tool_call_parse`, `tool_choice`, …).
+    pub reason: String,
+    /// How the next answer continues this one.
+    pub resume: Resume,
+    /// Tool calls in the failed answer that could not be repaired.
+    pub unfit_calls: u32,
+}
+
+/// How a streamed attempt continues an answer the client already has.
+#[derive(Debug, Clone)]
+pub(super) struct Resume {
+    /// The new answer's first content-block index (blocks before it were shown); its
+    /// `message_start` is not sent again.
+    pub first_block: u32,
+    /// A corrective note for the model (its tool call could not be made to fit).
+    pub note: Option<String>,
+    /// Ask the same target once more (else: the rest of the chain).
+    pub retry: bool,
 }
 
 /// What every attempt of one request shares, and the request itself, which each
-/// attempt rewrites in place for its target ([`Plan::prepare`]).
-pub(super) struct Scope<'a> {
-    pub state: &'a Arc<AppState>,
-    pub config: &'a Arc<Config>,
-    pub plan: &'a Plan,
-    pub headers: &'a HeaderMap,
-    pub meta: &'a RequestMeta,
+/// attempt rewrites in place for its target ([`Plan::prepare`]). Owned: the chain
+/// keeps it while the answer streams, to continue it at another target.
+pub(super) struct Scope {
+    pub state: Arc<AppState>,
+    pub config: Arc<Config>,
+    pub plan: Plan,
+    pub headers: Arc<HeaderMap>,
+    /// The request's facts for the log line and ledger row, as planned.
+    pub meta: RequestMeta,
     pub req: MessagesRequest,
-    /// The client's body as it arrived: a committed stream that must fall back after
-    /// all ([`super::translated`]) parses it again rather than every request cloning
-    /// the parsed one.
+    /// The client's body as it arrived (the tool catalog reads tool schemas from it).
     pub body: Bytes,
-    /// Whether a stream may rescue a retryable failure (false inside a rescue).
+    /// Whether a stream may be rescued (false once a rescue fell back).
     pub rescue: bool,
+    /// Set while the chain continues a committed stream.
+    pub resume: Option<Resume>,
+    /// The target a rescue fell back from and why: the later attempts' ledger rows
+    /// name them.
+    pub rescued_from: Option<(ModelRef, String)>,
     /// The ledger kind of the first failure that moved the request on.
     pub fallback_reason: Option<String>,
     /// Tool calls from any target that could not be repaired, so far.
@@ -95,28 +141,30 @@ pub(super) struct Scope<'a> {
     pub affinity: u64,
 }
 
-impl<'a> Scope<'a> {
+impl Scope {
     /// A request's scope before its first attempt.
     pub fn new(
-        state: &'a Arc<AppState>,
-        config: &'a Arc<Config>,
-        plan: &'a Plan,
-        headers: &'a HeaderMap,
-        meta: &'a RequestMeta,
+        state: &Arc<AppState>,
+        config: Arc<Config>,
+        plan: Plan,
+        headers: HeaderMap,
+        meta: RequestMeta,
         req: MessagesRequest,
         body: Bytes,
-    ) -> Scope<'a> {
+    ) -> Scope {
         let affinity = crate::proxy::replicas::affinity_key(meta.session_id.as_deref(), &req);
         Scope {
             affinity,
-            state,
+            state: Arc::clone(state),
             config,
             plan,
-            headers,
+            headers: Arc::new(headers),
             meta,
             req,
             body,
             rescue: true,
+            resume: None,
+            rescued_from: None,
             fallback_reason: None,
             tool_call_failures: AtomicU32::new(0),
         }
@@ -134,7 +182,7 @@ impl<'a> Scope<'a> {
 /// One attempt's context: the request's [`Scope`], the target and its provider, the
 /// log/ledger facts as of this attempt, and the route header its answer carries.
 pub(super) struct Attempt<'a> {
-    pub scope: &'a Scope<'a>,
+    pub scope: &'a Scope,
     pub target: &'a ModelRef,
     pub provider: &'a Provider,
     pub meta: RequestMeta,
@@ -143,11 +191,11 @@ pub(super) struct Attempt<'a> {
 
 impl Attempt<'_> {
     pub fn state(&self) -> &Arc<AppState> {
-        self.scope.state
+        &self.scope.state
     }
 
     pub fn config(&self) -> &Config {
-        self.scope.config
+        &self.scope.config
     }
 
     /// Silence allowed between upstream bytes (`STREAM_IDLE_TIMEOUT_MS`).
@@ -162,76 +210,31 @@ impl Attempt<'_> {
     }
 
     /// The input tokens this target receives, for message_start and answers without
-    /// usage (OpenAI upstreams report the real count only at the end).
-    pub fn input_estimate(&self, req: &MessagesRequest) -> u64 {
-        let (config, target) = (self.config(), self.target);
-        match &self.scope.plan.count {
-            Some(count) => input_tokens_for(config, target, count),
-            None => input_tokens_for(config, target, &self.state().estimator.count(req)),
-        }
+    /// usage (OpenAI upstreams report the real count only at the end). The plan
+    /// counted the request as edited ([`crate::proxy::plan`]).
+    pub fn input_estimate(&self) -> u64 {
+        let count = self.scope.plan.count.as_ref();
+        count.map_or(0, |c| input_tokens_for(self.config(), self.target, c))
     }
 
-    /// Records the streamed answer's end (or the client's disconnect).
-    pub fn finisher(&self) -> Finisher {
-        Finisher {
-            state: Arc::clone(self.state()),
-            meta: self.meta.clone(),
-            target: self.target.clone(),
-            repairs: None,
-        }
-    }
-
-    /// POST `body` upstream, waiting for the answer head at most `head_timeout`.
-    pub async fn send(
+    /// POST `body` upstream, waiting for the answer head at most `head_timeout`: the
+    /// one way an attempt sends. The future owns what it needs, so a stream can keep
+    /// it while it pings the client.
+    pub fn send(
         &self,
         body: Bytes,
         stream: bool,
         head_timeout: Duration,
-    ) -> Result<reqwest::Response, AttemptError> {
-        let headers = self.scope.headers;
-        let upstream = &self.state().upstream;
-        upstream
-            .send(
-                self.provider,
-                headers,
-                body,
-                stream,
-                head_timeout,
-                self.scope.affinity,
-            )
-            .await
-    }
-
-    /// A streamed answer: SSE headers and the route header around the chunks of
-    /// `source`, pulled as the client reads.
-    pub fn sse_response<S: ChunkSource>(&self, source: S) -> Response {
-        let chunks = futures_util::stream::unfold(source, |mut s| async move {
-            let chunk = s.next_chunk().await?;
-            Some((Ok::<_, std::io::Error>(chunk), s))
-        });
-        let response = Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "text/event-stream")
-            .header(header::CACHE_CONTROL, "no-cache")
-            .header("x-accel-buffering", "no")
-            .body(Body::from_stream(chunks))
-            .expect("static headers are valid");
-        self.with_route(response)
-    }
-
-    pub(super) fn with_route(&self, mut response: Response) -> Response {
-        if let Ok(v) = HeaderValue::from_str(&self.route) {
-            response.headers_mut().insert(ROUTE_HEADER, v);
+    ) -> impl std::future::Future<Output = Result<reqwest::Response, AttemptError>> + Send + 'static
+    {
+        let upstream = self.state().upstream.clone();
+        let (provider, headers) = (self.provider.clone(), Arc::clone(&self.scope.headers));
+        let affinity = self.scope.affinity;
+        async move {
+            upstream
+                .send(&provider, &headers, body, stream, head_timeout, affinity)
+                .await
         }
-        response
-    }
-
-    pub(super) fn finish_ok(&self, usage: Usage, estimated: bool, repairs: Option<String>) {
-        let end = Ending {
-            repairs,
-            ..Ending::ok(self.target, usage, estimated)
-        };
-        finish_request(self.state(), &self.meta_now(), end);
     }
 
     /// The meta as of now: with the unrepaired tool calls counted so far.

@@ -97,7 +97,7 @@ impl Ending<'_> {
 }
 
 /// Write the one log line and the one ledger row of a request.
-pub(super) fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'_>) {
+fn finish_request(state: &AppState, meta: &RequestMeta, end: Ending<'_>) {
     state.requests.fetch_add(1, Ordering::Relaxed);
     let duration = meta.started.elapsed();
     let (provider, model) = end
@@ -285,55 +285,78 @@ fn remember_session(
     }
 }
 
-/// Answer `error` without trying any provider, recorded as `rejected` + `why`.
-pub(super) fn reject(
-    state: &AppState,
-    meta: &RequestMeta,
-    error: ProxyError,
-    why: &str,
-) -> Response {
-    let outcome = RequestOutcome::Rejected(why.to_owned());
-    finish_request(
-        state,
-        meta,
-        Ending::failed(None, error.status.as_u16(), outcome),
-    );
-    error.into_response()
-}
-
-/// Writes the log line and ledger row when a streamed answer ends; if the body is
-/// dropped first (the client went away), the stream's `Drop` records a cancellation.
-pub(super) struct Finisher {
-    pub state: Arc<AppState>,
-    pub meta: RequestMeta,
-    pub target: ModelRef,
+/// How a streamed answer ended, as its chunk source saw it (a cancellation is
+/// reported with what was seen so far).
+#[derive(Debug)]
+pub(super) struct StreamEnd {
+    pub usage: Usage,
+    pub estimated: bool,
+    pub first_token: Option<Duration>,
+    pub outcome: RequestOutcome,
     /// The repairs made to the answer's tool calls ([`Ending::repairs`]).
     pub repairs: Option<String>,
+    /// Tool calls in this answer that could not be repaired.
+    pub unfit_calls: u32,
+}
+
+/// The one writer of a request's log line and ledger row. Made when the request
+/// arrives; whatever ends it (a refusal, a failed chain, a whole answer, the end of
+/// a stream or the client's disconnect) consumes it, so the row is written once.
+pub(super) struct Finisher {
+    state: Arc<AppState>,
+    pub meta: RequestMeta,
+    /// The target that answered (or failed last); None for a refusal.
+    pub target: Option<ModelRef>,
 }
 
 impl Finisher {
-    pub fn finish(
-        self,
-        usage: Usage,
-        estimated: bool,
-        first_token: Option<Duration>,
-        outcome: RequestOutcome,
-    ) {
-        finish_request(
-            &self.state,
-            &self.meta,
-            Ending {
-                time_to_first_token: first_token,
-                outcome,
-                repairs: self.repairs.clone(),
-                ..Ending::ok(&self.target, usage, estimated)
-            },
-        );
+    /// A request that just arrived.
+    pub fn new(state: &Arc<AppState>) -> Finisher {
+        Finisher {
+            state: Arc::clone(state),
+            meta: RequestMeta::now(),
+            target: None,
+        }
     }
 
-    /// Time since the request arrived (the stream's time to first token).
-    pub fn elapsed(&self) -> Duration {
-        self.meta.started.elapsed()
+    /// Answer `error` without trying any provider, recorded as `rejected` + `why`.
+    pub fn reject(self, error: ProxyError, why: &str) -> Response {
+        let outcome = RequestOutcome::Rejected(why.to_owned());
+        self.failed(error.status.as_u16(), outcome);
+        error.into_response()
+    }
+
+    /// No answer: `status` and `outcome`, no tokens.
+    pub fn failed(self, status: u16, outcome: RequestOutcome) {
+        let end = Ending::failed(self.target.as_ref(), status, outcome);
+        finish_request(&self.state, &self.meta, end);
+    }
+
+    /// A whole (non-streamed) answer from [`Finisher::target`].
+    pub fn answered(self, usage: Usage, estimated: bool, repairs: Option<String>) {
+        let Some(target) = self.target.as_ref() else {
+            return;
+        };
+        let end = Ending {
+            repairs,
+            ..Ending::ok(target, usage, estimated)
+        };
+        finish_request(&self.state, &self.meta, end);
+    }
+
+    /// A streamed answer from [`Finisher::target`] ended (or was cancelled).
+    pub fn streamed(mut self, end: StreamEnd) {
+        let Some(target) = self.target.take() else {
+            return;
+        };
+        self.meta.tool_call_failures += end.unfit_calls;
+        let ending = Ending {
+            time_to_first_token: end.first_token,
+            outcome: end.outcome,
+            repairs: end.repairs,
+            ..Ending::ok(&target, end.usage, end.estimated)
+        };
+        finish_request(&self.state, &self.meta, ending);
     }
 }
 

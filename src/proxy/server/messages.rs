@@ -1,17 +1,18 @@
-//! `POST /v1/messages`: parse once, plan, run the fallback chain, and record a request
-//! that no target answered.
+//! `POST /v1/messages`: read and parse once, plan, refuse what the plan or the
+//! client's budget refuses, and hand the rest to the request's [`ChainStream`].
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::body::read_json_body;
+use super::chain::ChainStream;
 use super::context::Scope;
-use super::finish::{finish_request, reject, Ending, RequestMeta};
-use super::offload::{counting_slot, plan_counted, with_request};
+use super::finish::{Finisher, RequestMeta};
+use super::offload::{counting_slot, with_request};
 use super::request::{parse_request, session_id};
 use super::AppState;
 use crate::config::{Config, ModelRef};
@@ -19,9 +20,8 @@ use crate::ledger::RequestOutcome;
 use crate::proxy::auth::Caller;
 use crate::proxy::context_edit::EditReport;
 use crate::proxy::error::ProxyError;
-use crate::proxy::fallback::run_chain;
 use crate::proxy::guard::Editing;
-use crate::proxy::plan::{Plan, PlanError};
+use crate::proxy::plan::{plan, Plan, PlanError};
 
 /// A session whose local answers kept being unusable goes to the cloud part of its
 /// chain for a while ([`crate::proxy::sessions`]); off when the chain has no cloud
@@ -87,109 +87,86 @@ fn keep_local_when_over_budget(
     state: &AppState,
     config: &Config,
     caller: &Caller,
-    meta: &RequestMeta,
     plan: &mut Plan,
-) -> Option<Response> {
+) -> Option<crate::proxy::clients::Refusal> {
     let refusal = state.clients.cloud_blocked(caller, config)?;
     plan.targets.retain(|t| {
         config
             .provider(&t.provider)
             .is_some_and(crate::ledger::is_local_provider)
     });
-    if plan.targets.is_empty() {
-        let outcome = RequestOutcome::Rejected("cloud_budget".to_owned());
-        finish_request(state, meta, Ending::failed(None, 429, outcome));
-        return Some(super::limits::over_limit(&refusal, caller, "/v1/messages"));
-    }
-    None
+    plan.targets.is_empty().then_some(refusal)
 }
 
+/// `POST /v1/messages`: the request is read and planned here, then answered by its
+/// [`ChainStream`]; the one [`Finisher`] made here goes with it.
 pub(super) async fn messages(
     State(state): State<Arc<AppState>>,
     caller: Option<axum::Extension<Caller>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut meta = RequestMeta::now();
+    let mut finisher = Finisher::new(&state);
     let config = state.config.current();
     let caller = super::limits::caller(caller);
     if let Err(refusal) = state.clients.admit(&caller, &config) {
         return super::limits::over_limit(&refusal, &caller, "/v1/messages");
     }
-    meta.client = caller.client_name().map(Arc::from);
+    finisher.meta.client = caller.client_name().map(Arc::from);
     let body = match read_json_body(&headers, body).await {
         Ok(body) => body,
-        Err(e) => return reject(&state, &meta, e, "bad_request"),
+        Err(e) => return finisher.reject(e, "bad_request"),
     };
     let slot = counting_slot(body.len()).await;
     let req = match parse_request(&body) {
         Ok(req) => req,
-        Err(e) => return reject(&state, &meta, e, "bad_request"),
+        Err(e) => return finisher.reject(e, "bad_request"),
     };
-    meta.stream = req.stream.unwrap_or(false);
-    meta.session_id = session_id(&req, &headers);
+    finisher.meta.stream = req.stream.unwrap_or(false);
+    finisher.meta.session_id = session_id(&req, &headers);
 
     // Planning may count tokens: off the async workers for a large body.
     let (owned_state, owned_config) = (Arc::clone(&state), Arc::clone(&config));
-    let session = meta.session_id.clone();
+    let session = finisher.meta.session_id.clone();
     let planned = with_request(req, slot, move |req| {
         let editing = Editing {
             estimator: &owned_state.estimator,
             memory: &owned_state.clear_memory,
             session: session.as_deref(),
         };
-        plan_counted(&owned_config, &editing, req)
+        plan(&owned_config, &editing, req)
     })
     .await;
     let (req, planned) = match planned {
         Ok(done) => done,
-        Err(e) => return reject(&state, &meta, e, "internal"),
+        Err(e) => return finisher.reject(e, "internal"),
     };
     let mut plan = match planned {
         Ok(plan) => plan,
         Err(PlanError::Route(e)) => {
             let e = ProxyError::invalid_request(format!("model: {e}"));
-            return reject(&state, &meta, e, "route");
+            return finisher.reject(e, "route");
         }
         Err(PlanError::TooLong(message)) => {
             let e = ProxyError::invalid_request(message);
-            return reject(&state, &meta, e, "context_guard");
+            return finisher.reject(e, "context_guard");
         }
     };
+    let meta = &mut finisher.meta;
     meta.scenario = plan.scenario.name();
     meta.edit = plan.edit;
     if let Some(edit) = &plan.edit {
         log_edit(edit, meta.session_id.as_deref());
     }
     // Before the quality reroute, which then finds no cloud target to move to.
-    if let Some(refused) = keep_local_when_over_budget(&state, &config, &caller, &meta, &mut plan) {
-        return refused;
+    if let Some(refusal) = keep_local_when_over_budget(&state, &config, &caller, &mut plan) {
+        let outcome = RequestOutcome::Rejected("cloud_budget".to_owned());
+        finisher.failed(429, outcome);
+        return super::limits::over_limit(&refusal, &caller, "/v1/messages");
     }
-    quality_reroute(&state, &config, &mut meta, &mut plan);
+    quality_reroute(&state, &config, &mut finisher.meta, &mut plan);
 
-    let mut scope = Scope::new(&state, &config, &plan, &headers, &meta, req, body);
-    let outcome = run_chain(&plan.targets, &mut scope, |target, failure, next| {
-        tracing::warn!(
-            "{} failed ({failure}); falling back to {}",
-            crate::sanitize::field(&target.to_string()),
-            crate::sanitize::field(&next.to_string())
-        )
-    })
-    .await;
-    let err = match outcome.result {
-        Ok(answer) => return answer,
-        Err(err) => err,
-    };
-    let meta = RequestMeta {
-        fallback_from: outcome.failures.first().map(|(t, _)| t.clone()),
-        fallback_reason: scope.fallback_reason.take(),
-        tool_call_failures: scope
-            .tool_call_failures
-            .load(std::sync::atomic::Ordering::Relaxed),
-        ..meta
-    };
-    let failed = RequestOutcome::UpstreamError(err.failure.ledger_kind());
-    let end = Ending::failed(Some(&outcome.target), err.client.status.as_u16(), failed);
-    finish_request(&state, &meta, end);
-    err.client.into_response()
+    let meta = finisher.meta.clone();
+    let scope = Scope::new(&state, config, plan, headers, meta, req, body);
+    ChainStream::new(scope, finisher).answer().await
 }

@@ -17,6 +17,7 @@
 
 mod attempt;
 mod body;
+mod chain;
 mod checks;
 mod conns;
 mod context;

@@ -13,10 +13,7 @@ use std::sync::OnceLock;
 use axum::http::StatusCode;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::config::{Config, ProviderKind};
 use crate::proxy::error::{ErrorKind, ProxyError};
-use crate::proxy::guard::Editing;
-use crate::proxy::plan::{plan, Plan, PlanError};
 use crate::proxy::wire::anthropic::MessagesRequest;
 
 /// Bodies from this size on are counted on the blocking pool. A cold 32 KB counts in
@@ -69,24 +66,4 @@ fn counting_slots() -> &'static Semaphore {
     static SLOTS: OnceLock<Semaphore> = OnceLock::new();
     SLOTS
         .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
-}
-
-/// [`plan`], plus the token count when an OpenAI-kind target may need it for
-/// `message_start` and the plan did not count (so that count also happens here, off
-/// the workers, instead of later on one).
-pub(super) fn plan_counted(
-    config: &Config,
-    editing: &Editing<'_>,
-    req: &mut MessagesRequest,
-) -> Result<Plan, PlanError> {
-    let mut planned = plan(config, editing, req)?;
-    let openai_target = planned.targets.iter().any(|t| {
-        config
-            .provider(&t.provider)
-            .is_some_and(|p| p.kind == ProviderKind::OpenAi)
-    });
-    if planned.count.is_none() && openai_target {
-        planned.count = Some(editing.estimator.count(req));
-    }
-    Ok(planned)
 }

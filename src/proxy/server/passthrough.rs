@@ -1,16 +1,18 @@
 //! An Anthropic-kind stream passed to the client byte for byte, with the idle timeout,
 //! usage read on the side for the ledger, and an error event if it ends without
-//! `message_stop`.
+//! `message_stop`. A stream that continues a committed answer (a rescue's fallback)
+//! goes through the [`Splicer`] instead: its `message_start` dropped, its blocks
+//! numbered after the ones shown.
 
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::context::{Attempt, ChunkSource};
-use super::finish::Finisher;
+use super::finish::StreamEnd;
+use super::spliced::Splicer;
 use super::translated::idle_timeout;
 use crate::ledger::RequestOutcome;
 use crate::proxy::error::ProxyError;
@@ -20,17 +22,19 @@ use crate::proxy::wire::sse::SseDecoder;
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-/// Answer with the upstream's stream.
-pub(super) fn respond(attempt: &Attempt<'_>, response: reqwest::Response) -> Response {
-    let stream = PassThroughStream {
+/// The upstream's stream, to pass on.
+pub(super) fn open(attempt: &Attempt<'_>, response: reqwest::Response) -> PassThroughStream {
+    let resume = attempt.scope.resume.as_ref();
+    PassThroughStream {
         upstream: Box::pin(response.bytes_stream()),
         observer: UsageObserver::default(),
         idle: attempt.idle(),
         done: false,
+        request_started: attempt.meta.started,
         first_token: None,
-        finisher: Some(attempt.finisher()),
-    };
-    attempt.sse_response(stream)
+        end: None,
+        splicer: resume.map(|r| Splicer::new(r.first_block)),
+    }
 }
 
 /// Reads usage from an Anthropic stream without changing a byte of it, and notices
@@ -110,19 +114,18 @@ impl Seen {
 }
 
 /// An Anthropic stream passed through byte for byte.
-struct PassThroughStream {
+pub(super) struct PassThroughStream {
     upstream: ByteStream,
     observer: UsageObserver,
     idle: Duration,
     done: bool,
+    /// When the client's request arrived (time to first token counts from here).
+    request_started: Instant,
     first_token: Option<Duration>,
-    finisher: Option<Finisher>,
-}
-
-impl Drop for PassThroughStream {
-    fn drop(&mut self) {
-        self.end(RequestOutcome::ClientCancelled);
-    }
+    /// How the answer ended, for the chain to record.
+    end: Option<StreamEnd>,
+    /// Continuing a committed answer: the events are rewritten to follow it.
+    splicer: Option<Splicer>,
 }
 
 impl ChunkSource for PassThroughStream {
@@ -133,18 +136,27 @@ impl ChunkSource for PassThroughStream {
         let failure = match tokio::time::timeout(self.idle, self.upstream.next()).await {
             Ok(Some(Ok(bytes))) => {
                 if self.first_token.is_none() {
-                    self.first_token = self.finisher.as_ref().map(Finisher::elapsed);
+                    self.first_token = Some(self.request_started.elapsed());
                 }
                 self.observer.observe(&bytes);
-                match self.observer.oversize {
-                    None => return Some(bytes),
-                    Some(e) => (e.kind(), ProxyError::oversize_stream(e)),
+                match (self.observer.oversize, self.splicer.as_mut()) {
+                    (None, None) => return Some(bytes),
+                    (None, Some(splicer)) => {
+                        let mut out = Vec::new();
+                        splicer.feed(&bytes, &mut out);
+                        return Some(Bytes::from(out));
+                    }
+                    (Some(e), _) => (e.kind(), ProxyError::oversize_stream(e)),
                 }
             }
             Ok(None) if self.observer.ended() => {
                 self.done = true;
                 self.end(RequestOutcome::Ok);
-                return None;
+                let mut out = Vec::new();
+                if let Some(splicer) = self.splicer.as_mut() {
+                    splicer.finish(&mut out);
+                }
+                return (!out.is_empty()).then(|| Bytes::from(out));
             }
             Ok(None) => (
                 "stream_truncated",
@@ -165,18 +177,30 @@ impl ChunkSource for PassThroughStream {
         failure.1.write_sse(&mut out);
         Some(Bytes::from(out))
     }
+
+    fn take_end(&mut self) -> Option<StreamEnd> {
+        self.end.take()
+    }
+
+    fn so_far(&self) -> StreamEnd {
+        self.seen(RequestOutcome::ClientCancelled)
+    }
 }
 
 impl PassThroughStream {
-    /// Record the end once: the first call wins (a later `Drop` finds nothing left).
+    /// The answer ended with `outcome`: what the chain records.
     fn end(&mut self, outcome: RequestOutcome) {
-        if let Some(f) = self.finisher.take() {
-            f.finish(
-                self.observer.seen.usage,
-                !self.observer.seen.saw_usage,
-                self.first_token,
-                outcome,
-            );
+        self.end = Some(self.seen(outcome));
+    }
+
+    fn seen(&self, outcome: RequestOutcome) -> StreamEnd {
+        StreamEnd {
+            usage: self.observer.seen.usage,
+            estimated: !self.observer.seen.saw_usage,
+            first_token: self.first_token,
+            outcome,
+            repairs: None,
+            unfit_calls: 0,
         }
     }
 }

@@ -1,57 +1,15 @@
-//! A fallback's answer spliced into a stream that was already committed (see
-//! [`super::translated`]): the client has our `message_start`, and maybe some content
-//! blocks, so the fallback's own `message_start` is dropped and its block indexes are
-//! shifted past ours.
-
-use std::pin::Pin;
-
-use axum::response::Response;
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+//! An Anthropic-kind answer spliced into a stream that was already committed (a
+//! rescue's fallback, see [`super::chain`]): the client has our `message_start`, and
+//! maybe some content blocks, so the answer's own `message_start` is dropped and its
+//! block indexes are shifted past ours. (An OpenAI-kind answer is translated with
+//! those indexes to begin with.)
 
 use crate::proxy::error::ProxyError;
 use crate::proxy::wire::sse::{self, SseDecoder, SseEvent};
 
-/// A fallback's answer forwarded into a stream that already sent its `message_start`:
-/// the fallback's own `message_start` event is dropped, everything else passes as is,
-/// except that content block indexes are shifted past the blocks already shown.
-pub(super) struct Spliced {
-    body: Pin<Box<dyn Stream<Item = Result<Bytes, axum::Error>> + Send>>,
-    splicer: Splicer,
-}
-
-impl Spliced {
-    pub(super) fn new(response: Response, index_offset: u32) -> Spliced {
-        Spliced {
-            body: Box::pin(response.into_body().into_data_stream()),
-            splicer: Splicer::new(index_offset),
-        }
-    }
-
-    pub(super) async fn next_chunk(&mut self) -> Option<Bytes> {
-        loop {
-            let mut out = Vec::new();
-            match self.body.next().await {
-                Some(Ok(chunk)) => self.splicer.feed(&chunk, &mut out),
-                Some(Err(e)) => {
-                    ProxyError::bad_gateway(format!("the fallback's answer broke: {e}"))
-                        .write_sse(&mut out);
-                    return Some(Bytes::from(out));
-                }
-                None => {
-                    self.splicer.finish(&mut out);
-                    return (!out.is_empty()).then(|| Bytes::from(out));
-                }
-            }
-            if !out.is_empty() {
-                return Some(Bytes::from(out));
-            }
-        }
-    }
-}
-
-/// The rewriting, event by event, apart from the body it reads.
-struct Splicer {
+/// The rewriting, event by event, of the bytes [`super::passthrough`] reads.
+#[derive(Debug)]
+pub(super) struct Splicer {
     /// The answer is our own translator's output, already bounded by the limits on
     /// what the upstream sent; JSON escaping can grow an event, hence the margin.
     sse: SseDecoder,
@@ -60,7 +18,7 @@ struct Splicer {
 }
 
 impl Splicer {
-    fn new(index_offset: u32) -> Splicer {
+    pub(super) fn new(index_offset: u32) -> Splicer {
         Splicer {
             sse: SseDecoder::new(4 * sse::MAX_LINE_BYTES, 4 * sse::MAX_EVENT_BYTES),
             start_dropped: false,
@@ -68,7 +26,7 @@ impl Splicer {
         }
     }
 
-    fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) {
+    pub(super) fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) {
         while let Some(event) = self.sse.next(&mut chunk) {
             match event {
                 Ok(event) => forward(&mut self.start_dropped, self.index_offset, event, out),
@@ -77,7 +35,7 @@ impl Splicer {
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) {
+    pub(super) fn finish(&mut self, out: &mut Vec<u8>) {
         if let Ok(Some(event)) = self.sse.finish() {
             forward(&mut self.start_dropped, self.index_offset, event, out);
         }
