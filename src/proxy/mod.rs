@@ -3,8 +3,12 @@
 //!
 //! Dependencies point one way, down this list:
 //!
-//! * `server`: the axum app (router and layers, handlers, attempts, stream adapters,
-//!   the log line and ledger row).
+//! * `server`: the axum app (router and layers, handlers, the Messages path, the log
+//!   line and ledger row). A Messages request reads one way: `messages` (read, parse)
+//!   → `plan` (route, guard, context edit, token count) → `chain` (`run_chain` over
+//!   `attempt`s, each sending through `Attempt::send` and answering whole or with a
+//!   stream adapter, `translated` or `passthrough`; a committed stream's rescue goes
+//!   back to the same chain) → `finish` (the one `Finisher`); nothing calls back up.
 //! * `plan`: everything decided before the first attempt, and the request rewritten
 //!   per target; built from:
 //!   * `route`: which rule fires, and so which provider/model serves a request;

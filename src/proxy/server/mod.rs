@@ -2,12 +2,16 @@
 //!
 //! One `POST /v1/messages` goes: the checks every request meets ([`checks`]), the API
 //! layers (API key, requests in flight, declared size; see [`layers`]) →
-//! [`messages`]: parse once → [`plan`](crate::proxy::plan) (route, context guard,
-//! fallback chain) → [`fallback::run_chain`](crate::proxy::fallback::run_chain) over
-//! [`attempt`]s until one answers or fails in a way no other target can fix. An attempt
-//! is committed once the upstream answered 2xx: from then on failures reach the client
-//! as an SSE `event: error` (streams: [`translated`], [`passthrough`]) or a 502, never
-//! as a fallback. [`finish`] writes the one log line and ledger row of every request.
+//! [`messages`]: parse once → [`plan`](crate::proxy::plan) (route, context guard and
+//! edit, token count, fallback chain) → [`chain`]: one `ChainStream` runs
+//! [`fallback::run_chain`](crate::proxy::fallback::run_chain) over [`attempt`]s until
+//! one answers or fails in a way no other target can fix. An attempt is committed once
+//! the upstream answered 2xx: from then on failures reach the client as an SSE
+//! `event: error` (streams: [`translated`], [`passthrough`]) or a 502, except the
+//! failures a held-back stream gives up for a rescue, which the same chain answers
+//! with the same target once more or the next ones, continuing the same message.
+//! [`finish`]'s one `Finisher` per request, carried by the chain, writes its log line
+//! and ledger row.
 //!
 //! Endpoints ([`handlers`]): `POST /v1/messages` (any query string),
 //! `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /v1/ccr/usage` (a client's
