@@ -167,9 +167,7 @@ impl ChainStream {
                     self.first_token = first_token;
                     return self.switch_to(answered, None);
                 }
-                Err(e) if !self.fallback_left(&from) => {
-                    return Some(self.give_up(&e.failure.ledger_kind(), e.client))
-                }
+                Err(e) if !self.fallback_left(&from) => return Some(self.retry_refused(e)),
                 Err(e) => reason = e.failure.ledger_kind(),
             }
         }
@@ -220,6 +218,22 @@ impl ChainStream {
         }
         self.source = Some(source);
         None
+    }
+
+    /// The retry failed before it answered and nothing is left: the upstream's error
+    /// ends the answer, and the row records its kind.
+    fn retry_refused(&mut self, e: AttemptError) -> Bytes {
+        let mut out = Vec::new();
+        e.client.write_sse(&mut out);
+        let source = self.source.as_ref();
+        if let (Some(source), Some(mut finisher)) = (source, self.finisher.take()) {
+            let mut end = source.so_far();
+            end.outcome = RequestOutcome::UpstreamError(e.failure.ledger_kind());
+            end.first_token = self.first_token.or(end.first_token);
+            finisher.meta.tool_call_failures += self.unfit_calls;
+            finisher.streamed(end);
+        }
+        Bytes::from(out)
     }
 
     /// Nothing is left to try: the current source ends the answer with an error.
