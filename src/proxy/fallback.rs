@@ -13,7 +13,10 @@
 //!
 //! Once bytes have reached the client the answer is committed: a failure then is
 //! [`AttemptFailure::AfterFirstByte`], never retried, and the server reports it as an
-//! SSE `event: error`.
+//! SSE `event: error`. The one exception is a stream that held its thinking back
+//! (`server/translated.rs`): it gives up for a rescue, and the server's chain
+//! (`server/chain.rs`) runs this same loop over the targets after it, continuing the
+//! same message.
 
 use std::future::Future;
 
