@@ -25,6 +25,7 @@ mod ledger_proxy;
 mod ledger_writer;
 mod ollama_facts;
 mod ollama_proxy;
+mod output_modes;
 mod prefix_sharing;
 mod proxy_capabilities;
 mod proxy_fallback;
