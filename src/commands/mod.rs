@@ -95,6 +95,6 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<Outcome> {
         Command::Ui(args) => ui::run(&ctx, args),
         Command::Config(cmd) => config::run(&ctx, cmd),
         Command::Clients(cmd) => clients::run(&ctx, cmd),
-        Command::Completions(args) => completions::run(args),
+        Command::Completions(args) => completions::run(&ctx, args),
     }
 }

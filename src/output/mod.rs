@@ -19,7 +19,8 @@ mod stderr;
 mod stdout;
 
 pub use error::render_error;
-pub use stdout::{failure as stdout_failure, out, out_line};
+pub use stdout::failure as stdout_failure;
+use stdout::{out, out_line};
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -198,6 +199,11 @@ impl Printer {
     /// given, in every mode.
     pub fn document(&self, text: &str) {
         out(text);
+    }
+
+    /// [`Printer::document`] for one line: `text` and a newline.
+    pub fn document_line(&self, text: &str) {
+        out_line(text);
     }
 
     /// A line on stderr that even `-q` shows: a warning, or what to do by hand.
