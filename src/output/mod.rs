@@ -234,3 +234,33 @@ impl Printer {
         self.palette().hint_text(hint, indent)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Printer;
+
+    fn printer(json: bool, quiet: bool, stderr_tty: bool) -> Printer {
+        Printer {
+            json,
+            quiet,
+            color: false,
+            stderr_tty,
+        }
+    }
+
+    #[test]
+    fn a_progress_bar_only_on_a_terminal_stderr_without_quiet_or_json() {
+        assert!(printer(false, false, true).progress_bar(10).is_some());
+        for (json, quiet, tty) in [
+            (false, false, false),
+            (false, true, true),
+            (true, false, true),
+            (true, true, false),
+        ] {
+            assert!(
+                printer(json, quiet, tty).progress_bar(10).is_none(),
+                "json {json}, quiet {quiet}, stderr a terminal {tty}"
+            );
+        }
+    }
+}
