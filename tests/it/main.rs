@@ -48,3 +48,4 @@ mod up_flow;
 mod up_ollama_client;
 mod up_pty;
 mod vllm_proxy;
+mod workspace;
