@@ -224,7 +224,7 @@ start_target() { # name
 }
 EOF
             # Info lines (`context editing …`) to the log, which replay_session.py reads.
-            HOME="$WORK/ccr-setup-home" RUST_LOG=ccr_setup=info \
+            HOME="$WORK/ccr-setup-home" RUST_LOG=ccr_setup=info,ccr_proxy=info \
                 "$CCR_SETUP_BIN" --quiet --config "$WORK/ccr-setup.json" \
                 proxy --host 127.0.0.1 --port "$port" >"$WORK/ccr-setup.log" 2>&1 &
             ;;

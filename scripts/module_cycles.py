@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Import cycles between sibling modules under src/ (CONTRIBUTING: no module imports
+"""Import cycles between sibling modules under each crate's src/ (CONTRIBUTING: no module imports
 one above it). Reads every `crate::…`, `super::…` and `self::…` path of non-test code:
 `use` trees with their groups (`use super::{a, b::{c, d}}`), and paths in code. Test
 code is left out: the item after each `#[cfg(test)]` (an inline `mod tests { … }`, a
@@ -7,11 +7,21 @@ function, an import) and the files of `#[cfg(test)] mod x;` declarations; the co
 after such an item is read. An import of a.b.c from a.x.y is an edge a.b -> a.x between
 siblings under `a`. Prints each cycle with its edges; exits 1 when there is one.
 
-    python3 scripts/module_cycles.py [src] [-v]    (-v: print every sibling edge)
+    python3 scripts/module_cycles.py [src | crates/X/src] [-v]   (default: every crate)    (-v: print every sibling edge)
 """
 import os
 import re
 import sys
+
+if not any(not a.startswith("-") for a in sys.argv[1:]):
+    # No root given: check each crate of the workspace on its own (the CLI's src/ and
+    # crates/*/src), since a module path means something only inside its crate.
+    import glob
+    import subprocess
+
+    roots = ["src"] + sorted(glob.glob("crates/*/src"))
+    codes = [subprocess.call([sys.executable, __file__, r, *sys.argv[1:]]) for r in roots]
+    sys.exit(max(codes))
 
 root = next((a for a in sys.argv[1:] if not a.startswith("-")), "src")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes assets/o200k_base.tokens, the vocabulary the proxy's token counter loads.
+"""Writes crates/ccr-proxy/assets/o200k_base.tokens, the vocabulary the proxy's token counter loads.
 
 Input: an `o200k_base.tiktoken` file (one `base64(token) rank` per line, ranks 0..N-1 in
 order), e.g. the one inside the tiktoken-rs crate:
@@ -7,13 +7,13 @@ order), e.g. the one inside the tiktoken-rs crate:
 Output: for each rank in order, one length byte then the token's bytes (1.6 MB instead of
 the 3.6 MB base64 text). The test `tokens_exactness` checks it against tiktoken-rs.
 
-  scripts/o200k-vocab.py PATH/o200k_base.tiktoken [assets/o200k_base.tokens]
+  scripts/o200k-vocab.py PATH/o200k_base.tiktoken [crates/ccr-proxy/assets/o200k_base.tokens]
 """
 import base64
 import sys
 
 src = sys.argv[1]
-dst = sys.argv[2] if len(sys.argv) > 2 else "assets/o200k_base.tokens"
+dst = sys.argv[2] if len(sys.argv) > 2 else "crates/ccr-proxy/assets/o200k_base.tokens"
 out = bytearray()
 with open(src) as f:
     for expected, line in enumerate(f):

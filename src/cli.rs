@@ -44,7 +44,8 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Only print errors.
+    /// Only print errors, warnings, failed steps and what was asked for (JSON, tables,
+    /// exports): no progress (but a pull's 10 % lines on stderr), notes or passing steps.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -141,6 +142,33 @@ pub enum Command {
 
     /// Print a shell completion script, e.g. `ccr-setup completions zsh > _ccr-setup`.
     Completions(CompletionsArgs),
+}
+
+impl Command {
+    /// Whether this command was asked for `--json` (false for commands without it), so
+    /// `main` can make the run's one printer before the command starts.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Doctor(a) => a.json,
+            Command::Up(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::Stats(a) => a.json,
+            Command::Clients(ClientsCommand::Add(a)) => a.json,
+            Command::Clients(ClientsCommand::List(a)) => a.json,
+            Command::Clients(ClientsCommand::Remove(a)) => a.json,
+            // Listed, not `_`, so a command that gains `--json` is not forgotten here.
+            Command::Init(_)
+            | Command::Proxy(_)
+            | Command::Code(_)
+            | Command::Env(_)
+            | Command::Stop(_)
+            | Command::Uninstall(_)
+            | Command::Statusline(_)
+            | Command::Ui(_)
+            | Command::Config(_)
+            | Command::Completions(_) => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -53,7 +53,7 @@ fn stderr_level(global: &GlobalArgs, command: &Command) -> &'static str {
 pub fn init(global: &GlobalArgs, command: &Command) -> Option<WorkerGuard> {
     let level = stderr_level(global, command);
     let stderr_filter = EnvFilter::try_from_env(crate::env_vars::EnvVars::RUST_LOG)
-        .unwrap_or_else(|_| EnvFilter::new(format!("ccr_setup={level}")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("ccr_setup={level},ccr_proxy={level}")));
     let ansi = color_enabled(global.no_color);
     let stderr_layer = tracing_subscriber::fmt::layer()
         .with_writer(move || OneLine {
@@ -82,7 +82,7 @@ pub fn init(global: &GlobalArgs, command: &Command) -> Option<WorkerGuard> {
                     tracing_subscriber::fmt::layer()
                         .with_writer(writer)
                         .with_ansi(false)
-                        .with_filter(EnvFilter::new("ccr_setup=info")),
+                        .with_filter(EnvFilter::new("ccr_setup=info,ccr_proxy=info")),
                 ),
                 Some(guard),
             ),

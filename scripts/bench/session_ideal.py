@@ -150,7 +150,7 @@ class Proxy:
 
 
 def stub(tool, tool_input, tokens):
-    """The proxy's stub (src/proxy/context_edit/stubs.rs, cleared_result)."""
+    """The proxy's stub (crates/ccr-proxy/src/proxy/context_edit/stubs.rs, cleared_result)."""
     path = (tool_input or {}).get("file_path") if isinstance(tool_input, dict) else None
     read_only = ("Read", "Grep", "Glob", "LS", "WebFetch", "WebSearch", "NotebookRead")
     if tool == "Read" and path:

@@ -28,7 +28,7 @@ fn saved(out: &crate::output::Printer, what: &str, write: &WriteOutcome) {
 }
 
 fn add(ctx: &Context, args: ClientsAddArgs) -> anyhow::Result<Outcome> {
-    let out = ctx.printer(args.json);
+    let out = ctx.out;
     let mut file = ConfigFile::load(&ctx.config_path)?;
     let key = new_client_key().ok_or_else(|| {
         anyhow::anyhow!("the operating system gave no randomness for a client key")
@@ -65,7 +65,7 @@ fn add(ctx: &Context, args: ClientsAddArgs) -> anyhow::Result<Outcome> {
 }
 
 fn remove(ctx: &Context, args: ClientsRemoveArgs) -> anyhow::Result<Outcome> {
-    let out = ctx.printer(args.json);
+    let out = ctx.out;
     let mut file = ConfigFile::load(&ctx.config_path)?;
     let write = file.remove_client(&args.name)?;
     if args.json {
@@ -106,7 +106,7 @@ fn today_by_client(config: &Config) -> anyhow::Result<Vec<ledger::GroupRow>> {
 }
 
 fn list(ctx: &Context, args: ClientsListArgs) -> anyhow::Result<Outcome> {
-    let out = ctx.printer(args.json);
+    let out = ctx.out;
     let config = crate::config::load(&ctx.config_path)?;
     let today = today_by_client(&config)?;
     let use_of = |name: &str| {

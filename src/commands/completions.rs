@@ -2,15 +2,15 @@
 
 use clap::CommandFactory;
 
-use super::Outcome;
+use super::{Context, Outcome};
 use crate::cli::{Cli, CompletionsArgs};
 
-pub fn run(args: CompletionsArgs) -> anyhow::Result<Outcome> {
+pub fn run(ctx: &Context, args: CompletionsArgs) -> anyhow::Result<Outcome> {
     let mut cmd = Cli::command();
-    // Into memory first: clap_complete panics when its writer fails; `output::out`
+    // Into memory first: clap_complete panics when its writer fails; the printer
     // reports a failed write instead.
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "ccr-setup", &mut script);
-    crate::output::out(&String::from_utf8_lossy(&script));
+    ctx.out.document(&String::from_utf8_lossy(&script));
     Ok(Outcome::Success)
 }

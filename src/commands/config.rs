@@ -5,7 +5,7 @@ use crate::cli::ConfigCommand;
 use crate::config::{redacted, ConfigError, ConfigFile};
 
 pub fn run(ctx: &Context, cmd: ConfigCommand) -> anyhow::Result<Outcome> {
-    let out = ctx.printer(false);
+    let out = ctx.out;
     match cmd {
         ConfigCommand::Path => {
             out.line(&ctx.config_path.display().to_string());

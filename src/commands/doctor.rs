@@ -23,7 +23,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<Outcome> {
         .build()
         .context("cannot start the async runtime")?;
 
-    let out = ctx.printer(args.json);
+    let out = ctx.out;
     let started = Instant::now();
     // A laptop joined to a team server runs no Ollama or proxy: check the server.
     if let Some(checks) = rt.block_on(doctor::team::checks(&ctx.config_path)) {
@@ -80,8 +80,8 @@ fn indent(text: &str, prefix: &str) -> String {
 }
 
 fn print_report(ctx: &Context, checks: &[Check], elapsed: Duration) {
-    let out = ctx.printer(false);
-    let p = Palette::new(ctx.color);
+    let out = ctx.out;
+    let p = Palette::new(ctx.out.color);
     let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
     for c in checks {
         let (mark, style) = match c.status {
@@ -89,7 +89,7 @@ fn print_report(ctx: &Context, checks: &[Check], elapsed: Duration) {
             Status::Warn => ("!", &p.warn),
             Status::Fail => ("✗", &p.fail),
         };
-        if ctx.quiet && c.status == Status::Ok {
+        if ctx.out.quiet && c.status == Status::Ok {
             continue;
         }
         out.line(&format!(
@@ -118,7 +118,7 @@ fn print_report(ctx: &Context, checks: &[Check], elapsed: Duration) {
 
 /// Show the safe fixes, ask (unless `yes`), run them. Returns whether any ran.
 fn run_fixes(ctx: &Context, env: &DoctorEnv, checks: &[Check], yes: bool) -> anyhow::Result<bool> {
-    let out = ctx.printer(false);
+    let out = ctx.out;
     let actions: Vec<_> = checks
         .iter()
         .filter(|c| c.status != Status::Ok)
@@ -150,7 +150,7 @@ fn run_fixes(ctx: &Context, env: &DoctorEnv, checks: &[Check], yes: bool) -> any
             return Ok(false);
         }
     }
-    let p = Palette::new(ctx.color);
+    let p = Palette::new(ctx.out.color);
     let mut failed = 0;
     for (id, a) in &actions {
         match doctor::fix::apply(a, &env.home) {

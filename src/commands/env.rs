@@ -26,7 +26,8 @@ pub fn render(vars: &[(&str, String)], shell: EnvShell) -> String {
 
 pub fn run(ctx: &Context, args: EnvArgs) -> anyhow::Result<Outcome> {
     let cfg = super::shared::load_client_config(&ctx.config_path)?;
-    crate::output::out(&render(&super::shared::claude_env(&cfg), args.shell));
+    ctx.out
+        .document(&render(&super::shared::claude_env(&cfg), args.shell));
     Ok(Outcome::Success)
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand: thin orchestration over the domain modules. Commands
-//! may print (through [`crate::output::Printer`]); domain modules may not. Commands
+//! may print, through the run's one [`crate::output::Printer`] (`ctx.out`, made in
+//! `main`); domain modules may not. Commands
 //! never import from each other: what two of them share lives in [`shared`] and
 //! [`prompt`].
 
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, GlobalArgs};
+use crate::output::Printer;
 
 pub mod clients;
 pub mod code;
@@ -52,41 +54,32 @@ impl From<Outcome> for ExitCode {
     }
 }
 
-/// What every command gets from the global flags.
+/// What every command gets from `main`: the global flags and the run's printer.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub config_path: PathBuf,
     pub verbose: u8,
-    pub quiet: bool,
-    pub color: bool,
+    /// The one printer of this run (`--json`, `-q`, colour, the terminal): every line
+    /// a command prints goes through it.
+    pub out: Printer,
 }
 
 impl Context {
-    pub fn from_global(global: &GlobalArgs) -> Self {
+    pub fn new(global: &GlobalArgs, out: Printer) -> Self {
         Context {
             config_path: global
                 .config
                 .clone()
                 .unwrap_or_else(crate::paths::default_config_path),
             verbose: global.verbose,
-            quiet: global.quiet,
-            color: crate::logging::color_enabled(global.no_color),
-        }
-    }
-
-    /// The printer for this run; `json` is the command's `--json` flag (if it has one).
-    pub fn printer(&self, json: bool) -> crate::output::Printer {
-        crate::output::Printer {
-            json,
-            quiet: self.quiet,
-            color: self.color,
+            out,
         }
     }
 }
 
-/// Run the parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let ctx = Context::from_global(&cli.global);
+/// Run the parsed command line, printing through `out`.
+pub fn run(cli: Cli, out: Printer) -> anyhow::Result<Outcome> {
+    let ctx = Context::new(&cli.global, out);
     match cli.command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Doctor(args) => doctor::run(&ctx, args),
@@ -102,6 +95,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Ui(args) => ui::run(&ctx, args),
         Command::Config(cmd) => config::run(&ctx, cmd),
         Command::Clients(cmd) => clients::run(&ctx, cmd),
-        Command::Completions(args) => completions::run(args),
+        Command::Completions(args) => completions::run(&ctx, args),
     }
 }

@@ -7,8 +7,9 @@ use anyhow::Context as _;
 
 use super::{Context, Outcome};
 use crate::cli::ProxyArgs;
+use crate::config_watch::{self, ReloadEvent, WatchOptions};
 use crate::ledger::{Ledger, LedgerHandle, LedgerOptions};
-use crate::proxy::reload::{self, LiveConfig, ReloadEvent, WatchOptions};
+use crate::proxy::reload::LiveConfig;
 use crate::proxy::server::{self, AppState, ServerOptions};
 
 /// How long in-flight answers get to finish after a shutdown signal.
@@ -121,7 +122,7 @@ async fn serve(
     );
 
     let bind_host = host.clone();
-    let _watcher = reload::watch(
+    let _watcher = config_watch::watch(
         ctx.config_path.clone(),
         live,
         WatchOptions::default(),

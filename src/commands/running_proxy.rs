@@ -53,7 +53,7 @@ pub(crate) fn not_our_proxy(
 /// Health-check the proxy; if nothing answers, start it through our service when one is
 /// installed, else detached with a pid file and a log, and wait for it.
 pub(crate) fn ensure_proxy(ctx: &Context, cfg: &Config) -> anyhow::Result<()> {
-    let out = ctx.printer(false);
+    let out = ctx.out;
     let base = runtime::proxy_url(&cfg.host, cfg.port);
     let key = cfg.api_key.as_deref().filter(|k| !k.is_empty());
     match block_on(health::verify(&base, key, PROBE_TIMEOUT)) {

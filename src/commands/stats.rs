@@ -57,7 +57,7 @@ pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
         let conn = ledger::open_for_reading(&path)?;
         ledger::report(&conn, &options)?
     } else {
-        ctx.printer(args.json).err_line(&format!(
+        ctx.out.err_line(&format!(
             "No usage recorded yet: {} does not exist. The proxy creates it with its first \
              request (`ccr-setup up` or `ccr-setup proxy`).",
             path.display()
@@ -72,7 +72,7 @@ pub fn run(ctx: &Context, args: StatsArgs) -> anyhow::Result<Outcome> {
     } else {
         render_table(&report, &args.since, since_ms)
     };
-    let printer = ctx.printer(args.json);
+    let printer = ctx.out;
     printer.document(&out);
     if !args.json && !args.csv && !report.unpriced_models.is_empty() {
         printer.progress(&format!(
@@ -118,7 +118,7 @@ fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Option<ConfigFi
     let file = match ConfigFile::load(&ctx.config_path) {
         Ok(f) => f,
         Err(ConfigError::NotFound { .. }) => {
-            ctx.printer(false).note(&format!(
+            ctx.out.note(&format!(
                 "no config at {}; using built-in prices",
                 ctx.config_path.display()
             ));
@@ -129,7 +129,7 @@ fn load_config(ctx: &Context) -> anyhow::Result<(Option<Config>, Option<ConfigFi
     match file.resolve() {
         Ok(config) => Ok((Some(config), Some(file))),
         Err(e) => {
-            ctx.printer(false).note(&format!(
+            ctx.out.note(&format!(
                 "the config does not resolve here ({}); providers are classified \
                  from the file as written",
                 first_line(&e.to_string())
@@ -486,7 +486,7 @@ fn team_stats(
     .into_iter()
     .filter_map(|(given, flag)| given.then_some(flag))
     .collect();
-    let out = ctx.printer(json);
+    let out = ctx.out;
     if !ignored.is_empty() {
         out.note(&format!(
             "{} not applied: a joined laptop shows today's use as the team server reports it (the ledger is the server's; run `ccr-setup stats` there for periods and groups)",

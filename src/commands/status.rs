@@ -162,7 +162,7 @@ fn ledger_line(ledger: &LedgerHealth) -> String {
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Outcome> {
     let s = gather(ctx);
-    let out = ctx.printer(args.json);
+    let out = ctx.out;
     if args.json {
         out.document(&format!("{}\n", serde_json::to_string_pretty(&s)?));
         return Ok(Outcome::Success);

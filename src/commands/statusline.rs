@@ -16,6 +16,7 @@ use super::{Context, Outcome};
 use crate::cli::StatuslineArgs;
 use crate::config::{Config, ConfigFile, DEFAULT_HOST, DEFAULT_PORT};
 use crate::ledger::{self, StatsOptions};
+use crate::output::Printer;
 use crate::proxy::health;
 use crate::proxy::sessions::SessionReport;
 use crate::statusline::{self, ClaudeStatus, InstallOutcome};
@@ -34,8 +35,9 @@ const MAX_INPUT_BYTES: u64 = 1024 * 1024;
 pub const STATUSLINE_COMMAND: &str = "ccr-setup statusline";
 
 pub fn run(ctx: &Context, args: StatuslineArgs) -> anyhow::Result<Outcome> {
+    let out = ctx.out;
     if args.install {
-        return install(args.replace);
+        return install(&out, args.replace);
     }
     let mut input = Vec::new();
     let stdin = std::io::stdin();
@@ -49,7 +51,7 @@ pub fn run(ctx: &Context, args: StatuslineArgs) -> anyhow::Result<Outcome> {
             claude.session_id.as_deref(),
             TEAM_TIMEOUT,
         ));
-        crate::output::out_line(&crate::team::report::status_line(usage.ok().as_ref()));
+        out.document_line(&crate::team::report::status_line(usage.ok().as_ref()));
         return Ok(Outcome::Success);
     }
     let config = ConfigFile::load(&ctx.config_path)
@@ -58,12 +60,12 @@ pub fn run(ctx: &Context, args: StatuslineArgs) -> anyhow::Result<Outcome> {
     let proxy = match ask_proxy(config.as_ref(), claude.session_id.as_deref()) {
         Asked::Answer(answer) => answer,
         Asked::NotOurs(port) => {
-            crate::output::out_line(&statusline::render_not_ours(port));
+            out.document_line(&statusline::render_not_ours(port));
             return Ok(Outcome::Success);
         }
     };
     let savings = savings_today(config.as_ref());
-    crate::output::out_line(&statusline::render(
+    out.document_line(&statusline::render(
         proxy.as_ref().map(Option::as_ref),
         savings,
     ));
@@ -71,7 +73,7 @@ pub fn run(ctx: &Context, args: StatuslineArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Set the status line in `~/.claude/settings.json`.
-fn install(replace: bool) -> anyhow::Result<Outcome> {
+fn install(out: &Printer, replace: bool) -> anyhow::Result<Outcome> {
     let path = statusline::claude_settings_path();
     let installed = statusline::install(&path, STATUSLINE_COMMAND, replace).map_err(|e| {
         let hint = match e {
@@ -86,22 +88,22 @@ fn install(replace: bool) -> anyhow::Result<Outcome> {
     })?;
     match installed {
         InstallOutcome::Installed { backup } => {
-            crate::output::out_line(&format!(
+            out.line(&format!(
                 "Claude Code's status line now runs `{STATUSLINE_COMMAND}` ({}).",
                 path.display()
             ));
             if let Some(b) = backup {
-                crate::output::out_line(&format!(
+                out.line(&format!(
                     "The previous settings are kept in {}.",
                     b.display()
                 ));
             }
         }
-        InstallOutcome::AlreadySet => crate::output::out_line(&format!(
+        InstallOutcome::AlreadySet => out.line(&format!(
             "Claude Code's status line already runs `{STATUSLINE_COMMAND}` ({}).",
             path.display()
         )),
-        InstallOutcome::KeptExisting { existing } => crate::output::out_line(&format!(
+        InstallOutcome::KeptExisting { existing } => out.line(&format!(
             "Claude Code already has a status line (`{existing}`); left as it is. \
              Run `ccr-setup statusline --install --replace` to use ccr-setup's instead \
              (the settings are backed up first)."

@@ -52,7 +52,7 @@ pub fn run(ctx: &Context, args: StopArgs) -> anyhow::Result<Outcome> {
         ));
     }
     // With -q, only a failure is worth saying (and then all of it, for context).
-    let out = ctx.printer(false);
+    let out = ctx.out;
     for line in said {
         if failed {
             out.line(&line);

@@ -25,7 +25,7 @@ pub fn run(ctx: &Context, args: UiArgs) -> anyhow::Result<Outcome> {
         None => format!("{base}/ui/"),
         Some(ticket) => login_page(&base, &ticket)?,
     };
-    let out = ctx.printer(false);
+    let out = ctx.out;
     let opener = if args.no_open { None } else { opener() };
     let Some(opener) = opener else {
         if !args.no_open {

@@ -73,7 +73,7 @@ pub fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<Outcome> {
             .collect(),
         None => Vec::new(),
     };
-    let out = ctx.printer(false);
+    let out = ctx.out;
     print_what_goes(ctx, &args, manager, &layout, &installed);
     if !args.yes {
         let prompter = Prompter::open(false);
@@ -134,7 +134,7 @@ fn print_what_goes(
     layout: &Layout,
     installed: &[ServiceKind],
 ) {
-    let out = ctx.printer(false);
+    let out = ctx.out;
     out.line("This removes:");
     if let Some(m) = manager {
         for k in installed {

@@ -19,13 +19,8 @@ pub fn render_error(err: &anyhow::Error, hint: Option<String>, color: bool) -> S
         out.push_str(&format!("\n  {label} {}", indented(cause)));
     }
     if let Some(hint) = hint {
-        let printer = super::Printer {
-            json: false,
-            quiet: false,
-            color,
-        };
         out.push('\n');
-        out.push_str(&printer.hint_text(&hint, ""));
+        out.push_str(&p.hint_text(&hint, ""));
     }
     out
 }

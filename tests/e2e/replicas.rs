@@ -172,7 +172,7 @@ async fn two_sessions_stay_on_their_replicas_reuse_the_cache_and_fail_over() {
             .arg(&config_path)
             .args(["proxy", "--port", &port.to_string()])
             .env("HOME", dir.path())
-            .env("RUST_LOG", "ccr_setup=debug")
+            .env("RUST_LOG", "ccr_setup=debug,ccr_proxy=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&proxy_log).unwrap())

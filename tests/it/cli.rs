@@ -49,6 +49,25 @@ fn help_lists_every_subcommand() {
 }
 
 #[test]
+fn quiet_is_explained_in_help_and_the_guide() {
+    let home = tempfile::tempdir().unwrap();
+    let help = text(&ccr(home.path(), &["--help"]));
+    let quiet = help
+        .split("-q, --quiet")
+        .nth(1)
+        .unwrap_or_else(|| panic!("--help names -q:\n{help}"));
+    let quiet = quiet.split("--no-color").next().unwrap();
+    assert!(quiet.contains("no progress"), "{quiet}");
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/guide.md")).unwrap();
+    assert!(
+        guide.contains("## Output: stdout, stderr, `-q`, `--json`")
+            && guide.contains("- `-q`/`--quiet` (any command)"),
+        "docs/guide.md explains -q"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let home = tempfile::tempdir().unwrap();
     assert_eq!(

@@ -365,7 +365,7 @@ async fn apikey_accepts_x_api_key_or_bearer_everywhere() {
 
 #[tokio::test]
 async fn config_edits_apply_without_a_restart_and_bad_ones_are_ignored() {
-    use ccr_setup::proxy::reload::{watch, WatchOptions};
+    use ccr_setup::config_watch::{watch, WatchOptions};
     let first = answering("first").await;
     let second = answering("second").await;
     let dir = tempfile::tempdir().unwrap();

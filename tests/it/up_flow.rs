@@ -18,7 +18,7 @@ fn text(out: &Output) -> String {
 }
 
 /// Run `up` against an in-process fake (a server we do not own).
-fn up_against(fake: &FakeOllama, args: &[&str]) -> (Sandbox, Output) {
+pub(crate) fn up_against(fake: &FakeOllama, args: &[&str]) -> (Sandbox, Output) {
     let home = Sandbox::up_home(&fake.host_port());
     let mut cmd = home.up(args);
     cmd.env("CCR_SETUP_OLLAMA_REGISTRY", fake.url());
@@ -439,18 +439,20 @@ fn up_execs_into_the_proxy_in_the_same_process() {
 }
 
 #[test]
-fn quiet_pull_prints_only_the_ten_percent_lines() {
+fn quiet_pull_prints_only_the_ten_percent_lines_on_stderr() {
     let fake = FakeOllama::start(FakeConfig::default());
     let (_home, out) = up_against(&fake, &["--no-exec", "--no-smoke", "-q"]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("pull gpt-oss:20b: 100%"), "{stdout}");
-    assert!(!stdout.contains("✓"), "-q hides the step lines: {stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(stdout, "", "-q with nothing failed leaves stdout empty");
+    assert!(stderr.contains("pull gpt-oss:20b: 100%"), "{stderr}");
+    assert!(!stderr.contains("✓"), "-q hides the step lines: {stderr}");
     assert!(
-        !stdout.contains("verifying"),
-        "-q hides the phases: {stdout}"
+        !stderr.contains("verifying"),
+        "-q hides the phases: {stderr}"
     );
-    assert!(stdout.lines().all(|l| l.contains('%')), "{stdout}");
+    assert!(stderr.lines().all(|l| l.contains('%')), "{stderr}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use support::fake_ollama::{FakeConfig, FakeOllama};
 use support::sandbox::Sandbox;
 
 /// A pull slow enough to watch: 3 MB in 100 kB steps every 40 ms.
-fn slow_fake(tick_ms: u64) -> FakeOllama {
+pub(crate) fn slow_fake(tick_ms: u64) -> FakeOllama {
     let mut cfg = FakeConfig::default();
     cfg.library[0].layers = vec![3_000_000, 11_000, 7_000];
     cfg.pull.chunk = 100_000;
@@ -40,7 +40,8 @@ fn parse_bytes(s: &str) -> f64 {
     }
 }
 
-const BAR: &str = r"pulling gpt-oss:20b \[[=> ]+\] ([0-9.]+ [KMG]?i?B)/([0-9.]+ [KMG]?i?B)";
+pub(crate) const BAR: &str =
+    r"pulling gpt-oss:20b \[[=> ]+\] ([0-9.]+ [KMG]?i?B)/([0-9.]+ [KMG]?i?B)";
 
 #[test]
 fn progress_bar_renders_and_advances() {

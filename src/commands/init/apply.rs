@@ -19,7 +19,7 @@ use crate::service::{self, systemd, Manager};
 
 /// Carry out the plan the user agreed to: installs, writes, service loads, the drop-in.
 pub(super) fn apply(ctx: &Context, prompter: &Prompter, mut plan: Plan) -> anyhow::Result<Outcome> {
-    let out = ctx.printer(false);
+    let out = ctx.out;
     if !plan.installs.is_empty() {
         run_installs(&out, &plan.installs)?;
         // Paths of the freshly installed tools go into the service files.
@@ -85,7 +85,7 @@ fn run_installs(out: &Printer, installs: &[InstallStep]) -> anyhow::Result<()> {
 
 /// The config (with a backup), the cloud key, `~/.claude.json` and the service files.
 fn write_files(ctx: &Context, plan: &Plan) -> anyhow::Result<()> {
-    let out = ctx.printer(false);
+    let out = ctx.out;
     let files = &plan.files;
     if files.config_change != Change::Unchanged {
         super::write_config(&out, &files.config)?;

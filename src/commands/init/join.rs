@@ -21,7 +21,7 @@ use crate::provision::team_config;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<Outcome> {
-    let out = ctx.printer(false);
+    let out = ctx.out;
     let prompter = Prompter::open(args.yes);
     let url = server_url(args.join.as_deref().unwrap_or_default())?;
     let ca_cert = match &args.ca_cert {

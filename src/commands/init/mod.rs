@@ -46,7 +46,7 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
     if args.join.is_some() {
         return join::run(ctx, &args);
     }
-    let out = ctx.printer(false);
+    let out = ctx.out;
     let platform = Platform::from_env()?;
     let manager = resolve_manager(args.service_manager);
     let prompter = Prompter::open(args.yes);
@@ -203,7 +203,7 @@ fn ask(
 ) -> anyhow::Result<AllAnswers> {
     let ollama = OllamaInfo::fetch();
     let store = SecretsStore::for_config(&ctx.config_path);
-    let out = ctx.printer(false);
+    let out = ctx.out;
     gather(&out, prompter, args, existing, &ollama, manager, &store)
 }
 
@@ -216,7 +216,7 @@ fn make_plan(
     answers: AllAnswers,
     existing: Option<ConfigFile>,
 ) -> anyhow::Result<Plan> {
-    let out = ctx.printer(false);
+    let out = ctx.out;
     let probe_env = ProbeEnv {
         root: crate::paths::system_root(),
         ..ProbeEnv::current(platform)

@@ -32,7 +32,7 @@ use crate::service::{self, Layout, ServiceSpec};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) fn run(ctx: &Context, args: &InitArgs) -> anyhow::Result<Outcome> {
-    let out = ctx.printer(false);
+    let out = ctx.out;
     let prompter = Prompter::open(args.yes);
     let engine = find_engine(&out, &prompter, args)?;
     let model = args

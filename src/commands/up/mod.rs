@@ -75,7 +75,7 @@ impl Step {
 struct Stop;
 
 pub fn run(ctx: &Context, args: UpArgs) -> anyhow::Result<Outcome> {
-    let out = ctx.printer(args.json);
+    let out = ctx.out;
     if let Some(join) = super::shared::joined(&ctx.config_path)? {
         out.line(&format!("This laptop is joined to the team server at {}: nothing to start locally (no Ollama, no proxy). Run `ccr-setup code`.", join.url));
         return Ok(Outcome::Success);

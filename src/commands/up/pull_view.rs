@@ -1,17 +1,18 @@
-//! Pull progress: an indicatif bar on a terminal; otherwise (or with `-q`/`--json`) a
-//! line per 10 %, so logs and CI output stay short.
+//! Pull progress, all of it on stderr so stdout keeps only the step lines: a bar when
+//! the printer draws one (stderr a terminal, no `-q`/`--json`); otherwise a line per
+//! 10 %, so logs and CI output stay short (`-q` keeps only those lines). With `--json`
+//! the progress is JSON events on stdout instead.
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::humanize::bytes as human_bytes;
 use crate::ollama::pull::PullEvent;
 use crate::output::Printer;
 
-/// Pull progress: an indicatif bar on a terminal; otherwise (or with -q) a line per 10%.
+/// Pull progress: a bar on a terminal's stderr; otherwise (or with -q) a line per 10 %.
 pub(super) struct PullView {
     model: String,
     out: Printer,
@@ -29,9 +30,7 @@ impl PullView {
         stall: Duration,
         expected_total: Option<u64>,
     ) -> Self {
-        let tty = std::io::stdout().is_terminal();
-        let bar = (tty && !out.quiet && !out.json).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(expected_total.unwrap_or(0)), ProgressDrawTarget::stdout());
+        let bar = out.progress_bar(expected_total.unwrap_or(0)).inspect(|bar| {
             bar.set_style(
                 ProgressStyle::with_template(
                     "  {spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}\n    {msg}",
@@ -42,7 +41,6 @@ impl PullView {
             bar.set_prefix(format!("pulling {model}"));
             bar.set_message("pulling manifest");
             bar.enable_steady_tick(Duration::from_millis(200));
-            bar
         });
         PullView {
             model: model.to_owned(),
@@ -70,12 +68,10 @@ impl PullView {
                 if self.last_decile.is_none_or(|d| decile > d) {
                     self.last_decile = Some(decile);
                     if self.out.json {
-                        crate::output::out_line(&format!(
-                            "{}",
-                            json!({"step": "pull", "event": "progress", "percent": decile * 10, "completed": completed, "total": total})
-                        ));
+                        self.out.event(&json!({"step": "pull", "event": "progress", "percent": decile * 10, "completed": completed, "total": total}));
                     } else {
-                        crate::output::out_line(&format!(
+                        // Shown with -q too: a long download still says it is alive.
+                        self.out.err_line(&format!(
                             "  pull {}: {:>3}% ({} of {})",
                             self.model,
                             decile * 10,
@@ -87,13 +83,14 @@ impl PullView {
             }
             PullEvent::Phase(phase) => match &self.bar {
                 Some(bar) => bar.set_message(phase),
-                None if self.out.json => crate::output::out_line(&format!(
-                    "{}",
-                    json!({"step": "pull", "event": "phase", "phase": phase})
-                )),
+                None if self.out.json => {
+                    self.out
+                        .event(&json!({"step": "pull", "event": "phase", "phase": phase}));
+                }
                 // -q keeps only the 10 % lines.
-                None if self.out.quiet => {}
-                None => self.out.line(&format!("  pull {}: {phase}", self.model)),
+                None => self
+                    .out
+                    .progress(&format!("  pull {}: {phase}", self.model)),
             },
             PullEvent::Restarting {
                 attempt,
@@ -108,11 +105,8 @@ impl PullView {
                 );
                 match &self.bar {
                     Some(bar) => bar.println(text),
-                    None if self.out.json => crate::output::out_line(&format!(
-                        "{}",
-                        json!({"step": "pull", "event": "restart", "attempt": attempt, "max": max, "completed": completed})
-                    )),
-                    None => self.out.line(&text),
+                    None if self.out.json => self.out.event(&json!({"step": "pull", "event": "restart", "attempt": attempt, "max": max, "completed": completed})),
+                    None => self.out.err_line(&text),
                 }
             }
         }

@@ -53,8 +53,10 @@ pub mod replicas;
 pub mod route;
 pub mod server;
 pub mod sessions;
-#[cfg(test)]
-pub(crate) mod test_support;
+/// The unit tests' shared config and requests; the CLI's unit tests reach it through
+/// the `test-support` feature its dev-dependency turns on.
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod tokens;
 pub mod translate;
 pub mod upstream;

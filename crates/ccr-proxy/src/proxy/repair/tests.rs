@@ -5,7 +5,7 @@ use serde_json::json;
 
 /// The client body of the recording's first request that offers tools.
 fn claude_code_body() -> Bytes {
-    let recording = include_str!("../../../tests/fixtures/session/claude-code-2.1.197.jsonl");
+    let recording = include_str!("../../../../../tests/fixtures/session/claude-code-2.1.197.jsonl");
     recording
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -170,7 +170,7 @@ fn the_note_goes_after_the_conversation() {
 #[test]
 fn the_corpus_of_real_malformed_calls() {
     let corpus: Vec<Value> = serde_json::from_str(include_str!(
-        "../../../tests/fixtures/tool-calls/corpus.json"
+        "../../../../../tests/fixtures/tool-calls/corpus.json"
     ))
     .unwrap();
     assert!(corpus.len() >= 20, "the corpus shrank to {}", corpus.len());
