@@ -294,8 +294,10 @@ impl OllamaClient {
     pub async fn chat_completion_stream(
         &self,
         body: &Value,
-    ) -> Result<impl Stream<Item = Result<ChatChunk, OllamaError>> + Send + Unpin, OllamaError>
-    {
+    ) -> Result<
+        impl Stream<Item = Result<ChatChunk<'static>, OllamaError>> + Send + Unpin,
+        OllamaError,
+    > {
         chat_completion_stream_at(&self.http, self.url("/v1/chat/completions"), body).await
     }
 
@@ -323,7 +325,8 @@ pub async fn chat_completion_stream_at(
     http: &reqwest::Client,
     url: Url,
     body: &Value,
-) -> Result<impl Stream<Item = Result<ChatChunk, OllamaError>> + Send + Unpin, OllamaError> {
+) -> Result<impl Stream<Item = Result<ChatChunk<'static>, OllamaError>> + Send + Unpin, OllamaError>
+{
     let mut body = body.clone();
     body["stream"] = json!(true);
     body["stream_options"] = json!({ "include_usage": true });
@@ -362,7 +365,7 @@ pub async fn chat_completion_stream_at(
                             message: error_text(&err.to_string()),
                         });
                     }
-                    serde_json::from_value::<ChatChunk>(v).map_err(|e| OllamaError::Decode {
+                    ChatChunk::deserialize(v).map_err(|e| OllamaError::Decode {
                         url: u.clone(),
                         message: e.to_string(),
                     })

@@ -28,10 +28,10 @@ pub use file::{redacted, ConfigFile, KeyOrigin};
 pub use interpolate::interpolate;
 pub use join::{server_url, Join, ServerUrlError, CLIENT_KEY_VAR};
 pub use model::{
-    redact_url, Client, Config, ContextEditing, ModelRef, OllamaSettings, Provider, ProviderKind,
-    QualityFallback, Replica, Router, DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_TARGET_PERCENT,
-    DEFAULT_HOST, DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL, DEFAULT_OUTPUT_RESERVE,
-    DEFAULT_PORT, MAX_REPLICAS,
+    redact_url, Client, Config, ContextEditing, ModelRef, OllamaSettings, ParsedUrl, Provider,
+    ProviderKind, QualityFallback, Replica, Router, DEFAULT_CONTEXT_LENGTH,
+    DEFAULT_CONTEXT_TARGET_PERCENT, DEFAULT_HOST, DEFAULT_LONG_CONTEXT_THRESHOLD, DEFAULT_MODEL,
+    DEFAULT_OUTPUT_RESERVE, DEFAULT_PORT, MAX_REPLICAS,
 };
 pub use secrets::{KeySource, SecretsStore};
 pub use validate::{is_loopback_host, parse_offset, DEFAULT_MAX_REQUESTS_IN_FLIGHT};

@@ -210,6 +210,27 @@ pub struct Provider {
     /// model server elsewhere on the LAN (`true`) or a cloud tunnel on localhost
     /// (`false`).
     pub local: Option<bool>,
+    /// `api_base_url` parsed when the config was loaded ([`Provider::parsed_url`]).
+    pub url_parsed: ParsedUrl,
+}
+
+/// A URL parsed once, when the config is loaded: the proxy reads the provider's host
+/// and port on every request (which HTTP client, is it Ollama), and parsing the text
+/// each time showed in the profile. It remembers the text it was parsed from, so a
+/// copy of the provider given another URL (count_tokens) is parsed afresh, never stale.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedUrl {
+    text: String,
+    url: Option<url::Url>,
+}
+
+impl ParsedUrl {
+    pub fn new(text: &str) -> ParsedUrl {
+        ParsedUrl {
+            text: text.to_owned(),
+            url: url::Url::parse(text).ok(),
+        }
+    }
 }
 
 /// The most URLs one provider may list: the proxy orders them per request on the
@@ -238,6 +259,16 @@ impl Replica {
 }
 
 impl Provider {
+    /// `api_base_url` parsed (None when it does not parse): the copy made when the
+    /// config was loaded, or a fresh parse when the URL has changed since.
+    pub fn parsed_url(&self) -> std::borrow::Cow<'_, Option<url::Url>> {
+        if self.url_parsed.text == self.api_base_url {
+            std::borrow::Cow::Borrowed(&self.url_parsed.url)
+        } else {
+            std::borrow::Cow::Owned(url::Url::parse(&self.api_base_url).ok())
+        }
+    }
+
     /// How the provider's address reads in `doctor` and `status`: its URL, or the
     /// first one and the number of replicas.
     pub fn display_urls(&self) -> String {

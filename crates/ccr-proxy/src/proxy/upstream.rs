@@ -77,16 +77,12 @@ impl Upstream {
 
     /// The client for `provider`: local providers never go through a proxy.
     pub fn client_for(&self, provider: &Provider) -> &reqwest::Client {
-        self.client_for_url(&provider.api_base_url)
+        self.client_for_url(provider.parsed_url().as_ref().as_ref())
     }
 
     /// The client for `url`: a loopback address never goes through a proxy.
-    fn client_for_url(&self, url: &str) -> &reqwest::Client {
-        let loopback = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
-            .is_some_and(|h| crate::config::is_loopback_host(&h));
-        if loopback {
+    fn client_for_url(&self, url: Option<&url::Url>) -> &reqwest::Client {
+        if url.is_some_and(crate::config::is_loopback_url) {
             &self.local
         } else {
             &self.remote
@@ -188,9 +184,18 @@ impl Request<'_> {
     ) -> Result<reqwest::Response, (AttemptError, bool)> {
         let (provider, client_headers) = (self.provider, self.client_headers);
         let head_timeout = self.head_timeout;
-        let mut req = upstream
-            .client_for_url(url)
-            .post(url)
+        // The provider's own URL was parsed with the config; a replica's is parsed here.
+        let parsed = if url == provider.api_base_url {
+            provider.parsed_url()
+        } else {
+            std::borrow::Cow::Owned(url::Url::parse(url).ok())
+        };
+        let client = upstream.client_for_url(parsed.as_ref().as_ref());
+        let req = match parsed.as_ref() {
+            Some(parsed) => client.post(parsed.clone()),
+            None => client.post(url),
+        };
+        let mut req = req
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         if self.stream {
@@ -326,9 +331,11 @@ pub fn count_tokens_url(provider: &crate::config::Provider) -> Option<String> {
 /// Is this provider an Ollama server (so the fix is `ccr-setup up`)?
 pub fn looks_like_ollama(provider: &Provider) -> bool {
     provider.name.to_ascii_lowercase().contains("ollama")
-        || url::Url::parse(&provider.api_base_url)
-            .ok()
-            .and_then(|u| u.port())
+        || provider
+            .parsed_url()
+            .as_ref()
+            .as_ref()
+            .and_then(url::Url::port)
             == Some(11434)
 }
 
@@ -406,6 +413,7 @@ mod tests {
             output_reserve: crate::config::DEFAULT_OUTPUT_RESERVE,
             context_target_percent: crate::config::DEFAULT_CONTEXT_TARGET_PERCENT,
             local: None,
+            url_parsed: crate::config::ParsedUrl::new(url),
         }
     }
 
@@ -423,5 +431,21 @@ mod tests {
             "llama",
             "http://127.0.0.1:8080/v1/chat/completions"
         )));
+    }
+
+    /// The URL parsed with the config is used only while it is still the provider's
+    /// URL: a copy given another one (as count_tokens makes) is read from its own.
+    #[test]
+    fn a_copy_given_another_url_is_read_from_that_url() {
+        let local = provider("llama", "http://127.0.0.1:8080/v1/chat/completions");
+        let moved = Provider {
+            api_base_url: "http://10.0.0.2:11434/v1/chat/completions".into(),
+            ..local.clone()
+        };
+        assert!(!looks_like_ollama(&local));
+        assert!(looks_like_ollama(&moved));
+        let upstream = Upstream::new(Duration::from_secs(1)).unwrap();
+        assert!(std::ptr::eq(upstream.client_for(&local), &upstream.local));
+        assert!(std::ptr::eq(upstream.client_for(&moved), &upstream.remote));
     }
 }

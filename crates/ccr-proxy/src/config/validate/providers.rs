@@ -135,6 +135,7 @@ fn build_provider(
     Some(Provider {
         kind,
         name,
+        url_parsed: crate::config::ParsedUrl::new(&url),
         api_base_url: url,
         replicas: replicas.into(),
         replica_max_in_flight,

@@ -232,11 +232,14 @@ impl ChatUsage {
 }
 
 /// One `data:` payload of a streamed answer. Also carries the `error` object some
-/// servers send mid-stream instead of a chunk.
+/// servers send mid-stream instead of a chunk. The texts borrow from the event when
+/// they hold no escapes (most tokens), so a chunk costs no allocation per text; parse
+/// with `serde_json::from_slice` for that, or `ChatChunk::deserialize(value)` for an
+/// owned `ChatChunk<'static>`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ChatChunk {
-    #[serde(default)]
-    pub choices: Vec<ChunkChoice>,
+pub struct ChatChunk<'a> {
+    #[serde(default, borrow)]
+    pub choices: Vec<ChunkChoice<'a>>,
     #[serde(default)]
     pub usage: Option<ChatUsage>,
     #[serde(default)]
@@ -244,25 +247,35 @@ pub struct ChatChunk {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct ChunkChoice {
+pub struct ChunkChoice<'a> {
     #[serde(default)]
     pub index: u32,
-    #[serde(default)]
-    pub delta: ChunkDelta,
-    #[serde(default)]
-    pub finish_reason: Option<String>,
+    #[serde(default, borrow)]
+    pub delta: ChunkDelta<'a>,
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
+    pub finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ChunkDelta {
-    #[serde(default)]
-    pub content: Option<String>,
-    #[serde(default)]
-    pub reasoning: Option<String>,
-    #[serde(default)]
-    pub reasoning_content: Option<String>,
+pub struct ChunkDelta<'a> {
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
+    pub content: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
+    pub reasoning: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
+    pub reasoning_content: Option<Cow<'a, str>>,
     #[serde(default)]
     pub tool_calls: Option<Vec<ChunkToolCall>>,
+}
+
+/// An optional string that borrows from the input when it can: serde's own
+/// `Option<Cow<str>>` always allocates (only a bare `Cow<str>` field borrows).
+fn borrowed_text<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'a>>::deserialize(d)?.map(|t| t.0))
 }
 
 /// A tool-call fragment. OpenAI sends id and name in the first fragment of each

@@ -398,7 +398,7 @@ impl StreamTranslator {
                 }
             }
             if let Some(reason) = &choice.finish_reason {
-                self.finish_reason = Some(reason.clone());
+                self.finish_reason = Some(reason.to_string());
             }
         }
     }

@@ -132,6 +132,9 @@ impl StreamEvent<'_> {
 
     /// Append this event in SSE framing to `out`.
     pub fn write_sse(&self, out: &mut Vec<u8>) {
+        if let StreamEvent::ContentBlockDelta { index, delta } = self {
+            return super::delta_sse::write(*index, delta, out);
+        }
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(self.name().as_bytes());
         out.extend_from_slice(b"\ndata: ");

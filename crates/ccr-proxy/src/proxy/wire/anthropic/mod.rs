@@ -5,6 +5,7 @@
 //! answer side (messages, stream events, usage, errors) is in `answer`.
 
 mod answer;
+mod delta_sse;
 
 pub use answer::*;
 
