@@ -150,8 +150,13 @@ impl<W: std::io::Write> std::io::Write for OneLine<W> {
         let text = String::from_utf8_lossy(buf);
         let body = text.strip_suffix('\n').unwrap_or(&text);
         let line = crate::sanitize::untrusted(body, LOG_LINE_MAX);
-        self.inner.write_all(line.as_bytes())?;
-        self.inner.write_all(b"\n")?;
+        // The line and its end in one write: one syscall a line on the unbuffered
+        // log file, not two (the proxy logs a line per request), and a reader
+        // tailing the file never sees a line without its end.
+        let mut whole = Vec::with_capacity(line.len() + 1);
+        whole.extend_from_slice(line.as_bytes());
+        whole.push(b'\n');
+        self.inner.write_all(&whole)?;
         Ok(buf.len())
     }
 
@@ -309,6 +314,38 @@ mod tests {
         assert_eq!(lines.len(), 2, "{out:?}");
         assert_eq!(lines[0], "WARN refused /x\\n2026 INFO forged \\u{1b}[2J");
         assert!(lines[1].len() <= LOG_LINE_MAX + 3);
+    }
+
+    /// The inner writer's calls, one entry each.
+    #[derive(Default)]
+    struct Calls(Vec<Vec<u8>>);
+
+    impl std::io::Write for Calls {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_reaches_the_file_in_one_write() {
+        use std::io::Write;
+        let mut w = OneLine {
+            inner: Calls::default(),
+            escape: true,
+        };
+        w.write_all(b"INFO POST /v1/messages 200\n").unwrap();
+        w.write_all(b"WARN two\nlines\n").unwrap();
+        assert_eq!(
+            w.inner.0,
+            vec![
+                b"INFO POST /v1/messages 200\n".to_vec(),
+                b"WARN two\\nlines\n".to_vec()
+            ]
+        );
     }
 
     #[test]
