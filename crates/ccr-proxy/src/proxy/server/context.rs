@@ -179,6 +179,34 @@ impl Scope {
     }
 }
 
+/// A provider a `'static` future can hold: the config snapshot it is in and its
+/// place there (a pointer bump, where a clone of the provider took six allocations a
+/// request), or a copy for one that is not in the snapshot.
+enum OwnedProvider {
+    InConfig(Arc<Config>, usize),
+    Copy(Box<Provider>),
+}
+
+impl OwnedProvider {
+    fn of(config: &Arc<Config>, provider: &Provider) -> OwnedProvider {
+        match config
+            .providers
+            .iter()
+            .position(|p| std::ptr::eq(p, provider))
+        {
+            Some(i) => OwnedProvider::InConfig(Arc::clone(config), i),
+            None => OwnedProvider::Copy(Box::new(provider.clone())),
+        }
+    }
+
+    fn get(&self) -> &Provider {
+        match self {
+            OwnedProvider::InConfig(config, i) => &config.providers[*i],
+            OwnedProvider::Copy(provider) => provider,
+        }
+    }
+}
+
 /// One attempt's context: the request's [`Scope`], the target and its provider, the
 /// log/ledger facts as of this attempt, and the route header its answer carries.
 pub(super) struct Attempt<'a> {
@@ -228,11 +256,13 @@ impl Attempt<'_> {
     ) -> impl std::future::Future<Output = Result<reqwest::Response, AttemptError>> + Send + 'static
     {
         let upstream = self.state().upstream.clone();
-        let (provider, headers) = (self.provider.clone(), Arc::clone(&self.scope.headers));
+        let provider = OwnedProvider::of(&self.scope.config, self.provider);
+        let headers = Arc::clone(&self.scope.headers);
         let affinity = self.scope.affinity;
         async move {
+            let provider = provider.get();
             upstream
-                .send(&provider, &headers, body, stream, head_timeout, affinity)
+                .send(provider, &headers, body, stream, head_timeout, affinity)
                 .await
         }
     }
@@ -288,5 +318,21 @@ mod tests {
             route_header(&mr("ollama,gpt-oss:20b"), "think", None),
             "ollama,gpt-oss:20b; scenario=think; fallback=no"
         );
+    }
+
+    #[test]
+    fn a_send_holds_the_snapshot_s_provider_not_a_copy() {
+        let config = Arc::new(crate::proxy::test_support::config(
+            serde_json::json!({"default": "ollama,gpt-oss:20b"}),
+        ));
+        let anthropic = config.provider("anthropic").unwrap();
+        let held = OwnedProvider::of(&config, anthropic);
+        assert!(matches!(held, OwnedProvider::InConfig(_, 1)));
+        assert!(std::ptr::eq(held.get(), anthropic));
+        // One from elsewhere (not in the snapshot) is copied.
+        let outside = anthropic.clone();
+        let held = OwnedProvider::of(&config, &outside);
+        assert!(matches!(held, OwnedProvider::Copy(_)));
+        assert_eq!(held.get().api_base_url, outside.api_base_url);
     }
 }

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::body::read_json_body;
@@ -102,13 +100,14 @@ fn keep_local_when_over_budget(
 /// [`ChainStream`]; the one [`Finisher`] made here goes with it.
 pub(super) async fn messages(
     State(state): State<Arc<AppState>>,
-    caller: Option<axum::Extension<Caller>>,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Response {
+    // Taken apart, not extracted: a `HeaderMap` extractor clones the headers.
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    let caller = parts.extensions.remove::<Caller>().unwrap_or(Caller::Open);
     let mut finisher = Finisher::new(&state);
     let config = state.config.current();
-    let caller = super::limits::caller(caller);
     if let Err(refusal) = state.clients.admit(&caller, &config) {
         return super::limits::over_limit(&refusal, &caller, "/v1/messages");
     }
