@@ -121,8 +121,38 @@ fn file_writer() -> Option<(tracing_appender::non_blocking::NonBlocking, WorkerG
         tracing_appender::non_blocking::NonBlockingBuilder::default()
             .buffered_lines_limit(FILE_LOG_BUFFERED_LINES)
             .lossy(true)
-            .finish(capped),
+            .finish(Lingering {
+                inner: capped,
+                linger: FILE_LOG_LINGER,
+            }),
     )
+}
+
+/// How long the log file's writer thread pauses after each batch of lines it wrote.
+/// Lines logged meanwhile wait in the channel instead of each waking the thread: on a
+/// busy proxy that wake (a futex call and a cross-core interrupt, ~10 µs on a VM) was
+/// the largest part of a request's log line. A line reaches the file this much later
+/// at most; an idle proxy's thread sleeps on the channel and wakes for nothing.
+pub const FILE_LOG_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The writer under tracing-appender's worker, which flushes after draining its
+/// channel: each flush ends with a pause of `linger` (see [`FILE_LOG_LINGER`]).
+#[derive(Debug)]
+pub struct Lingering<W> {
+    pub inner: W,
+    pub linger: std::time::Duration,
+}
+
+impl<W: std::io::Write> std::io::Write for Lingering<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let flushed = self.inner.flush();
+        std::thread::sleep(self.linger);
+        flushed
+    }
 }
 
 /// Bytes the log file takes per day before further lines are dropped (with one line
@@ -346,6 +376,55 @@ mod tests {
                 b"WARN two\\nlines\n".to_vec()
             ]
         );
+    }
+
+    /// A writer the test keeps a handle on.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_file_writer_pauses_after_each_batch_and_loses_no_line() {
+        use std::io::Write;
+        use std::time::{Duration, Instant};
+        let linger = Duration::from_millis(30);
+        let mut w = Lingering {
+            inner: Shared::default(),
+            linger,
+        };
+        w.write_all(b"one\n").unwrap();
+        let started = Instant::now();
+        w.flush().unwrap();
+        assert!(started.elapsed() >= linger);
+        assert_eq!(w.inner.0.lock().unwrap().as_slice(), b"one\n");
+
+        // Under tracing-appender's worker, lines sent while it pauses are written after.
+        let file = Shared::default();
+        let (mut writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(Lingering {
+                inner: file.clone(),
+                linger,
+            });
+        for i in 0..50 {
+            writer.write_all(format!("line {i}\n").as_bytes()).unwrap();
+            if i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(7));
+            }
+        }
+        drop(guard); // flushes what is queued
+        let text = String::from_utf8(file.0.lock().unwrap().clone()).unwrap();
+        let expected: String = (0..50).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(text, expected);
     }
 
     #[test]
