@@ -5,7 +5,9 @@
 //! same target once more, then the targets after it, and their answer continues the
 //! same client message at the next content-block index. It holds the request's only
 //! [`Finisher`], so every request gets one log line and one ledger row, whoever ends
-//! it: the answer's end, a failed chain, or the client going away.
+//! it: the answer's end, a failed chain, or the client going away mid-stream. (A
+//! client that leaves before any answer began, while the chain still waits on an
+//! upstream, drops the chain with no row, as before the chain existed.)
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;

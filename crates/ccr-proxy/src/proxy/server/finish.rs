@@ -301,7 +301,8 @@ pub(super) struct StreamEnd {
 
 /// The one writer of a request's log line and ledger row. Made when the request
 /// arrives; whatever ends it (a refusal, a failed chain, a whole answer, the end of
-/// a stream or the client's disconnect) consumes it, so the row is written once.
+/// a stream or the client's disconnect mid-stream) consumes it, so the row is
+/// written once.
 pub(super) struct Finisher {
     state: Arc<AppState>,
     pub meta: RequestMeta,

@@ -105,7 +105,7 @@ pub(super) async fn messages(
     // Taken apart, not extracted: a `HeaderMap` extractor clones the headers.
     let (mut parts, body) = request.into_parts();
     let headers = std::mem::take(&mut parts.headers);
-    let caller = parts.extensions.remove::<Caller>().unwrap_or(Caller::Open);
+    let caller = super::limits::caller(parts.extensions.remove::<Caller>().map(axum::Extension));
     let mut finisher = Finisher::new(&state);
     let config = state.config.current();
     if let Err(refusal) = state.clients.admit(&caller, &config) {
