@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -33,14 +34,31 @@ struct Bucket {
 #[derive(Debug, Default)]
 pub struct AuthThrottle {
     clients: Mutex<HashMap<String, Bucket>>,
+    /// Some client's bucket is not full: false on a proxy whose clients all send
+    /// good keys, so a request skips naming its client and the lock.
+    tracking: AtomicBool,
 }
 
 impl AuthThrottle {
-    /// None when `client` may try a key now; else how long until it may.
+    /// Whether any client has failed lately (its bucket not yet refilled): only then
+    /// can [`AuthThrottle::blocked`] say anything but None.
+    pub fn tracking(&self) -> bool {
+        self.tracking.load(Ordering::Acquire)
+    }
+
+    /// None when `client` may try a key now; else how long until it may. A bucket
+    /// found full again is forgotten.
     pub fn blocked(&self, client: &str, now: Instant) -> Option<Duration> {
         let mut clients = self.clients.lock().ok()?;
         let bucket = clients.get_mut(client)?;
         refill(bucket, now);
+        if bucket.tokens >= FAILURES_ALLOWED {
+            clients.remove(client);
+            if clients.is_empty() {
+                self.tracking.store(false, Ordering::Release);
+            }
+            return None;
+        }
         (bucket.tokens < 1.0).then(|| REFILL.mul_f64(1.0 - bucket.tokens))
     }
 
@@ -58,6 +76,7 @@ impl AuthThrottle {
         });
         refill(bucket, now);
         bucket.tokens = (bucket.tokens - 1.0).max(0.0);
+        self.tracking.store(true, Ordering::Release);
     }
 }
 
@@ -103,6 +122,27 @@ mod tests {
         assert!(t.blocked("a", now).is_some());
         assert_eq!(t.blocked("b", now), None, "another client is not blocked");
         assert_eq!(t.blocked("a", now + REFILL), None);
+    }
+
+    #[test]
+    fn a_throttle_with_no_failures_lately_is_not_tracking() {
+        let t = AuthThrottle::default();
+        let now = Instant::now();
+        assert!(!t.tracking(), "nothing failed yet");
+        t.failed("a", now);
+        t.failed("b", now);
+        assert!(t.tracking());
+        // "a" refills to full: it is forgotten, but "b" is still tracked.
+        assert_eq!(t.blocked("a", now + REFILL), None);
+        assert!(t.tracking());
+        assert_eq!(t.blocked("b", now + REFILL), None);
+        assert!(!t.tracking(), "every bucket full again");
+        // Failing again starts over from a full bucket.
+        for _ in 0..10 {
+            t.failed("a", now + REFILL);
+        }
+        assert!(t.tracking());
+        assert!(t.blocked("a", now + REFILL).is_some());
     }
 
     #[test]
