@@ -63,6 +63,9 @@ pub fn init(global: &GlobalArgs, command: &Command) -> Option<WorkerGuard> {
             escape: !ansi,
         })
         .with_ansi(ansi)
+        // Without colour, OneLine escapes every control character, a superset of
+        // what the formatter's own (char-by-char) sanitising escapes.
+        .with_ansi_sanitization(ansi)
         .with_target(false)
         .with_filter(stderr_filter);
 
@@ -79,9 +82,7 @@ pub fn init(global: &GlobalArgs, command: &Command) -> Option<WorkerGuard> {
         match writer {
             Some((writer, guard)) => (
                 Some(
-                    tracing_subscriber::fmt::layer()
-                        .with_writer(writer)
-                        .with_ansi(false)
+                    file_format(tracing_subscriber::fmt::layer().with_writer(writer))
                         .with_filter(EnvFilter::new("ccr_setup=info,ccr_proxy=info")),
                 ),
                 Some(guard),
@@ -97,6 +98,16 @@ pub fn init(global: &GlobalArgs, command: &Command) -> Option<WorkerGuard> {
         .with(file_layer)
         .try_init();
     guard
+}
+
+/// The log file's format: no colour, and no sanitising by the formatter, whose
+/// writer escapes control characters one char at a time (a twentieth of a small
+/// request's CPU): every line reaches the file through [`OneLine`], which escapes
+/// all of them (C0, DEL, C1, bidi overrides) and caps the length.
+fn file_format<S, N, E, W>(
+    layer: tracing_subscriber::fmt::Layer<S, N, E, W>,
+) -> tracing_subscriber::fmt::Layer<S, N, E, W> {
+    layer.with_ansi(false).with_ansi_sanitization(false)
 }
 
 /// A non-blocking writer to `logs/proxy.log.<date>`, rotated daily, 7 files kept.
@@ -176,6 +187,16 @@ impl<W: std::io::Write> std::io::Write for OneLine<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if !self.escape {
             return self.inner.write(buf);
+        }
+        // A line of printable ASCII under the cap (a request's line, nearly always)
+        // is written as it came, with no copy.
+        let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+        if body.len() <= LOG_LINE_MAX
+            && body.len() < buf.len()
+            && crate::sanitize::is_printable_ascii(body)
+        {
+            self.inner.write_all(buf)?;
+            return Ok(buf.len());
         }
         let text = String::from_utf8_lossy(buf);
         let body = text.strip_suffix('\n').unwrap_or(&text);
@@ -344,6 +365,56 @@ mod tests {
         assert_eq!(lines.len(), 2, "{out:?}");
         assert_eq!(lines[0], "WARN refused /x\\n2026 INFO forged \\u{1b}[2J");
         assert!(lines[1].len() <= LOG_LINE_MAX + 3);
+    }
+
+    /// The file layer as the proxy builds it, over OneLine into a buffer: a message
+    /// holding terminal sequences and a forged line comes out as one escaped line,
+    /// although the formatter's own sanitising is off.
+    #[test]
+    fn the_file_layer_writes_a_hostile_message_as_one_escaped_line() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Shared(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Shared {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Shared::default();
+        let sink = out.clone();
+        let layer = file_format(
+            tracing_subscriber::fmt::layer().with_writer(move || OneLine {
+                inner: sink.clone(),
+                escape: true,
+            }),
+        );
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("model m\x1b]0;pwned\x07\x1b[2J\u{9b}1m\n2026 INFO forged");
+            tracing::info!("stream default bench,bench-model status=200 in=12 out=3 1.2ms");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text:?}");
+        assert!(
+            lines.iter().all(|l| !l.chars().any(char::is_control)),
+            "{text:?}"
+        );
+        assert!(
+            lines[0]
+                .ends_with("model m\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{9b}1m\\n2026 INFO forged"),
+            "{:?}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with("status=200 in=12 out=3 1.2ms"),
+            "{:?}",
+            lines[1]
+        );
     }
 
     /// The inner writer's calls, one entry each.

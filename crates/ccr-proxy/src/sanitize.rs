@@ -17,6 +17,11 @@ pub const FIELD_MAX: usize = 128;
 /// most `max` bytes of input (on a char boundary) with `…` marking the cut. Borrowed
 /// when nothing needed changing.
 pub fn untrusted(text: &str, max: usize) -> Cow<'_, str> {
+    // The common case, checked a byte at a time (which vectorises): short printable
+    // ASCII, which has nothing to escape and no char boundary to find.
+    if text.len() <= max && is_printable_ascii(text.as_bytes()) {
+        return Cow::Borrowed(text);
+    }
     let cut = cut_at(text, max);
     let clean = &text[..cut];
     if cut == text.len() && !clean.chars().any(needs_escape) {
@@ -38,6 +43,11 @@ pub fn untrusted(text: &str, max: usize) -> Cow<'_, str> {
         out.push('…');
     }
     Cow::Owned(out)
+}
+
+/// Every byte is printable ASCII (space to `~`): nothing in it needs escaping.
+pub fn is_printable_ascii(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| (b' '..=b'~').contains(b))
 }
 
 /// [`untrusted`] with [`FIELD_MAX`].
