@@ -45,6 +45,8 @@ for tool in valgrind callgrind_control callgrind_annotate nginx wrk; do
 done
 
 WORK="$(mktemp -d)"
+# nginx's worker runs as another user: it must read the fixtures.
+chmod 755 "$WORK"
 STARTED_PIDS=()
 cleanup() {
     for pid in "${STARTED_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -76,9 +78,18 @@ STARTED_PIDS+=("$!")
 wait_http "$NGINX_PORT" nginx
 ENDPOINT="http://127.0.0.1:$NGINX_PORT/$GROUP/v1/chat/completions"
 
-load() { # seconds url -> requests completed
-    BENCH_BODY="$WORK/fixtures/$BODY.json" wrk -t1 -c"$CONCURRENCY" -d"$1s" --timeout 30s \
-        -s scripts/bench/post.lua "$2" | grep -o '"requests":[0-9]*' | cut -d: -f2
+load() { # seconds url -> requests completed; exits when any failed
+    local line
+    line="$(BENCH_BODY="$WORK/fixtures/$BODY.json" wrk -t1 -c"$CONCURRENCY" -d"$1s" --timeout 30s \
+        -s scripts/bench/post.lua "$2" | grep '^BENCH_JSON ')"
+    python3 - "${line#BENCH_JSON }" <<'PY'
+import json, sys
+run = json.loads(sys.argv[1])
+failed = sum(v for k, v in run.items() if k.startswith("errors_"))
+if failed:
+    sys.exit(f"bench-instructions: {failed} of {run['requests']} requests failed: {run}")
+print(run["requests"])
+PY
 }
 
 echo "| build | body | concurrency | config | requests | instructions per request |"
@@ -108,6 +119,13 @@ EOF
     pid=$!
     STARTED_PIDS+=("$pid")
     wait_http "$port" "$label"
+    status="$(curl -s -o "$WORK/preflight" -w '%{http_code}' -H 'content-type: application/json' \
+        -H 'anthropic-version: 2023-06-01' -H 'x-api-key: sk-bench-key' \
+        --data-binary "@$WORK/fixtures/$BODY.json" "http://127.0.0.1:$port/v1/messages")"
+    if [ "$status" != 200 ]; then
+        echo "bench-instructions: $label answered $status: $(head -c 400 "$WORK/preflight")" >&2
+        exit 1
+    fi
     load 3 "http://127.0.0.1:$port/v1/messages" >/dev/null
     callgrind_control -z "$pid" >/dev/null 2>&1
     requests="$(load "$DURATION" "http://127.0.0.1:$port/v1/messages")"
