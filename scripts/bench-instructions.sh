@@ -68,13 +68,9 @@ wait_http() { # port what
     exit 1
 }
 
-python3 scripts/bench/fixtures.py "$WORK/fixtures"
-NGINX_PORT="$(free_port)"
-mkdir -p "$WORK/nginx-tmp"
-sed -e "s#@WORK@#$WORK#g; s#@FIXTURES@#$WORK/fixtures#g; s#@PORT@#$NGINX_PORT#g" \
-    scripts/bench/nginx.conf.in >"$WORK/nginx.conf"
-nginx -e "$WORK/nginx-error.log" -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 &
-STARTED_PIDS+=("$!")
+# shellcheck source=scripts/bench/upstream.sh
+. scripts/bench/upstream.sh
+start_fake_upstream "$WORK"
 wait_http "$NGINX_PORT" nginx
 ENDPOINT="http://127.0.0.1:$NGINX_PORT/$GROUP/v1/chat/completions"
 

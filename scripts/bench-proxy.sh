@@ -145,14 +145,10 @@ proc_kib() { # pid field(VmRSS|VmHWM)
 
 # --- fixtures and the fake upstream -------------------------------------------------
 FIXTURES="$WORK/fixtures"
-python3 scripts/bench/fixtures.py "$FIXTURES"
-NGINX_PORT="$(free_port)"
-mkdir -p "$WORK/nginx-tmp"
-sed -e "s#@WORK@#$WORK#g; s#@FIXTURES@#$FIXTURES#g; s#@PORT@#$NGINX_PORT#g" \
-    scripts/bench/nginx.conf.in >"$WORK/nginx.conf"
-nginx -e "$WORK/nginx-error.log" -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/nginx.log" 2>&1 &
-STARTED_PIDS+=("$!")
-wait_http "$NGINX_PORT" "$!" nginx
+# shellcheck source=scripts/bench/upstream.sh
+. scripts/bench/upstream.sh
+start_fake_upstream "$WORK"
+wait_http "$NGINX_PORT" "$NGINX_PID" nginx
 UPSTREAM="http://127.0.0.1:$NGINX_PORT"
 
 # A second, slow upstream: first token at once, the rest after a pause. Shows whether a

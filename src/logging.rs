@@ -372,18 +372,6 @@ mod tests {
     /// although the formatter's own sanitising is off.
     #[test]
     fn the_file_layer_writes_a_hostile_message_as_one_escaped_line() {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Shared(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Shared {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let out = Shared::default();
         let sink = out.clone();
         let layer = file_format(
