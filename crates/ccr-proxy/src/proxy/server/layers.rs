@@ -1,8 +1,8 @@
 //! The gate in front of the API routes (`/v1/messages`, `count_tokens`,
 //! `/v1/models`): one middleware making, in this order, the API key check, the limit
 //! on requests in flight (429 with `retry-after`), and the refusal of a body whose
-//! declared length is over the limit before it is read. The handlers then read the body under the same
-//! limit and the JSON shape limits ([`super::body`]).
+//! declared length is over the limit before it is read. The handlers then read the
+//! body under the same limit and the JSON shape limits ([`super::body`]).
 //!
 //! Before all of these, app-wide, the Host, Origin and Content-Type checks
 //! ([`super::checks`]). Every refusal is a [`ProxyError`], so it stays Anthropic-shaped.
@@ -81,8 +81,7 @@ async fn api_gate(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
 /// constant-time), and a client that sent too many wrong keys waits
 /// ([`auth_throttle`]). Who it is ([`auth::Caller`]) goes into the request's
 /// extensions for the handlers. Refusals are logged, not recorded in the ledger: it
-/// counts the users' own use.
-/// Returns the refusal, if any.
+/// counts the users' own use. Returns the refusal, if any.
 fn check_api_key(state: &AppState, req: &mut Request) -> Option<Response> {
     let config = state.config.current();
     if !config.auth_required() {
