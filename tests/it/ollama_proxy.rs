@@ -414,13 +414,9 @@ async fn a_context_shift_is_flagged_in_the_ledger() {
 /// `/health`'s count of finished `/v1/messages` requests: the finisher counts each
 /// request as it writes its log line and ledger row.
 async fn finished_requests(app: &ProxyApp) -> u64 {
-    let health: Value = reqwest::get(app.url("/health"))
-        .await
+    support::get_json(&app.url("/health")).await["requests"]
+        .as_u64()
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    health["requests"].as_u64().unwrap()
 }
 
 /// A stream rescued mid-answer (the same model once more, then the fallback, or
