@@ -262,10 +262,16 @@ impl Provider {
     /// `api_base_url` parsed (None when it does not parse): the copy made when the
     /// config was loaded, or a fresh parse when the URL has changed since.
     pub fn parsed_url(&self) -> std::borrow::Cow<'_, Option<url::Url>> {
-        if self.url_parsed.text == self.api_base_url {
+        self.parse_url(&self.api_base_url)
+    }
+
+    /// `url` parsed: the copy made with the config when it is the URL that was loaded,
+    /// else a fresh parse (a replica's URL, or a copy given another URL).
+    pub fn parse_url(&self, url: &str) -> std::borrow::Cow<'_, Option<url::Url>> {
+        if self.url_parsed.text == url {
             std::borrow::Cow::Borrowed(&self.url_parsed.url)
         } else {
-            std::borrow::Cow::Owned(url::Url::parse(&self.api_base_url).ok())
+            std::borrow::Cow::Owned(url::Url::parse(url).ok())
         }
     }
 

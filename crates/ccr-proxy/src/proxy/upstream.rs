@@ -185,11 +185,7 @@ impl Request<'_> {
         let (provider, client_headers) = (self.provider, self.client_headers);
         let head_timeout = self.head_timeout;
         // The provider's own URL was parsed with the config; a replica's is parsed here.
-        let parsed = if url == provider.api_base_url {
-            provider.parsed_url()
-        } else {
-            std::borrow::Cow::Owned(url::Url::parse(url).ok())
-        };
+        let parsed = provider.parse_url(url);
         let client = upstream.client_for_url(parsed.as_ref().as_ref());
         let req = match parsed.as_ref() {
             Some(parsed) => client.post(parsed.clone()),
