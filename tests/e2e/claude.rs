@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::claude_code::{
-    claude_command, free_port, run_claude, start_proxy, wait_healthy, Child,
+    claude_command, run_claude, start_proxy, unbound_port, wait_healthy, Child,
 };
 use support::openai_upstream::{openai_transcript, FakeUpstream, Recorded, Reply, SseEnd};
 
@@ -152,7 +152,7 @@ pub(crate) fn claude_and_llama() -> Option<(PathBuf, PathBuf, PathBuf)> {
 
 /// A running llama-server; killed on drop.
 pub(crate) async fn start_llama_server(bin: &Path, gguf: &Path, dir: &Path) -> (Child, u16) {
-    let port = free_port();
+    let port = unbound_port();
     let child = std::process::Command::new(bin)
         .arg("-m")
         .arg(gguf)

@@ -42,7 +42,7 @@ async fn claude_code_gets_the_fallbacks_answer_when_the_default_provider_is_down
     let dir = tempfile::tempdir().unwrap();
     let down = format!(
         "http://127.0.0.1:{}/v1/chat/completions",
-        support::free_port()
+        support::unbound_port()
     );
     let config = json!({
         "Providers": [

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ccr_setup::context_budget::LEAN_DISALLOWED_TOOLS;
 use serde_json::json;
-use support::claude_code::{free_port, run_code, spawn_proxy};
+use support::claude_code::{run_code, spawn_proxy, unbound_port};
 use support::openai_upstream::{openai_transcript, FakeUpstream, Reply, SseEnd};
 
 /// The tool names of the largest request (Claude Code's main one) among `requests`.
@@ -64,7 +64,7 @@ async fn code_lean_removes_those_tool_schemas_from_what_the_proxy_receives() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = unbound_port();
     let config = dir.path().join("config.json");
     std::fs::write(
         &config,

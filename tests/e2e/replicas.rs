@@ -15,13 +15,15 @@ use std::time::Duration;
 use ccr_setup::config::Replica;
 use ccr_setup::proxy::replicas::{preferred, session_key};
 use serde_json::json;
-use support::claude_code::{free_port, run_claude, wait_healthy, Child, ClaudeRun};
+use support::claude_code::{
+    run_claude, unbound_port, wait_for_proxy, wait_healthy, Child, ClaudeRun,
+};
 
 use crate::claude::SMALL_REQUEST_ARGS;
 
 /// One replica: llama-server with one slot, greedy, logging to `log`.
 async fn start_replica(bin: &Path, gguf: &Path, log: &Path) -> (Child, String) {
-    let port = free_port();
+    let port = unbound_port();
     let child = std::process::Command::new(bin)
         .arg("-m")
         .arg(gguf)
@@ -164,7 +166,7 @@ async fn two_sessions_stay_on_their_replicas_reuse_the_cache_and_fail_over() {
     });
     let config_path = dir.path().join("config.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
-    let port = free_port();
+    let port = unbound_port();
     let proxy_log = dir.path().join("proxy.stderr");
     let mut proxy = Child(
         std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
@@ -180,13 +182,7 @@ async fn two_sessions_stay_on_their_replicas_reuse_the_cache_and_fail_over() {
             .unwrap(),
     );
     let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(
-        &format!("{base}/health"),
-        Duration::from_secs(20),
-        &mut proxy,
-        "proxy",
-    )
-    .await;
+    wait_for_proxy(&base, Duration::from_secs(20), &mut proxy).await;
     let team = Team {
         claude,
         dir: dir.path().to_owned(),

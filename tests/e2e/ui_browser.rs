@@ -16,12 +16,13 @@
 //! `scripts/ci-deps.sh`: `cargo test --test e2e ui_browser::`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support;
 use rusqlite::params;
 use serde_json::{json, Value};
+use support::claude_code::{wait_for_proxy, Child};
 use support::openai_upstream::{FakeUpstream, Reply};
 use support::webdriver::Browser;
 
@@ -275,34 +276,25 @@ fn ccr(home: &Path) -> Command {
 
 /// The real proxy binary, stopped (by its pid, which this test started) on drop.
 struct Proxy {
-    child: Child,
+    _child: Child,
     base: String,
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn start_proxy(home: &Path, port: u16) -> Proxy {
-    let child = ccr(home)
-        .arg("proxy")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ccr-setup proxy");
+    let mut child = Child(
+        ccr(home)
+            .arg("proxy")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ccr-setup proxy"),
+    );
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{base}/health")).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the proxy did not answer /health"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for_proxy(&base, Duration::from_secs(20), &mut child).await;
+    Proxy {
+        _child: child,
+        base,
     }
-    Proxy { child, base }
 }
 
 fn stats_json(home: &Path, since: &str) -> Value {
@@ -403,7 +395,7 @@ async fn overview_matches_stats_and_live_requests_arrive() {
     let Some(tools) = tools() else { return };
     let _one = ONE_BROWSER.lock().await;
     let upstream = FakeUpstream::start(vec![chat_completion()]).await;
-    let port = support::free_port();
+    let port = support::unbound_port();
     let home = home_with(&upstream, port, None);
     let proxy = start_proxy(home.path(), port).await;
     let browser = Browser::start(&tools.chromedriver, &tools.chromium).await;
@@ -547,7 +539,7 @@ async fn with_apikey_only_the_one_time_link_opens_the_dashboard() {
     let Some(tools) = tools() else { return };
     let _one = ONE_BROWSER.lock().await;
     let upstream = FakeUpstream::start(vec![chat_completion()]).await;
-    let port = support::free_port();
+    let port = support::unbound_port();
     let home = home_with(&upstream, port, Some("proxy-key-0123456789abcdef"));
     let proxy = start_proxy(home.path(), port).await;
     let browser = Browser::start(&tools.chromedriver, &tools.chromium).await;

@@ -241,7 +241,7 @@ async fn status_of(url: &str, key: &str, post: bool) -> (u16, Value) {
 #[tokio::test]
 async fn a_running_proxy_takes_a_new_client_and_keeps_it_off_the_dashboard() {
     let sb = Sandbox::new();
-    let port = support::claude_code::free_port();
+    let port = support::claude_code::unbound_port();
     let mut doc = base_config();
     doc["PORT"] = json!(port);
     doc["APIKEY"] = json!("admin-secret");
@@ -306,7 +306,7 @@ async fn a_running_proxy_takes_a_new_client_and_keeps_it_off_the_dashboard() {
 #[tokio::test]
 async fn without_an_apikey_client_keys_leave_the_dashboard_shut() {
     let sb = Sandbox::new();
-    let port = support::claude_code::free_port();
+    let port = support::claude_code::unbound_port();
     let mut doc = base_config();
     doc["PORT"] = json!(port);
     doc["Clients"] = json!([{"name": "alice", "key_hash": format_hash(&hash_key("ccr_alice"))}]);
@@ -339,7 +339,7 @@ async fn without_an_apikey_client_keys_leave_the_dashboard_shut() {
 #[tokio::test]
 async fn a_restarted_proxy_counts_the_days_requests_from_the_ledger() {
     let sb = Sandbox::new();
-    let port = support::claude_code::free_port();
+    let port = support::claude_code::unbound_port();
     let mut doc = base_config();
     doc["PORT"] = json!(port);
     doc["Clients"] = json!([{"name": "alice", "key_hash": format_hash(&hash_key("ccr_alice")), "daily_requests": 2}]);

@@ -5,10 +5,11 @@
 
 use crate::support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::claude_code::{wait_for_proxy, Child};
 use support::openai_upstream::{FakeUpstream, Reply};
 use support::sandbox::{run_expect, Sandbox};
 use support::tiny_http::TinyHttp;
@@ -69,7 +70,7 @@ fn a_refused_key_stops_init_before_anything_is_written() {
 }
 
 /// Start `ccr-setup proxy` with only HOME in its environment.
-fn bare_proxy(sb: &Sandbox, port: u16) -> Child {
+fn bare_proxy(sb: &Sandbox, port: u16) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
         .args(["--config"])
         .arg(sb.config_path())
@@ -82,29 +83,8 @@ fn bare_proxy(sb: &Sandbox, port: u16) -> Child {
         .unwrap()
 }
 
-async fn wait_healthy(base: &str) {
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/health"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the proxy did not answer {base}/health");
-}
-
 fn message(model: &str) -> Value {
     json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
-}
-
-struct KillOnDrop(Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,10 +109,10 @@ async fn a_key_stored_by_init_reaches_the_upstream_from_a_bare_environment() {
     doc["LEDGER"] = json!(false);
     std::fs::write(sb.config_path(), doc.to_string()).unwrap();
 
-    let port = support::free_port();
-    let _proxy = KillOnDrop(bare_proxy(&sb, port));
+    let port = support::unbound_port();
+    let mut proxy = Child(bare_proxy(&sb, port));
     let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(&base).await;
+    wait_for_proxy(&base, Duration::from_secs(10), &mut proxy).await;
     let cloud_model = format!("anthropic,{}", ccr_setup::catalogue::default_cloud_model());
     let proxy_key = doc["APIKEY"].as_str().expect("init created an APIKEY");
     let resp = reqwest::Client::new()
@@ -175,10 +155,10 @@ async fn with_the_cloud_key_set_nowhere_the_proxy_serves_local_and_names_the_var
     std::fs::create_dir_all(sb.config_path().parent().unwrap()).unwrap();
     std::fs::write(sb.config_path(), doc.to_string()).unwrap();
 
-    let port = support::free_port();
-    let mut proxy = KillOnDrop(bare_proxy(&sb, port));
+    let port = support::unbound_port();
+    let mut proxy = Child(bare_proxy(&sb, port));
     let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(&base).await;
+    wait_for_proxy(&base, Duration::from_secs(10), &mut proxy).await;
     let client = reqwest::Client::new();
     let post = |body: Value| {
         client

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::claude_code::{wait_for_proxy, Child};
 use support::fake_ollama::{FakeConfig, FakeModel, FakeOllama};
 use support::sandbox::Sandbox;
 use support::tiny_http::TinyHttp;
@@ -54,7 +55,7 @@ impl Env {
     fn new(ollama_host: &str) -> Env {
         let env = Env {
             sb: Sandbox::new().with_ollama_host(ollama_host),
-            proxy_port: support::free_port(),
+            proxy_port: support::unbound_port(),
         };
         env.sb
             .fakes
@@ -266,31 +267,23 @@ fn assert_case(env: &Env, list: &[Value], overrides: &[(&str, &str)]) {
     }
 }
 
-/// Our real proxy (`ccr-setup proxy`) on the config's port, in the test's HOME; killed
-/// on drop (the test started it).
-struct RealProxy(std::process::Child);
-
-impl Drop for RealProxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn our_proxy(env: &Env) -> RealProxy {
-    let child = env
-        .sb
-        .cmd(&["proxy"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let proxy = RealProxy(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", env.proxy_port)).is_err() {
-        assert!(Instant::now() < deadline, "the proxy did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Our real proxy (`ccr-setup proxy`) on the config's port, in the test's HOME, once it
+/// answers `/health`; killed on drop (the test started it).
+fn our_proxy(env: &Env) -> Child {
+    let mut proxy = Child(
+        env.sb
+            .cmd(&["proxy"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{}", env.proxy_port);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(wait_for_proxy(&base, Duration::from_secs(20), &mut proxy));
     proxy
 }
 
@@ -372,7 +365,7 @@ fn an_mcp_server_tips_the_context_budget_into_a_warning() {
 
 #[test]
 fn ollama_missing() {
-    let dead = format!("127.0.0.1:{}", support::free_port());
+    let dead = format!("127.0.0.1:{}", support::unbound_port());
     let env = Env::new(&dead);
     std::fs::remove_file(env.bin().join("ollama")).unwrap();
     let _proxy = our_proxy(&env);
@@ -396,7 +389,7 @@ fn ollama_missing() {
 
 #[test]
 fn server_down() {
-    let dead = format!("127.0.0.1:{}", support::free_port());
+    let dead = format!("127.0.0.1:{}", support::unbound_port());
     let env = Env::new(&dead);
     let _proxy = our_proxy(&env);
     let (code, list, _) = env.run_json(&[]);

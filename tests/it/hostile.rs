@@ -162,16 +162,9 @@ async fn a_30_mb_user_id_leaves_a_small_ledger_row() {
 
 /// `ccr-setup proxy` as a child, so its own peak memory can be read.
 struct ProxyChild {
-    child: std::process::Child,
+    child: support::claude_code::Child,
     base: String,
     _sandbox: std::sync::Arc<support::sandbox::Sandbox>,
-}
-
-impl Drop for ProxyChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl ProxyChild {
@@ -203,19 +196,7 @@ impl ProxyChild {
             .stderr(std::process::Stdio::null());
         tweak(&mut cmd);
         let child = cmd.spawn().unwrap();
-        let proxy = ProxyChild {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            _sandbox: sandbox,
-        };
-        for _ in 0..200 {
-            if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
-                return proxy;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let base = &proxy.base;
-        panic!("the proxy did not start on {base}");
+        ProxyChild::started(child, port, sandbox).await
     }
 
     /// `ccr-setup proxy` as `sandbox`'s config has it (its `PORT`, which is `port`),
@@ -227,23 +208,30 @@ impl ProxyChild {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let proxy = ProxyChild {
+        ProxyChild::started(child, port, std::sync::Arc::new(sandbox)).await
+    }
+
+    /// `child`, once it answers `/health` on `port` as ccr-setup's proxy.
+    async fn started(
+        child: std::process::Child,
+        port: u16,
+        sandbox: std::sync::Arc<support::sandbox::Sandbox>,
+    ) -> ProxyChild {
+        let mut child = support::claude_code::Child(child);
+        let base = format!("http://127.0.0.1:{port}");
+        support::claude_code::wait_for_proxy(&base, std::time::Duration::from_secs(10), &mut child)
+            .await;
+        ProxyChild {
             child,
-            base: format!("http://127.0.0.1:{port}"),
-            _sandbox: std::sync::Arc::new(sandbox),
-        };
-        for _ in 0..200 {
-            if reqwest::get(format!("{}/health", proxy.base)).await.is_ok() {
-                return proxy;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            base,
+            _sandbox: sandbox,
         }
-        panic!("the proxy did not start on {}", proxy.base);
     }
 
     /// Peak resident memory (VmHWM) in MiB.
     fn peak_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
         let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kb / 1024

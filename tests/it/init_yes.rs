@@ -370,7 +370,7 @@ fn init_advises_the_default_model_before_it_is_pulled() {
     let sb = Sandbox::new();
     sb.fakes.add("ollama");
     sb.fakes.add("claude");
-    let dead = format!("127.0.0.1:{}", support::free_port());
+    let dead = format!("127.0.0.1:{}", support::unbound_port());
     let run = |extra: &[&str]| {
         let mut args = vec!["init", "--yes", "--dry-run", "--service-manager", "none"];
         args.extend_from_slice(extra);

@@ -478,7 +478,7 @@ fn each_supported_platform_downloads_its_own_target() {
 #[test]
 fn server_down_is_one_clear_line() {
     // Take a free port and close it again: nothing listens there.
-    let port = support::free_port();
+    let port = support::unbound_port();
     let sandbox = Install::new();
     let out = sandbox.run(&format!("http://127.0.0.1:{port}"), &["--yes"]);
     let stderr = text(&out.stderr);
@@ -570,7 +570,7 @@ fn wget_is_used_when_curl_is_missing() {
     assert_eq!(sandbox.recorded_args().as_deref(), Some("init --yes\n"));
 
     // And wget's failures get the same clear line.
-    let port = support::free_port();
+    let port = support::unbound_port();
     let out = sandbox
         .command(&format!("http://127.0.0.1:{port}"), false, &["--no-init"])
         .env("PATH", &tools)

@@ -15,6 +15,7 @@ mod context_editing;
 mod docs;
 mod doctor_cli;
 mod errors;
+mod harness;
 mod hostile;
 mod hostile_fuzz;
 mod init_wizard;

@@ -109,7 +109,7 @@ async fn refused_connection_falls_back() {
     let backup = backup().await;
     let refused = format!(
         "http://127.0.0.1:{}/v1/chat/completions",
-        support::free_port()
+        support::unbound_port()
     );
     let mut proxy = ProxyApp::start(&doc(&refused, &backup.url("/v1/chat/completions"))).await;
     for stream in [false, true] {

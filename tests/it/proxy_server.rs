@@ -317,7 +317,7 @@ async fn a_declared_body_over_32_mb_is_refused_before_it_is_sent() {
 async fn connection_refused_is_502_naming_provider_and_url() {
     let url = format!(
         "http://127.0.0.1:{}/v1/chat/completions",
-        support::free_port()
+        support::unbound_port()
     );
     let proxy = start_proxy(openai_provider(&url), json!({}), Duration::from_secs(15)).await;
     let (status, body) = error_body(post(&proxy, &request(true)).await).await;

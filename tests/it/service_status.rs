@@ -131,7 +131,7 @@ fn status_reports_ollama_the_proxy_and_the_config() {
 #[test]
 fn status_with_nothing_running_says_down_and_exits_0() {
     let sb = Sandbox::new();
-    let port = support::free_port();
+    let port = support::unbound_port();
     config(&sb, port);
     let (out, _) = run_expect(sb.cmd(&["status"]), 0);
     assert!(

@@ -245,7 +245,7 @@ async fn team_a_joined_laptop_reads_its_use_from_a_real_server_mode_proxy() {
     }))])
     .await;
     let server = Sandbox::new();
-    let port = crate::support::claude_code::free_port();
+    let port = crate::support::claude_code::unbound_port();
     server.write_config(&json!({
         "Providers": [{"name": "llama-server", "api_base_url": engine.url("/v1/chat/completions"),
                        "api_key": "", "models": ["m"], "local": true}],

@@ -135,7 +135,7 @@ async fn chat_completions_plain_streamed_and_tool_call() {
 
 #[tokio::test]
 async fn nothing_listening_is_unreachable() {
-    let port = support::free_port();
+    let port = support::unbound_port();
     let c = OllamaClient::new(parse_ollama_host(Some(&format!("127.0.0.1:{port}"))));
     assert!(c.version().await.unwrap_err().is_unreachable());
 }

@@ -19,24 +19,56 @@ impl Drop for Child {
     }
 }
 
-pub use super::net::free_port;
+pub use super::net::unbound_port;
 
 /// Wait until `url` answers 2xx; fail if `child` exits first or `timeout` passes.
 pub async fn wait_healthy(url: &str, timeout: Duration, child: &mut Child, what: &str) {
+    wait_until(url, timeout, child, what, |_| true).await
+}
+
+/// Wait until the `ccr-setup proxy` that `child` runs answers `{base}/health`; fail if it
+/// exits first (its port was taken, say) or `timeout` passes. Any 2xx is not enough:
+/// another program on the port would pass, and the test would then talk to it.
+pub async fn wait_for_proxy(base: &str, timeout: Duration, child: &mut Child) {
+    wait_until(
+        &format!("{base}/health"),
+        timeout,
+        child,
+        "ccr-setup proxy",
+        |body| {
+            serde_json::from_slice::<Value>(body)
+                .is_ok_and(|health| health["version"] == env!("CARGO_PKG_VERSION"))
+        },
+    )
+    .await
+}
+
+/// Poll `url` until it answers 2xx with a body `is_ours` accepts.
+async fn wait_until(
+    url: &str,
+    timeout: Duration,
+    child: &mut Child,
+    what: &str,
+    is_ours: impl Fn(&[u8]) -> bool,
+) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + timeout;
+    let mut last = String::from("no answer");
     loop {
         if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
+            let status = r.status();
+            let body = r.bytes().await.unwrap_or_default();
+            if status.is_success() && is_ours(&body) {
                 return;
             }
+            last = format!("{status}: {}", String::from_utf8_lossy(&body));
         }
         if let Ok(Some(status)) = child.0.try_wait() {
-            panic!("{what} exited early with {status}");
+            panic!("{what} exited early with {status}; {url} last answered {last}");
         }
         assert!(
             Instant::now() < deadline,
-            "{what} not healthy at {url} after {timeout:?}"
+            "{what} not healthy at {url} after {timeout:?}; last answer {last}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -47,7 +79,7 @@ pub async fn wait_healthy(url: &str, timeout: Duration, child: &mut Child, what:
 pub async fn start_proxy(dir: &Path, config: Value) -> (Child, String, PathBuf) {
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
-    let port = free_port();
+    let port = unbound_port();
     let log = dir.join("proxy.stderr");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_ccr-setup"))
         .args(["--config"])
@@ -62,13 +94,7 @@ pub async fn start_proxy(dir: &Path, config: Value) -> (Child, String, PathBuf) 
         .unwrap();
     let mut child = Child(child);
     let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(
-        &format!("{base}/health"),
-        Duration::from_secs(20),
-        &mut child,
-        "ccr-setup proxy",
-    )
-    .await;
+    wait_for_proxy(&base, Duration::from_secs(20), &mut child).await;
     (child, base, log)
 }
 
@@ -170,7 +196,7 @@ impl Scratch {
             dir,
             home,
             work,
-            port: free_port(),
+            port: unbound_port(),
             config,
         }
     }
@@ -203,14 +229,8 @@ pub async fn spawn_proxy(config: &Path, home: &Path, port: u16, stderr: Stdio) -
             .spawn()
             .unwrap(),
     );
-    let health = format!("http://127.0.0.1:{port}/health");
-    wait_healthy(
-        &health,
-        Duration::from_secs(20),
-        &mut proxy,
-        "ccr-setup proxy",
-    )
-    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_proxy(&base, Duration::from_secs(20), &mut proxy).await;
     proxy
 }
 

@@ -18,7 +18,7 @@ pub mod sse;
 pub mod tiny_http;
 pub mod webdriver;
 
-pub use net::{free_port, unbound_port};
+pub use net::unbound_port;
 
 use std::path::PathBuf;
 

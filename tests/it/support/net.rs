@@ -1,20 +1,12 @@
 //! Ports for tests. Always bind port 0 or ask here: other engineers' servers share
 //! this machine.
 
-/// A loopback port nothing listens on now (bound, then released): connections to it are
-/// refused. The kernel may hand it to another port-0 bind later, so give it only to
-/// code that binds at once, or use it as a "nobody answers here" address.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A free port that no `bind(…:0)` elsewhere in the test run can take before the process
-/// we start binds it: port-0 binds come from the ephemeral range (32768–60999 on Linux,
-/// 49152–65535 on macOS), so this picks below it.
+/// A loopback port nothing listens on now, for a server a test starts or as a "nobody
+/// answers here" address. It is picked below the ephemeral range (32768–60999 on
+/// Linux, 49152–65535 on macOS), so no `bind(…:0)` elsewhere on the machine (this test
+/// run, or other engineers' servers) can take it before the process we start binds it.
+/// A port-0 pick could: CI once saw another program's "404 page not found" where the
+/// dashboard should have been.
 pub fn unbound_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);

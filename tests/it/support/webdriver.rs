@@ -41,7 +41,7 @@ pub struct Browser {
 impl Browser {
     /// Start chromedriver and open one chromium session.
     pub async fn start(chromedriver: &Path, chromium: &Path) -> Browser {
-        let port = super::free_port();
+        let port = super::unbound_port();
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .arg("--log-level=WARNING")
