@@ -404,32 +404,30 @@ async fn http_proxy_never_sees_a_loopback_upstream() {
     }));
     let port = support::net::unbound_port();
     let proxy_url = format!("http://{}", recorder.addr);
-    let mut child = sandbox
-        .cmd(&["proxy", "--port", &port.to_string()])
-        .env("HTTP_PROXY", &proxy_url)
-        .env("http_proxy", &proxy_url)
-        .env("ALL_PROXY", &proxy_url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = support::claude_code::Child(
+        sandbox
+            .cmd(&["proxy", "--port", &port.to_string()])
+            .env("HTTP_PROXY", &proxy_url)
+            .env("http_proxy", &proxy_url)
+            .env("ALL_PROXY", &proxy_url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let base = format!("http://127.0.0.1:{port}");
+    support::claude_code::wait_for_proxy(&base, std::time::Duration::from_secs(10), &mut child)
+        .await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut status = 0;
-    for _ in 0..200 {
-        if let Ok(r) = client
-            .post(format!("{base}/v1/messages"))
-            .json(&json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-        {
-            status = r.status().as_u16();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let status = client
+        .post(format!("{base}/v1/messages"))
+        .json(&json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    drop(child);
     assert_eq!(status, 200);
     assert_eq!(fake.requests().len(), 1);
     assert!(

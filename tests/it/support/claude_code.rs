@@ -51,7 +51,8 @@ async fn wait_until(
     what: &str,
     is_ours: impl Fn(&[u8]) -> bool,
 ) {
-    let client = reqwest::Client::new();
+    // Straight to loopback, whatever HTTP_PROXY the test run has.
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no answer");
     loop {
